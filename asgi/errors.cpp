@@ -1,0 +1,16 @@
+#include "asgi/errors.hpp"
+
+#include <fmt/format.h>
+
+namespace narwhal::asgi::errors {
+
+std::string expected_message(std::string_view expected, std::string_view got) {
+    return fmt::format("Expected ASGI message '{}', but got '{}'.", expected, got);
+}
+
+std::string unexpected_after_complete(std::string_view got) {
+    return fmt::format("Unexpected ASGI message '{}' sent, after response already completed.",
+                       got);
+}
+
+}  // namespace narwhal::asgi::errors

@@ -1,0 +1,101 @@
+// Plain C++ values that cross between the I/O threads and an interpreter thread.
+// Nothing here refers to Python: the I/O side fills these, the interpreter side turns
+// them into scope dicts and messages.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace narwhal::asgi {
+
+class Channel;
+
+// One parsed request head. All strings live in `arena_` so a head is two allocations
+// however many headers it has.
+class RequestHead {
+public:
+    struct Span {
+        uint32_t offset;
+        uint32_t size;
+    };
+    struct Field {
+        Span name;  // lowercased
+        Span value;
+    };
+
+    void clear() {
+        arena_.clear();
+        fields_.clear();
+    }
+    Span add(std::string_view s);
+    Span add_lower(std::string_view s);
+    void add_field(std::string_view name, std::string_view value) {
+        Span n = add_lower(name);
+        fields_.push_back({n, add(value)});
+    }
+    std::string_view view(Span s) const { return {arena_.data() + s.offset, s.size}; }
+    const std::vector<Field>& fields() const { return fields_; }
+
+    Span method{};
+    Span target{};  // the raw request-target: path plus "?query"
+    int version = 11;  // 10 or 11
+    bool keep_alive = true;
+    bool expect_continue = false;
+    bool head_request = false;
+
+    std::string_view method_view() const { return view(method); }
+    std::string_view target_view() const { return view(target); }
+
+private:
+    std::string arena_;
+    std::vector<Field> fields_;
+};
+
+// The connection-level facts the scope needs: who is talking to whom.
+struct Peer {
+    std::string client_host;  // empty for Unix sockets
+    int client_port = 0;
+    std::string server_host;  // for Unix sockets the socket path
+    int server_port = 0;      // -1 for Unix sockets (scope "server" gets None as the port)
+    bool tls = false;
+};
+
+// Events flow I/O thread -> interpreter, through the inbox.
+struct Event {
+    enum class Kind : uint8_t {
+        request,     // a new request: head + whatever body arrived with it
+        body,        // more request body
+        disconnect,  // the client went away (or the connection failed)
+        drained,     // outbound bytes fell below the low-water mark
+        shutdown,    // the server is stopping: finish in-flight work and stop the loop
+    };
+    Kind kind = Kind::request;
+    std::shared_ptr<Channel> channel;
+    std::unique_ptr<RequestHead> head;  // request only
+    std::shared_ptr<const Peer> peer;   // request only
+    std::string body;
+    bool more_body = false;
+};
+
+// Commands flow interpreter -> I/O thread, to the connection that owns the channel.
+struct Command {
+    enum class Kind : uint8_t {
+        start,   // response head (status + headers); may be held until the first body
+        body,    // response body bytes; more == false completes the response
+        credit,  // the app consumed request body: the connection may read `credit` more bytes
+        abort,   // close the connection now (app failed mid-response, or was abandoned)
+        release, // no-op: carries the interpreter's last reference back to the I/O thread
+    };
+    Kind kind = Kind::body;
+    uint64_t request = 0;  // the request this belongs to; stale commands are ignored
+    int status = 0;
+    bool more = false;
+    std::size_t credit = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+};
+
+}  // namespace narwhal::asgi

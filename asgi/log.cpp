@@ -1,0 +1,102 @@
+#include "asgi/log.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <unistd.h>
+
+namespace narwhal::log {
+
+namespace {
+std::atomic<int> min_level{static_cast<int>(Level::info)};
+std::atomic<bool> json_format{false};
+std::atomic<bool> access_on{true};
+
+constexpr std::string_view prefix(Level level) {
+    switch (level) {
+    case Level::trace: return "TRACE:    ";
+    case Level::debug: return "DEBUG:    ";
+    case Level::info: return "INFO:     ";
+    case Level::warning: return "WARNING:  ";
+    case Level::error: return "ERROR:    ";
+    case Level::critical: return "CRITICAL: ";
+    }
+    return "";
+}
+
+constexpr std::string_view name(Level level) {
+    switch (level) {
+    case Level::trace: return "trace";
+    case Level::debug: return "debug";
+    case Level::info: return "info";
+    case Level::warning: return "warning";
+    case Level::error: return "error";
+    case Level::critical: return "critical";
+    }
+    return "";
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+    out.push_back('"');
+    for (unsigned char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (c < 0x20)
+                fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+            else
+                out.push_back(static_cast<char>(c));
+        }
+    }
+    out.push_back('"');
+}
+
+void emit(const std::string& line) {
+    std::size_t off = 0;
+    while (off < line.size()) {
+        ssize_t n = ::write(2, line.data() + off, line.size() - off);
+        if (n <= 0)
+            return;
+        off += static_cast<std::size_t>(n);
+    }
+}
+}  // namespace
+
+void configure(Level level, bool json, bool access_log) {
+    min_level = static_cast<int>(level);
+    json_format = json;
+    access_on = access_log;
+}
+
+bool enabled(Level level) { return static_cast<int>(level) >= min_level.load(std::memory_order_relaxed); }
+
+bool access_enabled() { return access_on.load(std::memory_order_relaxed) && enabled(Level::info); }
+
+void write(Level level, std::string_view message) {
+    std::string line;
+    if (json_format.load(std::memory_order_relaxed)) {
+        auto now = std::chrono::system_clock::now().time_since_epoch();
+        double ts = std::chrono::duration<double>(now).count();
+        line = fmt::format("{{\"ts\": {:.6f}, \"level\": \"{}\", \"message\": ", ts, name(level));
+        append_json_string(line, message);
+        line += "}\n";
+    } else {
+        line.reserve(message.size() + 12);
+        line.append(prefix(level));
+        line.append(message);
+        line.push_back('\n');
+    }
+    emit(line);
+}
+
+void access(std::string_view client, std::string_view method, std::string_view target,
+            int http_version, int status) {
+    write(Level::info, fmt::format("{} - \"{} {} HTTP/{}.{}\" {}", client, method, target,
+                                   http_version / 10, http_version % 10, status));
+}
+
+}  // namespace narwhal::log

@@ -1,0 +1,272 @@
+#include "config/loader.hpp"
+
+#include "config/config_file.hpp"
+#include "config/options.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <optional>
+
+namespace narwhal::config {
+namespace {
+
+using Layer = std::vector<Assignment>;
+
+const Option &app_option() {
+    static const Option *app = find_by_key("app");
+    return *app;
+}
+
+// Repeated --header entries add up within one source; any other repeat is a plain
+// overwrite, so the last one wins when the layer is applied in order.
+void add(Layer &layer, Assignment a) {
+    if (a.option->kind == Kind::headers) {
+        for (Assignment &earlier : layer) {
+            if (earlier.option == a.option) {
+                auto &list = std::get<HeaderList>(earlier.value);
+                auto &more = std::get<HeaderList>(a.value);
+                list.insert(list.end(), more.begin(), more.end());
+                return;
+            }
+        }
+    }
+    layer.push_back(std::move(a));
+}
+
+std::string hint(std::string_view wrong, const std::vector<std::string> &candidates) {
+    std::string best = closest(wrong, candidates);
+    return best.empty() ? "" : fmt::format(" (did you mean {}?)", best);
+}
+
+[[noreturn]] void no_such_option(std::string_view name) {
+    for (std::string_view f : unsupported_uvicorn_flags())
+        if (f == name)
+            throw ConfigError(fmt::format(
+                "no such option: {} (a uvicorn option that narwhal does not support)", name));
+    std::vector<std::string> flags;
+    for (const Option &o : options()) {
+        if (o.flag.empty())
+            continue;
+        flags.emplace_back(o.flag);
+        if (o.negatable)
+            flags.push_back(fmt::format("--no-{}", o.flag.substr(2)));
+    }
+    for (const MetaOption &m : meta_options())
+        flags.emplace_back(m.flag);
+    throw ConfigError(fmt::format("no such option: {}{}", name, hint(name, flags)));
+}
+
+struct CommandLine {
+    bool print_config = false;
+    std::optional<std::string> config_path;
+    Layer layer;
+};
+
+// --help and --version answer before anything else is parsed, so that they work even
+// next to an option that would fail.
+std::optional<Action> eager_action(int argc, const char *const *argv) {
+    std::optional<Action> found;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg == "--")
+            break;
+        if (arg == "--help")
+            return Action::help;
+        if (arg == "--version")
+            found = Action::version;
+    }
+    return found;
+}
+
+CommandLine parse_command_line(int argc, const char *const *argv) {
+    CommandLine cl;
+    bool positional_only = false;
+    bool have_app = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (positional_only || arg.size() < 2 || arg[0] != '-') {
+            if (have_app)
+                throw ConfigError(fmt::format("got unexpected extra argument {}", quote(arg)));
+            have_app = true;
+            add(cl.layer, {&app_option(), std::string(arg), "APP"});
+            continue;
+        }
+        if (arg == "--") {
+            positional_only = true;
+            continue;
+        }
+        if (!arg.starts_with("--"))
+            no_such_option(arg);
+
+        auto eq = arg.find('=');
+        std::string_view name = arg.substr(0, eq);
+        std::optional<std::string_view> inline_value;
+        if (eq != std::string_view::npos)
+            inline_value = arg.substr(eq + 1);
+        auto value = [&]() -> std::string_view {
+            if (inline_value)
+                return *inline_value;
+            // A following option is never taken as a value: `--root-path --port 80`
+            // is a missing value, not a root path of "--port".
+            if (i + 1 >= argc || std::string_view(argv[i + 1]).starts_with("--"))
+                throw ConfigError(fmt::format("{}: option requires a value", name));
+            return argv[++i];
+        };
+        auto no_value = [&] {
+            if (inline_value)
+                throw ConfigError(fmt::format("{}: option does not take a value", name));
+        };
+
+        if (name == "--config") {
+            cl.config_path = std::string(value());
+            if (cl.config_path->empty())
+                throw ConfigError("--config: option requires a value");
+        } else if (name == "--print-config") {
+            no_value();
+            cl.print_config = true;
+        } else if (name == "--help" || name == "--version") {
+            no_value(); // the bare forms returned early in eager_action
+        } else if (const Option *o = find_by_flag(name)) {
+            if (o->kind == Kind::flag) {
+                no_value();
+                add(cl.layer, {o, true, std::string(name)});
+            } else {
+                add(cl.layer, {o, parse_text(*o, value(), name), std::string(name)});
+            }
+        } else if (const Option *neg = name.starts_with("--no-")
+                                           ? find_by_flag(fmt::format("--{}", name.substr(5)))
+                                           : nullptr;
+                   neg != nullptr && neg->negatable) {
+            no_value();
+            add(cl.layer, {neg, false, std::string(name)});
+        } else {
+            no_such_option(name);
+        }
+    }
+    return cl;
+}
+
+struct Environment {
+    std::optional<std::string> config_path;
+    Layer layer;
+};
+
+Environment parse_environment(const std::vector<std::string> &environ,
+                              std::vector<std::string> &warnings) {
+    Environment env;
+    std::vector<std::string> names;
+    for (const Option &o : options())
+        names.emplace_back(o.env);
+    names.emplace_back("NARWHAL_CONFIG");
+    for (const std::string &entry : environ) {
+        auto eq = entry.find('=');
+        if (eq == std::string::npos || !entry.starts_with("NARWHAL_"))
+            continue;
+        std::string name = entry.substr(0, eq);
+        std::string_view text = std::string_view(entry).substr(eq + 1);
+        if (name == "NARWHAL_CONFIG") {
+            if (!text.empty())
+                env.config_path = std::string(text);
+        } else if (const Option *o = find_by_env(name)) {
+            // Empty means unset, as in uvicorn (click): `NARWHAL_PORT=${PORT}` in a compose
+            // file with PORT undefined should fall through to the next layer down.
+            if (!text.empty())
+                add(env.layer, {o, parse_text(*o, text, name), name});
+        } else {
+            warnings.push_back(
+                fmt::format("{}: not a narwhal setting, ignored{}", name, hint(name, names)));
+        }
+    }
+    return env;
+}
+
+// Where each setting's final value came from, for messages about combinations.
+class Sources {
+public:
+    void set(std::string_view key, std::string source) { sources_[key] = std::move(source); }
+    std::string of(std::string_view key) const {
+        auto it = sources_.find(key);
+        return it == sources_.end() ? "default" : it->second;
+    }
+    bool is_default(std::string_view key) const { return !sources_.contains(key); }
+
+private:
+    std::map<std::string_view, std::string> sources_;
+};
+
+void validate(const Settings &s, const Sources &from, Action action,
+              std::vector<std::string> &warnings) {
+    if (s.app.empty()) {
+        if (action == Action::run)
+            throw ConfigError("missing argument APP ('module:attribute')");
+    } else {
+        // The same rule as uvicorn's import_from_string: both sides of the colon present.
+        auto colon = s.app.find(':');
+        if (colon == 0 || colon == std::string::npos || colon + 1 == s.app.size())
+            throw ConfigError(fmt::format("{}: invalid value {} (expected 'module:attribute')",
+                                          from.of("app"), quote(s.app)));
+    }
+    if (s.send_low_water > s.send_high_water)
+        throw ConfigError(fmt::format(
+            "send_low_water ({}, from {}) must not exceed send_high_water ({}, from {})",
+            s.send_low_water, from.of("send_low_water"), s.send_high_water,
+            from.of("send_high_water")));
+
+    // Like uvicorn, an inherited fd wins over --uds, which wins over --host/--port;
+    // an explicit setting that loses is worth a word, not a refusal.
+    if (s.fd >= 0 || !s.uds.empty()) {
+        std::string_view winner = s.fd >= 0 ? "fd" : "uds";
+        std::vector<std::string_view> losers = {"host", "port"};
+        if (winner == "fd" && !s.uds.empty())
+            losers.push_back("uds");
+        for (std::string_view loser : losers)
+            if (!from.is_default(loser))
+                warnings.push_back(fmt::format("{}: ignored, {} takes precedence (from {})",
+                                               from.of(loser), winner, from.of(winner)));
+    } else if (s.host.empty()) {
+        throw ConfigError(
+            fmt::format("{}: invalid value '' (expected a host name or address)", from.of("host")));
+    }
+
+    // Read the env file now: a typo in its path should stop start-up here, with exit
+    // status 2, rather than after the workers have started.
+    if (!s.env_file.empty()) {
+        try {
+            read_env_file(s.env_file);
+        } catch (const ConfigError &e) {
+            throw ConfigError(fmt::format("{}: {}", from.of("env_file"), e.what()));
+        }
+    }
+}
+
+} // namespace
+
+Loaded load(int argc, const char *const *argv, const std::vector<std::string> &environ) {
+    Loaded out;
+    if (auto eager = eager_action(argc, argv)) {
+        out.action = *eager;
+        return out;
+    }
+    CommandLine cli = parse_command_line(argc, argv);
+    out.action = cli.print_config ? Action::print_config : Action::run;
+    Environment env = parse_environment(environ, out.warnings);
+
+    Layer file;
+    if (cli.config_path)
+        file = read_config_file(*cli.config_path, "--config");
+    else if (env.config_path)
+        file = read_config_file(*env.config_path, "NARWHAL_CONFIG");
+
+    Sources sources;
+    for (const Layer *layer : {&file, &env.layer, &cli.layer}) {
+        for (const Assignment &a : *layer) {
+            a.option->set(out.settings, a.value);
+            sources.set(a.option->key, a.source);
+        }
+    }
+    validate(out.settings, sources, out.action, out.warnings);
+    return out;
+}
+
+} // namespace narwhal::config

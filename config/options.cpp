@@ -1,0 +1,519 @@
+#include "config/options.hpp"
+
+#include "config/error.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+namespace narwhal::config {
+namespace {
+
+constexpr std::int64_t int64_max = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t int_max = std::numeric_limits<int>::max();
+
+// Accessors, one instantiation per Settings field. The member pointer is a template
+// argument so each row holds plain function pointers and the table stays constexpr.
+template <auto Member> void set_string(Settings &s, const Value &v) {
+    s.*Member = std::get<std::string>(v);
+}
+template <auto Member> Value get_string(const Settings &s) {
+    return s.*Member;
+}
+
+template <auto Member> void set_bool(Settings &s, const Value &v) {
+    s.*Member = std::get<bool>(v);
+}
+template <auto Member> Value get_bool(const Settings &s) {
+    return s.*Member;
+}
+
+// Integers and enums alike: the Value holds the number (for enums, the choice index).
+template <auto Member> void set_number(Settings &s, const Value &v) {
+    using T = std::remove_reference_t<decltype(s.*Member)>;
+    s.*Member = static_cast<T>(std::get<std::int64_t>(v));
+}
+template <auto Member> Value get_number(const Settings &s) {
+    return static_cast<std::int64_t>(s.*Member);
+}
+
+template <auto Member> void set_seconds(Settings &s, const Value &v) {
+    s.*Member = std::get<double>(v);
+}
+template <auto Member> Value get_seconds(const Settings &s) {
+    return s.*Member;
+}
+
+void set_headers(Settings &s, const Value &v) {
+    s.headers = std::get<HeaderList>(v);
+}
+Value get_headers(const Settings &s) {
+    return s.headers;
+}
+
+struct Names {
+    std::string_view key, flag, env;
+};
+
+constexpr Option row(Names n, Kind kind, std::string_view metavar, std::string_view help,
+                     void (*set)(Settings &, const Value &), Value (*get)(const Settings &)) {
+    Option o;
+    o.key = n.key;
+    o.flag = n.flag;
+    o.env = n.env;
+    o.kind = kind;
+    o.metavar = metavar;
+    o.help = help;
+    o.set = set;
+    o.get = get;
+    return o;
+}
+
+template <auto Member>
+constexpr Option text(Names n, std::string_view metavar, std::string_view help) {
+    return row(n, Kind::string, metavar, help, set_string<Member>, get_string<Member>);
+}
+
+template <auto Member> constexpr Option flag(Names n, bool negatable, std::string_view help) {
+    Option o = row(n, Kind::flag, "", help, set_bool<Member>, get_bool<Member>);
+    o.negatable = negatable;
+    return o;
+}
+
+template <auto Member>
+constexpr Option integer(Names n, std::string_view metavar, std::int64_t min, std::int64_t max,
+                         std::string_view help) {
+    Option o = row(n, Kind::integer, metavar, help, set_number<Member>, get_number<Member>);
+    o.min = min;
+    o.max = max;
+    return o;
+}
+
+template <auto Member> constexpr Option bytes(Names n, std::string_view help) {
+    return integer<Member>(n, "BYTES", 1, int64_max, help);
+}
+
+template <auto Member> constexpr Option seconds(Names n, std::string_view help) {
+    return row(n, Kind::seconds, "SECONDS", help, set_seconds<Member>, get_seconds<Member>);
+}
+
+template <auto Member>
+constexpr Option choice(Names n, std::span<const std::string_view> choices, std::string_view help) {
+    Option o = row(n, Kind::choice, "", help, set_number<Member>, get_number<Member>);
+    o.choices = choices;
+    return o;
+}
+
+constexpr Option header_list(Names n, std::string_view help) {
+    return row(n, Kind::headers, "NAME:VALUE", help, set_headers, get_headers);
+}
+
+// Choice names in enum order: a name's index is the enumerator's value.
+constexpr std::array<std::string_view, 3> interface_names{"auto", "asgi3", "asgi2"};
+constexpr std::array<std::string_view, 3> lifespan_names{"auto", "on", "off"};
+constexpr std::array<std::string_view, 3> loop_names{"auto", "asyncio", "uvloop"};
+constexpr std::array<std::string_view, 6> log_level_names{"trace",   "debug", "info",
+                                                          "warning", "error", "critical"};
+constexpr std::array<std::string_view, 2> log_format_names{"text", "json"};
+
+static_assert(static_cast<int>(Interface::asgi2) == 2);
+static_assert(static_cast<int>(LifespanMode::off) == 2);
+static_assert(static_cast<int>(LoopKind::uvloop) == 2);
+static_assert(static_cast<int>(LogLevel::critical) == 5);
+static_assert(static_cast<int>(LogFormat::json) == 1);
+
+using S = Settings;
+
+// Order here is the order of --help, --print-config and the docs table.
+constexpr Option table[] = {
+    // --- application
+    text<&S::app>({"app", "", "NARWHAL_APP"}, "APP",
+                  "The ASGI application as 'module:attribute', e.g. main:app."),
+    text<&S::app_dir>({"app_dir", "--app-dir", "NARWHAL_APP_DIR"}, "PATH",
+                      "Look for APP in this directory, by putting it first on sys.path."),
+    flag<&S::factory>({"factory", "--factory", "NARWHAL_FACTORY"}, false,
+                      "Treat APP as a zero-argument callable that returns the application."),
+    choice<&S::interface>({"interface", "--interface", "NARWHAL_INTERFACE"}, interface_names,
+                          "ASGI interface of the application; auto detects ASGI 3 or 2."),
+    choice<&S::lifespan>({"lifespan", "--lifespan", "NARWHAL_LIFESPAN"}, lifespan_names,
+                         "Lifespan protocol: auto runs it if the app supports it, on requires "
+                         "it, off skips it."),
+    choice<&S::loop>({"loop", "--loop", "NARWHAL_LOOP"}, loop_names,
+                     "Event loop: auto uses uvloop when it is importable, else asyncio."),
+    text<&S::root_path>({"root_path", "--root-path", "NARWHAL_ROOT_PATH"}, "TEXT",
+                        "ASGI root_path, for an application mounted below a path prefix."),
+    text<&S::env_file>({"env_file", "--env-file", "NARWHAL_ENV_FILE"}, "PATH",
+                       "Load environment variables for the application from this dotenv file."),
+    text<&S::venv>({"venv", "--venv", "NARWHAL_VENV"}, "PATH",
+                   "Virtual environment to import the application from; empty uses "
+                   "$VIRTUAL_ENV when it is set."),
+    // --- listening
+    text<&S::host>({"host", "--host", "NARWHAL_HOST"}, "HOST",
+                   "Bind the TCP socket to this address."),
+    integer<&S::port>({"port", "--port", "NARWHAL_PORT"}, "PORT", 0, 65535,
+                      "Bind the TCP socket to this port; 0 picks a free one."),
+    text<&S::uds>({"uds", "--uds", "NARWHAL_UDS"}, "PATH",
+                  "Bind to this UNIX domain socket instead of TCP."),
+    integer<&S::fd>({"fd", "--fd", "NARWHAL_FD"}, "FD", -1, int_max,
+                    "Serve on this inherited, already bound socket; -1 for none. Takes "
+                    "precedence over --uds, which takes precedence over --host/--port."),
+    integer<&S::backlog>({"backlog", "--backlog", "NARWHAL_BACKLOG"}, "N", 1, int_max,
+                         "Connections the kernel may queue before they are accepted."),
+    integer<&S::io_threads>({"io_threads", "--io-threads", "NARWHAL_IO_THREADS"}, "N", 1, 64,
+                            "Network I/O threads per worker process."),
+    // --- HTTP limits
+    bytes<&S::limit_request_line>(
+        {"limit_request_line", "--limit-request-line", "NARWHAL_LIMIT_REQUEST_LINE"},
+        "Longest request line; a longer one is answered 414."),
+    bytes<&S::limit_request_head>(
+        {"limit_request_head", "--limit-request-head", "NARWHAL_LIMIT_REQUEST_HEAD"},
+        "Largest request head (request line and all header fields); a larger one is "
+        "answered 431."),
+    bytes<&S::limit_request_field_size>({"limit_request_field_size", "--limit-request-field-size",
+                                         "NARWHAL_LIMIT_REQUEST_FIELD_SIZE"},
+                                        "Longest header field line; a longer one is answered 431."),
+    integer<&S::limit_request_fields>(
+        {"limit_request_fields", "--limit-request-fields", "NARWHAL_LIMIT_REQUEST_FIELDS"}, "N", 1,
+        int64_max, "Most header fields in one request; more are answered 431."),
+    bytes<&S::limit_request_body>(
+        {"limit_request_body", "--limit-request-body", "NARWHAL_LIMIT_REQUEST_BODY"},
+        "Largest request body; a larger one is answered 413."),
+    bytes<&S::read_window>({"read_window", "--read-window", "NARWHAL_READ_WINDOW"},
+                           "Unread request body held per request before the socket stops "
+                           "being read."),
+    bytes<&S::send_high_water>({"send_high_water", "--send-high-water", "NARWHAL_SEND_HIGH_WATER"},
+                               "Buffered outbound bytes per connection above which `await "
+                               "send()` waits."),
+    bytes<&S::send_low_water>({"send_low_water", "--send-low-water", "NARWHAL_SEND_LOW_WATER"},
+                              "Buffered outbound bytes a waiting `await send()` waits to drain "
+                              "down to; at most --send-high-water."),
+    // --- timeouts
+    seconds<&S::timeout_keep_alive>(
+        {"timeout_keep_alive", "--timeout-keep-alive", "NARWHAL_TIMEOUT_KEEP_ALIVE"},
+        "Close a keep-alive connection idle for this long."),
+    seconds<&S::timeout_graceful_shutdown>({"timeout_graceful_shutdown",
+                                            "--timeout-graceful-shutdown",
+                                            "NARWHAL_TIMEOUT_GRACEFUL_SHUTDOWN"},
+                                           "On shutdown, time left to running requests and the "
+                                           "lifespan shutdown before they are cancelled."),
+    // --- bridge
+    integer<&S::inbox_batch>({"inbox_batch", "--inbox-batch", "NARWHAL_INBOX_BATCH"}, "N", 1,
+                             int64_max, "Events the interpreter takes from its inbox per wake-up."),
+    integer<&S::inbox_capacity>({"inbox_capacity", "--inbox-capacity", "NARWHAL_INBOX_CAPACITY"},
+                                "N", 1, int64_max,
+                                "New requests queued for the interpreter; beyond this they are "
+                                "answered 503."),
+    // --- responses
+    flag<&S::server_header>({"server_header", "--server-header", "NARWHAL_SERVER_HEADER"}, true,
+                            "Send a 'server: narwhal' response header."),
+    flag<&S::date_header>({"date_header", "--date-header", "NARWHAL_DATE_HEADER"}, true,
+                          "Send a 'date' response header."),
+    header_list({"headers", "--header", "NARWHAL_HEADERS"},
+                "Add a response header to every response; repeatable. In the environment, "
+                "one NAME:VALUE per line."),
+    // --- logging
+    choice<&S::log_level>({"log_level", "--log-level", "NARWHAL_LOG_LEVEL"}, log_level_names,
+                          "Least severe log level written."),
+    choice<&S::log_format>({"log_format", "--log-format", "NARWHAL_LOG_FORMAT"}, log_format_names,
+                           "Log line format: text for people, json for log shippers."),
+    flag<&S::access_log>({"access_log", "--access-log", "NARWHAL_ACCESS_LOG"}, true,
+                         "Log one line per request."),
+};
+
+constexpr MetaOption meta_table[] = {
+    {"--config", "FILE",
+     "Read settings from this .toml or .json file (pyproject.toml: its [tool.narwhal] "
+     "table). Default: $NARWHAL_CONFIG."},
+    {"--print-config", "", "Print the effective settings as TOML and exit."},
+    {"--version", "", "Print narwhal's version and exit."},
+    {"--help", "", "Show this message and exit."},
+};
+
+constexpr std::string_view uvicorn_only[] = {
+    "--reload",
+    "--reload-dir",
+    "--reload-include",
+    "--reload-exclude",
+    "--reload-delay",
+    "--workers",
+    "--http",
+    "--ws",
+    "--ws-max-size",
+    "--ws-max-queue",
+    "--ws-ping-interval",
+    "--ws-ping-timeout",
+    "--ws-per-message-deflate",
+    "--log-config",
+    "--use-colors",
+    "--no-use-colors",
+    "--proxy-headers",
+    "--no-proxy-headers",
+    "--forwarded-allow-ips",
+    "--limit-concurrency",
+    "--limit-max-requests",
+    "--timeout-worker-healthcheck",
+    "--ssl-keyfile",
+    "--ssl-certfile",
+    "--ssl-keyfile-password",
+    "--ssl-version",
+    "--ssl-cert-reqs",
+    "--ssl-ca-certs",
+    "--ssl-ciphers",
+    "--h11-max-incomplete-event-size",
+};
+
+template <typename Field> const Option *find(std::string_view wanted, Field field) {
+    for (const Option &o : table)
+        if (o.*field == wanted && !wanted.empty())
+            return &o;
+    return nullptr;
+}
+
+[[noreturn]] void invalid(const Option &o, std::string_view text, std::string_view label) {
+    throw ConfigError(
+        fmt::format("{}: invalid value {} (expected {})", label, quote(text), expected(o)));
+}
+
+bool is_tchar(char c) {
+    // RFC 9110 token characters.
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+std::string_view trim(std::string_view s, std::string_view ws = " \t") {
+    auto b = s.find_first_not_of(ws);
+    if (b == std::string_view::npos)
+        return {};
+    return s.substr(b, s.find_last_not_of(ws) - b + 1);
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                      [&](char x, char y) { return lower(x) == lower(y); });
+}
+
+// Edits (insert, delete, substitute, swap two neighbours) between a and b: the
+// "optimal string alignment" distance, so a transposed pair of letters costs one.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i)
+        d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j)
+        d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    }
+    return d[a.size()][b.size()];
+}
+
+} // namespace
+
+std::span<const Option> options() {
+    return table;
+}
+std::span<const MetaOption> meta_options() {
+    return meta_table;
+}
+std::span<const std::string_view> unsupported_uvicorn_flags() {
+    return uvicorn_only;
+}
+
+const Option *find_by_key(std::string_view key) {
+    return find(key, &Option::key);
+}
+const Option *find_by_flag(std::string_view flag) {
+    return find(flag, &Option::flag);
+}
+const Option *find_by_env(std::string_view name) {
+    return find(name, &Option::env);
+}
+
+Value parse_text(const Option &o, std::string_view text, std::string_view label) {
+    switch (o.kind) {
+    case Kind::string:
+        return std::string(text);
+    case Kind::flag:
+        // The spellings environment variables use for booleans in the wild.
+        for (std::string_view yes : {"1", "true", "yes", "on"})
+            if (iequals(text, yes))
+                return true;
+        for (std::string_view no : {"0", "false", "no", "off"})
+            if (iequals(text, no))
+                return false;
+        invalid(o, text, label);
+    case Kind::integer: {
+        std::int64_t n = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+        if (ec != std::errc() || end != text.data() + text.size() || text.empty())
+            invalid(o, text, label);
+        if (n < o.min || n > o.max)
+            invalid(o, text, label);
+        return n;
+    }
+    case Kind::seconds: {
+        double d = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
+        if (ec != std::errc() || end != text.data() + text.size() || text.empty() ||
+            !std::isfinite(d) || d < 0)
+            invalid(o, text, label);
+        return d;
+    }
+    case Kind::choice:
+        return check_choice(o, text, label);
+    case Kind::headers: {
+        // One entry per line, so the environment can carry several in one variable.
+        HeaderList list;
+        std::size_t start = 0;
+        while (start <= text.size()) {
+            std::size_t end = std::min(text.find('\n', start), text.size());
+            std::string_view line = trim(text.substr(start, end - start), " \t\r");
+            if (!line.empty())
+                list.push_back(parse_header(line, label));
+            start = end + 1;
+        }
+        if (list.empty())
+            invalid(o, text, label);
+        return list;
+    }
+    }
+    invalid(o, text, label);
+}
+
+Value check_integer(const Option &o, std::int64_t number, std::string_view label) {
+    if (number < o.min || number > o.max)
+        throw ConfigError(
+            fmt::format("{}: invalid value {} (expected {})", label, number, expected(o)));
+    return number;
+}
+
+Value check_seconds(const Option &o, double seconds, std::string_view label) {
+    if (!std::isfinite(seconds) || seconds < 0)
+        throw ConfigError(
+            fmt::format("{}: invalid value {} (expected {})", label, seconds, expected(o)));
+    return seconds;
+}
+
+Value check_choice(const Option &o, std::string_view name, std::string_view label) {
+    for (std::size_t i = 0; i < o.choices.size(); ++i)
+        if (o.choices[i] == name)
+            return static_cast<std::int64_t>(i);
+    throw ConfigError(fmt::format("{}: invalid choice {} (choose from {})", label, quote(name),
+                                  fmt::join(o.choices, ", ")));
+}
+
+std::pair<std::string, std::string> parse_header(std::string_view text, std::string_view label) {
+    auto colon = text.find(':');
+    if (colon == std::string_view::npos || colon == 0)
+        throw ConfigError(
+            fmt::format("{}: invalid header {} (expected NAME:VALUE)", label, quote(text)));
+    std::string_view name = text.substr(0, colon);
+    std::string_view value = trim(text.substr(colon + 1));
+    if (!std::all_of(name.begin(), name.end(), is_tchar))
+        throw ConfigError(
+            fmt::format("{}: invalid header name {} (expected an HTTP token)", label, quote(name)));
+    // CR and LF would let a header value split the response (header injection).
+    for (unsigned char c : value)
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            throw ConfigError(fmt::format(
+                "{}: invalid value for header {} (control characters such as CR and LF are not "
+                "allowed)",
+                label, quote(name)));
+    return {std::string(name), std::string(value)};
+}
+
+std::string expected(const Option &o) {
+    switch (o.kind) {
+    case Kind::string:
+        return "a string";
+    case Kind::flag:
+        return "a boolean: true/false, 1/0, yes/no or on/off";
+    case Kind::integer: {
+        std::string_view unit = o.metavar == "BYTES" ? " (bytes)" : "";
+        if (o.max == int64_max || o.max == int_max) {
+            if (o.min == 1)
+                return fmt::format("a positive integer{}", unit);
+            if (o.min == 0)
+                return fmt::format("a non-negative integer{}", unit);
+            return fmt::format("an integer >= {}", o.min);
+        }
+        return fmt::format("an integer {}-{}", o.min, o.max);
+    }
+    case Kind::seconds:
+        return "a non-negative number of seconds";
+    case Kind::choice:
+        return fmt::format("one of {}", fmt::join(o.choices, ", "));
+    case Kind::headers:
+        return "NAME:VALUE";
+    }
+    return "a value";
+}
+
+std::string format_value(const Option &o, const Value &v) {
+    switch (o.kind) {
+    case Kind::string:
+        return std::get<std::string>(v);
+    case Kind::flag:
+        return std::get<bool>(v) ? "true" : "false";
+    case Kind::integer:
+        return fmt::format("{}", std::get<std::int64_t>(v));
+    case Kind::seconds:
+        return fmt::format("{}", std::get<double>(v));
+    case Kind::choice: {
+        auto i = std::get<std::int64_t>(v);
+        return i >= 0 && static_cast<std::size_t>(i) < o.choices.size() ? std::string(o.choices[i])
+                                                                        : fmt::format("{}", i);
+    }
+    case Kind::headers: {
+        std::string out;
+        for (const auto &[name, value] : std::get<HeaderList>(v))
+            out += fmt::format("{}{}:{}", out.empty() ? "" : ", ", name, value);
+        return out;
+    }
+    }
+    return {};
+}
+
+std::string quote(std::string_view text) {
+    std::string out = "'";
+    for (unsigned char c : text) {
+        if (c == '\n')
+            out += "\\n";
+        else if (c == '\r')
+            out += "\\r";
+        else if (c == '\t')
+            out += "\\t";
+        else if (c < 0x20 || c == 0x7f)
+            out += fmt::format("\\x{:02x}", c);
+        else
+            out += static_cast<char>(c);
+    }
+    return out + "'";
+}
+
+std::string closest(std::string_view wrong, std::span<const std::string> candidates) {
+    // At most a third of the word (and at least one edit): typos, not unrelated names.
+    std::size_t best = std::max<std::size_t>(1, wrong.size() / 3) + 1;
+    std::string found;
+    for (const std::string &c : candidates) {
+        std::size_t d = edit_distance(wrong, c);
+        if (d < best) {
+            best = d;
+            found = c;
+        }
+    }
+    return found;
+}
+
+} // namespace narwhal::config

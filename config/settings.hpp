@@ -1,0 +1,82 @@
+// The one tree of narwhal's settings. Every default lives here, with the reason
+// for its value; the loaders (CLI, environment, config file) only overwrite
+// fields, and docs/configuration.md lists the same keys.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace narwhal::config {
+
+enum class LifespanMode { auto_, on, off };
+enum class LoopKind { auto_, asyncio, uvloop };
+enum class Interface { auto_, asgi3, asgi2 };
+enum class LogLevel { trace, debug, info, warning, error, critical };
+enum class LogFormat { text, json };
+
+struct Settings {
+    // --- application -------------------------------------------------------
+    std::string app;             // "module:attribute" (positional argument)
+    std::string app_dir = ".";   // uvicorn's default: the current directory goes on sys.path
+    bool factory = false;        // treat app as a zero-argument callable returning the app
+    Interface interface = Interface::auto_;  // detect ASGI 2 vs 3 like uvicorn does
+    LifespanMode lifespan = LifespanMode::auto_;  // tolerate apps without lifespan support
+    LoopKind loop = LoopKind::auto_;  // uvloop when importable: the fastest loop available
+    std::string root_path;       // empty: the app is mounted at the root
+    std::string env_file;        // empty: load no dotenv file
+    std::string venv;            // empty: use $VIRTUAL_ENV when set
+
+    // --- listening ---------------------------------------------------------
+    std::string host = "127.0.0.1";  // loopback: never expose a server by accident
+    uint16_t port = 8000;            // uvicorn's default
+    std::string uds;                 // empty: listen on TCP
+    int fd = -1;                     // -1: do not adopt an inherited socket
+    int backlog = 2048;              // uvicorn's default; the kernel caps it at somaxconn
+    int io_threads = 1;  // one I/O thread plus the interpreter thread fill a 2-core worker
+
+    // --- HTTP limits -------------------------------------------------------
+    // The request line: longer than any sane URL, short enough to bound a slow client.
+    std::size_t limit_request_line = 8190;
+    // The whole head: room for cookie-heavy browsers, bounded for slowloris floods.
+    std::size_t limit_request_head = 32768;
+    // One header field line: matches the request-line bound (gunicorn's choice too).
+    std::size_t limit_request_field_size = 8190;
+    // Header count: real clients send < 40; caps per-request scope work.
+    std::size_t limit_request_fields = 100;
+    // Bodies stream through a bounded window, so this protects apps that buffer whole
+    // bodies, not the server's memory.
+    uint64_t limit_request_body = 1ull << 30;
+    // Unread request body held per request before the socket stops being read:
+    // uvicorn's high-water mark.
+    std::size_t read_window = 64 * 1024;
+    // Outbound bytes per connection above which `await send()` waits, and the level it
+    // waits for: the kernel-like 64 KiB / 16 KiB pair asyncio transports use.
+    std::size_t send_high_water = 64 * 1024;
+    std::size_t send_low_water = 16 * 1024;
+
+    // --- timeouts (seconds) -------------------------------------------------
+    double timeout_keep_alive = 5.0;  // uvicorn's default idle time between requests
+    // Kubernetes kills at 30 s; 25 s leaves room for lifespan shutdown.
+    double timeout_graceful_shutdown = 25.0;
+
+    // --- bridge ------------------------------------------------------------
+    // Events taken per drain of the inbox under one GIL hold: large enough to amortise
+    // the wake-up, small enough that running tasks are not starved.
+    std::size_t inbox_batch = 64;
+    // New requests queued for the interpreter before the I/O threads answer 503.
+    std::size_t inbox_capacity = 4096;
+
+    // --- responses -----------------------------------------------------------
+    bool server_header = true;  // uvicorn sends "server: uvicorn"; we send "server: narwhal"
+    bool date_header = true;    // RFC 9110 requires Date from servers with a clock
+    std::vector<std::pair<std::string, std::string>> headers;  // --header name:value defaults
+
+    // --- logging ------------------------------------------------------------
+    LogLevel log_level = LogLevel::info;  // uvicorn's default
+    LogFormat log_format = LogFormat::text;  // humans first; json for log shippers
+    bool access_log = true;                  // uvicorn's default
+};
+
+}  // namespace narwhal::config

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package narwhal needs to build, test and benchmark.
+# Idempotent: packages already present are left alone, and the package lists are
+# refreshed only when something is missing.
+set -euo pipefail
+
+packages=(
+    # toolchain
+    build-essential cmake ninja-build ccache pkg-config clang-format
+    # C++ libraries
+    libboost-dev libssl-dev libfmt-dev libtomlplusplus-dev libsimdjson-dev catch2
+    # embedding CPython (Debian's interpreter, libpython3.11)
+    python3 python3-dev pybind11-dev
+    # Python test and app dependencies
+    python3-pytest python3-httpx python3-websockets python3-starlette python3-fastapi
+    python3-multipart python3-django python3-quart python3-falcon python3-anyio
+    python3-uvloop python3-httptools python3-uvicorn python3-django-channels
+    # clients and load tools
+    curl wrk
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all ${#packages[@]} packages present"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

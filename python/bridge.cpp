@@ -1,0 +1,205 @@
+#include "python/bridge.hpp"
+
+#include "asgi/channel.hpp"
+#include "asgi/log.hpp"
+#include "python/cycle.hpp"
+#include "python/scope.hpp"
+
+#include <fmt/format.h>
+
+namespace narwhal::python {
+
+Bridge::Bridge(asgi::Inbox& inbox, BridgeConfig cfg, PyObject* app, PyObject* loop, PyObject* state,
+               PyObject* log_exception, PyObject* disconnected_type, PyObject* on_shutdown)
+    : inbox_(inbox), cfg_(std::move(cfg)), app_(Ref::borrow(app)), loop_(Ref::borrow(loop)),
+      state_(Ref::borrow(state == Py_None ? nullptr : state)),
+      log_exception_(Ref::borrow(log_exception)),
+      disconnected_type_(Ref::borrow(disconnected_type)), on_shutdown_(Ref::borrow(on_shutdown)) {
+    // The loop's bound methods, looked up once (NGINX Unit does the same).
+    create_future_ = Ref::steal(PyObject_GetAttrString(loop, "create_future"));
+    create_task_ = Ref::steal(PyObject_GetAttrString(loop, "create_task"));
+    call_soon_ = Ref::steal(PyObject_GetAttrString(loop, "call_soon"));
+    Ref asyncio = Ref::steal(PyImport_ImportModule("asyncio"));
+    if (asyncio)
+        ensure_future_ = Ref::steal(PyObject_GetAttrString(asyncio.get(), "ensure_future"));
+    batch_.reserve(cfg_.batch);
+}
+
+Bridge::~Bridge() = default;
+
+PyObject* Bridge::create_future() { return PyObject_CallNoArgs(create_future_.get()); }
+
+bool Bridge::call_soon(PyObject* callable) {
+    Ref r = Ref::steal(PyObject_CallOneArg(call_soon_.get(), callable));
+    if (!r) {
+        PyErr_WriteUnraisable(callable);
+        return false;
+    }
+    return true;
+}
+
+void Bridge::log_exception(const std::string& what, PyObject* exc) {
+    Ref msg = Ref::steal(PyUnicode_FromStringAndSize(what.data(), static_cast<Py_ssize_t>(what.size())));
+    Ref r = Ref::steal(PyObject_CallFunctionObjArgs(log_exception_.get(), msg.get(), exc, nullptr));
+    if (!r) {
+        PyErr_Clear();
+        log::error("{}", what);
+    }
+}
+
+void Bridge::drain() {
+    drain_scheduled_ = false;
+    bool more = inbox_.take(batch_, cfg_.batch);
+    for (auto& ev : batch_) {
+        switch (ev.kind) {
+        case asgi::Event::Kind::request:
+            start_request(ev);
+            break;
+        case asgi::Event::Kind::body:
+            if (auto* c = static_cast<CycleObject*>(ev.channel->owner))
+                cycle_on_body(c, std::move(ev.body), ev.more_body);
+            break;
+        case asgi::Event::Kind::disconnect:
+            if (auto* c = static_cast<CycleObject*>(ev.channel->owner))
+                cycle_on_disconnect(c);
+            break;
+        case asgi::Event::Kind::drained:
+            if (auto* c = static_cast<CycleObject*>(ev.channel->owner))
+                cycle_on_drained(c);
+            break;
+        case asgi::Event::Kind::shutdown: {
+            Ref r = Ref::steal(PyObject_CallNoArgs(on_shutdown_.get()));
+            if (!r)
+                PyErr_WriteUnraisable(on_shutdown_.get());
+            break;
+        }
+        }
+        if (PyErr_Occurred())
+            PyErr_WriteUnraisable(nullptr);
+    }
+    batch_.clear();
+    // Leave the rest for the next loop iteration so running tasks are not starved.
+    if (more && !drain_scheduled_ && drain_again_) {
+        drain_scheduled_ = true;
+        call_soon(drain_again_.get());
+    }
+}
+
+void Bridge::start_request(asgi::Event& ev) {
+    Ref cycle_obj = Ref::steal(reinterpret_cast<PyObject*>(new_cycle(this, ev.channel)));
+    if (!cycle_obj) {
+        PyErr_WriteUnraisable(nullptr);
+        ev.channel->submit(asgi::Command{.kind = asgi::Command::Kind::abort});
+        ev.channel->detach();
+        return;
+    }
+    auto* c = reinterpret_cast<CycleObject*>(cycle_obj.get());
+    CycleState& s = *c->s;
+    const auto& head = *ev.head;
+    s.response = asgi::ResponseState(head.head_request);
+    s.expect_continue = head.expect_continue;
+    s.request_line = fmt::format("{} {} HTTP/{}.{}", head.method_view(), head.target_view(),
+                                 head.version / 10, head.version % 10);
+    if (!ev.body.empty())
+        s.body_queue.push_back(std::move(ev.body));
+    s.body_complete = !ev.more_body;
+    ev.channel->owner = c;
+
+    // Running list: the list holds a reference until the request finishes.
+    Py_INCREF(c);
+    s.next = live_;
+    if (live_)
+        live_->s->prev = c;
+    live_ = c;
+    ++inflight_;
+
+    Ref send = Ref::steal(new_send(c));
+    Ref scope = Ref::steal(build_http_scope(names_, head, *ev.peer, cfg_.root_path, state_.get()));
+    if (!send || !scope) {
+        Ref exc = Ref::steal(fetch_exception());
+        cycle_fail(c, exc.get() ? exc.get() : Py_None);
+        return;
+    }
+    Ref coro = Ref::steal(
+        PyObject_CallFunctionObjArgs(app_.get(), scope.get(), cycle_obj.get(), send.get(), nullptr));
+    Ref task;
+    if (coro) {
+        task = PyCoro_CheckExact(coro.get())
+                   ? Ref::steal(PyObject_CallOneArg(create_task_.get(), coro.get()))
+                   : Ref::steal(PyObject_CallOneArg(ensure_future_.get(), coro.get()));
+    }
+    if (!task) {
+        Ref exc = Ref::steal(fetch_exception());
+        cycle_fail(c, exc.get() ? exc.get() : Py_None);
+        return;
+    }
+    Ref done = Ref::steal(PyCFunction_New(&cycle_done_def, cycle_obj.get()));
+    Ref r = done ? Ref::steal(PyObject_CallMethodOneArg(task.get(), names_.add_done_callback, done.get()))
+                 : Ref();
+    if (!r) {
+        PyErr_WriteUnraisable(task.get());
+        return;
+    }
+    s.task = std::move(task);
+}
+
+void Bridge::on_cycle_finished(CycleObject* c) {
+    CycleState& s = *c->s;
+    // Unlink from the running list and drop the list's reference.
+    if (s.prev)
+        s.prev->s->next = s.next;
+    else if (live_ == c)
+        live_ = s.next;
+    else
+        return;  // not linked
+    if (s.next)
+        s.next->s->prev = s.prev;
+    s.prev = s.next = nullptr;
+    --inflight_;
+    if (inflight_ == 0) {
+        auto waiters = std::move(idle_waiters_);
+        for (auto& w : waiters) {
+            Ref done = Ref::steal(PyObject_CallMethodNoArgs(w.get(), names_.done));
+            if (done && done.get() == Py_False) {
+                Ref r = Ref::steal(PyObject_CallMethodOneArg(w.get(), names_.set_result, Py_None));
+            }
+            PyErr_Clear();
+        }
+    }
+    Py_DECREF(c);
+}
+
+PyObject* Bridge::idle() {
+    PyObject* fut = create_future();
+    if (!fut)
+        return nullptr;
+    if (inflight_ == 0) {
+        Ref r = Ref::steal(PyObject_CallMethodOneArg(fut, names_.set_result, Py_None));
+    } else {
+        idle_waiters_.push_back(Ref::borrow(fut));
+    }
+    return fut;
+}
+
+void Bridge::cancel_all() {
+    for (CycleObject* c = live_; c; c = c->s->next)
+        cycle_cancel(c);
+}
+
+void Bridge::schedule_start_flush(CycleObject* c) {
+    flush_list_.push_back(Ref::borrow(reinterpret_cast<PyObject*>(c)));
+    if (!flush_scheduled_ && flush_fn_) {
+        flush_scheduled_ = true;
+        call_soon(flush_fn_.get());
+    }
+}
+
+void Bridge::flush_starts() {
+    flush_scheduled_ = false;
+    auto list = std::move(flush_list_);
+    flush_list_.clear();
+    for (auto& o : list)
+        cycle_flush_start(reinterpret_cast<CycleObject*>(o.get()));
+}
+
+}  // namespace narwhal::python

@@ -1,0 +1,79 @@
+// The interpreter side of the bridge: drains the inbox in bounded batches under one
+// GIL hold, starts one task per request, routes body/disconnect/drained events to
+// their request, and tracks running requests for shutdown.
+#pragma once
+
+#include "asgi/events.hpp"
+#include "asgi/inbox.hpp"
+#include "python/names.hpp"
+#include "python/py_ref.hpp"
+
+#include <Python.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace narwhal::python {
+
+struct CycleObject;
+
+struct BridgeConfig {
+    std::string root_path;
+    std::size_t read_window = 0;
+    std::size_t send_high_water = 0;
+    std::size_t send_low_water = 0;
+    std::size_t batch = 64;
+};
+
+class Bridge {
+public:
+    // All objects borrowed and kept: the app (ASGI 3 callable), the event loop, the
+    // lifespan state dict (or None), narwhal._log.log_exception, ClientDisconnected and
+    // the callable to run when a shutdown event arrives.
+    Bridge(asgi::Inbox& inbox, BridgeConfig cfg, PyObject* app, PyObject* loop, PyObject* state,
+           PyObject* log_exception, PyObject* disconnected_type, PyObject* on_shutdown);
+    ~Bridge();
+
+    int fd() const { return inbox_.fd(); }
+    void drain();
+    std::size_t inflight() const { return inflight_; }
+    PyObject* idle();  // new reference: a future resolved when nothing is in flight
+    void cancel_all();
+
+    // For cycles.
+    const Names& names() const { return names_; }
+    const BridgeConfig& config() const { return cfg_; }
+    PyObject* create_future();  // new reference, or nullptr with an error set
+    bool call_soon(PyObject* callable);
+    void log_exception(const std::string& what, PyObject* exc);
+    PyObject* disconnected_type() const { return disconnected_type_.get(); }
+    void on_cycle_finished(CycleObject* c);
+    // The Python callable that flushes held response starts (scheduled once per batch).
+    void schedule_start_flush(CycleObject* c);
+    void flush_starts();
+
+    void set_self(PyObject* bound_drain, PyObject* bound_flush) {
+        drain_again_ = Ref::borrow(bound_drain);
+        flush_fn_ = Ref::borrow(bound_flush);
+    }
+
+private:
+    void start_request(asgi::Event& ev);
+
+    asgi::Inbox& inbox_;
+    BridgeConfig cfg_;
+    Names names_;
+    Ref app_, loop_, state_, log_exception_, disconnected_type_, on_shutdown_;
+    Ref create_future_, create_task_, call_soon_, ensure_future_;
+    Ref drain_again_, flush_fn_;
+    std::vector<asgi::Event> batch_;
+    std::vector<Ref> flush_list_;
+    bool flush_scheduled_ = false;
+    bool drain_scheduled_ = false;
+    CycleObject* live_ = nullptr;  // head of the intrusive list of running cycles
+    std::size_t inflight_ = 0;
+    std::vector<Ref> idle_waiters_;
+};
+
+}  // namespace narwhal::python

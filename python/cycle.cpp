@@ -1,0 +1,625 @@
+#include "python/cycle.hpp"
+
+#include "asgi/errors.hpp"
+#include "asgi/log.hpp"
+#include "python/bridge.hpp"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <new>
+
+namespace narwhal::python {
+
+namespace log = narwhal::log;
+
+namespace {
+
+// --- helpers -----------------------------------------------------------------------
+
+PyObject* raise(PyObject* type, std::string_view message) {
+    PyErr_SetString(type, std::string(message).c_str());
+    return nullptr;
+}
+
+// Resolves `fut` unless the app cancelled it meanwhile. Steals nothing.
+bool future_pending(const Names& n, PyObject* fut) {
+    Ref done = Ref::steal(PyObject_CallMethodNoArgs(fut, n.done));
+    if (!done)
+        return false;
+    return done.get() == Py_False;
+}
+
+void resolve(const Names& n, Ref& waiter, PyObject* value) {
+    Ref fut = std::move(waiter);
+    if (!fut)
+        return;
+    if (!future_pending(n, fut.get())) {
+        PyErr_Clear();
+        return;
+    }
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), n.set_result, value));
+    if (!r)
+        PyErr_WriteUnraisable(fut.get());
+}
+
+void fail_waiter(const Names& n, Ref& waiter, PyObject* exc) {
+    Ref fut = std::move(waiter);
+    if (!fut)
+        return;
+    if (!future_pending(n, fut.get())) {
+        PyErr_Clear();
+        return;
+    }
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), n.set_exception, exc));
+    if (!r)
+        PyErr_WriteUnraisable(fut.get());
+}
+
+PyObject* disconnect_message(const Names& n) {
+    PyObject* d = PyDict_New();
+    if (d && PyDict_SetItem(d, n.type, n.http_disconnect) < 0)
+        Py_CLEAR(d);
+    return d;
+}
+
+// Builds the next http.request message from the queued body and grants the connection
+// credit for what was consumed.
+PyObject* request_message(CycleState& s) {
+    const Names& n = s.bridge->names();
+    std::size_t consumed = 0;
+    Ref body;
+    if (s.body_queue.size() == 1) {
+        auto& chunk = s.body_queue.front();
+        consumed = chunk.size();
+        body = Ref::steal(PyBytes_FromStringAndSize(chunk.data(), static_cast<Py_ssize_t>(chunk.size())));
+    } else if (s.body_queue.empty()) {
+        body = Ref::borrow(n.empty_bytes);
+    } else {
+        for (auto& c : s.body_queue)
+            consumed += c.size();
+        body = Ref::steal(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(consumed)));
+        if (body) {
+            char* p = PyBytes_AS_STRING(body.get());
+            for (auto& c : s.body_queue) {
+                std::memcpy(p, c.data(), c.size());
+                p += c.size();
+            }
+        }
+    }
+    if (!body)
+        return nullptr;
+    s.body_queue.clear();
+    bool more = !s.body_complete;
+    if (!more)
+        s.final_delivered = true;
+    if (more && consumed > 0 && s.channel)
+        s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::credit, .credit = consumed});
+    PyObject* d = PyDict_New();
+    if (!d)
+        return nullptr;
+    if (PyDict_SetItem(d, n.type, n.http_request) < 0 || PyDict_SetItem(d, n.body, body.get()) < 0 ||
+        PyDict_SetItem(d, n.more_body, more ? Py_True : Py_False) < 0) {
+        Py_DECREF(d);
+        return nullptr;
+    }
+    return d;
+}
+
+bool can_deliver_body(const CycleState& s) {
+    return !s.final_delivered && (!s.body_queue.empty() || s.body_complete);
+}
+
+void wake_receiver_with_disconnect(CycleState& s) {
+    if (!s.receive_waiter)
+        return;
+    Ref msg = Ref::steal(disconnect_message(s.bridge->names()));
+    if (msg)
+        resolve(s.bridge->names(), s.receive_waiter, msg.get());
+}
+
+// Returns `self` (awaiting itself) with `value` as the await result, or, if a result is
+// already pending on it, a done future.
+PyObject* ready(PyObject* self, Ref& slot, PyObject* value_stolen, Bridge* bridge) {
+    Ref value = Ref::steal(value_stolen);
+    if (!value)
+        return nullptr;
+    if (!slot) {
+        slot = std::move(value);
+        Py_INCREF(self);
+        return self;
+    }
+    Ref fut = Ref::steal(bridge->create_future());
+    if (!fut)
+        return nullptr;
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), bridge->names().set_result, value.get()));
+    if (!r)
+        return nullptr;
+    return fut.release();
+}
+
+// --- receive -----------------------------------------------------------------------
+
+PyObject* cycle_call(PyObject* self, PyObject* args, PyObject* kwargs) {
+    auto* c = reinterpret_cast<CycleObject*>(self);
+    CycleState& s = *c->s;
+    const Names& n = s.bridge->names();
+    if ((args && PyTuple_GET_SIZE(args) != 0) || (kwargs && PyDict_GET_SIZE(kwargs) != 0))
+        return raise(PyExc_TypeError, "receive() takes no arguments");
+    if (s.disconnected || s.response.complete())
+        return ready(self, s.pending, disconnect_message(n), s.bridge);
+    if (can_deliver_body(s))
+        return ready(self, s.pending, request_message(s), s.bridge);
+    if (s.receive_waiter)
+        return raise(PyExc_RuntimeError, "receive() is already being awaited");
+    if (s.expect_continue && !s.credit_requested && !s.final_delivered && s.channel) {
+        // The first receive() is what sends "100 Continue" and opens the body.
+        s.credit_requested = true;
+        s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::credit,
+                                        .credit = s.bridge->config().read_window});
+    }
+    PyObject* fut = s.bridge->create_future();
+    if (!fut)
+        return nullptr;
+    s.receive_waiter = Ref::borrow(fut);
+    return fut;
+}
+
+// --- await protocol shared by both types --------------------------------------------
+
+PyObject* await_self(PyObject* self) {
+    Py_INCREF(self);
+    return self;
+}
+
+bool is_receive(PyObject* self) { return Py_TYPE(self)->tp_call == cycle_call; }
+
+// The value a fast-path await completes with: the message for receive(), None for send().
+PyObject* take_pending(PyObject* self) {
+    if (is_receive(self)) {
+        Ref v = std::move(reinterpret_cast<CycleObject*>(self)->s->pending);
+        if (v)
+            return v.release();
+    } else {
+        reinterpret_cast<SendObject*>(self)->has_pending = false;
+    }
+    Py_RETURN_NONE;
+}
+
+PySendResult am_send(PyObject* self, PyObject*, PyObject** result) {
+    *result = take_pending(self);
+    return PYGEN_RETURN;
+}
+
+PyObject* iternext(PyObject* self) {
+    PyObject* result = take_pending(self);
+    if (result == Py_None) {
+        Py_DECREF(result);
+        return nullptr;  // StopIteration(None) without creating it
+    }
+    // StopIteration(value): wrap in a tuple so dict/tuple values are not unpacked.
+    PyObject* exc = PyObject_CallOneArg(PyExc_StopIteration, result);
+    Py_DECREF(result);
+    if (exc) {
+        PyErr_SetObject(PyExc_StopIteration, exc);
+        Py_DECREF(exc);
+    }
+    return nullptr;
+}
+
+PyObject* method_send(PyObject* self, PyObject*) { return iternext(self); }
+
+PyObject* method_throw(PyObject* self, PyObject* args) {
+    PyObject *type, *value = nullptr, *tb = nullptr;
+    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &type, &value, &tb))
+        return nullptr;
+    Py_DECREF(take_pending(self));
+    if (PyExceptionInstance_Check(type)) {
+        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(type)), type);
+    } else {
+        PyErr_SetObject(type, value ? value : Py_None);
+    }
+    return nullptr;
+}
+
+PyObject* method_close(PyObject* self, PyObject*) {
+    Py_DECREF(take_pending(self));
+    Py_RETURN_NONE;
+}
+
+PyMethodDef awaitable_methods[] = {
+    {"send", method_send, METH_O, nullptr},
+    {"throw", method_throw, METH_VARARGS, nullptr},
+    {"close", method_close, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyAsyncMethods async_methods = {await_self, nullptr, nullptr, am_send};
+
+void cycle_dealloc(PyObject* self) {
+    auto* c = reinterpret_cast<CycleObject*>(self);
+    if (c->s) {
+        if (c->s->channel)
+            c->s->channel->detach();
+        delete c->s;
+        c->s = nullptr;
+    }
+    Py_TYPE(self)->tp_free(self);
+}
+
+// --- send --------------------------------------------------------------------------
+
+bool parse_headers(CycleState& s, PyObject* headers, asgi::Command& cmd,
+                   std::optional<uint64_t>& length) {
+    Ref it = Ref::steal(PyObject_GetIter(headers));
+    if (!it) {
+        PyErr_Clear();
+        raise(PyExc_TypeError, asgi::errors::headers_not_iterable);
+        return false;
+    }
+    while (Ref item = Ref::steal(PyIter_Next(it.get()))) {
+        Ref pair = Ref::steal(PySequence_Fast(item.get(), ""));
+        if (!pair || PySequence_Fast_GET_SIZE(pair.get()) != 2) {
+            PyErr_Clear();
+            raise(PyExc_TypeError, asgi::errors::headers_not_iterable);
+            return false;
+        }
+        PyObject* name = PySequence_Fast_GET_ITEM(pair.get(), 0);
+        PyObject* value = PySequence_Fast_GET_ITEM(pair.get(), 1);
+        if (!PyBytes_Check(name) || !PyBytes_Check(value)) {
+            raise(PyExc_TypeError, asgi::errors::header_not_bytes);
+            return false;
+        }
+        std::string_view nv(PyBytes_AS_STRING(name), static_cast<std::size_t>(PyBytes_GET_SIZE(name)));
+        std::string_view vv(PyBytes_AS_STRING(value), static_cast<std::size_t>(PyBytes_GET_SIZE(value)));
+        std::string lowered(nv);
+        for (char& ch : lowered) {
+            unsigned char u = static_cast<unsigned char>(ch);
+            // RFC 9110 token characters only.
+            bool ok = (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') ||
+                      std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(u)) != std::string_view::npos;
+            if (u >= 'A' && u <= 'Z') {
+                ch = static_cast<char>(u + 32);
+                ok = true;
+            }
+            if (!ok) {
+                raise(PyExc_RuntimeError, asgi::errors::invalid_header_name);
+                return false;
+            }
+        }
+        if (lowered.empty()) {
+            raise(PyExc_RuntimeError, asgi::errors::invalid_header_name);
+            return false;
+        }
+        for (char ch : vv) {
+            if (ch == '\r' || ch == '\n' || ch == '\0') {
+                raise(PyExc_RuntimeError, asgi::errors::invalid_header_value);
+                return false;
+            }
+        }
+        if (lowered == "content-length") {
+            uint64_t v = 0;
+            auto [p, err] = std::from_chars(vv.data(), vv.data() + vv.size(), v);
+            if (err == std::errc() && p == vv.data() + vv.size())
+                length = v;
+        }
+        cmd.headers.emplace_back(std::move(lowered), std::string(vv));
+    }
+    return !PyErr_Occurred();
+}
+
+PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
+    auto* so = reinterpret_cast<SendObject*>(self);
+    CycleState& s = *so->cycle->s;
+    const Names& n = s.bridge->names();
+    if (!args || PyTuple_GET_SIZE(args) != 1 || (kwargs && PyDict_GET_SIZE(kwargs)))
+        return raise(PyExc_TypeError, "send() takes exactly one argument (the message)");
+    PyObject* message = PyTuple_GET_ITEM(args, 0);
+    if (!PyDict_Check(message)) {
+        PyErr_Format(PyExc_TypeError, "ASGI message must be a dict, got '%s'.",
+                     Py_TYPE(message)->tp_name);
+        return nullptr;
+    }
+    PyObject* type = PyDict_GetItemWithError(message, n.type);
+    if (!type) {
+        if (!PyErr_Occurred())
+            PyErr_SetObject(PyExc_KeyError, n.type);
+        return nullptr;
+    }
+    if (!PyUnicode_Check(type))
+        return raise(PyExc_TypeError, "ASGI message 'type' must be a str.");
+    if (s.disconnected)
+        return raise(s.bridge->disconnected_type(), asgi::errors::client_disconnected);
+    Py_ssize_t tlen;
+    const char* tstr = PyUnicode_AsUTF8AndSize(type, &tlen);
+    if (!tstr)
+        return nullptr;
+    std::string_view tview(tstr, static_cast<std::size_t>(tlen));
+    if (auto err = s.response.check_order(tview))
+        return raise(PyExc_RuntimeError, *err);
+
+    if (!s.response.started()) {
+        PyObject* status = PyDict_GetItemWithError(message, n.status);
+        if (!status) {
+            if (!PyErr_Occurred())
+                PyErr_SetObject(PyExc_KeyError, n.status);
+            return nullptr;
+        }
+        if (!PyLong_Check(status) || PyBool_Check(status))
+            return raise(PyExc_TypeError, asgi::errors::status_not_int);
+        long code = PyLong_AsLong(status);
+        if (code < 100 || code > 999)
+            return raise(PyExc_RuntimeError, asgi::errors::status_out_of_range);
+        asgi::Command cmd{.kind = asgi::Command::Kind::start, .status = static_cast<int>(code)};
+        std::optional<uint64_t> length;
+        if (PyObject* headers = PyDict_GetItemWithError(message, n.headers)) {
+            if (!parse_headers(s, headers, cmd, length))
+                return nullptr;
+        } else if (PyErr_Occurred()) {
+            return nullptr;
+        }
+        s.response.on_start(static_cast<int>(code), length);
+        s.held_start = std::move(cmd);
+        s.start_held = true;
+        s.bridge->schedule_start_flush(so->cycle);
+        so->has_pending = true;
+        Py_INCREF(self);
+        return self;
+    }
+
+    // http.response.body
+    Py_buffer view{};
+    PyObject* body = PyDict_GetItemWithError(message, n.body);
+    if (!body && PyErr_Occurred())
+        return nullptr;
+    if (body && !PyBytes_Check(body) && !PyByteArray_Check(body) && !PyMemoryView_Check(body))
+        return raise(PyExc_TypeError, asgi::errors::body_not_bytes);
+    if (body && PyObject_GetBuffer(body, &view, PyBUF_SIMPLE) < 0)
+        return nullptr;
+    std::string data = body ? std::string(static_cast<const char*>(view.buf),
+                                          static_cast<std::size_t>(view.len))
+                            : std::string();
+    if (body)
+        PyBuffer_Release(&view);
+    PyObject* more_obj = PyDict_GetItemWithError(message, n.more_body);
+    if (!more_obj && PyErr_Occurred())
+        return nullptr;
+    int more = more_obj ? PyObject_IsTrue(more_obj) : 0;
+    if (more < 0)
+        return nullptr;
+    if (auto err = s.response.on_body(data.size(), more != 0))
+        return raise(PyExc_RuntimeError, *err);
+
+    std::size_t n_bytes = s.response.body_allowed() ? data.size() : 0;
+    asgi::Command cmd;
+    if (s.start_held) {
+        cmd = std::move(s.held_start);
+        s.start_held = false;
+    }
+    cmd.kind = asgi::Command::Kind::body;
+    cmd.body = std::move(data);
+    cmd.more = more != 0;
+    bool must_wait = false;
+    if (s.channel) {
+        const auto& cfg = s.bridge->config();
+        bool over = s.channel->add_outbound(n_bytes, cfg.send_high_water, cfg.send_low_water);
+        must_wait = over && cmd.more;
+        if (over && !cmd.more)
+            s.channel->cancel_wait();  // the last message: nobody waits for the drain
+        s.channel->submit(std::move(cmd));
+    }
+    if (!more)
+        wake_receiver_with_disconnect(s);  // receive() now answers http.disconnect
+    if (must_wait && !s.disconnected) {
+        PyObject* fut = s.bridge->create_future();
+        if (!fut)
+            return nullptr;
+        s.send_waiter = Ref::borrow(fut);
+        return fut;
+    }
+    so->has_pending = true;
+    Py_INCREF(self);
+    return self;
+}
+
+void send_dealloc(PyObject* self) {
+    auto* so = reinterpret_cast<SendObject*>(self);
+    Py_XDECREF(reinterpret_cast<PyObject*>(so->cycle));
+    Py_TYPE(self)->tp_free(self);
+}
+
+PyTypeObject cycle_type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+PyTypeObject send_type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+void finish(CycleObject* c) {
+    CycleState& s = *c->s;
+    if (s.finished)
+        return;
+    s.finished = true;
+    if (s.channel) {
+        s.channel->owner = nullptr;
+        s.channel->detach();
+    }
+    s.receive_waiter = Ref();
+    s.send_waiter = Ref();
+    s.bridge->on_cycle_finished(c);
+}
+
+void respond_500(CycleState& s) {
+    asgi::Command cmd{.kind = asgi::Command::Kind::body, .status = 500};
+    cmd.headers = {{"content-type", "text/plain; charset=utf-8"}, {"connection", "close"}};
+    cmd.body = "Internal Server Error";
+    cmd.more = false;
+    if (s.channel)
+        s.channel->submit(std::move(cmd));
+}
+
+// After the app is done (normally or not): make sure the connection gets an answer.
+void settle_response(CycleState& s, bool failed) {
+    if (s.response.complete())
+        return;
+    if (!s.response.started() || s.start_held) {
+        // Nothing has left the server yet (a held start is dropped): a clean 500.
+        if (!failed)
+            log::error("{}", s.response.started() ? asgi::errors::returned_without_complete
+                                                  : asgi::errors::returned_without_start);
+        s.start_held = false;
+        respond_500(s);
+        return;
+    }
+    // Part of the response is out: the only honest signal left is closing the connection.
+    if (!failed)
+        log::error("{}", asgi::errors::returned_without_complete);
+    if (s.channel)
+        s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::abort});
+}
+
+PyObject* cycle_done(PyObject* self, PyObject* task) {
+    auto* c = reinterpret_cast<CycleObject*>(self);
+    CycleState& s = *c->s;
+    const Names& n = s.bridge->names();
+    Ref cancelled = Ref::steal(PyObject_CallMethodNoArgs(task, n.cancelled));
+    bool failed = false;
+    if (cancelled && cancelled.get() == Py_True) {
+        failed = true;
+        if (!s.response.complete())
+            log::warning("Request cancelled: {}", s.request_line);
+    } else {
+        PyErr_Clear();
+        Ref exc = Ref::steal(PyObject_CallMethodNoArgs(task, n.exception));
+        if (!exc) {
+            PyErr_Clear();
+        } else if (exc.get() != Py_None) {
+            failed = true;
+            s.bridge->log_exception(
+                fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line), exc.get());
+        }
+    }
+    settle_response(s, failed);
+    s.task = Ref();
+    finish(c);
+    Py_RETURN_NONE;
+}
+
+}  // namespace
+
+PyMethodDef cycle_done_def = {"_request_done", cycle_done, METH_O, nullptr};
+
+bool ready_types() {
+    cycle_type.tp_name = "narwhal.Receive";
+    cycle_type.tp_basicsize = sizeof(CycleObject);
+    cycle_type.tp_flags = Py_TPFLAGS_DEFAULT;
+    cycle_type.tp_call = cycle_call;
+    cycle_type.tp_dealloc = cycle_dealloc;
+    cycle_type.tp_as_async = &async_methods;
+    cycle_type.tp_iter = await_self;
+    cycle_type.tp_iternext = iternext;
+    cycle_type.tp_methods = awaitable_methods;
+    cycle_type.tp_doc = "ASGI receive(): awaitable that returns the next event.";
+    send_type.tp_name = "narwhal.Send";
+    send_type.tp_basicsize = sizeof(SendObject);
+    send_type.tp_flags = Py_TPFLAGS_DEFAULT;
+    send_type.tp_call = send_call;
+    send_type.tp_dealloc = send_dealloc;
+    send_type.tp_as_async = &async_methods;
+    send_type.tp_iter = await_self;
+    send_type.tp_iternext = iternext;
+    send_type.tp_methods = awaitable_methods;
+    send_type.tp_doc = "ASGI send(message): awaitable that completes once the message is queued.";
+    return PyType_Ready(&cycle_type) == 0 && PyType_Ready(&send_type) == 0;
+}
+
+CycleObject* new_cycle(Bridge* bridge, std::shared_ptr<asgi::Channel> channel) {
+    auto* c = PyObject_New(CycleObject, &cycle_type);
+    if (!c)
+        return nullptr;
+    c->s = new (std::nothrow) CycleState();
+    if (!c->s) {
+        Py_DECREF(c);
+        PyErr_NoMemory();
+        return nullptr;
+    }
+    c->s->bridge = bridge;
+    c->s->channel = std::move(channel);
+    return c;
+}
+
+PyObject* new_send(CycleObject* cycle) {
+    auto* so = PyObject_New(SendObject, &send_type);
+    if (!so)
+        return nullptr;
+    Py_INCREF(cycle);
+    so->cycle = cycle;
+    so->has_pending = false;
+    return reinterpret_cast<PyObject*>(so);
+}
+
+void cycle_on_body(CycleObject* c, std::string&& body, bool more) {
+    CycleState& s = *c->s;
+    if (!body.empty())
+        s.body_queue.push_back(std::move(body));
+    if (!more)
+        s.body_complete = true;
+    if (s.receive_waiter && can_deliver_body(s)) {
+        if (!future_pending(s.bridge->names(), s.receive_waiter.get())) {
+            PyErr_Clear();
+            s.receive_waiter = Ref();  // cancelled wait: keep the body for the next receive()
+            return;
+        }
+        Ref msg = Ref::steal(request_message(s));
+        if (msg)
+            resolve(s.bridge->names(), s.receive_waiter, msg.get());
+        else
+            PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(c));
+    }
+}
+
+void cycle_on_disconnect(CycleObject* c) {
+    CycleState& s = *c->s;
+    s.disconnected = true;
+    wake_receiver_with_disconnect(s);
+    if (s.send_waiter) {
+        Ref exc = Ref::steal(PyObject_CallOneArg(
+            s.bridge->disconnected_type(),
+            Ref::steal(PyUnicode_FromString(std::string(asgi::errors::client_disconnected).c_str())).get()));
+        if (exc)
+            fail_waiter(s.bridge->names(), s.send_waiter, exc.get());
+        else
+            PyErr_Clear();
+    }
+}
+
+void cycle_on_drained(CycleObject* c) {
+    resolve(c->s->bridge->names(), c->s->send_waiter, Py_None);
+}
+
+void cycle_flush_start(CycleObject* c) {
+    if (!c)
+        return;
+    CycleState& s = *c->s;
+    if (!s.start_held)
+        return;
+    s.start_held = false;
+    if (s.channel)
+        s.channel->submit(std::move(s.held_start));
+}
+
+void cycle_fail(CycleObject* c, PyObject* exc) {
+    CycleState& s = *c->s;
+    s.bridge->log_exception(
+        fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line), exc);
+    settle_response(s, true);
+    finish(c);
+}
+
+void cycle_cancel(CycleObject* c) {
+    if (c->s->task) {
+        Ref r = Ref::steal(PyObject_CallMethodNoArgs(c->s->task.get(), c->s->bridge->names().cancel));
+        if (!r)
+            PyErr_Clear();
+    }
+}
+
+}  // namespace narwhal::python

@@ -1,0 +1,50 @@
+// narwhal: an ASGI application server. Reads the configuration, then runs a worker.
+#include "asgi/log.hpp"
+#include "config/loader.hpp"
+#include "python/worker.hpp"
+
+#include <Python.h>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+extern char** environ;
+
+int main(int argc, char** argv) {
+    using namespace narwhal;
+    std::vector<std::string> env;
+    for (char** e = environ; e && *e; ++e)
+        env.emplace_back(*e);
+
+    config::Loaded loaded;
+    try {
+        loaded = config::load(argc, argv, env);
+        for (const auto& w : loaded.warnings)
+            fmt::print(stderr, "narwhal: warning: {}\n", w);
+        switch (loaded.action) {
+        case config::Action::help:
+            fmt::print("{}", config::help_text());
+            return 0;
+        case config::Action::version:
+            fmt::print("narwhal {} with CPython {}\n", NARWHAL_VERSION, PY_VERSION);
+            return 0;
+        case config::Action::print_config:
+            fmt::print("{}", config::render_toml(loaded.settings));
+            return 0;
+        case config::Action::run:
+            break;
+        }
+        if (!loaded.settings.env_file.empty())
+            for (const auto& [key, value] : config::read_env_file(loaded.settings.env_file))
+                ::setenv(key.c_str(), value.c_str(), 0);  // like load_dotenv: never override
+    } catch (const config::ConfigError& e) {
+        fmt::print(stderr, "narwhal: error: {}\n", e.what());
+        return 2;
+    }
+    const auto& s = loaded.settings;
+    log::configure(static_cast<log::Level>(static_cast<int>(s.log_level)),
+                   s.log_format == config::LogFormat::json, s.access_log);
+    std::fflush(stdout);
+    return python::run_worker(s, argc, argv);
+}

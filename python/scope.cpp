@@ -1,0 +1,128 @@
+#include "python/scope.hpp"
+
+#include "asgi/target.hpp"
+#include "python/py_ref.hpp"
+
+namespace narwhal::python {
+
+namespace {
+PyObject* bytes(std::string_view s) {
+    return PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+}
+
+bool set(PyObject* d, PyObject* key, PyObject* value_stolen) {
+    if (!value_stolen)
+        return false;
+    int rc = PyDict_SetItem(d, key, value_stolen);
+    Py_DECREF(value_stolen);
+    return rc == 0;
+}
+
+PyObject* address(std::string_view host, int port) {
+    if (host.empty())
+        Py_RETURN_NONE;
+    PyObject* h = PyUnicode_DecodeUTF8(host.data(), static_cast<Py_ssize_t>(host.size()), "replace");
+    if (!h)
+        return nullptr;
+    PyObject* p;
+    if (port < 0) {
+        Py_INCREF(Py_None);
+        p = Py_None;  // Unix socket: [path, None]
+    } else {
+        p = PyLong_FromLong(port);
+    }
+    if (!p) {
+        Py_DECREF(h);
+        return nullptr;
+    }
+    PyObject* t = PyTuple_New(2);
+    if (!t) {
+        Py_DECREF(h);
+        Py_DECREF(p);
+        return nullptr;
+    }
+    PyTuple_SET_ITEM(t, 0, h);
+    PyTuple_SET_ITEM(t, 1, p);
+    return t;
+}
+
+PyObject* headers_list(const Names& n, const asgi::RequestHead& head) {
+    const auto& fields = head.fields();
+    PyObject* list = PyList_New(static_cast<Py_ssize_t>(fields.size()));
+    if (!list)
+        return nullptr;
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        auto name_view = head.view(fields[i].name);
+        PyObject* name = n.header_name(name_view);
+        if (name)
+            Py_INCREF(name);
+        else
+            name = bytes(name_view);
+        PyObject* value = bytes(head.view(fields[i].value));
+        PyObject* pair = (name && value) ? PyTuple_New(2) : nullptr;
+        if (!pair) {
+            Py_XDECREF(name);
+            Py_XDECREF(value);
+            Py_DECREF(list);
+            return nullptr;
+        }
+        PyTuple_SET_ITEM(pair, 0, name);
+        PyTuple_SET_ITEM(pair, 1, value);
+        PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), pair);
+    }
+    return list;
+}
+}  // namespace
+
+PyObject* build_http_scope(const Names& n, const asgi::RequestHead& head, const asgi::Peer& peer,
+                           const std::string& root_path, PyObject* state) {
+    Ref scope = Ref::steal(PyDict_New());
+    if (!scope)
+        return nullptr;
+    PyObject* d = scope.get();
+    auto parts = asgi::split_target(head.target_view());
+
+    Ref asgi_dict = Ref::steal(PyDict_New());
+    if (!asgi_dict || PyDict_SetItem(asgi_dict.get(), n.version, n.v3_0) < 0 ||
+        PyDict_SetItem(asgi_dict.get(), n.spec_version, n.spec_2_4) < 0)
+        return nullptr;
+
+    PyObject* method = n.method_name(head.method_view());
+    if (method)
+        Py_INCREF(method);
+    else
+        method = PyUnicode_DecodeLatin1(head.method_view().data(),
+                                        static_cast<Py_ssize_t>(head.method_view().size()), nullptr);
+
+    // path = root_path + percent-decoded path (as uvicorn does since 0.26 and the
+    // ASGI spec clarified); undecodable bytes become U+FFFD.
+    std::string decoded = root_path;
+    if (asgi::needs_decoding(parts.raw_path))
+        decoded += asgi::percent_decode(parts.raw_path);
+    else
+        decoded.append(parts.raw_path);
+    std::string raw = root_path;
+    raw.append(parts.raw_path);
+
+    PyObject* state_copy = state ? PyDict_Copy(state) : PyDict_New();
+
+    if (PyDict_SetItem(d, n.type, n.http) < 0 || PyDict_SetItem(d, n.asgi, asgi_dict.get()) < 0 ||
+        PyDict_SetItem(d, n.http_version, head.version == 10 ? n.v1_0 : n.v1_1) < 0 ||
+        !set(d, n.server, address(peer.server_host, peer.server_port)) ||
+        !set(d, n.client, address(peer.client_host, peer.client_port)) ||
+        PyDict_SetItem(d, n.scheme, peer.tls ? n.scheme_https : n.scheme_http) < 0 ||
+        !set(d, n.method, method) ||
+        !set(d, n.root_path,
+             PyUnicode_DecodeUTF8(root_path.data(), static_cast<Py_ssize_t>(root_path.size()),
+                                  "replace")) ||
+        !set(d, n.path,
+             PyUnicode_DecodeUTF8(decoded.data(), static_cast<Py_ssize_t>(decoded.size()),
+                                  "replace")) ||
+        !set(d, n.raw_path, bytes(raw)) || !set(d, n.query_string, bytes(parts.query_string)) ||
+        !set(d, n.headers, headers_list(n, head)) || !set(d, n.state, state_copy) ||
+        !set(d, n.extensions, PyDict_New()))
+        return nullptr;
+    return scope.release();
+}
+
+}  // namespace narwhal::python

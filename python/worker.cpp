@@ -1,0 +1,139 @@
+#include "python/worker.hpp"
+
+#include "asgi/inbox.hpp"
+#include "asgi/log.hpp"
+#include "python/bridge.hpp"
+#include "python/interpreter.hpp"
+#include "server/front_end.hpp"
+
+#include <pybind11/embed.h>
+
+#include <unistd.h>
+
+namespace py = pybind11;
+
+namespace narwhal::python {
+
+namespace {
+
+const char* lifespan_name(config::LifespanMode m) {
+    switch (m) {
+    case config::LifespanMode::on: return "on";
+    case config::LifespanMode::off: return "off";
+    default: return "auto";
+    }
+}
+
+const char* loop_name(config::LoopKind k) {
+    switch (k) {
+    case config::LoopKind::asyncio: return "asyncio";
+    case config::LoopKind::uvloop: return "uvloop";
+    default: return "auto";
+    }
+}
+
+const char* interface_name(config::Interface i) {
+    switch (i) {
+    case config::Interface::asgi3: return "asgi3";
+    case config::Interface::asgi2: return "asgi2";
+    default: return "auto";
+    }
+}
+
+// Logs a Python start-up error: the plain message for a LoadError (uvicorn prints no
+// traceback there), the traceback for anything else.
+void log_startup_error(py::error_already_set& e, const char* what) {
+    py::module_ loader = py::module_::import("narwhal._loader");
+    if (e.matches(loader.attr("LoadError"))) {
+        log::error("{} {}", what, py::str(e.value()).cast<std::string>());
+        return;
+    }
+    py::module_::import("narwhal._log").attr("log_exception")(what, e.value());
+}
+
+int serve(const config::Settings& settings) {
+    py::module_ rt = py::module_::import("narwhal._runtime");
+    try {
+        rt.attr("setup")(settings.app, settings.app_dir, settings.venv, settings.factory,
+                         interface_name(settings.interface));
+        rt.attr("create_loop")(loop_name(settings.loop));
+    } catch (py::error_already_set& e) {
+        log_startup_error(e, "Error loading ASGI app.");
+        return 1;
+    }
+    log::info("Started server process [{}]", ::getpid());
+    if (!rt.attr("startup")(lifespan_name(settings.lifespan)).cast<bool>())
+        return 3;
+
+    asgi::Inbox inbox(settings.inbox_capacity);
+    server::FrontEnd front(settings, inbox);
+    try {
+        front.bind();
+    } catch (const std::system_error& e) {
+        log::error("{}", e.what());
+        return 1;
+    }
+
+    py::object state = rt.attr("lifespan_state")();
+    py::object log_exception = py::module_::import("narwhal._log").attr("log_exception");
+    py::object disconnected = py::module_::import("narwhal._errors").attr("ClientDisconnected");
+    py::object loop = rt.attr("_loop");
+    BridgeConfig cfg{settings.root_path, settings.read_window, settings.send_high_water,
+                     settings.send_low_water, settings.inbox_batch};
+    py::object bridge_py;  // set below; the shutdown hook captures it by reference
+    py::cpp_function on_shutdown([&]() {
+        rt.attr("begin_shutdown")(bridge_py, settings.timeout_graceful_shutdown);
+    });
+    Bridge bridge(inbox, cfg, settings.app.empty() ? Py_None : rt.attr("_app").ptr(), loop.ptr(),
+                  state.ptr(), log_exception.ptr(), disconnected.ptr(), on_shutdown.ptr());
+    bridge_py = py::cast(&bridge, py::return_value_policy::reference);
+    bridge.set_self(bridge_py.attr("drain").ptr(), bridge_py.attr("_flush_starts").ptr());
+
+    front.start([&front, &inbox] {
+        // I/O thread: stop taking work at once, then let the interpreter finish what it has.
+        front.begin_shutdown();
+        asgi::Event ev;
+        ev.kind = asgi::Event::Kind::shutdown;
+        inbox.push(std::move(ev));
+    });
+    log::info("narwhal running on {} (Press CTRL+C to quit)", front.description());
+
+    int status = 0;
+    try {
+        rt.attr("serve")(bridge_py);
+    } catch (py::error_already_set& e) {
+        py::module_::import("narwhal._log").attr("log_exception")("Event loop failed", e.value());
+        status = 1;
+    }
+    {
+        py::gil_scoped_release nogil;  // I/O threads may still be finishing callbacks
+        front.begin_shutdown();
+        front.stop();
+    }
+    rt.attr("finish")();
+    bridge_py = py::object();
+    return status;
+}
+
+}  // namespace
+
+int run_worker(const config::Settings& settings, int argc, const char* const* argv) {
+    try {
+        start_interpreter(argc, argv);
+    } catch (const std::exception& e) {
+        log::error("Cannot start Python: {}", e.what());
+        return 1;
+    }
+    int status;
+    try {
+        status = serve(settings);
+    } catch (py::error_already_set& e) {
+        log::error("{}", e.what());
+        status = 1;
+    }
+    log::info("Finished server process [{}]", ::getpid());
+    stop_interpreter();
+    return status;
+}
+
+}  // namespace narwhal::python

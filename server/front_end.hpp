@@ -1,0 +1,53 @@
+// The network half of a worker: I/O threads, listeners and signal handling. It knows
+// the interpreter only through its inbox.
+#pragma once
+
+#include "asgi/inbox.hpp"
+#include "config/settings.hpp"
+#include "server/listener.hpp"
+#include "server/server_context.hpp"
+
+#include <boost/asio/signal_set.hpp>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace narwhal::server {
+
+class IoThread;
+
+class FrontEnd {
+public:
+    FrontEnd(const config::Settings& settings, asgi::Inbox& inbox);
+    ~FrontEnd();
+
+    // Binds the listening socket. Throws std::system_error naming the address.
+    void bind();
+    const std::string& description() const;
+
+    // Starts the I/O threads and the accept loop. `on_stop_signal` runs on an I/O thread
+    // at the first SIGINT/SIGTERM; a second one exits at once.
+    void start(std::function<void()> on_stop_signal);
+
+    // Stop accepting, close idle connections, let busy ones finish with
+    // "connection: close". Any thread.
+    void begin_shutdown();
+    // Stops the I/O threads and joins them. Pending connections are dropped.
+    void stop();
+
+    ServerContext& context() { return ctx_; }
+
+private:
+    const config::Settings& settings_;
+    ServerContext ctx_;
+    std::vector<std::unique_ptr<IoThread>> threads_;
+    std::unique_ptr<Listener> listener_;
+    std::unique_ptr<boost::asio::signal_set> signals_;
+    std::function<void()> on_stop_signal_;
+    bool stopped_ = false;
+};
+
+ServerContext make_context(const config::Settings& settings);
+
+}  // namespace narwhal::server

@@ -1,0 +1,82 @@
+#include "server/http/response_head.hpp"
+
+#include <boost/beast/http/status.hpp>
+#include <fmt/format.h>
+
+#include <ctime>
+
+namespace narwhal::server::http {
+
+std::string_view reason_phrase(int status) {
+    auto s = boost::beast::http::obsolete_reason(boost::beast::http::int_to_status(status));
+    return s.empty() ? std::string_view("Unknown") : std::string_view(s.data(), s.size());
+}
+
+std::string_view http_date() {
+    thread_local std::time_t cached_second = 0;
+    thread_local char buffer[64];
+    thread_local std::size_t size = 0;
+    std::time_t now = std::time(nullptr);
+    if (now != cached_second) {
+        std::tm tm{};
+        ::gmtime_r(&now, &tm);
+        size = std::strftime(buffer, sizeof buffer, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached_second = now;
+    }
+    return {buffer, size};
+}
+
+namespace {
+void append_line(std::string& out, std::string_view name, std::string_view value) {
+    out.append(name);
+    out.append(": ");
+    out.append(value);
+    out.append("\r\n");
+}
+
+void append_defaults(std::string& out, const ResponseDefaults& defaults) {
+    if (defaults.server_header)
+        out.append("server: narwhal\r\n");
+    if (defaults.date_header)
+        append_line(out, "date", http_date());
+    for (const auto& [name, value] : defaults.extra)
+        append_line(out, name, value);
+}
+}  // namespace
+
+void append_response_head(std::string& out, const ResponseHeadSpec& spec,
+                          const ResponseDefaults& defaults) {
+    out.append(spec.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+    fmt::format_to(std::back_inserter(out), "{} ", spec.status);
+    out.append(reason_phrase(spec.status));
+    out.append("\r\n");
+    append_defaults(out, defaults);
+    if (spec.app_headers)
+        for (const auto& [name, value] : *spec.app_headers)
+            append_line(out, name, value);
+    if (spec.framing == Framing::content_length && !spec.app_gave_length)
+        fmt::format_to(std::back_inserter(out), "content-length: {}\r\n", spec.content_length);
+    else if (spec.framing == Framing::chunked)
+        out.append("transfer-encoding: chunked\r\n");
+    if (spec.close)
+        out.append("connection: close\r\n");
+    out.append("\r\n");
+}
+
+std::string server_response(int status, std::string_view body, const ResponseDefaults& defaults,
+                            std::string_view extra_header_lines) {
+    std::string out;
+    out.reserve(160 + body.size());
+    fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} ", status);
+    out.append(reason_phrase(status));
+    out.append("\r\n");
+    append_defaults(out, defaults);
+    out.append("content-type: text/plain; charset=utf-8\r\n");
+    fmt::format_to(std::back_inserter(out), "content-length: {}\r\n", body.size());
+    out.append(extra_header_lines);
+    out.append("connection: close\r\n\r\n");
+    out.append(body);
+    return out;
+}
+
+}  // namespace narwhal::server::http

@@ -1,0 +1,67 @@
+#include "server/io_thread.hpp"
+
+#include "asgi/log.hpp"
+#include "server/http_session.hpp"
+
+#include <boost/asio/post.hpp>
+
+namespace narwhal::server {
+
+namespace net = boost::asio;
+
+IoThread::IoThread() = default;
+
+IoThread::~IoThread() { join(); }
+
+void IoThread::push_command(std::shared_ptr<HttpSession> session, asgi::Command&& cmd) {
+    bool was_empty;
+    {
+        std::lock_guard lock(mu_);
+        was_empty = mailbox_.empty();
+        mailbox_.push_back({std::move(session), std::move(cmd)});
+    }
+    if (was_empty)
+        net::post(ioc_, [this] { run_mailbox(); });
+}
+
+void IoThread::run_mailbox() {
+    {
+        std::lock_guard lock(mu_);
+        running_.swap(mailbox_);
+    }
+    for (auto& item : running_)
+        if (item.cmd.kind != asgi::Command::Kind::release)
+            item.session->on_command(std::move(item.cmd));
+    // The last reference to a finished connection may be dropped here, on its own thread.
+    running_.clear();
+}
+
+void IoThread::begin_shutdown() {
+    net::post(ioc_, [this] {
+        // Copy: closing a session may remove it from the set.
+        std::vector<HttpSession*> all(sessions_.begin(), sessions_.end());
+        for (auto* s : all)
+            if (sessions_.count(s))
+                s->on_server_shutdown();
+    });
+}
+
+void IoThread::start() {
+    thread_ = std::thread([this] {
+        auto guard = net::make_work_guard(ioc_);
+        try {
+            ioc_.run();
+        } catch (const std::exception& e) {
+            log::error("I/O thread stopped: {}", e.what());
+        }
+    });
+}
+
+void IoThread::stop() { ioc_.stop(); }
+
+void IoThread::join() {
+    if (thread_.joinable())
+        thread_.join();
+}
+
+}  // namespace narwhal::server

@@ -1,0 +1,59 @@
+// Listening sockets (TCP, Unix, or an inherited fd) and the accept loop that deals
+// new connections out to the I/O threads round-robin.
+#pragma once
+
+#include "server/server_context.hpp"
+
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace narwhal::server {
+
+class IoThread;
+
+struct ListenSpec {
+    std::string host;
+    uint16_t port = 0;
+    std::string uds;
+    int fd = -1;
+    int backlog = 2048;
+};
+
+class Listener {
+public:
+    using Acceptor = boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol>;
+
+    // Binds and listens; throws std::system_error (with the address in the message) when
+    // the address is in use or invalid.
+    Listener(boost::asio::io_context& ioc, const ListenSpec& spec);
+
+    // Human-readable address for the start-up line: "http://127.0.0.1:8000",
+    // "unix socket /run/app.sock", "socket 3".
+    const std::string& description() const { return description_; }
+    uint16_t port() const { return port_; }
+
+    void start(ServerContext& ctx, std::vector<std::unique_ptr<IoThread>>& threads);
+    void close();
+
+private:
+    void do_accept();
+    void on_accept(boost::system::error_code ec, boost::asio::generic::stream_protocol::socket s);
+
+    Acceptor acceptor_;
+    boost::asio::steady_timer retry_timer_;
+    ServerContext* ctx_ = nullptr;
+    std::vector<std::unique_ptr<IoThread>>* threads_ = nullptr;
+    std::size_t next_ = 0;
+    bool unix_ = false;
+    bool closed_ = false;
+    uint16_t port_ = 0;
+    std::string description_;
+    std::string uds_path_;
+};
+
+}  // namespace narwhal::server

@@ -1,0 +1,10 @@
+# Fails when a file in a layer below python/ includes Python or pybind11 headers.
+file(GLOB_RECURSE files ${ROOT}/server/*.?pp ${ROOT}/asgi/*.?pp ${ROOT}/config/*.?pp)
+foreach(f IN LISTS files)
+    file(STRINGS "${f}" hits REGEX "#[ \t]*include[ \t]*[<\"](Python\\.h|pybind11/)")
+    if(hits)
+        message(FATAL_ERROR "${f} includes Python: ${hits}")
+    endif()
+endforeach()
+list(LENGTH files n)
+message(STATUS "layering: ${n} files below python/ checked, none includes Python")
