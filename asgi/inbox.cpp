@@ -1,5 +1,7 @@
 #include "asgi/inbox.hpp"
 
+#include "asgi/deferred_wake.hpp"
+
 #include <cerrno>
 #include <cstdint>
 #include <stdexcept>
@@ -24,12 +26,19 @@ void Inbox::push_locked(Event&& ev, std::unique_lock<std::mutex>& lock) {
     bool was_empty = queue_.empty();
     queue_.push_back(std::move(ev));
     lock.unlock();
-    if (was_empty) {
-        uint64_t one = 1;
-        // EAGAIN only when the counter would overflow, i.e. a wake-up is pending anyway.
-        [[maybe_unused]] auto n = ::write(efd_, &one, sizeof one);
-    }
+    // Only the empty -> non-empty transition owes the consumer a wake-up; a producer
+    // that batches defers it to the end of its own batch of work.
+    if (was_empty && !defer_wake(&Inbox::wake_fn, this))
+        wake();
 }
+
+void Inbox::wake() {
+    uint64_t one = 1;
+    // EAGAIN only when the counter would overflow, i.e. a wake-up is pending anyway.
+    [[maybe_unused]] auto n = ::write(efd_, &one, sizeof one);
+}
+
+void Inbox::wake_fn(void* self) { static_cast<Inbox*>(self)->wake(); }
 
 bool Inbox::push_request(Event& ev) {
     std::unique_lock lock(mu_);

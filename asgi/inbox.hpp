@@ -37,8 +37,13 @@ public:
 
     std::size_t size() const;
 
+    // Writes the eventfd. Called by push on the empty -> non-empty transition, or later
+    // by a producer that deferred it (see deferred_wake.hpp).
+    void wake();
+
 private:
     void push_locked(Event&& ev, std::unique_lock<std::mutex>& lock);
+    static void wake_fn(void* self);
 
     mutable std::mutex mu_;
     std::deque<Event> queue_;

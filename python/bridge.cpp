@@ -1,6 +1,7 @@
 #include "python/bridge.hpp"
 
 #include "asgi/channel.hpp"
+#include "asgi/deferred_wake.hpp"
 #include "asgi/log.hpp"
 #include "python/cycle.hpp"
 #include "python/scope.hpp"
@@ -23,9 +24,13 @@ Bridge::Bridge(asgi::Inbox& inbox, BridgeConfig cfg, PyObject* app, PyObject* lo
     if (asyncio)
         ensure_future_ = Ref::steal(PyObject_GetAttrString(asyncio.get(), "ensure_future"));
     batch_.reserve(cfg_.batch);
+    asgi::set_wake_scheduler([](void* self) { static_cast<Bridge*>(self)->request_flush(); }, this);
 }
 
-Bridge::~Bridge() = default;
+Bridge::~Bridge() {
+    asgi::run_deferred_wakes();
+    asgi::set_wake_scheduler(nullptr, nullptr);
+}
 
 PyObject* Bridge::create_future() { return PyObject_CallNoArgs(create_future_.get()); }
 
@@ -188,18 +193,23 @@ void Bridge::cancel_all() {
 
 void Bridge::schedule_start_flush(CycleObject* c) {
     flush_list_.push_back(Ref::borrow(reinterpret_cast<PyObject*>(c)));
-    if (!flush_scheduled_ && flush_fn_) {
-        flush_scheduled_ = true;
-        call_soon(flush_fn_.get());
-    }
+    request_flush();
 }
 
-void Bridge::flush_starts() {
-    flush_scheduled_ = false;
+void Bridge::request_flush() {
+    if (flush_scheduled_ || !flush_fn_)
+        return;
+    flush_scheduled_ = true;
+    call_soon(flush_fn_.get());
+}
+
+void Bridge::flush() {
     auto list = std::move(flush_list_);
     flush_list_.clear();
     for (auto& o : list)
         cycle_flush_start(reinterpret_cast<CycleObject*>(o.get()));
+    asgi::run_deferred_wakes();
+    flush_scheduled_ = false;
 }
 
 }  // namespace narwhal::python

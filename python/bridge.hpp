@@ -49,11 +49,14 @@ public:
     void log_exception(const std::string& what, PyObject* exc);
     PyObject* disconnected_type() const { return disconnected_type_.get(); }
     void on_cycle_finished(CycleObject* c);
-    // The Python callable that flushes held response starts (scheduled once per batch).
+    // End-of-iteration work, scheduled with one call_soon per loop iteration that needs
+    // it: held response starts go out, then the deferred wake-ups of the I/O threads.
     void schedule_start_flush(CycleObject* c);
-    void flush_starts();
+    void request_flush();
+    void flush();
 
     void set_self(PyObject* bound_drain, PyObject* bound_flush) {
+        // Reached through Python: bound methods of this bridge's handle.
         drain_again_ = Ref::borrow(bound_drain);
         flush_fn_ = Ref::borrow(bound_flush);
     }

@@ -458,7 +458,8 @@ void respond_500(CycleState& s) {
 
 // After the app is done (normally or not): make sure the connection gets an answer.
 void settle_response(CycleState& s, bool failed) {
-    if (s.response.complete())
+    // Nobody left to answer (uvicorn is silent here too).
+    if (s.response.complete() || s.disconnected)
         return;
     if (!s.response.started() || s.start_held) {
         // Nothing has left the server yet (a held start is dropped): a clean 500.

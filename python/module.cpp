@@ -28,7 +28,7 @@ PYBIND11_EMBEDDED_MODULE(_narwhal, m) {
     py::class_<Bridge>(m, "Bridge")
         .def_property_readonly("fd", &Bridge::fd)
         .def("drain", &Bridge::drain)
-        .def("_flush_starts", &Bridge::flush_starts)
+        .def("_flush", &Bridge::flush)
         .def("inflight", &Bridge::inflight)
         .def("idle",
              [](Bridge& b) {

@@ -87,7 +87,7 @@ int serve(const config::Settings& settings) {
     Bridge bridge(inbox, cfg, settings.app.empty() ? Py_None : rt.attr("_app").ptr(), loop.ptr(),
                   state.ptr(), log_exception.ptr(), disconnected.ptr(), on_shutdown.ptr());
     bridge_py = py::cast(&bridge, py::return_value_policy::reference);
-    bridge.set_self(bridge_py.attr("drain").ptr(), bridge_py.attr("_flush_starts").ptr());
+    bridge.set_self(bridge_py.attr("drain").ptr(), bridge_py.attr("_flush").ptr());
 
     front.start([&front, &inbox] {
         // I/O thread: stop taking work at once, then let the interpreter finish what it has.

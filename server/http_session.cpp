@@ -148,24 +148,29 @@ void HttpSession::parse_head() {
     if (scan.status != http::HeadStatus::ok)
         return reply_error(http::http_status(scan.status), scan.reason);
 
-    buffer_.consume(scan.skip);
+    std::size_t skip = 2 * scan.skip;  // empty lines before the request line, CRLF each
+    buffer_.consume(skip);
     head_ = std::make_unique<asgi::RequestHead>();
     parser_.emplace(*head_);
     // The scanner already enforced the head limits; Beast's own must not be lower.
     parser_->header_limit(static_cast<std::uint32_t>(ctx_.limits.head.head + 4));
-    parser_->body_limit(ctx_.limits.body_limit);
-    parser_->eager(true);
-    credit_ = 0;
-    parser_->body_sink(&body_pending_, &credit_);
+    parser_->body_limit(ctx_.limits.body_limit);  // a Content-Length over it fails here: 413
+    parser_->eager(false);
 
     error_code ec;
-    std::size_t used = parser_->put(net::buffer(buffer_.data().data(), scan.size - scan.skip), ec);
+    std::size_t used = parser_->put(net::buffer(buffer_.data().data(), scan.size - skip), ec);
     buffer_.consume(used);
     if (ec || !parser_->is_header_done()) {
         if (parser_->error_status())
             return reply_error(parser_->error_status(), parser_->error_reason());
         return reply_error(status_for(ec), ec ? "malformed request" : "incomplete head");
     }
+    if (parser_->chunked_request())
+        body_.reset_chunked(ctx_.limits.body_limit);
+    else if (auto length = parser_->content_length(); length && *length > 0)
+        body_.reset_length(*length, ctx_.limits.body_limit);
+    else
+        body_.reset_none();
     dispatch_request();
 }
 
@@ -176,7 +181,7 @@ void HttpSession::dispatch_request() {
     keep_alive_ = head_->keep_alive;
     head_request_ = head_->head_request;
     version_ = head_->version;
-    body_done_ = parser_->is_done();
+    body_done_ = body_.done();
     expect_pending_ = head_->expect_continue && !body_done_;
     // With "Expect: 100-continue" the body is not read (nor 100 sent) until the app asks.
     credit_ = expect_pending_ ? 0 : ctx_.limits.read_window;
@@ -211,29 +216,28 @@ void HttpSession::dispatch_request() {
 }
 
 void HttpSession::parse_body_bytes() {
-    while (buffer_.size() > 0 && !parser_->is_done()) {
-        error_code ec;
-        std::size_t used = parser_->put(buffer_.data(), ec);
-        buffer_.consume(used);
-        if (ec == bhttp::error::need_buffer || ec == bhttp::error::need_more)
-            break;
-        if (ec) {
-            int status = parser_->error_status() ? parser_->error_status() : status_for(ec);
-            if (in_request_ && channel_) {
-                notify_disconnect();
-                if (head_written_ || has_start_) {
-                    close_now();
-                    return;
-                }
-                in_request_ = false;
+    std::size_t used = 0;
+    auto data = static_cast<const char*>(buffer_.data().data());
+    auto status = body_.feed({data, buffer_.size()}, credit_, body_pending_, used);
+    buffer_.consume(used);
+    if (status == http::BodyReader::Status::bad_request ||
+        status == http::BodyReader::Status::too_large) {
+        int code = status == http::BodyReader::Status::too_large ? 413 : 400;
+        if (in_request_ && channel_) {
+            // The app sees the client go away; the client gets the error if nothing of
+            // the app's response has left yet.
+            notify_disconnect();
+            if (head_written_ || has_start_) {
+                close_now();
+                return;
             }
-            reply_error(status, "malformed body");
-            return;
+            in_request_ = false;
+            channel_.reset();
         }
-        if (used == 0)
-            break;
+        reply_error(code, code == 413 ? "body over --limit-request-body" : body_.reason());
+        return;
     }
-    body_done_ = parser_->is_done();
+    body_done_ = body_.done();
 }
 
 void HttpSession::feed_body() {

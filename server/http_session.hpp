@@ -6,6 +6,7 @@
 
 #include "asgi/channel.hpp"
 #include "asgi/events.hpp"
+#include "server/http/body_reader.hpp"
 #include "server/http/request_parser.hpp"
 #include "server/server_context.hpp"
 
@@ -85,6 +86,7 @@ private:
     // The request in progress.
     std::unique_ptr<asgi::RequestHead> head_;
     std::optional<http::RequestParser> parser_;
+    http::BodyReader body_;
     std::shared_ptr<asgi::Channel> channel_;
     uint64_t request_id_ = 0;
     std::string body_pending_;

@@ -1,5 +1,6 @@
 #include "server/io_thread.hpp"
 
+#include "asgi/deferred_wake.hpp"
 #include "asgi/log.hpp"
 #include "server/http_session.hpp"
 
@@ -20,8 +21,22 @@ void IoThread::push_command(std::shared_ptr<HttpSession> session, asgi::Command&
         was_empty = mailbox_.empty();
         mailbox_.push_back({std::move(session), std::move(cmd)});
     }
-    if (was_empty)
-        net::post(ioc_, [this] { run_mailbox(); });
+    // Woken once per batch of commands; an interpreter that batches defers even that
+    // to the end of its loop iteration.
+    if (was_empty && !asgi::defer_wake(&IoThread::kick_fn, this))
+        kick();
+}
+
+void IoThread::kick() {
+    net::post(ioc_, [this] { run_mailbox(); });
+}
+
+void IoThread::kick_fn(void* self) { static_cast<IoThread*>(self)->kick(); }
+
+void IoThread::schedule_wakes(void* self) {
+    // Runs after the handlers already queued on this thread: the end of its batch.
+    auto* t = static_cast<IoThread*>(self);
+    net::post(t->ioc_, [] { asgi::run_deferred_wakes(); });
 }
 
 void IoThread::run_mailbox() {
@@ -49,6 +64,7 @@ void IoThread::begin_shutdown() {
 void IoThread::start() {
     thread_ = std::thread([this] {
         auto guard = net::make_work_guard(ioc_);
+        asgi::set_wake_scheduler(&IoThread::schedule_wakes, this);
         try {
             ioc_.run();
         } catch (const std::exception& e) {

@@ -46,6 +46,9 @@ private:
         asgi::Command cmd;
     };
     void run_mailbox();
+    void kick();
+    static void kick_fn(void* self);
+    static void schedule_wakes(void* self);
 
     boost::asio::io_context ioc_{1};
     std::thread thread_;

@@ -2,6 +2,7 @@
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 
 #include <algorithm>
 
@@ -44,12 +45,19 @@ void RequestParser::on_field_impl(bhttp::field name, string_view name_string, st
     case bhttp::field::transfer_encoding:
         if (++transfer_encoding_fields_ > 1)
             return fail(400, "repeated Transfer-Encoding", ec);
-        // Only "chunked" alone: any other coding would have to be decoded, and a
-        // coding list is a classic smuggling vector.
-        if (!boost::beast::iequals(value, "chunked"))
+    {
+        // Only "chunked" alone: any other coding would have to be decoded (501), and
+        // "chunked" twice is malformed (RFC 9112 7: chunked only once, last).
+        int chunked = 0, other = 0;
+        for (auto token : boost::beast::http::token_list{value})
+            boost::beast::iequals(token, "chunked") ? ++chunked : ++other;
+        if (other)
             return fail(501, "unsupported Transfer-Encoding", ec);
+        if (chunked != 1 || !boost::beast::iequals(value, "chunked"))
+            return fail(400, "malformed Transfer-Encoding", ec);
         chunked_ = true;
         break;
+    }
     case bhttp::field::host:
         if (++host_fields_ > 1)
             return fail(400, "repeated Host", ec);
@@ -72,23 +80,13 @@ void RequestParser::on_header_impl(error_code& ec) {
 
 void RequestParser::on_body_init_impl(boost::optional<std::uint64_t> const&, error_code&) {}
 
-std::size_t RequestParser::take(string_view body, error_code& ec) {
-    std::size_t n = std::min(body.size(), *credit_);
-    body_out_->append(body.data(), n);
-    *credit_ -= n;
-    // Out of credit: stop the (eager) parse here; the bytes stay buffered until the
-    // app asks for more. need_buffer is Beast's own "pause" signal.
-    if (n < body.size())
-        ec = bhttp::error::need_buffer;
-    return n;
-}
-
-std::size_t RequestParser::on_body_impl(string_view body, error_code& ec) { return take(body, ec); }
+// Never called: the session stops feeding Beast at the end of the head.
+std::size_t RequestParser::on_body_impl(string_view body, error_code&) { return body.size(); }
 
 void RequestParser::on_chunk_header_impl(std::uint64_t, string_view, error_code&) {}
 
-std::size_t RequestParser::on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) {
-    return take(body, ec);
+std::size_t RequestParser::on_chunk_body_impl(std::uint64_t, string_view body, error_code&) {
+    return body.size();
 }
 
 }  // namespace narwhal::server::http

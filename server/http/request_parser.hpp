@@ -17,14 +17,9 @@ public:
     using error_code = boost::beast::error_code;
     using string_view = boost::beast::string_view;
 
-    // `head` receives the request line and fields; body bytes are appended to the string
-    // set with body_sink(), at most `credit` of them per feed (the rest stays buffered).
+    // `head` receives the request line and fields. Only the head is fed to Beast: the
+    // body is framed by BodyReader, which is stricter about chunk lines.
     explicit RequestParser(asgi::RequestHead& head) : head_(head) {}
-
-    void body_sink(std::string* out, std::size_t* credit) {
-        body_out_ = out;
-        credit_ = credit;
-    }
 
     // Set when a callback refused the request; the HTTP status to answer with.
     int error_status() const { return error_status_; }
@@ -48,11 +43,7 @@ private:
                                    error_code& ec) override;
     void on_finish_impl(error_code& ec) override {}
 
-    std::size_t take(string_view body, error_code& ec);
-
     asgi::RequestHead& head_;
-    std::string* body_out_ = nullptr;
-    std::size_t* credit_ = nullptr;
     int error_status_ = 0;
     const char* error_reason_ = "";
     int content_length_fields_ = 0;

@@ -46,7 +46,8 @@ void append_defaults(std::string& out, const ResponseDefaults& defaults) {
 
 void append_response_head(std::string& out, const ResponseHeadSpec& spec,
                           const ResponseDefaults& defaults) {
-    out.append(spec.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+    // Always our own version (RFC 9110 6.2), also to HTTP/1.0 clients.
+    out.append("HTTP/1.1 ");
     fmt::format_to(std::back_inserter(out), "{} ", spec.status);
     out.append(reason_phrase(spec.status));
     out.append("\r\n");
@@ -60,6 +61,8 @@ void append_response_head(std::string& out, const ResponseHeadSpec& spec,
         out.append("transfer-encoding: chunked\r\n");
     if (spec.close)
         out.append("connection: close\r\n");
+    else if (spec.version == 10)
+        out.append("connection: keep-alive\r\n");  // HTTP/1.0 closes unless told otherwise
     out.append("\r\n");
 }
 
