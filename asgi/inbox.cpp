@@ -51,6 +51,8 @@ bool Inbox::push_request(Event& ev) {
 
 void Inbox::push(Event&& ev) {
     std::unique_lock lock(mu_);
+    if (ev.kind == Event::Kind::request)
+        ++requests_queued_;  // keep take()'s count right even past the admission check
     push_locked(std::move(ev), lock);
 }
 

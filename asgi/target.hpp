@@ -18,7 +18,7 @@ TargetParts split_target(std::string_view target);
 // urllib.parse.unquote). The result may not be valid UTF-8: the caller decodes with
 // replacement.
 std::string percent_decode(std::string_view path);
-// True when `path` has no '%' at all, i.e. decoding is the identity.
+// False when `path` has no '%' at all, i.e. decoding would be the identity.
 inline bool needs_decoding(std::string_view path) { return path.find('%') != std::string_view::npos; }
 
 }  // namespace narwhal::asgi

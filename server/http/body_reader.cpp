@@ -209,7 +209,7 @@ BodyReader::Status BodyReader::feed(std::string_view in, std::size_t& credit, st
             break;
         case State::trailer: {
             // field-line = field-name ":" OWS field-value OWS, as in the head.
-            if (++trailer_bytes_ > max_trailers)
+            if (++trailer_bytes_ > max_trailers || ++line_bytes_ > max_line)
                 return fail("trailers too large");
             auto u = static_cast<unsigned char>(c);
             if (c == '\r') {
@@ -242,6 +242,7 @@ BodyReader::Status BodyReader::feed(std::string_view in, std::size_t& credit, st
             state_ = State::trailer;
             trailer_line_empty_ = true;
             trailer_in_value_ = false;
+            line_bytes_ = 0;
             break;
         case State::done:
             consumed = i;

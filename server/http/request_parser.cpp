@@ -75,7 +75,9 @@ void RequestParser::on_field_impl(bhttp::field name, string_view name_string, st
 void RequestParser::on_header_impl(error_code& ec) {
     if (head_.version == 11 && host_fields_ == 0)
         return fail(400, "missing Host", ec);
-    head_.keep_alive = keep_alive();
+    // RFC 9112 6.1: chunked framing from an HTTP/1.0 client is suspect (a 1.0 proxy may
+    // not have understood it); serve the request but do not reuse the connection.
+    head_.keep_alive = keep_alive() && !(chunked_ && head_.version == 10);
 }
 
 void RequestParser::on_body_init_impl(boost::optional<std::uint64_t> const&, error_code&) {}

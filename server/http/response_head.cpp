@@ -9,7 +9,10 @@ namespace narwhal::server::http {
 
 std::string_view reason_phrase(int status) {
     auto s = boost::beast::http::obsolete_reason(boost::beast::http::int_to_status(status));
-    return s.empty() ? std::string_view("Unknown") : std::string_view(s.data(), s.size());
+    // Beast answers "<unknown-status>" for codes it does not know (418, 299, ...).
+    if (s.empty() || s.front() == '<')
+        return "Unknown";
+    return {s.data(), s.size()};
 }
 
 std::string_view http_date() {
