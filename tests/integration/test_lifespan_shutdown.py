@@ -1,0 +1,198 @@
+"""The lifespan protocol and graceful shutdown on SIGTERM / SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from conftest import APPS_DIR, run_cli
+
+TIMEOUT = httpx.Timeout(15.0)
+SERVE_ARGS = ("--app-dir", str(APPS_DIR), "--host", "127.0.0.1", "--port", "0")
+
+
+def _get(server, path: str, **kw) -> httpx.Response:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as c:
+        return c.get(path, **kw)
+
+
+def _in_background(fn, *args):
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(fn, *args)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _assert_order(log: str, *markers: str) -> None:
+    positions = []
+    for marker in markers:
+        assert marker in log, f"{marker!r} missing from log:\n{log}"
+        positions.append(log.index(marker))
+    assert positions == sorted(positions), f"expected order {markers} in log:\n{log}"
+
+
+def _wait_exit(server, timeout: float = 15.0) -> int:
+    """Wait for a server already told to stop to exit on its own; return its status.
+
+    No second signal: narwhal treats a second SIGTERM/SIGINT as "exit now" (like
+    uvicorn's second Ctrl+C), which would hide what the first one did."""
+    try:
+        server.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still running {timeout}s after the stop signal:\n{server.log()}")
+    return server.stop()  # already exited: only collects the rest of the log
+
+
+# -------------------------------------------------------------------- lifespan
+
+def test_lifespan_state_is_shallow_copied_into_requests(narwhal):
+    server = narwhal("lifespan_apps:state_app")
+    first = _get(server, "/first")
+    assert first.status_code == 200, server.log()
+    assert first.json() == {"keys": ["greeting", "hits"], "greeting": "hello from lifespan", "hits_before": []}
+    second = _get(server, "/second").json()
+    # Rebinding and adding keys in request 1 did not leak into request 2's copy...
+    assert second["keys"] == ["greeting", "hits"]
+    assert second["greeting"] == "hello from lifespan"
+    # ...but the copy is shallow: the list object itself is shared.
+    assert second["hits_before"] == ["/first"]
+
+
+def test_lifespan_auto_tolerates_unsupported_app(narwhal):
+    server = narwhal("lifespan_apps:no_lifespan_app")  # --lifespan auto is the default
+    r = _get(server, "/")
+    assert r.status_code == 200
+    assert r.json() == {"served": True}
+    assert server.stop() == 0
+
+
+def test_lifespan_on_fails_with_unsupported_app():
+    r = run_cli("lifespan_apps:no_lifespan_app", *SERVE_ARGS, "--lifespan", "on", timeout=20)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "running on" not in out, out
+    assert "no_lifespan_app only handles http" in out, out
+
+
+@pytest.mark.parametrize("mode", ["auto", "on"])
+def test_lifespan_startup_failed(mode):
+    r = run_cli("lifespan_apps:failing_startup_app", *SERVE_ARGS, "--lifespan", mode, timeout=20)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "running on" not in out, out
+    assert "database unreachable (on purpose)" in out, out
+
+
+def test_lifespan_events_default(narwhal):
+    server = narwhal("lifespan_apps:recording_app")
+    assert _get(server, "/").json()["events"] == ["lifespan.startup"]
+    assert server.stop() == 0
+    _assert_order(server.log(), "Waiting for application startup.", "Application startup complete.",
+                  "lifespan_apps: shutdown handler ran")
+
+
+def test_lifespan_off_sends_no_events(narwhal):
+    server = narwhal("lifespan_apps:recording_app", "--lifespan", "off")
+    assert _get(server, "/").json()["events"] == []
+    assert server.stop() == 0
+    log = server.log()
+    assert "lifespan_apps: shutdown handler ran" not in log, log
+    assert "Waiting for application startup." not in log, log
+
+
+# -------------------------------------------------------------------- shutdown
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_runs_graceful_shutdown(narwhal, sig):
+    server = narwhal("lifespan_apps:recording_app")
+    assert _get(server, "/").status_code == 200
+    assert server.stop(sig) == 0
+    _assert_order(
+        server.log(),
+        "Started server process [",
+        "Application startup complete.",
+        "Shutting down",
+        "Waiting for application shutdown.",
+        "lifespan_apps: shutdown handler ran",
+        "Application shutdown complete.",
+        "Finished server process [",
+    )
+
+
+def _slow_request(url: str, seconds: float, tag: str):
+    try:
+        with httpx.Client(timeout=httpx.Timeout(20.0)) as c:
+            return c.get(f"{url}/sleep", params={"s": str(seconds), "tag": tag})
+    except httpx.HTTPError as exc:
+        return exc
+
+
+def test_sigterm_lets_inflight_request_finish(narwhal):
+    server = narwhal("slow_app:app")
+    pending = _in_background(_slow_request, server.url, 1, "inflight")
+    server.wait_for_log(r"slow_app: sleeping 1(\.0)? tag=inflight")
+    server.signal(signal.SIGTERM)
+    result = pending.result(timeout=20)
+    assert isinstance(result, httpx.Response), f"{result!r}\n{server.log()}"
+    assert result.status_code == 200
+    assert result.text == "slept 1.0"
+    assert _wait_exit(server) == 0
+    _assert_order(server.log(), "Shutting down", "slow_app: woke tag=inflight",
+                  "slow_app: lifespan shutdown", "Finished server process")
+
+
+def test_graceful_shutdown_timeout_cancels_long_request(narwhal):
+    server = narwhal("slow_app:app", "--timeout-graceful-shutdown", "1")
+    pending = _in_background(_slow_request, server.url, 30, "long")
+    server.wait_for_log(r"slow_app: sleeping 30(\.0)? tag=long")
+    started = time.monotonic()
+    returncode = server.stop(signal.SIGTERM, timeout=10)  # SIGKILL (-9) after 10 s
+    elapsed = time.monotonic() - started
+    assert elapsed < 10, f"still running {elapsed:.1f}s after SIGTERM\n{server.log()}"
+    assert returncode == 0, server.log()
+    result = pending.result(timeout=15)
+    # The client sees the connection closed (or an error status), never a full answer.
+    if isinstance(result, httpx.Response):
+        assert result.status_code >= 500, result.text
+    else:
+        assert isinstance(result, httpx.TransportError), repr(result)
+    log = server.log()
+    assert "slow_app: cancelled tag=long" in log, log
+    assert "slow_app: woke tag=long" not in log, log
+    _assert_order(log, "slow_app: cancelled tag=long", "slow_app: lifespan shutdown", "Finished server process")
+
+
+def test_idle_keep_alive_connection_does_not_delay_shutdown(narwhal):
+    server = narwhal("slow_app:app")  # default graceful timeout: 25 s
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as c:
+        assert c.get("/sleep", params={"s": "0", "tag": "idle"}).status_code == 200
+        # the connection stays open, idle, in the client's pool
+        started = time.monotonic()
+        returncode = server.stop(signal.SIGTERM, timeout=15)
+        elapsed = time.monotonic() - started
+    assert returncode == 0, server.log()
+    assert elapsed < 10, f"an idle keep-alive connection held shutdown for {elapsed:.1f}s"
+
+
+def test_no_new_connections_after_shutdown_starts(narwhal):
+    server = narwhal("slow_app:app")
+    pending = _in_background(_slow_request, server.url, 2, "holder")
+    server.wait_for_log(r"slow_app: sleeping 2(\.0)? tag=holder")
+    server.signal(signal.SIGTERM)
+    server.wait_for_log(r"Shutting down")
+    # A new request must not be served: refused, reset or closed without an answer.
+    try:
+        with httpx.Client(timeout=TIMEOUT) as c:
+            late = c.get(f"{server.url}/sleep", params={"s": "0", "tag": "late"})
+    except httpx.TransportError:
+        late = None
+    assert late is None or late.status_code >= 500, late.text
+    result = pending.result(timeout=20)
+    assert isinstance(result, httpx.Response) and result.status_code == 200, repr(result)
+    assert _wait_exit(server) == 0
+    assert "tag=late" not in server.log()
