@@ -136,13 +136,13 @@ void HttpSession::process() {
 
 void HttpSession::parse_head() {
     if (buffer_.size() == 0) {
-        // Idle keep-alive connection: give back a buffer a large body grew.
-        if (buffer_.capacity() > 2 * head_read_size)
-            buffer_.shrink_to_fit();
+        // Idle keep-alive connection: give back a buffer a large body grew (never under
+        // a pending read, which owns the prepared region).
+        if (!reading_ && buffer_.capacity() > 2 * head_read_size)
+            buffer_.shrink();
         return;
     }
-    auto data = static_cast<const char*>(buffer_.data().data());
-    auto scan = http::scan_head({data, buffer_.size()}, ctx_.limits.head);
+    auto scan = http::scan_head(buffer_.data(), ctx_.limits.head);
     if (scan.status == http::HeadStatus::incomplete)
         return;
     if (scan.status != http::HeadStatus::ok)
@@ -159,6 +159,8 @@ void HttpSession::parse_head() {
 
     error_code ec;
     std::size_t used = parser_->put(net::buffer(buffer_.data().data(), scan.size - skip), ec);
+    if (!ec && used != scan.size - skip)
+        return reply_error(400, "head not fully parsed");
     buffer_.consume(used);
     if (ec || !parser_->is_header_done()) {
         if (parser_->error_status())
@@ -217,8 +219,7 @@ void HttpSession::dispatch_request() {
 
 void HttpSession::parse_body_bytes() {
     std::size_t used = 0;
-    auto data = static_cast<const char*>(buffer_.data().data());
-    auto status = body_.feed({data, buffer_.size()}, credit_, body_pending_, used);
+    auto status = body_.feed(buffer_.data(), credit_, body_pending_, used);
     buffer_.consume(used);
     if (status == http::BodyReader::Status::bad_request ||
         status == http::BodyReader::Status::too_large) {
@@ -488,8 +489,8 @@ void HttpSession::close_gracefully() {
     lingering_ = true;
     timer_.expires_after(linger_time);
     timer_.async_wait([self = shared_from_this()](error_code ec) { self->on_timer(ec); });
-    buffer_.clear();
     if (!reading_) {
+        buffer_.clear();
         reading_ = true;
         socket_.async_read_some(buffer_.prepare(head_read_size),
                                 [self = shared_from_this()](error_code ec, std::size_t n) {

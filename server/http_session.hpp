@@ -8,11 +8,11 @@
 #include "asgi/events.hpp"
 #include "server/http/body_reader.hpp"
 #include "server/http/request_parser.hpp"
+#include "server/read_buffer.hpp"
 #include "server/server_context.hpp"
 
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 
 #include <chrono>
 #include <memory>
@@ -79,7 +79,7 @@ private:
     ServerContext& ctx_;
     IoThread& io_;
     std::shared_ptr<const asgi::Peer> peer_;
-    boost::beast::flat_buffer buffer_;
+    ReadBuffer buffer_;
     boost::asio::steady_timer timer_;
     clock::time_point deadline_;
 

@@ -134,6 +134,29 @@ def test_pipelined_requests_answered_in_order(srv):
     alive(srv)
 
 
+def test_requests_after_a_body_read_separately_from_its_head(srv):
+    """The body arrives in a later read than the head (forced with Expect: 100-continue,
+    so no timing is involved); then a 100 KiB body and two pipelined requests follow on
+    the same connection. Each must see its own bytes: parsing goes on while a read is
+    pending, and that read must not land on top of the unparsed bytes."""
+    big = bytes(range(256)) * 400
+    with RawConnection(srv.addr) as c:
+        c.send(request("POST", "/echo", headers=[("Expect", "100-continue"),
+                                                  ("Content-Length", "10")]))
+        interim = c.read_response("POST")
+        assert interim.status == 100
+        c.send(b"0123456789")
+        r1 = c.read_response("POST")
+        assert (r1.status, r1.body) == (200, b"0123456789")
+        c.send(request("POST", "/echo", body=big) + request("POST", "/echo", body=b"second")
+               + request("GET", "/hello"))
+        r2, r3, r4 = c.read_response("POST"), c.read_response("POST"), c.read_response("GET")
+        assert (r2.status, r2.body) == (200, big)
+        assert (r3.status, r3.body) == (200, b"second")
+        assert (r4.status, r4.body) == (200, HELLO)
+    alive(srv)
+
+
 def test_keep_alive_timeout_closes_idle_connection(narwhal):
     server = narwhal("raw_apps:router", "--timeout-keep-alive", "1")
     with RawConnection(server.addr) as c:

@@ -1,0 +1,50 @@
+# narwhal: `make run` serves examples/hello.py on 127.0.0.1:8000; `make test` runs
+# every test. Both install the Debian packages first (deploy/install-deps.sh).
+#
+# Debian's interpreter, named explicitly: a python3 earlier on PATH may be another
+# build without Debian's packages.
+PYTHON ?= /usr/bin/python3
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+GENERATOR := -G Ninja -DPython_EXECUTABLE=$(PYTHON)
+PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
+# Python leaks at exit by design; the sanitizer run looks for memory errors, not leaks.
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+.PHONY: all deps build run test unit integration asan bench format clean
+
+all: build
+
+deps:
+	bash deploy/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD)
+
+run: build
+	./$(BUILD)/narwhal hello:app --app-dir examples --host 127.0.0.1 --port 8000
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure
+
+integration: build
+	NARWHAL_BIN=$(CURDIR)/$(BUILD)/narwhal $(PYTEST) tests/integration
+
+# The unit and integration tests again, against an AddressSanitizer + UBSan build.
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DNARWHAL_SANITIZE=ON
+	cmake --build $(ASAN_BUILD)
+	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure
+	$(ASAN_ENV) NARWHAL_BIN=$(CURDIR)/$(ASAN_BUILD)/narwhal $(PYTEST) tests/integration
+
+test: unit integration asan
+
+bench: build
+	$(PYTHON) loadtests/compare.py --narwhal-bin $(BUILD)/narwhal
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
