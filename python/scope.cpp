@@ -94,15 +94,12 @@ PyObject* build_http_scope(const Names& n, const asgi::RequestHead& head, const 
         method = PyUnicode_DecodeLatin1(head.method_view().data(),
                                         static_cast<Py_ssize_t>(head.method_view().size()), nullptr);
 
-    // path = root_path + percent-decoded path (as uvicorn does since 0.26 and the
-    // ASGI spec clarified); undecodable bytes become U+FFFD.
-    std::string decoded = root_path;
-    if (asgi::needs_decoding(parts.raw_path))
-        decoded += asgi::percent_decode(parts.raw_path);
-    else
-        decoded.append(parts.raw_path);
-    std::string raw = root_path;
-    raw.append(parts.raw_path);
+    // path is the request's own path, percent-decoded, undecodable bytes as U+FFFD; it
+    // does not repeat root_path. That is what Debian's uvicorn does and Debian's
+    // Starlette routes on; newer Starlette and Django accept either form.
+    std::string decoded = asgi::needs_decoding(parts.raw_path) ? asgi::percent_decode(parts.raw_path)
+                                                               : std::string(parts.raw_path);
+    std::string_view raw = parts.raw_path;
 
     PyObject* state_copy = state ? PyDict_Copy(state) : PyDict_New();
 
