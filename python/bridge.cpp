@@ -4,6 +4,7 @@
 #include "asgi/deferred_wake.hpp"
 #include "asgi/log.hpp"
 #include "python/cycle.hpp"
+#include "python/request_step.hpp"
 #include "python/scope.hpp"
 
 #include <fmt/format.h>
@@ -22,7 +23,7 @@ Bridge::Bridge(asgi::Inbox& inbox, BridgeConfig cfg, PyObject* app, PyObject* lo
     call_soon_ = Ref::steal(PyObject_GetAttrString(loop, "call_soon"));
     Ref asyncio = Ref::steal(PyImport_ImportModule("asyncio"));
     if (asyncio)
-        ensure_future_ = Ref::steal(PyObject_GetAttrString(asyncio.get(), "ensure_future"));
+        cancelled_error_ = Ref::steal(PyObject_GetAttrString(asyncio.get(), "CancelledError"));
     batch_.reserve(cfg_.batch);
     asgi::set_wake_scheduler([](void* self) { static_cast<Bridge*>(self)->request_flush(); }, this);
 }
@@ -127,22 +128,11 @@ void Bridge::start_request(asgi::Event& ev) {
     }
     Ref coro = Ref::steal(
         PyObject_CallFunctionObjArgs(app_.get(), scope.get(), cycle_obj.get(), send.get(), nullptr));
-    Ref task;
-    if (coro) {
-        task = PyCoro_CheckExact(coro.get())
-                   ? Ref::steal(PyObject_CallOneArg(create_task_.get(), coro.get()))
-                   : Ref::steal(PyObject_CallOneArg(ensure_future_.get(), coro.get()));
-    }
+    Ref step = coro ? Ref::steal(new_request_step(c, coro.get())) : Ref();
+    Ref task = step ? Ref::steal(PyObject_CallOneArg(create_task_.get(), step.get())) : Ref();
     if (!task) {
         Ref exc = Ref::steal(fetch_exception());
         cycle_fail(c, exc.get() ? exc.get() : Py_None);
-        return;
-    }
-    Ref done = Ref::steal(PyCFunction_New(&cycle_done_def, cycle_obj.get()));
-    Ref r = done ? Ref::steal(PyObject_CallMethodOneArg(task.get(), names_.add_done_callback, done.get()))
-                 : Ref();
-    if (!r) {
-        PyErr_WriteUnraisable(task.get());
         return;
     }
     s.task = std::move(task);

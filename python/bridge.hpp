@@ -48,6 +48,10 @@ public:
     bool call_soon(PyObject* callable);
     void log_exception(const std::string& what, PyObject* exc);
     PyObject* disconnected_type() const { return disconnected_type_.get(); }
+    PyObject* cancelled_error() const { return cancelled_error_.get(); }
+    // Around each step of a request's coroutine: which request the loop is running.
+    void step_begin(CycleObject* c) { current_ = c; }
+    void step_end() { current_ = nullptr; }
     void on_cycle_finished(CycleObject* c);
     // End-of-iteration work, scheduled with one call_soon per loop iteration that needs
     // it: held response starts go out, then the deferred wake-ups of the I/O threads.
@@ -68,13 +72,14 @@ private:
     BridgeConfig cfg_;
     Names names_;
     Ref app_, loop_, state_, log_exception_, disconnected_type_, on_shutdown_;
-    Ref create_future_, create_task_, call_soon_, ensure_future_;
+    Ref create_future_, create_task_, call_soon_, cancelled_error_;
     Ref drain_again_, flush_fn_;
     std::vector<asgi::Event> batch_;
     std::vector<Ref> flush_list_;
     bool flush_scheduled_ = false;
     bool drain_scheduled_ = false;
-    CycleObject* live_ = nullptr;  // head of the intrusive list of running cycles
+    CycleObject* live_ = nullptr;
+    CycleObject* current_ = nullptr;  // head of the intrusive list of running cycles
     std::size_t inflight_ = 0;
     std::vector<Ref> idle_waiters_;
 };

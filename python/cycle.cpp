@@ -477,36 +477,24 @@ void settle_response(CycleState& s, bool failed) {
         s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::abort});
 }
 
-PyObject* cycle_done(PyObject* self, PyObject* task) {
-    auto* c = reinterpret_cast<CycleObject*>(self);
+}  // namespace
+
+void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled) {
     CycleState& s = *c->s;
-    const Names& n = s.bridge->names();
-    Ref cancelled = Ref::steal(PyObject_CallMethodNoArgs(task, n.cancelled));
-    bool failed = false;
-    if (cancelled && cancelled.get() == Py_True) {
-        failed = true;
-        if (!s.response.complete())
+    if (s.finished)
+        return;
+    bool failed = exc != nullptr;
+    if (cancelled) {
+        if (!s.response.complete() && !s.disconnected)
             log::warning("Request cancelled: {}", s.request_line);
-    } else {
-        PyErr_Clear();
-        Ref exc = Ref::steal(PyObject_CallMethodNoArgs(task, n.exception));
-        if (!exc) {
-            PyErr_Clear();
-        } else if (exc.get() != Py_None) {
-            failed = true;
-            s.bridge->log_exception(
-                fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line), exc.get());
-        }
+    } else if (exc) {
+        s.bridge->log_exception(
+            fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line), exc);
     }
     settle_response(s, failed);
     s.task = Ref();
     finish(c);
-    Py_RETURN_NONE;
 }
-
-}  // namespace
-
-PyMethodDef cycle_done_def = {"_request_done", cycle_done, METH_O, nullptr};
 
 bool ready_types() {
     cycle_type.tp_name = "narwhal.Receive";

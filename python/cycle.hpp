@@ -64,8 +64,9 @@ void cycle_on_body(CycleObject* c, std::string&& body, bool more);
 void cycle_on_disconnect(CycleObject* c);
 void cycle_on_drained(CycleObject* c);
 void cycle_flush_start(CycleObject* c);
-// The done-callback for the request's task: `self` is the cycle.
-extern PyMethodDef cycle_done_def;
+// The app finished: returned (exc null), raised `exc`, or was cancelled. Answers the
+// client if the app did not (500, or a closed connection) and ends the cycle.
+void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled);
 // Respond 500 (or abort if too late) and finish the cycle, for an app that failed
 // before it produced a task.
 void cycle_fail(CycleObject* c, PyObject* exc);

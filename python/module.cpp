@@ -3,6 +3,7 @@
 #include "asgi/log.hpp"
 #include "python/bridge.hpp"
 #include "python/cycle.hpp"
+#include "python/request_step.hpp"
 
 #include <pybind11/embed.h>
 
@@ -10,7 +11,7 @@ namespace py = pybind11;
 using narwhal::python::Bridge;
 
 PYBIND11_EMBEDDED_MODULE(_narwhal, m) {
-    if (!narwhal::python::ready_types())
+    if (!narwhal::python::ready_types() || !narwhal::python::ready_request_step_type())
         throw py::error_already_set();
     m.attr("version") = NARWHAL_VERSION;
     m.def(

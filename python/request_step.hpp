@@ -1,0 +1,18 @@
+// The coroutine a request's Task runs: a native wrapper around the app's coroutine (or
+// awaitable). Each step marks which request the loop is running (for the watchdog),
+// and the app's end (return, exception, cancellation) is handled right there, inside
+// the Task's last step: no done-callback, no extra loop iteration per request.
+#pragma once
+
+#include <Python.h>
+
+namespace narwhal::python {
+
+struct CycleObject;
+
+bool ready_request_step_type();
+// New reference: a coroutine-like object driving `awaitable` for `cycle`, or nullptr
+// with an error set (the awaitable has no __await__).
+PyObject* new_request_step(CycleObject* cycle, PyObject* awaitable);
+
+}  // namespace narwhal::python
