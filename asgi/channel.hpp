@@ -3,11 +3,13 @@
 // response bytes in flight so `send()` can wait for the socket to drain.
 #pragma once
 
+#include "asgi/admission.hpp"
 #include "asgi/events.hpp"
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 namespace narwhal::asgi {
 
@@ -21,7 +23,9 @@ public:
 
 class Channel {
 public:
-    Channel(uint64_t id, std::shared_ptr<CommandSink> sink) : id_(id), sink_(std::move(sink)) {}
+    // `admission`: the slot this request holds, released when the request cycle ends.
+    Channel(uint64_t id, std::shared_ptr<CommandSink> sink, Admission* admission = nullptr)
+        : id_(id), sink_(std::move(sink)), admission_(admission) {}
 
     uint64_t id() const { return id_; }
 
@@ -37,6 +41,8 @@ public:
     // Interpreter thread, once, when the request cycle ends. The reference is handed to
     // the connection's thread so the connection is never destroyed on this thread.
     void detach() {
+        if (auto* a = std::exchange(admission_, nullptr))
+            a->release();
         if (auto sink = std::move(sink_)) {
             CommandSink* raw = sink.get();
             raw->submit(std::move(sink), Command{.kind = Command::Kind::release});
@@ -72,6 +78,7 @@ public:
 private:
     uint64_t id_;
     std::shared_ptr<CommandSink> sink_;
+    Admission* admission_;
     std::atomic<std::size_t> outbound_{0};
     std::atomic<bool> sender_waiting_{false};
 };

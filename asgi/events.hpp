@@ -70,6 +70,7 @@ struct Event {
         body,        // more request body
         disconnect,  // the client went away (or the connection failed)
         drained,     // outbound bytes fell below the low-water mark
+        deadline,    // --timeout-request passed: cancel the request's task
         shutdown,    // the server is stopping: finish in-flight work and stop the loop
     };
     Kind kind = Kind::request;

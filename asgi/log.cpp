@@ -76,6 +76,34 @@ bool enabled(Level level) { return static_cast<int>(level) >= min_level.load(std
 
 bool access_enabled() { return access_on.load(std::memory_order_relaxed) && enabled(Level::info); }
 
+bool json() { return json_format.load(std::memory_order_relaxed); }
+
+std::string json_string(std::string_view s) {
+    std::string out;
+    append_json_string(out, s);
+    return out;
+}
+
+void event(Level level, std::string_view message, std::string_view fields) {
+    if (!enabled(level))
+        return;
+    if (!json()) {
+        write(level, message);
+        return;
+    }
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    double ts = std::chrono::duration<double>(now).count();
+    std::string line = fmt::format("{{\"ts\": {:.6f}, \"level\": \"{}\", ", ts, name(level));
+    if (!fields.empty()) {
+        line.append(fields);
+        line.append(", ");
+    }
+    line.append("\"message\": ");
+    append_json_string(line, message);
+    line += "}\n";
+    emit(line);
+}
+
 void write(Level level, std::string_view message) {
     std::string line;
     if (json_format.load(std::memory_order_relaxed)) {

@@ -15,6 +15,12 @@ void configure(Level min_level, bool json, bool access_log);
 bool enabled(Level level);
 bool access_enabled();
 void write(Level level, std::string_view message);
+bool json();
+// A structured report: `message` is the human text (the whole line in text mode);
+// `fields` are extra JSON members ("\"event\": \"x\", \"n\": 1") added in json mode.
+void event(Level level, std::string_view message, std::string_view fields);
+// `s` as a JSON string literal, quotes included.
+std::string json_string(std::string_view s);
 
 // Access log line: `127.0.0.1:54321 - "GET /path HTTP/1.1" 200`.
 void access(std::string_view client, std::string_view method, std::string_view target,

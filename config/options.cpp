@@ -192,6 +192,18 @@ constexpr Option table[] = {
     bytes<&S::send_low_water>({"send_low_water", "--send-low-water", "NARWHAL_SEND_LOW_WATER"},
                               "Buffered outbound bytes a waiting `await send()` waits to drain "
                               "down to; at most --send-high-water."),
+    // --- admission
+    integer<&S::limit_concurrency>(
+        {"limit_concurrency", "--limit-concurrency", "NARWHAL_LIMIT_CONCURRENCY"}, "N", 0,
+        int_max,
+        "HTTP requests in flight per interpreter; more wait in the queue. 0: no limit."),
+    integer<&S::limit_queue>({"limit_queue", "--limit-queue", "NARWHAL_LIMIT_QUEUE"}, "N", 0,
+                             int_max,
+                             "Requests waiting for a slot beyond --limit-concurrency; more are "
+                             "answered 503 at once."),
+    integer<&S::limit_connections>(
+        {"limit_connections", "--limit-connections", "NARWHAL_LIMIT_CONNECTIONS"}, "N", 1,
+        int_max, "Open connections per worker; at the limit it stops accepting."),
     // --- timeouts
     seconds<&S::timeout_keep_alive>(
         {"timeout_keep_alive", "--timeout-keep-alive", "NARWHAL_TIMEOUT_KEEP_ALIVE"},
@@ -201,6 +213,30 @@ constexpr Option table[] = {
                                             "NARWHAL_TIMEOUT_GRACEFUL_SHUTDOWN"},
                                            "On shutdown, time left to running requests and the "
                                            "lifespan shutdown before they are cancelled."),
+    seconds<&S::timeout_queue>({"timeout_queue", "--timeout-queue", "NARWHAL_TIMEOUT_QUEUE"},
+                               "Longest wait for a slot under --limit-concurrency before 503."),
+    seconds<&S::timeout_header>({"timeout_header", "--timeout-header", "NARWHAL_TIMEOUT_HEADER"},
+                                "A request head must arrive within this of its first byte "
+                                "(408 and close otherwise)."),
+    seconds<&S::timeout_body>({"timeout_body", "--timeout-body", "NARWHAL_TIMEOUT_BODY"},
+                              "Longest silence between parts of a request body being read."),
+    seconds<&S::timeout_request>({"timeout_request", "--timeout-request",
+                                  "NARWHAL_TIMEOUT_REQUEST"},
+                                 "Deadline per request: the task is cancelled, the client gets "
+                                 "504 (or a closed connection). 0: none."),
+    seconds<&S::timeout_disconnect_grace>(
+        {"timeout_disconnect_grace", "--timeout-disconnect-grace",
+         "NARWHAL_TIMEOUT_DISCONNECT_GRACE"},
+        "After the client disconnected, time before the request's task is cancelled."),
+    seconds<&S::timeout_cancel_grace>(
+        {"timeout_cancel_grace", "--timeout-cancel-grace", "NARWHAL_TIMEOUT_CANCEL_GRACE"},
+        "Between repeated cancellations of a task that ignores them (abandoned after 3)."),
+    seconds<&S::timeout_orphan_tasks>(
+        {"timeout_orphan_tasks", "--timeout-orphan-tasks", "NARWHAL_TIMEOUT_ORPHAN_TASKS"},
+        "Report tasks a request spawned that are still pending this long after it ended."),
+    seconds<&S::watchdog_threshold>(
+        {"watchdog_threshold", "--watchdog-threshold", "NARWHAL_WATCHDOG_THRESHOLD"},
+        "Report an event loop that has not turned for this long, with its stack. 0: off."),
     // --- bridge
     integer<&S::inbox_batch>({"inbox_batch", "--inbox-batch", "NARWHAL_INBOX_BATCH"}, "N", 1,
                              int64_max, "Events the interpreter takes from its inbox per wake-up."),
@@ -254,7 +290,6 @@ constexpr std::string_view uvicorn_only[] = {
     "--proxy-headers",
     "--no-proxy-headers",
     "--forwarded-allow-ips",
-    "--limit-concurrency",
     "--limit-max-requests",
     "--timeout-worker-healthcheck",
     "--ssl-keyfile",

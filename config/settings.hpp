@@ -56,10 +56,46 @@ struct Settings {
     std::size_t send_high_water = 64 * 1024;
     std::size_t send_low_water = 16 * 1024;
 
+    // --- admission -----------------------------------------------------------
+    // HTTP requests in flight per interpreter: far above what one healthy loop keeps busy,
+    // low enough that a stalled app cannot pile up unbounded work. 0: no limit.
+    int limit_concurrency = 2048;
+    // Requests waiting for a slot beyond the limit: as many again; more wait nowhere
+    // (immediate 503).
+    int limit_queue = 2048;
+    // Open connections per worker: room for a 10k-socket gateway, below the usual
+    // 64k-descriptor hard limit. At the limit the worker stops accepting.
+    int limit_connections = 16384;
+
     // --- timeouts (seconds) -------------------------------------------------
     double timeout_keep_alive = 5.0;  // uvicorn's default idle time between requests
     // Kubernetes kills at 30 s; 25 s leaves room for lifespan shutdown.
     double timeout_graceful_shutdown = 25.0;
+    // A queued request older than this gets 503: a second is long enough to ride out a
+    // burst, short enough for the client to retry elsewhere.
+    double timeout_queue = 1.0;
+    // The whole request head must arrive within this of its first byte (slowloris);
+    // real clients send it in one packet.
+    double timeout_header = 10.0;
+    // Longest silence between two pieces of a request body the app is waiting for.
+    double timeout_body = 30.0;
+    // Deadline for a whole request (504 before the response started). 0: none, as in
+    // uvicorn; a deadline is a policy of the application.
+    double timeout_request = 0.0;
+    // After the client disconnected, time the app gets to notice before its task is
+    // cancelled: enough to finish a short database call.
+    double timeout_disconnect_grace = 2.0;
+    // Between repeated cancellations of a task that ignores them; after three the
+    // request is abandoned and reported.
+    double timeout_cancel_grace = 1.0;
+    // Tasks an app spawned during a request and still pending this long after the
+    // request ended are reported (a leak, or work that should be a background job).
+    double timeout_orphan_tasks = 5.0;
+
+    // --- watchdog -------------------------------------------------------------
+    // A loop that has not turned for this long is reported with its stack: 100 ms is
+    // far beyond any healthy turn and short enough to catch a blocking call. 0: off.
+    double watchdog_threshold = 0.1;
 
     // --- bridge ------------------------------------------------------------
     // Events taken per drain of the inbox under one GIL hold: large enough to amortise

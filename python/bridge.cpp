@@ -3,6 +3,7 @@
 #include "asgi/channel.hpp"
 #include "asgi/deferred_wake.hpp"
 #include "asgi/log.hpp"
+#include "python/cancel_scope.hpp"
 #include "python/cycle.hpp"
 #include "python/request_step.hpp"
 #include "python/scope.hpp"
@@ -11,19 +12,25 @@
 
 namespace narwhal::python {
 
-Bridge::Bridge(asgi::Inbox& inbox, BridgeConfig cfg, PyObject* app, PyObject* loop, PyObject* state,
+Bridge::Bridge(asgi::Inbox& inbox, asgi::Stats& stats, asgi::LoopMonitor& monitor,
+               BridgeConfig cfg, PyObject* app, PyObject* loop, PyObject* state, PyObject* runtime,
                PyObject* log_exception, PyObject* disconnected_type, PyObject* on_shutdown)
     : inbox_(inbox), cfg_(std::move(cfg)), app_(Ref::borrow(app)), loop_(Ref::borrow(loop)),
       state_(Ref::borrow(state == Py_None ? nullptr : state)),
       log_exception_(Ref::borrow(log_exception)),
-      disconnected_type_(Ref::borrow(disconnected_type)), on_shutdown_(Ref::borrow(on_shutdown)) {
+      disconnected_type_(Ref::borrow(disconnected_type)), on_shutdown_(Ref::borrow(on_shutdown)),
+      runtime_(Ref::borrow(runtime)), stats_(stats), monitor_(monitor) {
     // The loop's bound methods, looked up once (NGINX Unit does the same).
     create_future_ = Ref::steal(PyObject_GetAttrString(loop, "create_future"));
     create_task_ = Ref::steal(PyObject_GetAttrString(loop, "create_task"));
     call_soon_ = Ref::steal(PyObject_GetAttrString(loop, "call_soon"));
+    call_later_ = Ref::steal(PyObject_GetAttrString(loop, "call_later"));
     Ref asyncio = Ref::steal(PyImport_ImportModule("asyncio"));
-    if (asyncio)
+    if (asyncio) {
         cancelled_error_ = Ref::steal(PyObject_GetAttrString(asyncio.get(), "CancelledError"));
+        task_type_ = Ref::steal(PyObject_GetAttrString(asyncio.get(), "Task"));
+    }
+    loop_kwnames_ = Ref::steal(Py_BuildValue("(s)", "loop"));
     batch_.reserve(cfg_.batch);
     asgi::set_wake_scheduler([](void* self) { static_cast<Bridge*>(self)->request_flush(); }, this);
 }
@@ -72,6 +79,12 @@ void Bridge::drain() {
         case asgi::Event::Kind::drained:
             if (auto* c = static_cast<CycleObject*>(ev.channel->owner))
                 cycle_on_drained(c);
+            break;
+        case asgi::Event::Kind::deadline:
+            if (auto* c = static_cast<CycleObject*>(ev.channel->owner)) {
+                cycle_on_disconnect(c);  // the client already got its 504 (or a close)
+                scope_cancel(c, CancelReason::deadline);
+            }
             break;
         case asgi::Event::Kind::shutdown: {
             Ref r = Ref::steal(PyObject_CallNoArgs(on_shutdown_.get()));
@@ -129,7 +142,11 @@ void Bridge::start_request(asgi::Event& ev) {
     Ref coro = Ref::steal(
         PyObject_CallFunctionObjArgs(app_.get(), scope.get(), cycle_obj.get(), send.get(), nullptr));
     Ref step = coro ? Ref::steal(new_request_step(c, coro.get())) : Ref();
-    Ref task = step ? Ref::steal(PyObject_CallOneArg(create_task_.get(), step.get())) : Ref();
+    // asyncio.Task directly, not loop.create_task: the app's task factory (ours, which
+    // tracks tasks the app spawns) is not for the request's own task.
+    PyObject* args[] = {step.get(), loop_.get()};
+    Ref task = step ? Ref::steal(PyObject_Vectorcall(task_type_.get(), args, 1, loop_kwnames_.get()))
+                    : Ref();
     if (!task) {
         Ref exc = Ref::steal(fetch_exception());
         cycle_fail(c, exc.get() ? exc.get() : Py_None);
@@ -140,6 +157,13 @@ void Bridge::start_request(asgi::Event& ev) {
 
 void Bridge::on_cycle_finished(CycleObject* c) {
     CycleState& s = *c->s;
+    if (s.spawned_tasks && s.channel) {
+        // Tasks it spawned are checked for leaks a while later.
+        Ref r = Ref::steal(PyObject_CallMethod(runtime_.get(), "request_finished", "K",
+                                               static_cast<unsigned long long>(s.channel->id())));
+        if (!r)
+            PyErr_WriteUnraisable(runtime_.get());
+    }
     // Unlink from the running list and drop the list's reference.
     if (s.prev)
         s.prev->s->next = s.next;
@@ -177,8 +201,80 @@ PyObject* Bridge::idle() {
 }
 
 void Bridge::cancel_all() {
+    // Keep every cycle alive while walking: cancelling one may unlink it.
+    std::vector<Ref> all;
     for (CycleObject* c = live_; c; c = c->s->next)
-        cycle_cancel(c);
+        all.push_back(Ref::borrow(reinterpret_cast<PyObject*>(c)));
+    for (auto& r : all)
+        scope_cancel(reinterpret_cast<CycleObject*>(r.get()), CancelReason::shutdown);
+}
+
+bool Bridge::call_later(double delay, PyObject* callable) {
+    Ref d = Ref::steal(PyFloat_FromDouble(delay));
+    Ref r = d ? Ref::steal(PyObject_CallFunctionObjArgs(call_later_.get(), d.get(), callable, nullptr))
+              : Ref();
+    return r.get() != nullptr;
+}
+
+void Bridge::abandon(CycleObject* c) {
+    CycleState& s = *c->s;
+    stats_.abandoned.fetch_add(1, std::memory_order_relaxed);
+    std::string stack;
+    if (s.task) {
+        Ref text = Ref::steal(PyObject_CallMethod(runtime_.get(), "task_stack", "O", s.task.get()));
+        if (text && PyUnicode_Check(text.get()))
+            stack = PyUnicode_AsUTF8(text.get());
+        PyErr_Clear();
+    }
+    log::error("Request abandoned: its task ignored {} cancellations (after {}); closing the "
+               "connection: {} (id {})\n{}",
+               cancel_attempts, cancel_reason_text(s.cancel_reason), s.request_line,
+               s.channel ? s.channel->id() : 0, stack);
+    cycle_abandon(c);
+}
+
+void Bridge::step_begin(CycleObject* c) {
+    current_ = c;
+    if (cfg_.heartbeat_interval > 0)
+        monitor_.step_begin(c->s->channel ? c->s->channel->id() : 0, c->s->request_line);
+}
+
+void Bridge::step_end() {
+    current_ = nullptr;
+    if (cfg_.heartbeat_interval > 0)
+        monitor_.step_end();
+}
+
+void Bridge::set_self(PyObject* bound_drain, PyObject* bound_flush, PyObject* bound_beat) {
+    drain_again_ = Ref::borrow(bound_drain);
+    flush_fn_ = Ref::borrow(bound_flush);
+    beat_fn_ = Ref::borrow(bound_beat);
+    if (cfg_.heartbeat_interval > 0)
+        beat();
+}
+
+void Bridge::beat() {
+    int64_t now = asgi::LoopMonitor::now_ns();
+    if (last_due_ns_ != 0 && now > last_due_ns_)
+        stats_.note_lag((now - last_due_ns_) / 1000);  // how late this turn came
+    auto interval = static_cast<int64_t>(cfg_.heartbeat_interval * 1e9);
+    last_due_ns_ = now + interval;
+    monitor_.beat(now, interval);
+    if (!call_later(cfg_.heartbeat_interval, beat_fn_.get()))
+        PyErr_WriteUnraisable(beat_fn_.get());
+}
+
+PyObject* Bridge::current_request() {
+    if (!current_)
+        Py_RETURN_NONE;
+    CycleState& s = *current_->s;
+    s.spawned_tasks = true;
+    auto sp1 = s.request_line.find(' ');
+    auto sp2 = s.request_line.rfind(' ');
+    std::string method = s.request_line.substr(0, sp1);
+    std::string target = sp1 == std::string::npos ? "" : s.request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+    return Py_BuildValue("(Kss)", static_cast<unsigned long long>(s.channel ? s.channel->id() : 0),
+                         method.c_str(), target.c_str());
 }
 
 void Bridge::schedule_start_flush(CycleObject* c) {

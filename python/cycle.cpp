@@ -485,8 +485,10 @@ void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled) {
         return;
     bool failed = exc != nullptr;
     if (cancelled) {
-        if (!s.response.complete() && !s.disconnected)
-            log::warning("Request cancelled: {}", s.request_line);
+        if (!s.response.complete() || s.cancel_armed)
+            log::warning("Request task cancelled because {}: {} (id {})",
+                         cancel_reason_text(s.cancel_armed ? s.cancel_reason : CancelReason::shutdown),
+                         s.request_line, s.channel ? s.channel->id() : 0);
     } else if (exc) {
         s.bridge->log_exception(
             fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line), exc);
@@ -569,6 +571,7 @@ void cycle_on_disconnect(CycleObject* c) {
     CycleState& s = *c->s;
     s.disconnected = true;
     wake_receiver_with_disconnect(s);
+    scope_on_disconnect(c);
     if (s.send_waiter) {
         Ref exc = Ref::steal(PyObject_CallOneArg(
             s.bridge->disconnected_type(),
@@ -603,12 +606,15 @@ void cycle_fail(CycleObject* c, PyObject* exc) {
     finish(c);
 }
 
-void cycle_cancel(CycleObject* c) {
-    if (c->s->task) {
-        Ref r = Ref::steal(PyObject_CallMethodNoArgs(c->s->task.get(), c->s->bridge->names().cancel));
-        if (!r)
-            PyErr_Clear();
-    }
+void cycle_abandon(CycleObject* c) {
+    CycleState& s = *c->s;
+    if (s.finished)
+        return;
+    s.disconnected = true;  // nothing more goes to the client from this request
+    if (s.channel)
+        s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::abort});
+    s.task = Ref();
+    finish(c);
 }
 
 }  // namespace narwhal::python

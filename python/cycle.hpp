@@ -5,6 +5,7 @@
 
 #include "asgi/channel.hpp"
 #include "asgi/response_state.hpp"
+#include "python/cancel_scope.hpp"
 #include "python/py_ref.hpp"
 
 #include <Python.h>
@@ -38,6 +39,11 @@ struct CycleState {
     Ref task;
     Ref pending;  // receive(): the message its fast-path await returns
     std::string request_line;  // "GET /path HTTP/1.1" for logs
+    // Cancel scope (cancel_scope.hpp).
+    bool cancel_armed = false;
+    int cancel_attempts = 0;
+    CancelReason cancel_reason = CancelReason::disconnect;
+    bool spawned_tasks = false;  // the app created tasks during this request
     // Intrusive list of running cycles (for shutdown).
     struct CycleObject* prev = nullptr;
     struct CycleObject* next = nullptr;
@@ -70,6 +76,9 @@ void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled);
 // Respond 500 (or abort if too late) and finish the cycle, for an app that failed
 // before it produced a task.
 void cycle_fail(CycleObject* c, PyObject* exc);
-void cycle_cancel(CycleObject* c);
+// Gives up on a request whose task ignores cancellation: the connection is closed and
+// the cycle finished without waiting for the task.
+void cycle_abandon(CycleObject* c);
+const char* cancel_reason_text(CancelReason why);
 
 }  // namespace narwhal::python

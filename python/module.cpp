@@ -38,7 +38,10 @@ PYBIND11_EMBEDDED_MODULE(_narwhal, m) {
                      throw py::error_already_set();
                  return py::reinterpret_steal<py::object>(fut);
              })
-        .def("cancel_all", &Bridge::cancel_all);
+        .def("cancel_all", &Bridge::cancel_all)
+        .def("_beat", &Bridge::beat)
+        .def("current_request",
+             [](Bridge& b) { return py::reinterpret_steal<py::object>(b.current_request()); });
 }
 
 namespace narwhal::python {

@@ -137,6 +137,19 @@ PyMethodDef step_methods[] = {
 
 PyAsyncMethods step_async = {step_await, nullptr, nullptr, nullptr};
 
+// What the app's coroutine awaits, so tools that walk cr_await chains (our task_stack,
+// debuggers) see through this wrapper.
+PyObject* step_get_await(PyObject* o, void*) {
+    auto* self = reinterpret_cast<StepObject*>(o);
+    Py_INCREF(self->iter);
+    return self->iter;
+}
+
+PyGetSetDef step_getset[] = {
+    {"cr_await", step_get_await, nullptr, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
 PyTypeObject step_type = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 }  // namespace
@@ -150,6 +163,7 @@ bool ready_request_step_type() {
     step_type.tp_iter = step_await;
     step_type.tp_iternext = step_iternext;
     step_type.tp_methods = step_methods;
+    step_type.tp_getset = step_getset;
     step_type.tp_doc = "Runs one ASGI request's coroutine inside its Task.";
     if (PyType_Ready(&step_type) < 0)
         return false;

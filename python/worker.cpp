@@ -4,6 +4,8 @@
 #include "asgi/log.hpp"
 #include "python/bridge.hpp"
 #include "python/interpreter.hpp"
+#include "python/stack_reader.hpp"
+#include "server/watchdog.hpp"
 #include "server/front_end.hpp"
 
 #include <pybind11/embed.h>
@@ -78,16 +80,38 @@ int serve(const config::Settings& settings) {
     py::object log_exception = py::module_::import("narwhal._log").attr("log_exception");
     py::object disconnected = py::module_::import("narwhal._errors").attr("ClientDisconnected");
     py::object loop = rt.attr("_loop");
-    BridgeConfig cfg{settings.root_path, settings.read_window, settings.send_high_water,
-                     settings.send_low_water, settings.inbox_batch};
+    BridgeConfig cfg;
+    cfg.root_path = settings.root_path;
+    cfg.read_window = settings.read_window;
+    cfg.send_high_water = settings.send_high_water;
+    cfg.send_low_water = settings.send_low_water;
+    cfg.batch = settings.inbox_batch;
+    cfg.disconnect_grace = settings.timeout_disconnect_grace;
+    cfg.cancel_grace = settings.timeout_cancel_grace;
+    cfg.request_timeout = settings.timeout_request;
+    // Two beats per threshold: a healthy loop is never more than half a threshold late.
+    cfg.heartbeat_interval = settings.watchdog_threshold / 2;
+    asgi::LoopMonitor monitor;
+    monitor.thread_ident.store(PyThread_get_thread_ident());
     py::object bridge_py;  // set below; the shutdown hook captures it by reference
     py::cpp_function on_shutdown([&]() {
-        rt.attr("begin_shutdown")(bridge_py, settings.timeout_graceful_shutdown);
+        rt.attr("begin_shutdown")(bridge_py, settings.timeout_graceful_shutdown,
+                                  settings.timeout_cancel_grace);
     });
-    Bridge bridge(inbox, cfg, settings.app.empty() ? Py_None : rt.attr("_app").ptr(), loop.ptr(),
-                  state.ptr(), log_exception.ptr(), disconnected.ptr(), on_shutdown.ptr());
+    Bridge bridge(inbox, front.context().stats, monitor, cfg, rt.attr("_app").ptr(), loop.ptr(),
+                  state.ptr(), rt.ptr(), log_exception.ptr(), disconnected.ptr(), on_shutdown.ptr());
     bridge_py = py::cast(&bridge, py::return_value_policy::reference);
-    bridge.set_self(bridge_py.attr("drain").ptr(), bridge_py.attr("_flush").ptr());
+    bridge.set_self(bridge_py.attr("drain").ptr(), bridge_py.attr("_flush").ptr(),
+                    bridge_py.attr("_beat").ptr());
+    rt.attr("install_task_tracking")(bridge_py, settings.timeout_orphan_tasks);
+
+    StackReader stacks;
+    std::unique_ptr<server::Watchdog> watchdog;
+    if (settings.watchdog_threshold > 0) {
+        watchdog = std::make_unique<server::Watchdog>(monitor, front.context().stats, stacks,
+                                                      settings.watchdog_threshold, 0);
+        watchdog->start();
+    }
 
     front.start([&front, &inbox] {
         // I/O thread: stop taking work at once, then let the interpreter finish what it has.
@@ -106,10 +130,15 @@ int serve(const config::Settings& settings) {
         status = 1;
     }
     {
-        py::gil_scoped_release nogil;  // I/O threads may still be finishing callbacks
+        py::gil_scoped_release nogil;  // I/O threads and the stack reader may want the GIL
+        monitor.stop();
+        if (watchdog)
+            watchdog->stop();
+        stacks.stop();
         front.begin_shutdown();
         front.stop();
     }
+    front.log_stats();
     rt.attr("finish")();
     bridge_py = py::object();
     return status;

@@ -4,6 +4,7 @@
 #include "server/io_thread.hpp"
 
 #include <boost/asio/post.hpp>
+#include <fmt/format.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -21,8 +22,18 @@ FrontEnd::FrontEnd(const config::Settings& settings, asgi::Inbox& inbox) : setti
     ctx_.limits.read_window = s.read_window;
     ctx_.limits.send_high_water = s.send_high_water;
     ctx_.limits.send_low_water = s.send_low_water;
-    ctx_.limits.keep_alive =
-        std::chrono::milliseconds(static_cast<int64_t>(s.timeout_keep_alive * 1000));
+    auto ms = [](double seconds) {
+        return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+    };
+    ctx_.limits.keep_alive = ms(s.timeout_keep_alive);
+    ctx_.limits.header = ms(s.timeout_header);
+    ctx_.limits.body = ms(s.timeout_body);
+    ctx_.limits.queue = ms(s.timeout_queue);
+    ctx_.limits.request = ms(s.timeout_request);
+    ctx_.limits.max_connections = s.limit_connections;
+    admission_ = std::make_unique<asgi::Admission>(static_cast<std::size_t>(s.limit_concurrency),
+                                                   static_cast<std::size_t>(s.limit_queue));
+    ctx_.admission = admission_.get();
     ctx_.defaults.server_header = s.server_header;
     ctx_.defaults.date_header = s.date_header;
     ctx_.defaults.extra = s.headers;
@@ -36,6 +47,14 @@ FrontEnd::~FrontEnd() { stop(); }
 void FrontEnd::bind() {
     ListenSpec spec{settings_.host, settings_.port, settings_.uds, settings_.fd, settings_.backlog};
     listener_ = std::make_unique<Listener>(threads_[0]->context(), spec);
+    ctx_.on_connection_closed = [this] {
+        // Cheap check first: only a paused listener needs its thread.
+        if (listener_ && listener_->paused())
+            net::post(threads_[0]->context(), [this] {
+                if (listener_)
+                    listener_->resume();
+            });
+    };
 }
 
 const std::string& FrontEnd::description() const { return listener_->description(); }
@@ -56,9 +75,32 @@ void FrontEnd::start(std::function<void()> on_stop_signal) {
             }
         });
     });
+    stats_signal_ = std::make_unique<net::signal_set>(threads_[0]->context(), SIGUSR1);
+    wait_stats_signal();
     listener_->start(ctx_, threads_);
     for (auto& t : threads_)
         t->start();
+}
+
+void FrontEnd::wait_stats_signal() {
+    stats_signal_->async_wait([this](boost::system::error_code ec, int) {
+        if (ec)
+            return;
+        log_stats();
+        wait_stats_signal();
+    });
+}
+
+void FrontEnd::log_stats() {
+    const auto& st = ctx_.stats;
+    auto fields = fmt::format(
+        "\"event\": \"stats\", \"requests\": {}, \"shed\": {}, \"queue_timeouts\": {}, "
+        "\"in_flight\": {}, \"queued\": {}, \"connections\": {}, \"loop_stalls\": {}, "
+        "\"loop_lag_max_ms\": {:.1f}, \"cancelled\": {}, \"abandoned\": {}",
+        st.requests.load(), st.shed.load(), st.queue_timeouts.load(), admission_->in_flight(),
+        admission_->queued(), st.connections.load(), st.loop_stalls.load(),
+        st.loop_lag_max_us.load() / 1000.0, st.cancelled.load(), st.abandoned.load());
+    log::event(log::Level::info, fmt::format("narwhal stats: {{{}}}", fields), fields);
 }
 
 void FrontEnd::begin_shutdown() {

@@ -37,13 +37,20 @@ public:
     void stop();
 
     ServerContext& context() { return ctx_; }
+    // Logs "narwhal stats: {json}" (also on SIGUSR1): the counters the metrics endpoint
+    // will export.
+    void log_stats();
+    asgi::Admission& admission() { return *admission_; }
 
 private:
     const config::Settings& settings_;
     ServerContext ctx_;
+    std::unique_ptr<asgi::Admission> admission_;
     std::vector<std::unique_ptr<IoThread>> threads_;
     std::unique_ptr<Listener> listener_;
     std::unique_ptr<boost::asio::signal_set> signals_;
+    std::unique_ptr<boost::asio::signal_set> stats_signal_;
+    void wait_stats_signal();
     std::function<void()> on_stop_signal_;
     bool stopped_ = false;
 };

@@ -35,7 +35,9 @@ const char* error_body(int status) {
     case 414: return "Request-URI too long.";
     case 431: return "Request header fields too large.";
     case 501: return "Unsupported transfer coding.";
+    case 408: return "Request timeout.";
     case 503: return "Service unavailable.";
+    case 504: return "Gateway timeout: the application did not answer in time.";
     case 505: return "HTTP version not supported.";
     default: return "Error.";
     }
@@ -59,9 +61,14 @@ HttpSession::~HttpSession() { io_.remove_session(this); }
 
 void HttpSession::start() {
     io_.add_session(this);
-    deadline_ = clock::now() + ctx_.limits.keep_alive;
-    arm_timer();
+    counted_ = true;  // the listener counted it at accept
+    set_wait(Wait::keep_alive, ctx_.limits.keep_alive);
     do_read();
+}
+
+void HttpSession::admitted() {
+    // Any thread (the interpreter's, usually): continue on this connection's own thread.
+    net::post(socket_.get_executor(), [self = shared_from_this()] { self->on_admitted(); });
 }
 
 void HttpSession::submit(std::shared_ptr<asgi::CommandSink> self, asgi::Command&& cmd) {
@@ -83,9 +90,16 @@ void HttpSession::maybe_read() {
         return;
     if (!in_request_) {
         do_read();
+    } else if (waiting_admission_) {
+        return;  // nothing more is read for a request that waits for a slot
     } else if (!body_done_) {
-        if (credit_ > 0)
+        if (credit_ > 0) {
+            // The client owes us body bytes: bound its silence.
+            set_wait(Wait::body, ctx_.limits.body);
             do_read();
+        } else if (wait_ == Wait::body) {
+            clear_wait();  // the app is the slow one now, not the client
+        }
     } else if (!response_done_ && buffer_.size() < ctx_.limits.read_window) {
         // Body complete: keep one read pending to notice a client that goes away; what
         // arrives is the next pipelined request, bounded by the read window.
@@ -143,8 +157,12 @@ void HttpSession::parse_head() {
         return;
     }
     auto scan = http::scan_head(buffer_.data(), ctx_.limits.head);
-    if (scan.status == http::HeadStatus::incomplete)
+    if (scan.status == http::HeadStatus::incomplete) {
+        if (wait_ != Wait::header)
+            set_wait(Wait::header, ctx_.limits.header);  // from the head's first byte
         return;
+    }
+    clear_wait();
     if (scan.status != http::HeadStatus::ok)
         return reply_error(http::http_status(scan.status), scan.reason);
 
@@ -173,13 +191,45 @@ void HttpSession::parse_head() {
         body_.reset_length(*length, ctx_.limits.body_limit);
     else
         body_.reset_none();
+    admit();
+}
+
+void HttpSession::admit() {
+    switch (ctx_.admission->acquire(shared_from_this())) {
+    case asgi::Admission::Result::admitted:
+        dispatch_request();
+        break;
+    case asgi::Admission::Result::queued:
+        waiting_admission_ = true;
+        set_wait(Wait::queue, ctx_.limits.queue);
+        break;
+    case asgi::Admission::Result::refused:
+        ctx_.stats.shed.fetch_add(1, std::memory_order_relaxed);
+        reply_error(503, "admission queue full (--limit-queue)");
+        break;
+    }
+}
+
+void HttpSession::on_admitted() {
+    if (!waiting_admission_ || closed_) {
+        ctx_.admission->release();  // the slot came too late: pass it on
+        return;
+    }
+    waiting_admission_ = false;
+    clear_wait();
     dispatch_request();
+    maybe_read();
 }
 
 void HttpSession::dispatch_request() {
     in_request_ = true;
     request_id_ = ++ctx_.next_request_id;
-    channel_ = std::make_shared<asgi::Channel>(request_id_, shared_from_this());
+    channel_ = std::make_shared<asgi::Channel>(request_id_, shared_from_this(), ctx_.admission);
+    ctx_.stats.requests.fetch_add(1, std::memory_order_relaxed);
+    if (ctx_.limits.request.count() > 0) {
+        request_deadline_ = clock::now() + ctx_.limits.request;
+        ensure_timer(request_deadline_);
+    }
     keep_alive_ = head_->keep_alive;
     head_request_ = head_->head_request;
     version_ = head_->version;
@@ -212,8 +262,10 @@ void HttpSession::dispatch_request() {
     ev.more_body = !body_done_;
     if (!ctx_.inbox->push_request(ev)) {
         in_request_ = false;
+        channel_->detach();  // gives the admission slot back
         channel_.reset();
-        return reply_error(503, "interpreter queue full");
+        ctx_.stats.shed.fetch_add(1, std::memory_order_relaxed);
+        return reply_error(503, "interpreter queue full (--inbox-capacity)");
     }
 }
 
@@ -434,11 +486,12 @@ void HttpSession::finish_request() {
     channel_.reset();
     parser_.reset();
     head_.reset();
+    request_deadline_ = clock::time_point::max();
     if (!keep_alive_) {
         close_gracefully();
         return;
     }
-    deadline_ = clock::now() + ctx_.limits.keep_alive;
+    set_wait(Wait::keep_alive, ctx_.limits.keep_alive);
     process();  // a pipelined request may already be buffered
 }
 
@@ -487,8 +540,7 @@ void HttpSession::close_gracefully() {
     // Drain what the client still sends so closing does not turn into a reset that
     // could destroy our response in flight; bounded by linger_time.
     lingering_ = true;
-    timer_.expires_after(linger_time);
-    timer_.async_wait([self = shared_from_this()](error_code ec) { self->on_timer(ec); });
+    set_wait(Wait::linger, linger_time);
     if (!reading_) {
         buffer_.clear();
         reading_ = true;
@@ -518,6 +570,15 @@ void HttpSession::close_now() {
         return;
     closed_ = true;
     closing_ = true;
+    if (waiting_admission_) {
+        waiting_admission_ = false;
+        if (!ctx_.admission->cancel(this))
+            waiting_admission_ = true;  // admitted() is on its way; on_admitted releases
+    }
+    if (counted_) {
+        counted_ = false;
+        ctx_.connection_closed();
+    }
     if (in_request_ && !response_done_)
         notify_disconnect();
     in_request_ = false;
@@ -529,26 +590,102 @@ void HttpSession::close_now() {
 }
 
 // --- timer ------------------------------------------------------------------------
+// One timer per connection serves every wait. Moving a deadline later does not touch
+// the timer: it fires at the old time, finds nothing due and re-arms. Only a deadline
+// earlier than the armed one re-arms it at once.
 
-void HttpSession::arm_timer() {
-    timer_.expires_at(deadline_);
+void HttpSession::set_wait(Wait w, clock::duration d) {
+    wait_ = w;
+    wait_deadline_ = clock::now() + d;
+    ensure_timer(wait_deadline_);
+}
+
+void HttpSession::ensure_timer(clock::time_point when) {
+    if (when >= armed_for_ || closed_)
+        return;
+    armed_for_ = when;
+    timer_.expires_at(when);
     timer_.async_wait([self = shared_from_this()](error_code ec) { self->on_timer(ec); });
 }
 
 void HttpSession::on_timer(error_code ec) {
     if (ec == net::error::operation_aborted || closed_)
-        return;
-    if (lingering_)
-        return close_now();
+        return;  // re-armed (that wait is pending) or closed
+    armed_for_ = clock::time_point::max();
     auto now = clock::now();
-    if (!in_request_ && now >= deadline_) {
-        // Idle keep-alive (or a head that never completed) for too long.
+    if (wait_ != Wait::none && now >= wait_deadline_) {
+        Wait expired = std::exchange(wait_, Wait::none);
+        on_wait_expired(expired);
+        if (closed_)
+            return;
+    }
+    if (in_request_ && now >= request_deadline_) {
+        request_deadline_ = clock::time_point::max();
+        on_request_deadline();
+        if (closed_)
+            return;
+    }
+    auto next = std::min(wait_ != Wait::none ? wait_deadline_ : clock::time_point::max(),
+                         in_request_ ? request_deadline_ : clock::time_point::max());
+    if (next != clock::time_point::max())
+        ensure_timer(next);
+}
+
+void HttpSession::on_wait_expired(Wait w) {
+    switch (w) {
+    case Wait::none:
+        break;
+    case Wait::keep_alive:
+        if (!in_request_)
+            close_now();  // idle keep-alive connection
+        break;
+    case Wait::header:
+        if (!in_request_)
+            reply_error(408, "request head not complete within --timeout-header");
+        break;
+    case Wait::queue:
+        if (waiting_admission_ && ctx_.admission->cancel(this)) {
+            waiting_admission_ = false;
+            ctx_.stats.shed.fetch_add(1, std::memory_order_relaxed);
+            ctx_.stats.queue_timeouts.fetch_add(1, std::memory_order_relaxed);
+            reply_error(503, "no slot within --timeout-queue");
+        }
+        break;
+    case Wait::body:
+        if (in_request_ && !body_done_) {
+            // The client stopped sending its body: the app sees it gone.
+            notify_disconnect();
+            if (head_written_ || has_start_) {
+                close_now();
+            } else {
+                in_request_ = false;
+                channel_.reset();
+                reply_error(408, "request body stalled longer than --timeout-body");
+            }
+        }
+        break;
+    case Wait::linger:
         close_now();
+        break;
+    }
+}
+
+void HttpSession::on_request_deadline() {
+    if (!in_request_ || response_done_ || !channel_)
+        return;
+    asgi::Event ev;
+    ev.kind = asgi::Event::Kind::deadline;
+    ev.channel = channel_;
+    ctx_.inbox->push(std::move(ev));
+    if (head_written_) {
+        close_now();  // part of the response is out: abort
         return;
     }
-    // Deadlines move forward without touching the timer on every request; re-check then.
-    deadline_ = in_request_ ? now + ctx_.limits.keep_alive : deadline_;
-    arm_timer();
+    // Nothing sent yet: the client gets 504, and the app's late answer finds the request
+    // gone (its commands are stale).
+    in_request_ = false;
+    channel_.reset();
+    reply_error(504, "request deadline (--timeout-request) passed");
 }
 
 }  // namespace narwhal::server

@@ -4,6 +4,7 @@
 // buffer (bounded by the read window) until the current response is complete.
 #pragma once
 
+#include "asgi/admission.hpp"
 #include "asgi/channel.hpp"
 #include "asgi/events.hpp"
 #include "server/http/body_reader.hpp"
@@ -26,6 +27,7 @@ class IoThread;
 using Socket = boost::asio::generic::stream_protocol::socket;
 
 class HttpSession final : public asgi::CommandSink,
+                          public asgi::AdmissionWaiter,
                           public std::enable_shared_from_this<HttpSession> {
 public:
     HttpSession(Socket socket, ServerContext& ctx, IoThread& io,
@@ -36,6 +38,8 @@ public:
 
     // Interpreter thread: queue a command for this connection's thread.
     void submit(std::shared_ptr<asgi::CommandSink> self, asgi::Command&& cmd) override;
+    // Any thread: a slot under --limit-concurrency became ours.
+    void admitted() override;
 
     // This connection's thread.
     void on_command(asgi::Command&& cmd);
@@ -49,6 +53,8 @@ private:
     void on_read(error_code ec, std::size_t n);
     void process();
     void parse_head();
+    void admit();
+    void on_admitted();
     void dispatch_request();
     void feed_body();
     void parse_body_bytes();
@@ -71,8 +77,13 @@ private:
     void on_linger_read(error_code ec, std::size_t n);
     void close_now();
 
-    void arm_timer();
+    enum class Wait : uint8_t { none, keep_alive, header, queue, body, linger };
+    void set_wait(Wait w, clock::duration d);
+    void clear_wait() { wait_ = Wait::none; }
+    void ensure_timer(clock::time_point when);
     void on_timer(error_code ec);
+    void on_wait_expired(Wait w);
+    void on_request_deadline();
     void fail(error_code ec, const char* what);
 
     Socket socket_;
@@ -81,7 +92,10 @@ private:
     std::shared_ptr<const asgi::Peer> peer_;
     ReadBuffer buffer_;
     boost::asio::steady_timer timer_;
-    clock::time_point deadline_;
+    clock::time_point armed_for_ = clock::time_point::max();
+    Wait wait_ = Wait::none;
+    clock::time_point wait_deadline_;
+    clock::time_point request_deadline_ = clock::time_point::max();
 
     // The request in progress.
     std::unique_ptr<asgi::RequestHead> head_;
@@ -118,6 +132,8 @@ private:
     std::size_t pending_app_bytes_ = 0;
     std::size_t inflight_app_bytes_ = 0;
 
+    bool waiting_admission_ = false;
+    bool counted_ = false;
     bool reading_ = false;
     bool writing_ = false;
     bool closing_ = false;  // no further requests on this connection

@@ -173,9 +173,28 @@ void Listener::on_accept(boost::system::error_code ec, generic::socket s) {
         peer->server_host = uds_path_;
         peer->server_port = -1;
     }
+    // Counted now, not when the session starts on its thread, so the limit holds even
+    // for a burst of accepts.
+    ctx_->stats.connections.fetch_add(1, std::memory_order_relaxed);
     net::post(io.context(), [s = std::move(s), ctx = ctx_, &io, peer = std::move(peer)]() mutable {
         std::make_shared<HttpSession>(std::move(s), *ctx, io, std::move(peer))->start();
     });
+    if (ctx_->stats.connections.load(std::memory_order_relaxed) >= ctx_->limits.max_connections) {
+        paused_.store(true);
+        // A connection may have closed between the check and the flag: look again.
+        if (ctx_->stats.connections.load() < ctx_->limits.max_connections)
+            resume();
+        return;
+    }
+    do_accept();
+}
+
+void Listener::resume() {
+    if (closed_ || !paused_.load())
+        return;
+    if (ctx_->stats.connections.load() >= ctx_->limits.max_connections)
+        return;
+    paused_.store(false);
     do_accept();
 }
 

@@ -8,6 +8,7 @@
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,12 @@ public:
     void start(ServerContext& ctx, std::vector<std::unique_ptr<IoThread>>& threads);
     void close();
 
+    // --limit-connections: accepting pauses at the limit (the kernel backlog holds new
+    // connections) and resumes when a connection closes. paused() is safe from any
+    // thread; resume() runs on the listener's thread.
+    bool paused() const { return paused_.load(std::memory_order_relaxed); }
+    void resume();
+
 private:
     void do_accept();
     void on_accept(boost::system::error_code ec, boost::asio::generic::stream_protocol::socket s);
@@ -51,6 +58,7 @@ private:
     std::size_t next_ = 0;
     bool unix_ = false;
     bool closed_ = false;
+    std::atomic<bool> paused_{false};
     uint16_t port_ = 0;
     std::string description_;
     std::string uds_path_;

@@ -2,13 +2,16 @@
 // from the settings, the interpreter's inbox, and the worker-wide draining flag.
 #pragma once
 
+#include "asgi/admission.hpp"
 #include "asgi/inbox.hpp"
+#include "asgi/stats.hpp"
 #include "server/http/head_scanner.hpp"
 #include "server/http/response_head.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 
 namespace narwhal::server {
 
@@ -19,14 +22,30 @@ struct SessionLimits {
     std::size_t send_high_water = 0;
     std::size_t send_low_water = 0;
     std::chrono::milliseconds keep_alive{5000};
+    std::chrono::milliseconds header{10000};
+    std::chrono::milliseconds body{30000};
+    std::chrono::milliseconds queue{1000};
+    std::chrono::milliseconds request{0};  // 0: no deadline
+    int64_t max_connections = 0;
 };
 
 struct ServerContext {
     SessionLimits limits;
     http::ResponseDefaults defaults;
     asgi::Inbox* inbox = nullptr;
+    asgi::Admission* admission = nullptr;
+    asgi::Stats stats;
     std::atomic<bool> draining{false};
     std::atomic<uint64_t> next_request_id{0};
+    // Set by the front end: resumes a listener paused at --limit-connections.
+    std::function<void()> on_connection_closed;
+
+    // Any thread.
+    void connection_closed() {
+        stats.connections.fetch_sub(1, std::memory_order_relaxed);
+        if (on_connection_closed)
+            on_connection_closed();
+    }
 };
 
 }  // namespace narwhal::server

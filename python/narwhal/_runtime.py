@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import traceback
+import weakref
 from typing import Any, Callable
 
 from narwhal import _loader
 from narwhal._lifespan import Lifespan
-from narwhal._log import info, log_exception, warning
+from narwhal._log import error, info, log_exception, warning
 
 _app: Callable | None = None
 _loop: asyncio.AbstractEventLoop | None = None
@@ -70,14 +72,14 @@ def serve(bridge: Any) -> None:
         _loop.remove_reader(bridge.fd)
 
 
-def begin_shutdown(bridge: Any, graceful_timeout: float) -> None:
+def begin_shutdown(bridge: Any, graceful_timeout: float, cancel_grace: float = 1.0) -> None:
     global _shutdown_task
     if _shutdown_task is None:
         assert _loop is not None
-        _shutdown_task = _loop.create_task(_shutdown(bridge, graceful_timeout))
+        _shutdown_task = _loop.create_task(_shutdown(bridge, graceful_timeout, cancel_grace))
 
 
-async def _shutdown(bridge: Any, graceful_timeout: float) -> None:
+async def _shutdown(bridge: Any, graceful_timeout: float, cancel_grace: float) -> None:
     try:
         info("Shutting down")
         if bridge.inflight():
@@ -88,11 +90,12 @@ async def _shutdown(bridge: Any, graceful_timeout: float) -> None:
                 count = bridge.inflight()
                 warning(f"Cancelling {count} request(s) still running after "
                         f"{graceful_timeout:g}s (--timeout-graceful-shutdown).")
+                # Level-triggered: cancelled again each grace step, abandoned after three.
                 bridge.cancel_all()
                 try:
-                    await asyncio.wait_for(bridge.idle(), 1.0)
+                    await asyncio.wait_for(bridge.idle(), 3 * cancel_grace + 1.0)
                 except asyncio.TimeoutError:
-                    warning(f"{bridge.inflight()} request(s) ignored cancellation; abandoning them.")
+                    warning(f"{bridge.inflight()} request(s) still running; stopping anyway.")
         if _lifespan is not None:
             await _lifespan.shutdown()
     except BaseException as exc:  # never leave the loop running
@@ -110,3 +113,88 @@ def finish() -> None:
         except Exception:
             pass
         _loop.close()
+
+
+# --- tasks the app spawns ------------------------------------------------------------
+# The loop's task factory notes which request was running when a task was created; a
+# task still pending a while after its request ended, or one whose exception nobody
+# retrieved, is reported with that request.
+
+_origin: "weakref.WeakKeyDictionary[asyncio.Future, tuple[int, str, str]]" = weakref.WeakKeyDictionary()
+_spawned: dict[int, list[weakref.ref]] = {}
+_orphan_timeout = 5.0
+
+
+def install_task_tracking(bridge: Any, orphan_timeout: float) -> None:
+    global _orphan_timeout
+    assert _loop is not None
+    _orphan_timeout = orphan_timeout
+    current_request = bridge.current_request
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        origin = current_request()
+        if origin is None:  # spawned by a task that a request spawned: inherit
+            parent = asyncio.current_task(loop)
+            origin = _origin.get(parent) if parent is not None else None
+        if origin is not None:
+            _origin[task] = origin
+            _spawned.setdefault(origin[0], []).append(weakref.ref(task))
+        return task
+
+    _loop.set_task_factory(factory)
+    _loop.set_exception_handler(_exception_handler)
+
+
+def _describe(origin: tuple[int, str, str]) -> str:
+    return f"{origin[1]} {origin[2]} (id {origin[0]})"
+
+
+def request_finished(request_id: int) -> None:
+    """Called when a request that spawned tasks ends: check them later."""
+    refs = _spawned.pop(request_id, None)
+    if refs and _loop is not None and _orphan_timeout > 0:
+        _loop.call_later(_orphan_timeout, _check_orphans, refs)
+
+
+def _check_orphans(refs: list[weakref.ref]) -> None:
+    for ref in refs:
+        task = ref()
+        if task is None or task.done():
+            continue
+        origin = _origin.get(task)
+        if origin is None:
+            continue
+        warning(f"Task {task.get_name()} spawned by request {_describe(origin)} is still pending "
+                f"{_orphan_timeout:g}s after the request ended (--timeout-orphan-tasks)\n"
+                f"{task_stack(task)}")
+
+
+def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    message = context.get("message") or "Unhandled exception in event loop"
+    future = context.get("future") or context.get("task")
+    origin = _origin.get(future) if future is not None else None
+    if origin is not None:
+        message = f"{message} (task spawned by request {_describe(origin)})"
+    exc = context.get("exception")
+    if exc is not None:
+        log_exception(message, exc)
+    else:
+        error(message)
+
+
+def task_stack(task: asyncio.Future) -> str:
+    """Where a task is suspended: its coroutine chain, outermost first."""
+    summaries = []
+    obj: Any = task.get_coro() if hasattr(task, "get_coro") else None
+    seen = 0
+    while obj is not None and seen < 100:
+        seen += 1
+        frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
+        if frame is not None:
+            summaries.append(traceback.FrameSummary(frame.f_code.co_filename, frame.f_lineno,
+                                                    frame.f_code.co_name))
+        obj = getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None)
+    if not summaries:
+        return "Task stack: (not available)"
+    return "Task stack (most recent call last):\n" + "".join(traceback.format_list(summaries)).rstrip()

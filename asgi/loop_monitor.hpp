@@ -1,0 +1,87 @@
+// What the watchdog knows about one event loop, without the GIL: when it last turned,
+// and which request's coroutine it is running now. Written by the loop thread, read by
+// the watchdog thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace narwhal::asgi {
+
+class LoopMonitor {
+public:
+    using clock = std::chrono::steady_clock;
+
+    static int64_t now_ns() {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch())
+            .count();
+    }
+
+    // Loop thread: the periodic heartbeat ran; the next one is due `interval_ns` later.
+    void beat(int64_t now, int64_t interval_ns) {
+        last_beat_ns_.store(now, std::memory_order_release);
+        next_beat_ns_.store(now + interval_ns, std::memory_order_release);
+    }
+    int64_t last_beat_ns() const { return last_beat_ns_.load(std::memory_order_acquire); }
+    // Watchdog: how long past its due time the heartbeat is (<= 0: on time).
+    int64_t overdue_ns(int64_t now) const {
+        int64_t due = next_beat_ns_.load(std::memory_order_acquire);
+        return due == 0 ? 0 : now - due;
+    }
+    void stop() { next_beat_ns_.store(0, std::memory_order_release); }
+
+    // Loop thread, around each step of a request's coroutine. A seqlock: the watchdog
+    // copies the step out and retries if the loop changed it meanwhile.
+    void step_begin(uint64_t id, std::string_view line) {
+        seq_.fetch_add(1, std::memory_order_acq_rel);  // odd: writing
+        id_.store(id, std::memory_order_relaxed);
+        std::size_t n = std::min(line.size(), sizeof line_ - 1);
+        for (std::size_t i = 0; i < n; ++i)
+            line_[i].store(line[i], std::memory_order_relaxed);
+        len_.store(n, std::memory_order_relaxed);
+        seq_.fetch_add(1, std::memory_order_release);  // even: stable
+    }
+    void step_end() {
+        seq_.fetch_add(1, std::memory_order_acq_rel);
+        id_.store(0, std::memory_order_relaxed);
+        len_.store(0, std::memory_order_relaxed);
+        seq_.fetch_add(1, std::memory_order_release);
+    }
+
+    struct Step {
+        uint64_t id = 0;  // 0: no request step running (loop internals, lifespan, ...)
+        std::string line;
+    };
+    Step current_step() const {
+        for (;;) {
+            uint64_t before = seq_.load(std::memory_order_acquire);
+            if (before & 1)
+                continue;
+            Step s;
+            s.id = id_.load(std::memory_order_relaxed);
+            std::size_t n = len_.load(std::memory_order_relaxed);
+            s.line.resize(n);
+            for (std::size_t i = 0; i < n; ++i)
+                s.line[i] = line_[i].load(std::memory_order_relaxed);
+            if (seq_.load(std::memory_order_acquire) == before)
+                return s;
+        }
+    }
+
+    // The loop thread's Python thread id (threading.get_ident()), for reading its stack.
+    std::atomic<unsigned long> thread_ident{0};
+
+private:
+    std::atomic<int64_t> next_beat_ns_{0};
+    std::atomic<int64_t> last_beat_ns_{0};
+    std::atomic<uint64_t> seq_{0};
+    std::atomic<uint64_t> id_{0};
+    std::atomic<std::size_t> len_{0};
+    std::atomic<char> line_[256]{};
+};
+
+}  // namespace narwhal::asgi

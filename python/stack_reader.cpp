@@ -1,0 +1,89 @@
+#include "python/stack_reader.hpp"
+
+#include "python/py_ref.hpp"
+
+#include <Python.h>
+
+namespace narwhal::python {
+
+StackReader::StackReader() { thread_ = std::thread([this] { run(); }); }
+
+StackReader::~StackReader() { stop(); }
+
+void StackReader::request(unsigned long ident,
+                          std::function<void(std::vector<server::StackFrame>)> done) {
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_)
+            return;
+        jobs_.push_back({ident, std::move(done)});
+    }
+    cv_.notify_one();
+}
+
+void StackReader::stop() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+        jobs_.clear();
+    }
+    cv_.notify_all();
+    if (thread_.joinable())
+        thread_.join();
+}
+
+void StackReader::run() {
+    for (;;) {
+        Job job;
+        {
+            std::unique_lock lock(mu_);
+            cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+            if (stopping_)
+                return;
+            job = std::move(jobs_.front());
+            jobs_.pop_front();
+        }
+        auto frames = read(job.ident);
+        job.done(std::move(frames));
+    }
+}
+
+std::vector<server::StackFrame> StackReader::read(unsigned long ident) {
+    std::vector<server::StackFrame> out;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    {
+        // sys._current_frames()[ident], walked with traceback.extract_stack (oldest first).
+        Ref sys = Ref::steal(PyImport_ImportModule("sys"));
+        Ref frames = sys ? Ref::steal(PyObject_CallMethod(sys.get(), "_current_frames", nullptr)) : Ref();
+        Ref key = Ref::steal(PyLong_FromUnsignedLong(ident));
+        PyObject* frame = (frames && key) ? PyDict_GetItem(frames.get(), key.get()) : nullptr;
+        Ref tb = frame ? Ref::steal(PyImport_ImportModule("traceback")) : Ref();
+        Ref summary =
+            tb ? Ref::steal(PyObject_CallMethod(tb.get(), "extract_stack", "O", frame)) : Ref();
+        if (summary) {
+            Ref it = Ref::steal(PyObject_GetIter(summary.get()));
+            while (it) {
+                Ref fs = Ref::steal(PyIter_Next(it.get()));
+                if (!fs)
+                    break;
+                server::StackFrame f;
+                auto text = [&](const char* attr) {
+                    Ref v = Ref::steal(PyObject_GetAttrString(fs.get(), attr));
+                    const char* s = (v && PyUnicode_Check(v.get())) ? PyUnicode_AsUTF8(v.get()) : nullptr;
+                    return s ? std::string(s) : std::string();
+                };
+                f.file = text("filename");
+                f.function = text("name");
+                f.text = text("line");
+                Ref line = Ref::steal(PyObject_GetAttrString(fs.get(), "lineno"));
+                f.line = line && PyLong_Check(line.get()) ? static_cast<int>(PyLong_AsLong(line.get())) : 0;
+                out.push_back(std::move(f));
+            }
+        }
+        PyErr_Clear();
+    }
+    PyGILState_Release(gil);
+    return out;
+}
+
+}  // namespace narwhal::python

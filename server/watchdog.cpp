@@ -1,0 +1,191 @@
+#include "server/watchdog.hpp"
+
+#include "asgi/log.hpp"
+
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+namespace narwhal::server {
+
+namespace {
+// How long a report waits for the stack before going out without it; the stack then
+// follows in its own line when the GIL frees up.
+constexpr auto stack_wait = std::chrono::milliseconds(50);
+
+struct RequestParts {
+    std::string method, path;
+};
+
+RequestParts split_line(const std::string& line) {
+    auto sp1 = line.find(' ');
+    auto sp2 = line.rfind(' ');
+    if (sp1 == std::string::npos)
+        return {line, ""};
+    return {line.substr(0, sp1), line.substr(sp1 + 1, sp2 > sp1 ? sp2 - sp1 - 1 : std::string::npos)};
+}
+
+std::string request_text(const asgi::LoopMonitor::Step& step) {
+    if (step.id == 0)
+        return "outside any request";
+    return fmt::format("in request {} (id {})", step.line, step.id);
+}
+
+std::string request_json(const asgi::LoopMonitor::Step& step) {
+    if (step.id == 0)
+        return "null";
+    auto parts = split_line(step.line);
+    return fmt::format("{{\"method\": {}, \"path\": {}, \"id\": {}}}", log::json_string(parts.method),
+                       log::json_string(parts.path), step.id);
+}
+
+std::string stack_json(const std::vector<StackFrame>& frames) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        const auto& f = frames[i];
+        out += fmt::format("{}{{\"file\": {}, \"line\": {}, \"function\": {}, \"code\": {}}}",
+                           i ? ", " : "", log::json_string(f.file), f.line,
+                           log::json_string(f.function), log::json_string(f.text));
+    }
+    return out + "]";
+}
+}  // namespace
+
+std::string format_stack(const std::vector<StackFrame>& frames) {
+    std::string out = "Stack of the event loop thread (most recent call last):";
+    for (const auto& f : frames) {
+        out += fmt::format("\n  File \"{}\", line {}, in {}", f.file, f.line, f.function);
+        if (!f.text.empty())
+            out += fmt::format("\n    {}", f.text);
+    }
+    return out;
+}
+
+Watchdog::Watchdog(asgi::LoopMonitor& monitor, asgi::Stats& stats, StackReader& stacks,
+                   double threshold_seconds, int interpreter)
+    : monitor_(monitor), stats_(stats), stacks_(stacks),
+      threshold_ns_(static_cast<int64_t>(threshold_seconds * 1e9)), interpreter_(interpreter) {}
+
+Watchdog::~Watchdog() { stop(); }
+
+void Watchdog::start() { thread_ = std::thread([this] { run(); }); }
+
+void Watchdog::stop() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable())
+        thread_.join();
+}
+
+void Watchdog::run() {
+    // Four looks per threshold: a stall is reported at most a quarter late.
+    auto period = std::chrono::nanoseconds(std::max<int64_t>(threshold_ns_ / 4, 1'000'000));
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, period, [this] { return stopping_; })) {
+        lock.unlock();
+        check(asgi::LoopMonitor::now_ns());
+        lock.lock();
+    }
+}
+
+void Watchdog::check(int64_t now) {
+    int64_t overdue = monitor_.overdue_ns(now);
+    if (!stalled_) {
+        if (overdue < threshold_ns_)
+            return;
+        stalled_ = true;
+        stall_due_ns_ = now - overdue;
+        stall_step_ = monitor_.current_step();
+        stats_.loop_stalls.fetch_add(1, std::memory_order_relaxed);
+        report_blocked(overdue);
+        return;
+    }
+    if (monitor_.last_beat_ns() > stall_due_ns_) {
+        // The loop turned: the stall lasted from the missed beat to the late one.
+        int64_t blocked = monitor_.last_beat_ns() - stall_due_ns_;
+        stats_.note_lag(blocked / 1000);
+        report_unblocked(blocked);
+        stalled_ = false;
+    }
+}
+
+void Watchdog::report_blocked(int64_t blocked_ns) {
+    uint64_t seq = ++stall_seq_;
+    int64_t asked = asgi::LoopMonitor::now_ns();
+    {
+        std::lock_guard lock(mu_);
+        stack_ready_ = false;
+        stack_.clear();
+    }
+    stacks_.request(monitor_.thread_ident.load(), [this, seq, asked, step = stall_step_](
+                                                       std::vector<StackFrame> frames) {
+        std::unique_lock lock(mu_);
+        if (seq != stall_seq_ || stopping_)
+            return;
+        if (stack_ready_)
+            return;
+        stack_ready_ = true;
+        stack_ = std::move(frames);
+        bool late = asgi::LoopMonitor::now_ns() - asked > std::chrono::nanoseconds(stack_wait).count();
+        if (late) {
+            auto copy = stack_;
+            lock.unlock();
+            report_stack_later(step, std::move(copy), asgi::LoopMonitor::now_ns() - asked);
+            return;
+        }
+        lock.unlock();
+        cv_.notify_all();
+    });
+    std::vector<StackFrame> frames;
+    bool have_stack;
+    {
+        std::unique_lock lock(mu_);
+        have_stack = cv_.wait_for(lock, stack_wait, [this] { return stack_ready_ || stopping_; }) &&
+                     stack_ready_;
+        if (have_stack)
+            frames = stack_;
+        else
+            stack_ready_ = false;  // a late stack is reported on its own
+    }
+    std::string text = fmt::format(
+        "event loop blocked for {} ms so far (worker {}, interpreter {}) {}", blocked_ns / 1'000'000,
+        ::getpid(), interpreter_, request_text(stall_step_));
+    text += "\n";
+    text += have_stack ? format_stack(frames)
+                       : "Stack not readable yet: the loop thread holds the GIL (a C call?); it "
+                         "follows when it can be read.";
+    std::string fields = fmt::format(
+        "\"event\": \"loop_blocked\", \"worker\": {}, \"interpreter\": {}, \"blocked_ms\": {}, "
+        "\"request\": {}, \"stack\": {}",
+        ::getpid(), interpreter_, blocked_ns / 1'000'000, request_json(stall_step_),
+        have_stack ? stack_json(frames) : "null");
+    log::event(log::Level::warning, text, fields);
+}
+
+void Watchdog::report_stack_later(const asgi::LoopMonitor::Step& step,
+                                  std::vector<StackFrame> frames, int64_t read_after_ns) {
+    std::string text = fmt::format(
+        "event loop blocked (worker {}, interpreter {}) {}: stack read after {} ms\n{}", ::getpid(),
+        interpreter_, request_text(step), read_after_ns / 1'000'000, format_stack(frames));
+    std::string fields = fmt::format(
+        "\"event\": \"loop_blocked_stack\", \"worker\": {}, \"interpreter\": {}, \"request\": {}, "
+        "\"stack\": {}",
+        ::getpid(), interpreter_, request_json(step), stack_json(frames));
+    log::event(log::Level::warning, text, fields);
+}
+
+void Watchdog::report_unblocked(int64_t blocked_ns) {
+    std::string text =
+        fmt::format("event loop unblocked after {} ms (worker {}, interpreter {}) {}",
+                    blocked_ns / 1'000'000, ::getpid(), interpreter_, request_text(stall_step_));
+    std::string fields = fmt::format(
+        "\"event\": \"loop_unblocked\", \"worker\": {}, \"interpreter\": {}, \"blocked_ms\": {}, "
+        "\"request\": {}",
+        ::getpid(), interpreter_, blocked_ns / 1'000'000, request_json(stall_step_));
+    log::event(log::Level::warning, text, fields);
+}
+
+}  // namespace narwhal::server
