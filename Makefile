@@ -6,12 +6,13 @@
 PYTHON ?= /usr/bin/python3
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 GENERATOR := -G Ninja -DPython_EXECUTABLE=$(PYTHON)
 PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
 # Python leaks at exit by design; the sanitizer run looks for memory errors, not leaks.
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build run test unit integration asan bench format clean
+.PHONY: all deps build run test unit integration asan tsan bench format clean
 
 all: build
 
@@ -38,7 +39,14 @@ asan: deps
 	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure
 	$(ASAN_ENV) NARWHAL_BIN=$(CURDIR)/$(ASAN_BUILD)/narwhal $(PYTEST) tests/integration
 
-test: unit integration asan
+# The unit tests (inbox, channel, admission, loop monitor, watchdog: the cross-thread
+# parts) under ThreadSanitizer.
+tsan: deps
+	cmake -S . -B $(TSAN_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNARWHAL_TSAN=ON
+	cmake --build $(TSAN_BUILD) --target narwhal_unit_tests
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/tests/unit/narwhal_unit_tests
+
+test: unit integration asan tsan
 
 bench: build
 	$(PYTHON) loadtests/compare.py --narwhal-bin $(BUILD)/narwhal
@@ -47,4 +55,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
