@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <csignal>
+#include <sys/resource.h>
 #include <cstdlib>
 #include <unistd.h>
 
@@ -44,7 +45,29 @@ FrontEnd::FrontEnd(const config::Settings& settings, asgi::Inbox& inbox) : setti
 
 FrontEnd::~FrontEnd() { stop(); }
 
+namespace {
+// --limit-connections needs a descriptor per connection: raise the soft limit toward
+// the hard one, and say so when the hard one is lower.
+void ensure_descriptors(int64_t connections) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = static_cast<rlim_t>(connections) + 256;  // listeners, files the app opens
+    if (rl.rlim_cur >= want)
+        return;
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0)
+        rl = raised;
+    if (rl.rlim_cur < want)
+        log::warning("The descriptor limit ({}) is below --limit-connections ({}); accepts will "
+                     "fail (and back off) before that limit is reached.",
+                     static_cast<long long>(rl.rlim_cur), connections);
+}
+}  // namespace
+
 void FrontEnd::bind() {
+    ensure_descriptors(ctx_.limits.max_connections);
     ListenSpec spec{settings_.host, settings_.port, settings_.uds, settings_.fd, settings_.backlog};
     listener_ = std::make_unique<Listener>(threads_[0]->context(), spec);
     ctx_.on_connection_closed = [this] {
