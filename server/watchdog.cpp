@@ -168,7 +168,7 @@ void Watchdog::report_blocked(int64_t blocked_ns) {
 void Watchdog::report_stack_later(const asgi::LoopMonitor::Step& step,
                                   std::vector<StackFrame> frames, int64_t read_after_ns) {
     std::string text = fmt::format(
-        "event loop blocked (worker {}, interpreter {}) {}: stack read after {} ms\n{}", ::getpid(),
+        "stack of the blocked event loop (worker {}, interpreter {}) {}, read after {} ms\n{}", ::getpid(),
         interpreter_, request_text(step), read_after_ns / 1'000'000, format_stack(frames));
     std::string fields = fmt::format(
         "\"event\": \"loop_blocked_stack\", \"worker\": {}, \"interpreter\": {}, \"request\": {}, "
