@@ -7,12 +7,14 @@ PYTHON ?= /usr/bin/python3
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 GENERATOR := -G Ninja -DPython_EXECUTABLE=$(PYTHON)
 PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
 # Python leaks at exit by design; the sanitizer run looks for memory errors, not leaks.
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build run test unit integration asan tsan bench format clean
+.PHONY: all deps build run test unit integration asan tsan fuzz bench format clean
 
 all: build
 
@@ -48,6 +50,14 @@ tsan: deps
 
 test: unit integration asan tsan
 
+# libFuzzer on the request path (head scanner, head parser, body reader), with clang.
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNARWHAL_FUZZ=ON \
+		-DNARWHAL_TESTS=OFF -DCMAKE_CXX_COMPILER=clang++
+	cmake --build $(FUZZ_BUILD) --target http_request_fuzz
+	mkdir -p $(FUZZ_BUILD)/corpus && cp -n tests/fuzz/corpus/http_request/* $(FUZZ_BUILD)/corpus/ || true
+	$(FUZZ_BUILD)/tests/fuzz/http_request_fuzz -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus
+
 bench: build
 	$(PYTHON) loadtests/compare.py --narwhal-bin $(BUILD)/narwhal
 
@@ -55,4 +65,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

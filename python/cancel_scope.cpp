@@ -10,15 +10,6 @@ namespace narwhal::python {
 
 namespace {
 
-const char* reason_text(CancelReason why) {
-    switch (why) {
-    case CancelReason::disconnect: return "the client disconnected";
-    case CancelReason::deadline: return "its deadline (--timeout-request) passed";
-    case CancelReason::shutdown: return "the server is shutting down";
-    }
-    return "";
-}
-
 void schedule_step(CycleObject* c, double delay);
 
 // One escalation step; `self` is the cycle.
@@ -80,6 +71,13 @@ void scope_cancel(CycleObject* c, CancelReason why) {
         PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(c));
 }
 
-const char* cancel_reason_text(CancelReason why) { return reason_text(why); }
+const char* cancel_reason_text(CancelReason why) {
+    switch (why) {
+    case CancelReason::disconnect: return "the client disconnected";
+    case CancelReason::deadline: return "its deadline (--timeout-request) passed";
+    case CancelReason::shutdown: return "the server is shutting down";
+    }
+    return "";
+}
 
 }  // namespace narwhal::python

@@ -17,6 +17,8 @@ void scope_on_disconnect(CycleObject* c);
 // Cancel now (deadline or shutdown), then escalate.
 void scope_cancel(CycleObject* c, CancelReason why);
 
+const char* cancel_reason_text(CancelReason why);
+
 // How many cancellations a task may ignore before it is abandoned.
 inline constexpr int cancel_attempts = 3;
 

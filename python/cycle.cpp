@@ -485,10 +485,13 @@ void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled) {
         return;
     bool failed = exc != nullptr;
     if (cancelled) {
-        if (!s.response.complete() || s.cancel_armed)
+        if (s.cancel_armed)
             log::warning("Request task cancelled because {}: {} (id {})",
-                         cancel_reason_text(s.cancel_armed ? s.cancel_reason : CancelReason::shutdown),
-                         s.request_line, s.channel ? s.channel->id() : 0);
+                         cancel_reason_text(s.cancel_reason), s.request_line,
+                         s.channel ? s.channel->id() : 0);
+        else if (!s.response.complete())
+            log::warning("Request task cancelled: {} (id {})", s.request_line,
+                         s.channel ? s.channel->id() : 0);
     } else if (exc) {
         s.bridge->log_exception(
             fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line), exc);

@@ -79,6 +79,5 @@ void cycle_fail(CycleObject* c, PyObject* exc);
 // Gives up on a request whose task ignores cancellation: the connection is closed and
 // the cycle finished without waiting for the task.
 void cycle_abandon(CycleObject* c);
-const char* cancel_reason_text(CancelReason why);
 
 }  // namespace narwhal::python

@@ -105,10 +105,11 @@ int serve(const config::Settings& settings) {
                     bridge_py.attr("_beat").ptr());
     rt.attr("install_task_tracking")(bridge_py, settings.timeout_orphan_tasks);
 
-    StackReader stacks;
+    std::unique_ptr<StackReader> stacks;
     std::unique_ptr<server::Watchdog> watchdog;
     if (settings.watchdog_threshold > 0) {
-        watchdog = std::make_unique<server::Watchdog>(monitor, front.context().stats, stacks,
+        stacks = std::make_unique<StackReader>();
+        watchdog = std::make_unique<server::Watchdog>(monitor, front.context().stats, *stacks,
                                                       settings.watchdog_threshold, 0);
         watchdog->start();
     }
@@ -134,7 +135,8 @@ int serve(const config::Settings& settings) {
         monitor.stop();
         if (watchdog)
             watchdog->stop();
-        stacks.stop();
+        if (stacks)
+            stacks->stop();
         front.begin_shutdown();
         front.stop();
     }

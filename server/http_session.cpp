@@ -225,7 +225,8 @@ void HttpSession::dispatch_request() {
     in_request_ = true;
     request_id_ = ++ctx_.next_request_id;
     channel_ = std::make_shared<asgi::Channel>(request_id_, shared_from_this(), ctx_.admission);
-    ctx_.stats.requests.fetch_add(1, std::memory_order_relaxed);
+    // The deadline counts from when the app is handed the request (after any queue wait,
+    // which --timeout-queue bounds on its own).
     if (ctx_.limits.request.count() > 0) {
         request_deadline_ = clock::now() + ctx_.limits.request;
         ensure_timer(request_deadline_);
@@ -267,6 +268,7 @@ void HttpSession::dispatch_request() {
         ctx_.stats.shed.fetch_add(1, std::memory_order_relaxed);
         return reply_error(503, "interpreter queue full (--inbox-capacity)");
     }
+    ctx_.stats.requests.fetch_add(1, std::memory_order_relaxed);
 }
 
 void HttpSession::parse_body_bytes() {
@@ -518,6 +520,12 @@ void HttpSession::notify_disconnect() {
 void HttpSession::on_server_shutdown() {
     if (closed_)
         return;
+    if (waiting_admission_ && ctx_.admission->cancel(this)) {
+        waiting_admission_ = false;
+        ctx_.stats.shed.fetch_add(1, std::memory_order_relaxed);
+        reply_error(503, "shutting down");
+        return;
+    }
     if (!in_request_) {
         close_now();
         return;
