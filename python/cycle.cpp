@@ -492,6 +492,11 @@ void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled) {
         else if (!s.response.complete())
             log::warning("Request task cancelled: {} (id {})", s.request_line,
                          s.channel ? s.channel->id() : 0);
+    } else if (exc && s.disconnected &&
+               PyObject_IsInstance(exc, s.bridge->disconnected_type()) == 1) {
+        // send() after the client left raised ClientDisconnected and the app let it
+        // propagate: the normal end of a request nobody listens to any more.
+        log::debug("Client gone, request ended: {}", s.request_line);
     } else if (exc) {
         s.bridge->log_exception(
             fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line), exc);

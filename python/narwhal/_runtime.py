@@ -97,7 +97,11 @@ async def _shutdown(bridge: Any, graceful_timeout: float, cancel_grace: float) -
                 except asyncio.TimeoutError:
                     warning(f"{bridge.inflight()} request(s) still running; stopping anyway.")
         if _lifespan is not None:
-            await _lifespan.shutdown()
+            try:
+                await asyncio.wait_for(_lifespan.shutdown(), graceful_timeout)
+            except asyncio.TimeoutError:
+                warning(f"Lifespan shutdown did not finish within {graceful_timeout:g}s "
+                        "(--timeout-graceful-shutdown); stopping anyway.")
     except BaseException as exc:  # never leave the loop running
         log_exception("Error during shutdown", exc)
     finally:

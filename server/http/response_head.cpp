@@ -62,7 +62,13 @@ void append_response_head(std::string& out, const ResponseHeadSpec& spec,
         fmt::format_to(std::back_inserter(out), "content-length: {}\r\n", spec.content_length);
     else if (spec.framing == Framing::chunked)
         out.append("transfer-encoding: chunked\r\n");
-    if (spec.close)
+    bool app_connection = false;
+    if (spec.app_headers)
+        for (const auto& h : *spec.app_headers)
+            app_connection = app_connection || h.first == "connection";
+    if (app_connection) {
+        // The app's own connection header stands (the session already honours "close").
+    } else if (spec.close)
         out.append("connection: close\r\n");
     else if (spec.version == 10)
         out.append("connection: keep-alive\r\n");  // HTTP/1.0 closes unless told otherwise

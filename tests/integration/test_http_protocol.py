@@ -466,6 +466,7 @@ def test_exception_before_start_gives_500_and_logs_traceback_with_request_line(n
     token = f"tok{os.getpid()}x{time.monotonic_ns()}"
     resp = exchange(server.addr, request("GET", f"/raise-before?t={token}"), check_closed=False)
     assert resp.status == 500
+    assert resp.header_all("connection") == ["close"], resp.headers
     server.wait_for_log(rf"AppBoom: raise_before {token}")
     log = server.log()
     assert "Traceback (most recent call last)" in log, log
