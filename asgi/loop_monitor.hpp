@@ -67,7 +67,9 @@ public:
             s.line.resize(n);
             for (std::size_t i = 0; i < n; ++i)
                 s.line[i] = line_[i].load(std::memory_order_relaxed);
-            if (seq_.load(std::memory_order_acquire) == before)
+            // The relaxed loads above must not move past the re-check.
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (seq_.load(std::memory_order_relaxed) == before)
                 return s;
         }
     }

@@ -113,42 +113,41 @@ void Watchdog::check(int64_t now) {
 }
 
 void Watchdog::report_blocked(int64_t blocked_ns) {
-    uint64_t seq = ++stall_seq_;
-    int64_t asked = asgi::LoopMonitor::now_ns();
+    uint64_t seq;
     {
         std::lock_guard lock(mu_);
+        seq = ++stall_seq_;
         stack_ready_ = false;
+        waiting_for_stack_ = true;
         stack_.clear();
     }
+    int64_t asked = asgi::LoopMonitor::now_ns();
     stacks_.request(monitor_.thread_ident.load(), [this, seq, asked, step = stall_step_](
                                                        std::vector<StackFrame> frames) {
         std::unique_lock lock(mu_);
         if (seq != stall_seq_ || stopping_)
             return;
-        if (stack_ready_)
-            return;
-        stack_ready_ = true;
-        stack_ = std::move(frames);
-        bool late = asgi::LoopMonitor::now_ns() - asked > std::chrono::nanoseconds(stack_wait).count();
-        if (late) {
-            auto copy = stack_;
+        if (waiting_for_stack_) {
+            // In time: the main report carries it.
+            stack_ready_ = true;
+            stack_ = std::move(frames);
             lock.unlock();
-            report_stack_later(step, std::move(copy), asgi::LoopMonitor::now_ns() - asked);
+            cv_.notify_all();
             return;
         }
+        // The report already went out without it: the stack follows on its own.
         lock.unlock();
-        cv_.notify_all();
+        report_stack_later(step, std::move(frames), asgi::LoopMonitor::now_ns() - asked);
     });
     std::vector<StackFrame> frames;
     bool have_stack;
     {
         std::unique_lock lock(mu_);
-        have_stack = cv_.wait_for(lock, stack_wait, [this] { return stack_ready_ || stopping_; }) &&
-                     stack_ready_;
+        cv_.wait_for(lock, stack_wait, [this] { return stack_ready_ || stopping_; });
+        waiting_for_stack_ = false;  // decided under the lock: the callback sees the same
+        have_stack = stack_ready_;
         if (have_stack)
-            frames = stack_;
-        else
-            stack_ready_ = false;  // a late stack is reported on its own
+            frames = std::move(stack_);
     }
     std::string text = fmt::format(
         "event loop blocked for {} ms so far (worker {}, interpreter {}) {}", blocked_ns / 1'000'000,
