@@ -45,6 +45,7 @@ public:
     bool keep_alive = true;
     bool expect_continue = false;
     bool head_request = false;
+    bool websocket = false;  // a valid WebSocket upgrade: the scope type is "websocket"
 
     std::string_view method_view() const { return view(method); }
     std::string_view target_view() const { return view(target); }
@@ -71,6 +72,8 @@ struct Event {
         disconnect,  // the client went away (or the connection failed)
         drained,     // outbound bytes fell below the low-water mark
         deadline,    // --timeout-request passed: cancel the request's task
+        ws_message,  // a WebSocket message (body; `text` says which kind)
+        ws_closed,   // the WebSocket closed (by the peer, a ping timeout, an error): `code`
         shutdown,    // the server is stopping: finish in-flight work and stop the loop
     };
     Kind kind = Kind::request;
@@ -79,6 +82,8 @@ struct Event {
     std::shared_ptr<const Peer> peer;   // request only
     std::string body;
     bool more_body = false;
+    bool text = false;  // ws_message
+    int code = 0;       // ws_closed: the close code (1006 when there was no close frame)
 };
 
 // Commands flow interpreter -> I/O thread, to the connection that owns the channel.
@@ -89,11 +94,16 @@ struct Command {
         credit,  // the app consumed request body: the connection may read `credit` more bytes
         abort,   // close the connection now (app failed mid-response, or was abandoned)
         release, // no-op: carries the interpreter's last reference back to the I/O thread
+        ws_accept,  // complete the handshake: `body` = subprotocol (may be empty), `headers`
+        ws_send,    // one message: `body`, `text`
+        ws_close,   // `status` = close code, `body` = reason; before accept: 403
+        ws_credit,  // the app took `credit` messages: the socket may be read again
     };
     Kind kind = Kind::body;
     uint64_t request = 0;  // the request this belongs to; stale commands are ignored
     int status = 0;
     bool more = false;
+    bool text = false;
     std::size_t credit = 0;
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;

@@ -234,6 +234,24 @@ constexpr Option table[] = {
     seconds<&S::timeout_orphan_tasks>(
         {"timeout_orphan_tasks", "--timeout-orphan-tasks", "NARWHAL_TIMEOUT_ORPHAN_TASKS"},
         "Report tasks a request spawned that are still pending this long after it ended."),
+    // --- WebSocket
+    bytes<&S::ws_max_size>({"ws_max_size", "--ws-max-size", "NARWHAL_WS_MAX_SIZE"},
+                           "Largest WebSocket message; a larger one closes the socket with "
+                           "1009."),
+    integer<&S::ws_max_queue>({"ws_max_queue", "--ws-max-queue", "NARWHAL_WS_MAX_QUEUE"}, "N", 1,
+                              int_max,
+                              "WebSocket messages queued for the app before the socket stops "
+                              "being read."),
+    seconds<&S::ws_ping_interval>({"ws_ping_interval", "--ws-ping-interval",
+                                   "NARWHAL_WS_PING_INTERVAL"},
+                                  "Ping an idle WebSocket peer this often. 0: no pings."),
+    seconds<&S::ws_ping_timeout>({"ws_ping_timeout", "--ws-ping-timeout",
+                                  "NARWHAL_WS_PING_TIMEOUT"},
+                                 "Close a WebSocket whose peer stays silent this long after a "
+                                 "ping."),
+    flag<&S::ws_per_message_deflate>({"ws_per_message_deflate", "--ws-per-message-deflate",
+                                      "NARWHAL_WS_PER_MESSAGE_DEFLATE"},
+                                     true, "Offer permessage-deflate compression (RFC 7692)."),
     seconds<&S::watchdog_threshold>(
         {"watchdog_threshold", "--watchdog-threshold", "NARWHAL_WATCHDOG_THRESHOLD"},
         "Report an event loop that has not turned for this long, with its stack. 0: off."),
@@ -279,11 +297,6 @@ constexpr std::string_view uvicorn_only[] = {
     "--workers",
     "--http",
     "--ws",
-    "--ws-max-size",
-    "--ws-max-queue",
-    "--ws-ping-interval",
-    "--ws-ping-timeout",
-    "--ws-per-message-deflate",
     "--log-config",
     "--use-colors",
     "--no-use-colors",

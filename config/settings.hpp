@@ -92,6 +92,13 @@ struct Settings {
     // request ended are reported (a leak, or work that should be a background job).
     double timeout_orphan_tasks = 5.0;
 
+    // --- WebSocket ------------------------------------------------------------
+    std::size_t ws_max_size = 16 * 1024 * 1024;  // uvicorn's default largest message
+    int ws_max_queue = 32;  // uvicorn's: messages queued for the app before reading stops
+    double ws_ping_interval = 20.0;  // uvicorn's: ping an idle peer this often
+    double ws_ping_timeout = 20.0;   // uvicorn's: close when the peer stays silent this long
+    bool ws_per_message_deflate = true;  // uvicorn's default; negotiated per RFC 7692
+
     // --- watchdog -------------------------------------------------------------
     // A loop that has not turned for this long is reported with its stack: 100 ms is
     // far beyond any healthy turn and short enough to catch a blocking call. 0: off.

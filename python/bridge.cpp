@@ -80,6 +80,14 @@ void Bridge::drain() {
             if (auto* c = static_cast<CycleObject*>(ev.channel->owner))
                 cycle_on_drained(c);
             break;
+        case asgi::Event::Kind::ws_message:
+            if (auto* c = static_cast<CycleObject*>(ev.channel->owner))
+                cycle_on_ws_message(c, std::move(ev.body), ev.text);
+            break;
+        case asgi::Event::Kind::ws_closed:
+            if (auto* c = static_cast<CycleObject*>(ev.channel->owner))
+                cycle_on_ws_closed(c, ev.code);
+            break;
         case asgi::Event::Kind::deadline:
             if (auto* c = static_cast<CycleObject*>(ev.channel->owner)) {
                 cycle_on_disconnect(c);  // the client already got its 504 (or a close)
@@ -116,6 +124,7 @@ void Bridge::start_request(asgi::Event& ev) {
     CycleState& s = *c->s;
     const auto& head = *ev.head;
     s.response = asgi::ResponseState(head.head_request);
+    s.websocket = head.websocket;
     s.expect_continue = head.expect_continue;
     s.request_line = fmt::format("{} {} HTTP/{}.{}", head.method_view(), head.target_view(),
                                  head.version / 10, head.version % 10);
@@ -133,7 +142,9 @@ void Bridge::start_request(asgi::Event& ev) {
     ++inflight_;
 
     Ref send = Ref::steal(new_send(c));
-    Ref scope = Ref::steal(build_http_scope(names_, head, *ev.peer, cfg_.root_path, state_.get()));
+    Ref scope = Ref::steal(head.websocket
+                               ? build_websocket_scope(names_, head, *ev.peer, cfg_.root_path, state_.get())
+                               : build_http_scope(names_, head, *ev.peer, cfg_.root_path, state_.get()));
     if (!send || !scope) {
         Ref exc = Ref::steal(fetch_exception());
         cycle_fail(c, exc.get() ? exc.get() : Py_None);

@@ -142,12 +142,17 @@ PyObject* ready(PyObject* self, Ref& slot, PyObject* value_stolen, Bridge* bridg
 
 // --- receive -----------------------------------------------------------------------
 
+PyObject* ws_receive(PyObject* self, CycleState& s);
+PyObject* ws_send(PyObject* self, CycleState& s, PyObject* message, std::string_view type);
+
 PyObject* cycle_call(PyObject* self, PyObject* args, PyObject* kwargs) {
     auto* c = reinterpret_cast<CycleObject*>(self);
     CycleState& s = *c->s;
     const Names& n = s.bridge->names();
     if ((args && PyTuple_GET_SIZE(args) != 0) || (kwargs && PyDict_GET_SIZE(kwargs) != 0))
         return raise(PyExc_TypeError, "receive() takes no arguments");
+    if (s.websocket)
+        return ws_receive(self, s);
     if (s.disconnected || s.response.complete())
         return ready(self, s.pending, disconnect_message(n), s.bridge);
     if (can_deliver_body(s))
@@ -310,6 +315,161 @@ bool parse_headers(CycleState& s, PyObject* headers, asgi::Command& cmd,
     return !PyErr_Occurred();
 }
 
+
+// --- WebSocket receive/send ----------------------------------------------------------
+
+PyObject* simple_message(PyObject* type) {
+    PyObject* d = PyDict_New();
+    if (d && PyDict_SetItemString(d, "type", type) < 0)
+        Py_CLEAR(d);
+    return d;
+}
+
+PyObject* ws_disconnect_message(const CycleState& s) {
+    Ref type = Ref::steal(PyUnicode_FromString("websocket.disconnect"));
+    Ref d = type ? Ref::steal(simple_message(type.get())) : Ref();
+    Ref code = Ref::steal(PyLong_FromLong(s.ws_close_code));
+    if (!d || !code || PyDict_SetItemString(d.get(), "code", code.get()) < 0)
+        return nullptr;
+    return d.release();
+}
+
+// The next queued message; tells the connection it may read one more.
+PyObject* ws_next_message(CycleState& s) {
+    auto [data, text] = std::move(s.ws_messages.front());
+    s.ws_messages.pop_front();
+    if (s.channel)
+        s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::ws_credit, .credit = 1});
+    Ref type = Ref::steal(PyUnicode_FromString("websocket.receive"));
+    Ref d = type ? Ref::steal(simple_message(type.get())) : Ref();
+    if (!d)
+        return nullptr;
+    Ref value = text ? Ref::steal(PyUnicode_DecodeUTF8(data.data(), static_cast<Py_ssize_t>(data.size()), "replace"))
+                     : Ref::steal(PyBytes_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size())));
+    if (!value || PyDict_SetItemString(d.get(), text ? "text" : "bytes", value.get()) < 0)
+        return nullptr;
+    return d.release();
+}
+
+PyObject* ws_receive(PyObject* self, CycleState& s) {
+    if (!s.ws_connect_delivered) {
+        s.ws_connect_delivered = true;
+        Ref type = Ref::steal(PyUnicode_FromString("websocket.connect"));
+        return ready(self, s.pending, type ? simple_message(type.get()) : nullptr, s.bridge);
+    }
+    if (!s.ws_messages.empty())
+        return ready(self, s.pending, ws_next_message(s), s.bridge);
+    if (s.ws_close_code)
+        return ready(self, s.pending, ws_disconnect_message(s), s.bridge);
+    if (s.receive_waiter)
+        return raise(PyExc_RuntimeError, "receive() is already being awaited");
+    PyObject* fut = s.bridge->create_future();
+    if (!fut)
+        return nullptr;
+    s.receive_waiter = Ref::borrow(fut);
+    return fut;
+}
+
+// Optional member `key` of `message`: borrowed, nullptr when absent or None.
+PyObject* member(PyObject* message, const char* key) {
+    PyObject* v = PyDict_GetItemString(message, key);
+    return v == Py_None ? nullptr : v;
+}
+
+PyObject* ws_send(PyObject* self, CycleState& s, PyObject* message, std::string_view type) {
+    bool more = false;
+    if (type == "websocket.http.response.body") {
+        PyObject* m = member(message, "more_body");
+        more = m && PyObject_IsTrue(m) == 1;
+    }
+    if (auto err = s.ws.on_send(type, more))
+        return raise(PyExc_RuntimeError, *err);
+    asgi::Command cmd;
+    std::size_t wait_bytes = 0;
+    if (type == "websocket.accept") {
+        cmd.kind = asgi::Command::Kind::ws_accept;
+        if (PyObject* sub = member(message, "subprotocol")) {
+            if (!PyUnicode_Check(sub))
+                return raise(PyExc_TypeError, "ASGI 'subprotocol' must be a str or None.");
+            cmd.body = PyUnicode_AsUTF8(sub);
+        }
+        std::optional<uint64_t> ignored;
+        if (PyObject* headers = member(message, "headers"))
+            if (!parse_headers(s, headers, cmd, ignored))
+                return nullptr;
+    } else if (type == "websocket.send") {
+        cmd.kind = asgi::Command::Kind::ws_send;
+        PyObject* bytes = member(message, "bytes");
+        PyObject* text = member(message, "text");
+        if ((bytes == nullptr) == (text == nullptr))
+            return raise(PyExc_TypeError,
+                         "ASGI 'websocket.send' needs exactly one of 'bytes' and 'text'.");
+        if (text) {
+            if (!PyUnicode_Check(text))
+                return raise(PyExc_TypeError, "ASGI 'text' must be a str.");
+            Py_ssize_t n;
+            const char* p = PyUnicode_AsUTF8AndSize(text, &n);
+            if (!p)
+                return nullptr;
+            cmd.body.assign(p, static_cast<std::size_t>(n));
+            cmd.text = true;
+        } else {
+            if (!PyBytes_Check(bytes))
+                return raise(PyExc_TypeError, "ASGI 'bytes' must be bytes.");
+            cmd.body.assign(PyBytes_AS_STRING(bytes), static_cast<std::size_t>(PyBytes_GET_SIZE(bytes)));
+        }
+        wait_bytes = cmd.body.size();
+    } else if (type == "websocket.close") {
+        cmd.kind = asgi::Command::Kind::ws_close;
+        cmd.status = 1000;
+        if (PyObject* code = member(message, "code")) {
+            if (!PyLong_Check(code))
+                return raise(PyExc_TypeError, "ASGI 'code' must be an int.");
+            cmd.status = static_cast<int>(PyLong_AsLong(code));
+        }
+        if (PyObject* reason = member(message, "reason")) {
+            if (!PyUnicode_Check(reason))
+                return raise(PyExc_TypeError, "ASGI 'reason' must be a str.");
+            cmd.body = PyUnicode_AsUTF8(reason);
+        }
+    } else if (type == "websocket.http.response.start") {
+        cmd.kind = asgi::Command::Kind::start;
+        PyObject* status = member(message, "status");
+        if (!status || !PyLong_Check(status))
+            return raise(PyExc_TypeError, asgi::errors::status_not_int);
+        cmd.status = static_cast<int>(PyLong_AsLong(status));
+        std::optional<uint64_t> ignored;
+        if (PyObject* headers = member(message, "headers"))
+            if (!parse_headers(s, headers, cmd, ignored))
+                return nullptr;
+    } else {  // websocket.http.response.body
+        cmd.kind = asgi::Command::Kind::body;
+        if (PyObject* body = member(message, "body")) {
+            if (!PyBytes_Check(body))
+                return raise(PyExc_TypeError, asgi::errors::body_not_bytes);
+            cmd.body.assign(PyBytes_AS_STRING(body), static_cast<std::size_t>(PyBytes_GET_SIZE(body)));
+        }
+        cmd.more = more;
+    }
+    bool must_wait = false;
+    if (s.channel) {
+        const auto& cfg = s.bridge->config();
+        must_wait = wait_bytes &&
+                    s.channel->add_outbound(wait_bytes, cfg.send_high_water, cfg.send_low_water);
+        s.channel->submit(std::move(cmd));
+    }
+    if (must_wait) {
+        PyObject* fut = s.bridge->create_future();
+        if (!fut)
+            return nullptr;
+        s.send_waiter = Ref::borrow(fut);
+        return fut;
+    }
+    reinterpret_cast<SendObject*>(self)->has_pending = true;
+    Py_INCREF(self);
+    return self;
+}
+
 PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
     auto* so = reinterpret_cast<SendObject*>(self);
     CycleState& s = *so->cycle->s;
@@ -337,6 +497,8 @@ PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
     if (!tstr)
         return nullptr;
     std::string_view tview(tstr, static_cast<std::size_t>(tlen));
+    if (s.websocket)
+        return ws_send(self, s, message, tview);
     if (auto err = s.response.check_order(tview))
         return raise(PyExc_RuntimeError, *err);
 
@@ -456,8 +618,37 @@ void respond_500(CycleState& s) {
         s.channel->submit(std::move(cmd));
 }
 
+// A WebSocket app is done: a handshake never answered gets 500, an open socket is
+// closed (1000, or 1011 after an exception), a denial response cut short is aborted.
+void settle_websocket(CycleState& s, bool failed) {
+    if (s.disconnected || !s.channel)
+        return;
+    switch (s.ws.phase()) {
+    case asgi::WebSocketState::Phase::connecting: {
+        if (!failed)
+            log::error("ASGI callable returned without sending handshake.");
+        asgi::Command cmd{.kind = asgi::Command::Kind::body, .status = 500};
+        cmd.headers = {{"content-type", "text/plain; charset=utf-8"}};
+        cmd.body = "Internal Server Error";
+        s.channel->submit(std::move(cmd));
+        break;
+    }
+    case asgi::WebSocketState::Phase::denial:
+        s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::abort});
+        break;
+    case asgi::WebSocketState::Phase::open:
+        s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::ws_close,
+                                        .status = failed ? 1011 : 1000});
+        break;
+    case asgi::WebSocketState::Phase::closed:
+        break;
+    }
+}
+
 // After the app is done (normally or not): make sure the connection gets an answer.
 void settle_response(CycleState& s, bool failed) {
+    if (s.websocket)
+        return settle_websocket(s, failed);
     // Nobody left to answer (uvicorn is silent here too).
     if (s.response.complete() || s.disconnected)
         return;
@@ -589,6 +780,37 @@ void cycle_on_disconnect(CycleObject* c) {
         else
             PyErr_Clear();
     }
+}
+
+void cycle_on_ws_message(CycleObject* c, std::string&& data, bool text) {
+    CycleState& s = *c->s;
+    s.ws_messages.emplace_back(std::move(data), text);
+    if (!s.receive_waiter)
+        return;
+    if (!future_pending(s.bridge->names(), s.receive_waiter.get())) {
+        PyErr_Clear();
+        s.receive_waiter = Ref();  // a cancelled wait: the message stays queued
+        return;
+    }
+    Ref msg = Ref::steal(ws_next_message(s));
+    if (msg)
+        resolve(s.bridge->names(), s.receive_waiter, msg.get());
+    else
+        PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(c));
+}
+
+void cycle_on_ws_closed(CycleObject* c, int code) {
+    CycleState& s = *c->s;
+    s.ws_close_code = code ? code : 1005;
+    s.ws.on_closed();
+    if (s.receive_waiter && s.ws_messages.empty()) {
+        Ref msg = Ref::steal(ws_disconnect_message(s));
+        if (msg)
+            resolve(s.bridge->names(), s.receive_waiter, msg.get());
+    }
+    // From now on send() raises ClientDisconnected, a waiting send fails with it, and the
+    // disconnect grace applies (the waiter is resolved already, so it sees no HTTP message).
+    cycle_on_disconnect(c);
 }
 
 void cycle_on_drained(CycleObject* c) {

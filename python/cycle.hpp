@@ -5,6 +5,7 @@
 
 #include "asgi/channel.hpp"
 #include "asgi/response_state.hpp"
+#include "asgi/ws_state.hpp"
 #include "python/cancel_scope.hpp"
 #include "python/py_ref.hpp"
 
@@ -44,6 +45,12 @@ struct CycleState {
     int cancel_attempts = 0;
     CancelReason cancel_reason = CancelReason::disconnect;
     bool spawned_tasks = false;  // the app created tasks during this request
+    // WebSocket scope only.
+    bool websocket = false;
+    asgi::WebSocketState ws;
+    std::deque<std::pair<std::string, bool>> ws_messages;  // (data, is_text)
+    bool ws_connect_delivered = false;
+    int ws_close_code = 0;  // the close code once the socket closed
     // Intrusive list of running cycles (for shutdown).
     struct CycleObject* prev = nullptr;
     struct CycleObject* next = nullptr;
@@ -70,6 +77,8 @@ void cycle_on_body(CycleObject* c, std::string&& body, bool more);
 void cycle_on_disconnect(CycleObject* c);
 void cycle_on_drained(CycleObject* c);
 void cycle_flush_start(CycleObject* c);
+void cycle_on_ws_message(CycleObject* c, std::string&& data, bool text);
+void cycle_on_ws_closed(CycleObject* c, int code);
 // The app finished: returned (exc null), raised `exc`, or was cancelled. Answers the
 // client if the app did not (500, or a closed connection) and ends the cycle.
 void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled);

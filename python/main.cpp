@@ -20,8 +20,6 @@ int main(int argc, char** argv) {
     config::Loaded loaded;
     try {
         loaded = config::load(argc, argv, env);
-        for (const auto& w : loaded.warnings)
-            fmt::print(stderr, "narwhal: warning: {}\n", w);
         switch (loaded.action) {
         case config::Action::help:
             fmt::print("{}", config::help_text());
@@ -45,6 +43,9 @@ int main(int argc, char** argv) {
     const auto& s = loaded.settings;
     log::configure(static_cast<log::Level>(static_cast<int>(s.log_level)),
                    s.log_format == config::LogFormat::json, s.access_log);
+    // Through the logger, so that --log-format json output stays one object per line.
+    for (const auto& w : loaded.warnings)
+        log::warning("{}", w);
     std::fflush(stdout);
     return python::run_worker(s, argc, argv);
 }

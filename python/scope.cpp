@@ -122,4 +122,44 @@ PyObject* build_http_scope(const Names& n, const asgi::RequestHead& head, const 
     return scope.release();
 }
 
+PyObject* build_websocket_scope(const Names& n, const asgi::RequestHead& head,
+                                const asgi::Peer& peer, const std::string& root_path,
+                                PyObject* state) {
+    Ref scope = Ref::steal(build_http_scope(n, head, peer, root_path, state));
+    if (!scope)
+        return nullptr;
+    PyObject* d = scope.get();
+    Ref subprotocols = Ref::steal(PyList_New(0));
+    if (!subprotocols)
+        return nullptr;
+    for (const auto& f : head.fields()) {
+        if (head.view(f.name) != "sec-websocket-protocol")
+            continue;
+        std::string_view list = head.view(f.value);
+        while (!list.empty()) {
+            auto comma = list.find(',');
+            auto item = list.substr(0, comma);
+            while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+                item.remove_prefix(1);
+            while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+                item.remove_suffix(1);
+            if (!item.empty()) {
+                Ref s = Ref::steal(PyUnicode_DecodeLatin1(item.data(), static_cast<Py_ssize_t>(item.size()), nullptr));
+                if (!s || PyList_Append(subprotocols.get(), s.get()) < 0)
+                    return nullptr;
+            }
+            list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+        }
+    }
+    Ref type = Ref::steal(PyUnicode_InternFromString("websocket"));
+    Ref scheme = Ref::steal(PyUnicode_FromString(peer.tls ? "wss" : "ws"));
+    Ref ext = Ref::steal(Py_BuildValue("{s:{}}", "websocket.http.response"));
+    if (!type || !scheme || !ext || PyDict_SetItem(d, n.type, type.get()) < 0 ||
+        PyDict_SetItem(d, n.scheme, scheme.get()) < 0 || PyDict_DelItem(d, n.method) < 0 ||
+        PyDict_SetItemString(d, "subprotocols", subprotocols.get()) < 0 ||
+        PyDict_SetItem(d, n.extensions, ext.get()) < 0)
+        return nullptr;
+    return scope.release();
+}
+
 }  // namespace narwhal::python

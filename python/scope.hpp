@@ -15,4 +15,10 @@ namespace narwhal::python {
 PyObject* build_http_scope(const Names& n, const asgi::RequestHead& head, const asgi::Peer& peer,
                            const std::string& root_path, PyObject* state);
 
+// The ASGI websocket scope: the HTTP one without `method`, with scheme ws/wss, the
+// requested subprotocols, and the denial-response extension.
+PyObject* build_websocket_scope(const Names& n, const asgi::RequestHead& head,
+                                const asgi::Peer& peer, const std::string& root_path,
+                                PyObject* state);
+
 }  // namespace narwhal::python

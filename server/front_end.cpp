@@ -32,6 +32,11 @@ FrontEnd::FrontEnd(const config::Settings& settings, asgi::Inbox& inbox) : setti
     ctx_.limits.queue = ms(s.timeout_queue);
     ctx_.limits.request = ms(s.timeout_request);
     ctx_.limits.max_connections = s.limit_connections;
+    ctx_.limits.ws_max_size = s.ws_max_size;
+    ctx_.limits.ws_max_queue = static_cast<std::size_t>(s.ws_max_queue);
+    ctx_.limits.ws_ping_interval = ms(s.ws_ping_interval);
+    ctx_.limits.ws_ping_timeout = ms(s.ws_ping_timeout);
+    ctx_.limits.ws_deflate = s.ws_per_message_deflate;
     admission_ = std::make_unique<asgi::Admission>(static_cast<std::size_t>(s.limit_concurrency),
                                                    static_cast<std::size_t>(s.limit_queue));
     ctx_.admission = admission_.get();

@@ -3,7 +3,9 @@
 #include "asgi/log.hpp"
 #include "asgi/response_state.hpp"
 #include "server/http/head_scanner.hpp"
+#include "server/http/ws_upgrade.hpp"
 #include "server/io_thread.hpp"
+#include "server/ws_session.hpp"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/write.hpp>
@@ -35,7 +37,9 @@ const char* error_body(int status) {
     case 414: return "Request-URI too long.";
     case 431: return "Request header fields too large.";
     case 501: return "Unsupported transfer coding.";
+    case 405: return "Method not allowed.";
     case 408: return "Request timeout.";
+    case 426: return "Upgrade required: this server speaks WebSocket version 13.";
     case 503: return "Service unavailable.";
     case 504: return "Gateway timeout: the application did not answer in time.";
     case 505: return "HTTP version not supported.";
@@ -69,11 +73,6 @@ void HttpSession::start() {
 void HttpSession::admitted() {
     // Any thread (the interpreter's, usually): continue on this connection's own thread.
     net::post(socket_.get_executor(), [self = shared_from_this()] { self->on_admitted(); });
-}
-
-void HttpSession::submit(std::shared_ptr<asgi::CommandSink> self, asgi::Command&& cmd) {
-    auto session = self ? std::static_pointer_cast<HttpSession>(std::move(self)) : shared_from_this();
-    io_.push_command(std::move(session), std::move(cmd));
 }
 
 void HttpSession::fail(error_code ec, const char* what) {
@@ -185,6 +184,11 @@ void HttpSession::parse_head() {
             return reply_error(parser_->error_status(), parser_->error_reason());
         return reply_error(status_for(ec), ec ? "malformed request" : "incomplete head");
     }
+    if (auto up = http::check_websocket_upgrade(*head_); up.websocket) {
+        if (up.status)
+            return reply_error(up.status, up.reason);
+        return upgrade_to_websocket();
+    }
     if (parser_->chunked_request())
         body_.reset_chunked(ctx_.limits.body_limit);
     else if (auto length = parser_->content_length(); length && *length > 0)
@@ -192,6 +196,20 @@ void HttpSession::parse_head() {
     else
         body_.reset_none();
     admit();
+}
+
+void HttpSession::upgrade_to_websocket() {
+    if (reading_ || buffer_.size() != 0) {
+        // A read is pending into our buffer (or bytes follow the handshake): the socket
+        // cannot change hands cleanly. Clients open a fresh connection for a WebSocket.
+        return reply_error(400, "WebSocket upgrade pipelined behind other bytes");
+    }
+    closed_ = true;  // this object is done; the socket moves on
+    timer_.cancel();
+    counted_ = false;  // the connection stays counted, now as a WebSocket
+    io_.remove_session(this);
+    head_->websocket = true;
+    std::make_shared<WsSession>(std::move(socket_), ctx_, io_, peer_, std::move(head_))->start();
 }
 
 void HttpSession::admit() {
@@ -502,7 +520,9 @@ void HttpSession::finish_request() {
 void HttpSession::reply_error(int status, const char* reason) {
     log::debug("{} {}: {}", status, http::reason_phrase(status), reason);
     closing_ = true;
-    std::string extra = status == 503 ? "retry-after: 1\r\n" : "";
+    std::string extra = status == 503   ? "retry-after: 1\r\n"
+                        : status == 426 ? "sec-websocket-version: 13\r\n"
+                                        : "";
     queue_write(http::server_response(status, error_body(status), ctx_.defaults, extra));
 }
 

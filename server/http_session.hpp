@@ -7,6 +7,7 @@
 #include "asgi/admission.hpp"
 #include "asgi/channel.hpp"
 #include "asgi/events.hpp"
+#include "server/connection.hpp"
 #include "server/http/body_reader.hpp"
 #include "server/http/request_parser.hpp"
 #include "server/read_buffer.hpp"
@@ -26,7 +27,7 @@ namespace narwhal::server {
 class IoThread;
 using Socket = boost::asio::generic::stream_protocol::socket;
 
-class HttpSession final : public asgi::CommandSink,
+class HttpSession final : public Connection,
                           public asgi::AdmissionWaiter,
                           public std::enable_shared_from_this<HttpSession> {
 public:
@@ -36,16 +37,17 @@ public:
 
     void start();
 
-    // Interpreter thread: queue a command for this connection's thread.
-    void submit(std::shared_ptr<asgi::CommandSink> self, asgi::Command&& cmd) override;
     // Any thread: a slot under --limit-concurrency became ours.
     void admitted() override;
 
     // This connection's thread.
-    void on_command(asgi::Command&& cmd);
-    void on_server_shutdown();
+    void on_command(asgi::Command&& cmd) override;
+    void on_server_shutdown() override;
 
 private:
+    IoThread& io_thread() override { return io_; }
+    std::shared_ptr<Connection> shared_connection() override { return shared_from_this(); }
+
     using error_code = boost::beast::error_code;
     using clock = std::chrono::steady_clock;
 
@@ -53,6 +55,7 @@ private:
     void on_read(error_code ec, std::size_t n);
     void process();
     void parse_head();
+    void upgrade_to_websocket();
     void admit();
     void on_admitted();
     void dispatch_request();

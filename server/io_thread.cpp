@@ -2,7 +2,7 @@
 
 #include "asgi/deferred_wake.hpp"
 #include "asgi/log.hpp"
-#include "server/http_session.hpp"
+#include "server/connection.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -14,7 +14,7 @@ IoThread::IoThread() = default;
 
 IoThread::~IoThread() { join(); }
 
-void IoThread::push_command(std::shared_ptr<HttpSession> session, asgi::Command&& cmd) {
+void IoThread::push_command(std::shared_ptr<Connection> session, asgi::Command&& cmd) {
     bool was_empty;
     {
         std::lock_guard lock(mu_);
@@ -54,7 +54,7 @@ void IoThread::run_mailbox() {
 void IoThread::begin_shutdown() {
     net::post(ioc_, [this] {
         // Copy: closing a session may remove it from the set.
-        std::vector<HttpSession*> all(sessions_.begin(), sessions_.end());
+        std::vector<Connection*> all(sessions_.begin(), sessions_.end());
         for (auto* s : all)
             if (sessions_.count(s))
                 s->on_server_shutdown();

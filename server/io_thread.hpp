@@ -15,7 +15,7 @@
 
 namespace narwhal::server {
 
-class HttpSession;
+class Connection;
 
 class IoThread {
 public:
@@ -27,11 +27,11 @@ public:
     boost::asio::io_context& context() { return ioc_; }
 
     // Any thread.
-    void push_command(std::shared_ptr<HttpSession> session, asgi::Command&& cmd);
+    void push_command(std::shared_ptr<Connection> connection, asgi::Command&& cmd);
 
     // This thread only.
-    void add_session(HttpSession* s) { sessions_.insert(s); }
-    void remove_session(HttpSession* s) { sessions_.erase(s); }
+    void add_session(Connection* s) { sessions_.insert(s); }
+    void remove_session(Connection* s) { sessions_.erase(s); }
     // Posts the shutdown notice to every connection of this thread.
     void begin_shutdown();
     std::size_t session_count() const { return sessions_.size(); }
@@ -42,7 +42,7 @@ public:
 
 private:
     struct Item {
-        std::shared_ptr<HttpSession> session;
+        std::shared_ptr<Connection> session;
         asgi::Command cmd;
     };
     void run_mailbox();
@@ -55,7 +55,7 @@ private:
     std::mutex mu_;
     std::vector<Item> mailbox_;
     std::vector<Item> running_;
-    std::unordered_set<HttpSession*> sessions_;
+    std::unordered_set<Connection*> sessions_;
 };
 
 }  // namespace narwhal::server

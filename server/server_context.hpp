@@ -27,6 +27,12 @@ struct SessionLimits {
     std::chrono::milliseconds queue{1000};
     std::chrono::milliseconds request{0};  // 0: no deadline
     int64_t max_connections = 0;
+    // WebSocket
+    std::size_t ws_max_size = 16 * 1024 * 1024;
+    std::size_t ws_max_queue = 32;
+    std::chrono::milliseconds ws_ping_interval{20000};
+    std::chrono::milliseconds ws_ping_timeout{20000};
+    bool ws_deflate = true;
 };
 
 struct ServerContext {

@@ -339,3 +339,90 @@ def wait_for_file(path, timeout: float = 5.0) -> str:
         time.sleep(0.01)
     with open(path, encoding="utf-8") as f:
         return f.read()
+
+
+# --- server-side observations (stats line, log records, memory) ------------------
+
+import json  # noqa: E402 (helpers appended below)
+
+STATS_MARK = "narwhal stats: "
+
+
+def _stats_lines(text: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        if STATS_MARK not in line:
+            continue
+        if line.lstrip().startswith("{"):  # --log-format json: the stats line is in "message"
+            try:
+                line = json.loads(line).get("message", "")
+            except ValueError:
+                pass
+        out.append(json.loads(line.split(STATS_MARK, 1)[1]))
+    return out
+
+
+def server_stats(server, timeout: float = 5.0) -> dict:
+    """Send SIGUSR1 and return the JSON object of the `narwhal stats:` line it logs."""
+    import signal as _signal
+    before = len(_stats_lines(server.log()))
+    server.signal(_signal.SIGUSR1)
+    with server._changed:
+        ok = server._changed.wait_for(
+            lambda: len(_stats_lines("".join(server._lines))) > before or server.proc.poll() is not None, timeout)
+    lines = _stats_lines(server.log())
+    assert ok and len(lines) > before, f"no 'narwhal stats:' line within {timeout}s of SIGUSR1:\n{server.log()}"
+    return lines[before]
+
+
+LOG_START = re.compile(r"^(TRACE|DEBUG|INFO|WARNING|ERROR|CRITICAL):|^\{|^overload_apps: ")
+
+
+def log_records(text: str, needle: str) -> list[str]:
+    """Every log record with `needle` in its first line, with its continuation lines
+    (a traceback / stack under it: lines that do not start a new record)."""
+    records: list[list[str]] = []
+    for line in text.splitlines():
+        if LOG_START.match(line) or not records:
+            records.append([line])
+        else:
+            records[-1].append(line)
+    return ["\n".join(r) for r in records if needle in r[0]]
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+class RssSampler:
+    """Sample a process's VmRSS every `interval` s in a thread; `peak` in KiB."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        import threading
+        self.pid, self.interval = pid, interval
+        self.peak = rss_kib(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.peak = max(self.peak, rss_kib(self.pid))
+            except (OSError, AssertionError):
+                return
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        try:
+            self.peak = max(self.peak, rss_kib(self.pid))
+        except (OSError, AssertionError):
+            pass

@@ -1,0 +1,60 @@
+#include "server/http/ws_upgrade.hpp"
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+
+namespace narwhal::server::http {
+
+namespace {
+bool has_token(std::string_view list, std::string_view token) {
+    for (auto t : boost::beast::http::token_list{list})
+        if (boost::beast::iequals(t, token))
+            return true;
+    return false;
+}
+
+bool base64_16_bytes(std::string_view key) {
+    // 16 bytes in base64: 22 characters and "==".
+    if (key.size() != 24 || key.substr(22) != "==")
+        return false;
+    for (char c : key.substr(0, 22))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/'))
+            return false;
+    return true;
+}
+}  // namespace
+
+UpgradeCheck check_websocket_upgrade(const asgi::RequestHead& head) {
+    std::string_view upgrade, connection, version, key;
+    int keys = 0;
+    for (const auto& f : head.fields()) {
+        auto name = head.view(f.name);
+        auto value = head.view(f.value);
+        if (name == "upgrade")
+            upgrade = value;
+        else if (name == "connection")
+            connection = value;
+        else if (name == "sec-websocket-version")
+            version = value;
+        else if (name == "sec-websocket-key") {
+            key = value;
+            ++keys;
+        }
+    }
+    UpgradeCheck r;
+    if (!has_token(upgrade, "websocket"))
+        return r;
+    r.websocket = true;
+    if (head.method_view() != "GET")
+        return {true, 405, "WebSocket upgrade with a method other than GET"};
+    if (head.version != 11 || !has_token(connection, "upgrade"))
+        return {true, 400, "WebSocket upgrade without HTTP/1.1 and Connection: upgrade"};
+    if (keys != 1 || !base64_16_bytes(key))
+        return {true, 400, "missing or invalid Sec-WebSocket-Key"};
+    if (version != "13")
+        return {true, 426, "unsupported Sec-WebSocket-Version"};
+    return r;
+}
+
+}  // namespace narwhal::server::http

@@ -1,0 +1,280 @@
+#include "server/ws_session.hpp"
+
+#include "asgi/log.hpp"
+#include "server/http/response_head.hpp"
+#include "server/io_thread.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+namespace narwhal::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = boost::beast::websocket;
+namespace bhttp = boost::beast::http;
+
+WsSession::WsSession(Socket socket, ServerContext& ctx, IoThread& io,
+                     std::shared_ptr<const asgi::Peer> peer,
+                     std::unique_ptr<asgi::RequestHead> head)
+    : ws_(std::move(socket)), ctx_(ctx), io_(io), peer_(std::move(peer)) {
+    // Beast's handshake works on its own request type: rebuild it from the parsed head.
+    upgrade_.method_string(head->method_view());
+    upgrade_.target(head->target_view());
+    upgrade_.version(head->version);
+    for (const auto& f : head->fields())
+        upgrade_.insert(head->view(f.name), head->view(f.value));
+    request_id_ = ++ctx_.next_request_id;
+    head_ = std::move(head);
+}
+
+WsSession::~WsSession() { io_.remove_session(this); }
+
+void WsSession::start() {
+    io_.add_session(this);
+    channel_ = std::make_shared<asgi::Channel>(request_id_, shared_from_this());
+    asgi::Event ev;
+    ev.kind = asgi::Event::Kind::request;
+    ev.channel = channel_;
+    ev.head = std::move(head_);
+    ev.peer = peer_;
+    ctx_.inbox->push(std::move(ev));
+    ctx_.stats.requests.fetch_add(1, std::memory_order_relaxed);
+}
+
+void WsSession::on_command(asgi::Command&& cmd) {
+    if (phase_ == Phase::closed || cmd.request != request_id_)
+        return;
+    switch (cmd.kind) {
+    case asgi::Command::Kind::ws_accept:
+        if (phase_ == Phase::connecting)
+            do_accept(std::move(cmd));
+        break;
+    case asgi::Command::Kind::ws_send:
+        if (phase_ != Phase::open && phase_ != Phase::accepting)
+            break;
+        outbox_.push_back({std::move(cmd.body), cmd.text});
+        do_write();
+        break;
+    case asgi::Command::Kind::ws_close:
+        if (phase_ == Phase::connecting) {
+            // Closed before the handshake: the client gets 403, as with uvicorn.
+            deny(403, "", nullptr);
+            break;
+        }
+        close_queued_ = true;
+        close_reason_.code = static_cast<std::uint16_t>(cmd.status);
+        close_reason_.reason = cmd.body;
+        do_write();
+        break;
+    case asgi::Command::Kind::ws_credit:
+        credit_ += cmd.credit;
+        do_read();
+        break;
+    case asgi::Command::Kind::start:
+    case asgi::Command::Kind::body:
+        // The denial extension: an HTTP response instead of the handshake.
+        if (phase_ != Phase::connecting)
+            break;
+        if (cmd.status != 0) {
+            deny_status_ = cmd.status;
+            deny_headers_ = std::move(cmd.headers);
+        }
+        deny_body_.append(cmd.body);
+        if (cmd.kind == asgi::Command::Kind::body && !cmd.more)
+            deny(deny_status_, deny_body_, &deny_headers_);
+        break;
+    case asgi::Command::Kind::abort:
+        closed(1011);
+        break;
+    case asgi::Command::Kind::credit:
+    case asgi::Command::Kind::release:
+        break;
+    }
+}
+
+void WsSession::do_accept(asgi::Command&& cmd) {
+    phase_ = Phase::accepting;
+    const auto& lim = ctx_.limits;
+    ws_.read_message_max(lim.ws_max_size);
+    websocket::stream_base::timeout opt{};
+    opt.handshake_timeout = lim.header;
+    if (lim.ws_ping_interval.count() > 0) {
+        // Beast pings after half the idle time without traffic and gives up after all
+        // of it: interval + timeout makes that "ping after the interval, close after the
+        // timeout".
+        opt.idle_timeout = lim.ws_ping_interval + lim.ws_ping_timeout;
+        opt.keep_alive_pings = true;
+    } else {
+        opt.idle_timeout = websocket::stream_base::none();
+        opt.keep_alive_pings = false;
+    }
+    ws_.set_option(opt);
+    if (lim.ws_deflate) {
+        websocket::permessage_deflate pmd;
+        pmd.server_enable = true;
+        ws_.set_option(pmd);
+    }
+    bool server_header = ctx_.defaults.server_header;
+    ws_.set_option(websocket::stream_base::decorator(
+        [server_header, sub = std::move(cmd.body), headers = std::move(cmd.headers),
+         extra = ctx_.defaults.extra](websocket::response_type& res) {
+            if (server_header)
+                res.set(bhttp::field::server, "narwhal");
+            if (!sub.empty())
+                res.set(bhttp::field::sec_websocket_protocol, sub);
+            for (const auto& [name, value] : extra)
+                res.insert(name, value);
+            for (const auto& [name, value] : headers)
+                res.insert(name, value);
+        }));
+    ws_.async_accept(upgrade_, [self = shared_from_this()](error_code ec) { self->on_accept(ec); });
+}
+
+void WsSession::on_accept(error_code ec) {
+    if (phase_ == Phase::closed)
+        return;
+    if (ec) {
+        log::debug("websocket handshake failed: {}", ec.message());
+        return closed(1006);
+    }
+    phase_ = Phase::open;
+    credit_ = ctx_.limits.ws_max_queue;
+    do_read();
+    do_write();
+}
+
+void WsSession::do_read() {
+    if (reading_ || credit_ == 0 || (phase_ != Phase::open && phase_ != Phase::closing))
+        return;
+    reading_ = true;
+    ws_.async_read(read_buffer_, [self = shared_from_this()](error_code ec, std::size_t n) {
+        self->on_read(ec, n);
+    });
+}
+
+void WsSession::on_read(error_code ec, std::size_t) {
+    reading_ = false;
+    if (phase_ == Phase::closed)
+        return;
+    if (ec) {
+        int code = 1006;
+        if (ec == websocket::error::closed)
+            code = ws_.reason().code;
+        else if (ec == websocket::error::message_too_big)
+            code = 1009;
+        return closed(code);
+    }
+    asgi::Event ev;
+    ev.kind = asgi::Event::Kind::ws_message;
+    ev.channel = channel_;
+    ev.body = beast::buffers_to_string(read_buffer_.data());
+    ev.text = ws_.got_text();
+    read_buffer_.consume(read_buffer_.size());
+    --credit_;
+    ctx_.inbox->push(std::move(ev));
+    do_read();
+}
+
+void WsSession::do_write() {
+    if (writing_ || phase_ != Phase::open)
+        return;
+    if (outbox_.empty()) {
+        if (close_queued_)
+            do_close();
+        return;
+    }
+    writing_ = true;
+    auto& msg = outbox_.front();
+    ws_.text(msg.text);
+    ws_.async_write(net::buffer(msg.data), [self = shared_from_this()](error_code ec, std::size_t n) {
+        self->on_write(ec, n);
+    });
+}
+
+void WsSession::on_write(error_code ec, std::size_t) {
+    writing_ = false;
+    if (phase_ == Phase::closed)
+        return;
+    if (ec)
+        return closed(1006);
+    std::size_t sent = outbox_.front().data.size();
+    outbox_.pop_front();
+    if (sent && channel_->on_written(sent, ctx_.limits.send_low_water)) {
+        asgi::Event ev;
+        ev.kind = asgi::Event::Kind::drained;
+        ev.channel = channel_;
+        ctx_.inbox->push(std::move(ev));
+    }
+    do_write();
+}
+
+void WsSession::do_close() {
+    phase_ = Phase::closing;
+    ws_.async_close(close_reason_, [self = shared_from_this()](error_code ec) { self->on_close(ec); });
+}
+
+void WsSession::on_close(error_code) {
+    // The app closed: it knows, but receive() still answers websocket.disconnect.
+    closed(close_reason_.code);
+}
+
+void WsSession::deny(int status, std::string_view body, const http::HeaderList* headers) {
+    phase_ = Phase::closing;
+    if (headers) {
+        http::ResponseHeadSpec spec;
+        spec.status = status;
+        spec.app_headers = headers;
+        spec.framing = http::Framing::content_length;
+        spec.content_length = body.size();
+        spec.close = true;
+        raw_out_.clear();
+        http::append_response_head(raw_out_, spec, ctx_.defaults);
+        raw_out_.append(body);
+    } else {
+        raw_out_ = http::server_response(status, body, ctx_.defaults);
+    }
+    net::async_write(ws_.next_layer(), net::buffer(raw_out_),
+                     [self = shared_from_this()](error_code ec, std::size_t) { self->on_denied(ec); });
+}
+
+void WsSession::on_denied(error_code) { closed(1006); }
+
+void WsSession::closed(int code) {
+    if (!closed_sent_) {
+        closed_sent_ = true;
+        channel_->cancel_wait();
+        asgi::Event ev;
+        ev.kind = asgi::Event::Kind::ws_closed;
+        ev.channel = channel_;
+        ev.code = code;
+        ctx_.inbox->push(std::move(ev));
+    }
+    close_socket();
+}
+
+void WsSession::close_socket() {
+    if (phase_ == Phase::closed)
+        return;
+    phase_ = Phase::closed;
+    error_code ignored;
+    ws_.next_layer().shutdown(net::socket_base::shutdown_both, ignored);
+    ws_.next_layer().close(ignored);
+    ctx_.connection_closed();
+    io_.remove_session(this);
+}
+
+void WsSession::on_server_shutdown() {
+    if (phase_ == Phase::open) {
+        // Going away (1001), after what is already queued for the client.
+        close_queued_ = true;
+        close_reason_ = websocket::close_reason(websocket::close_code::going_away);
+        do_write();
+    } else if (phase_ == Phase::connecting) {
+        deny(503, "Service unavailable.", nullptr);
+    }
+}
+
+}  // namespace narwhal::server

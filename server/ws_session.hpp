@@ -1,0 +1,91 @@
+// One WebSocket connection, from the upgrade request to the close. The interpreter
+// decides about the handshake (accept with a subprotocol and headers, close = 403, or an
+// HTTP response instead); then messages flow both ways with the same bounds as HTTP:
+// at most --ws-max-queue messages wait for the app before the socket stops being read,
+// and `await send()` waits while the outbound bytes are above the high-water mark.
+#pragma once
+
+#include "asgi/channel.hpp"
+#include "asgi/events.hpp"
+#include "server/connection.hpp"
+#include "server/server_context.hpp"
+
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include <deque>
+#include <memory>
+#include <string>
+
+namespace narwhal::server {
+
+class IoThread;
+
+class WsSession final : public Connection, public std::enable_shared_from_this<WsSession> {
+public:
+    using Socket = boost::asio::generic::stream_protocol::socket;
+
+    WsSession(Socket socket, ServerContext& ctx, IoThread& io,
+              std::shared_ptr<const asgi::Peer> peer, std::unique_ptr<asgi::RequestHead> head);
+    ~WsSession() override;
+
+    // Hands the upgrade request to the interpreter as a "websocket" scope.
+    void start();
+
+    void on_command(asgi::Command&& cmd) override;
+    void on_server_shutdown() override;
+
+private:
+    using error_code = boost::beast::error_code;
+    IoThread& io_thread() override { return io_; }
+    std::shared_ptr<Connection> shared_connection() override { return shared_from_this(); }
+
+    void do_accept(asgi::Command&& cmd);
+    void on_accept(error_code ec);
+    void do_read();
+    void on_read(error_code ec, std::size_t n);
+    void do_write();
+    void on_write(error_code ec, std::size_t n);
+    void do_close();
+    void on_close(error_code ec);
+    void deny(int status, std::string_view body, const http::HeaderList* headers);
+    void on_denied(error_code ec);
+    void closed(int code);  // the socket is done: tell the app once, then close
+    void close_socket();
+
+    boost::beast::websocket::stream<Socket> ws_;
+    ServerContext& ctx_;
+    IoThread& io_;
+    std::shared_ptr<const asgi::Peer> peer_;
+    std::unique_ptr<asgi::RequestHead> head_;  // until start() hands it to the interpreter
+    boost::beast::http::request<boost::beast::http::empty_body> upgrade_;
+    std::shared_ptr<asgi::Channel> channel_;
+    uint64_t request_id_ = 0;
+
+    enum class Phase : uint8_t { connecting, accepting, open, closing, closed };
+    Phase phase_ = Phase::connecting;
+    boost::beast::flat_buffer read_buffer_;
+    std::size_t credit_ = 0;  // messages the app may still be handed before reading stops
+    bool reading_ = false;
+
+    struct Outgoing {
+        std::string data;
+        bool text;
+    };
+    std::deque<Outgoing> outbox_;
+    bool writing_ = false;
+    bool close_queued_ = false;
+    boost::beast::websocket::close_reason close_reason_;
+
+    // Denial response (websocket.http.response.*), written when its last body arrives.
+    int deny_status_ = 0;
+    http::HeaderList deny_headers_;
+    std::string deny_body_;
+    std::string raw_out_;
+    bool closed_sent_ = false;
+};
+
+}  // namespace narwhal::server
