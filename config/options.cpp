@@ -120,12 +120,14 @@ constexpr std::array<std::string_view, 3> loop_names{"auto", "asyncio", "uvloop"
 constexpr std::array<std::string_view, 6> log_level_names{"trace",   "debug", "info",
                                                           "warning", "error", "critical"};
 constexpr std::array<std::string_view, 2> log_format_names{"text", "json"};
+constexpr std::array<std::string_view, 2> slow_consumer_names{"wait", "close"};
 
 static_assert(static_cast<int>(Interface::asgi2) == 2);
 static_assert(static_cast<int>(LifespanMode::off) == 2);
 static_assert(static_cast<int>(LoopKind::uvloop) == 2);
 static_assert(static_cast<int>(LogLevel::critical) == 5);
 static_assert(static_cast<int>(LogFormat::json) == 1);
+static_assert(static_cast<int>(Settings::SlowConsumer::close) == 1);
 
 using S = Settings;
 
@@ -252,6 +254,19 @@ constexpr Option table[] = {
     flag<&S::ws_per_message_deflate>({"ws_per_message_deflate", "--ws-per-message-deflate",
                                       "NARWHAL_WS_PER_MESSAGE_DEFLATE"},
                                      true, "Offer permessage-deflate compression (RFC 7692)."),
+    choice<&S::ws_slow_consumer>({"ws_slow_consumer", "--ws-slow-consumer",
+                                  "NARWHAL_WS_SLOW_CONSUMER"},
+                                 slow_consumer_names,
+                                 "A WebSocket client that does not keep up: wait makes send() "
+                                 "wait; close closes it with 1008 after --ws-send-timeout."),
+    seconds<&S::ws_send_timeout>({"ws_send_timeout", "--ws-send-timeout",
+                                  "NARWHAL_WS_SEND_TIMEOUT"},
+                                 "With --ws-slow-consumer close: how long a socket's send buffer "
+                                 "may stay full."),
+    seconds<&S::timeout_ws_drain>({"timeout_ws_drain", "--timeout-ws-drain",
+                                   "NARWHAL_TIMEOUT_WS_DRAIN"},
+                                  "On shutdown, time open WebSockets keep working before they "
+                                  "are closed with 1001."),
     seconds<&S::watchdog_threshold>(
         {"watchdog_threshold", "--watchdog-threshold", "NARWHAL_WATCHDOG_THRESHOLD"},
         "Report an event loop that has not turned for this long, with its stack. 0: off."),

@@ -98,6 +98,15 @@ struct Settings {
     double ws_ping_interval = 20.0;  // uvicorn's: ping an idle peer this often
     double ws_ping_timeout = 20.0;   // uvicorn's: close when the peer stays silent this long
     bool ws_per_message_deflate = true;  // uvicorn's default; negotiated per RFC 7692
+    // A socket whose client does not keep up: `wait` makes `await send()` wait (bounded
+    // memory, the app slows down); `close` closes it with 1008 once its send buffer has
+    // stayed full for ws_send_timeout, so one slow client cannot hold a broadcaster back.
+    enum class SlowConsumer { wait, close };
+    SlowConsumer ws_slow_consumer = SlowConsumer::wait;  // uvicorn's behaviour: wait
+    double ws_send_timeout = 10.0;  // a client that cannot take 64 KiB in 10 s is gone
+    // On shutdown, open sockets keep working this long before they get 1001: in-flight
+    // messages finish, well inside the graceful timeout.
+    double timeout_ws_drain = 5.0;
 
     // --- watchdog -------------------------------------------------------------
     // A loop that has not turned for this long is reported with its stack: 100 ms is

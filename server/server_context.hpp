@@ -33,6 +33,9 @@ struct SessionLimits {
     std::chrono::milliseconds ws_ping_interval{20000};
     std::chrono::milliseconds ws_ping_timeout{20000};
     bool ws_deflate = true;
+    bool ws_close_slow_consumers = false;
+    std::chrono::milliseconds ws_send_timeout{10000};
+    std::chrono::milliseconds ws_drain{5000};
 };
 
 struct ServerContext {

@@ -19,7 +19,8 @@ namespace bhttp = boost::beast::http;
 WsSession::WsSession(Socket socket, ServerContext& ctx, IoThread& io,
                      std::shared_ptr<const asgi::Peer> peer,
                      std::unique_ptr<asgi::RequestHead> head)
-    : ws_(std::move(socket)), ctx_(ctx), io_(io), peer_(std::move(peer)) {
+    : ws_(std::move(socket)), ctx_(ctx), io_(io), peer_(std::move(peer)),
+      timer_(ws_.get_executor()) {
     // Beast's handshake works on its own request type: rebuild it from the parsed head.
     upgrade_.method_string(head->method_view());
     upgrade_.target(head->target_view());
@@ -55,7 +56,13 @@ void WsSession::on_command(asgi::Command&& cmd) {
     case asgi::Command::Kind::ws_send:
         if (phase_ != Phase::open && phase_ != Phase::accepting)
             break;
+        outbox_bytes_ += cmd.body.size();
         outbox_.push_back({std::move(cmd.body), cmd.text});
+        if (ctx_.limits.ws_close_slow_consumers && outbox_bytes_ > ctx_.limits.send_high_water &&
+            slow_deadline_ == clock::time_point::max()) {
+            slow_deadline_ = clock::now() + ctx_.limits.ws_send_timeout;
+            arm_timer(slow_deadline_);
+        }
         do_write();
         break;
     case asgi::Command::Kind::ws_close:
@@ -202,6 +209,9 @@ void WsSession::on_write(error_code ec, std::size_t) {
         return closed(1006);
     std::size_t sent = outbox_.front().data.size();
     outbox_.pop_front();
+    outbox_bytes_ -= sent;
+    if (outbox_bytes_ <= ctx_.limits.send_low_water)
+        slow_deadline_ = clock::time_point::max();  // caught up
     if (sent && channel_->on_written(sent, ctx_.limits.send_low_water)) {
         asgi::Event ev;
         ev.kind = asgi::Event::Kind::drained;
@@ -243,6 +253,11 @@ void WsSession::deny(int status, std::string_view body, const http::HeaderList* 
 void WsSession::on_denied(error_code) { closed(1006); }
 
 void WsSession::closed(int code) {
+    notify_closed(code);
+    close_socket();
+}
+
+void WsSession::notify_closed(int code) {
     if (!closed_sent_) {
         closed_sent_ = true;
         channel_->cancel_wait();
@@ -252,7 +267,6 @@ void WsSession::closed(int code) {
         ev.code = code;
         ctx_.inbox->push(std::move(ev));
     }
-    close_socket();
 }
 
 void WsSession::close_socket() {
@@ -260,6 +274,7 @@ void WsSession::close_socket() {
         return;
     phase_ = Phase::closed;
     error_code ignored;
+    timer_.cancel();
     ws_.next_layer().shutdown(net::socket_base::shutdown_both, ignored);
     ws_.next_layer().close(ignored);
     ctx_.connection_closed();
@@ -267,14 +282,64 @@ void WsSession::close_socket() {
 }
 
 void WsSession::on_server_shutdown() {
-    if (phase_ == Phase::open) {
-        // Going away (1001), after what is already queued for the client.
-        close_queued_ = true;
-        close_reason_ = websocket::close_reason(websocket::close_code::going_away);
-        do_write();
+    if (phase_ == Phase::open || phase_ == Phase::accepting) {
+        // Keep working for the drain period, then going away (1001).
+        drain_deadline_ = clock::now() + ctx_.limits.ws_drain;
+        arm_timer(drain_deadline_);
     } else if (phase_ == Phase::connecting) {
         deny(503, "Service unavailable.", nullptr);
     }
+}
+
+void WsSession::close_with(uint16_t code, bool drop_queued) {
+    if (close_queued_ || phase_ == Phase::closing || phase_ == Phase::closed)
+        return;
+    if (drop_queued) {
+        // Keep only the message being written now: a frame cannot be cut short.
+        while (outbox_.size() > (writing_ ? 1u : 0u)) {
+            outbox_bytes_ -= outbox_.back().data.size();
+            outbox_.pop_back();
+        }
+    }
+    close_queued_ = true;
+    close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code));
+    do_write();
+}
+
+void WsSession::arm_timer(clock::time_point when) {
+    if (when >= armed_for_ || phase_ == Phase::closed)
+        return;
+    armed_for_ = when;
+    timer_.expires_at(when);
+    timer_.async_wait([self = shared_from_this()](error_code ec) { self->on_timer(ec); });
+}
+
+void WsSession::on_timer(error_code ec) {
+    if (ec == net::error::operation_aborted || phase_ == Phase::closed)
+        return;
+    armed_for_ = clock::time_point::max();
+    auto now = clock::now();
+    if (now >= drain_deadline_) {
+        drain_deadline_ = clock::time_point::max();
+        close_with(static_cast<uint16_t>(websocket::close_code::going_away), false);
+    }
+    if (now >= slow_deadline_) {
+        slow_deadline_ = clock::time_point::max();
+        log::warning("Closing a WebSocket whose client did not read {} bytes within {} ms "
+                     "(--ws-slow-consumer close): {} (id {})",
+                     outbox_bytes_, ctx_.limits.ws_send_timeout.count(), upgrade_.target(),
+                     request_id_);
+        // The app learns now (its send() raises); the close frame may never get through
+        // to a client that reads nothing, so the socket is cut after one more timeout.
+        notify_closed(static_cast<int>(websocket::close_code::policy_error));
+        close_with(static_cast<uint16_t>(websocket::close_code::policy_error), true);
+        hard_close_deadline_ = now + ctx_.limits.ws_send_timeout;
+    }
+    if (now >= hard_close_deadline_)
+        return close_socket();
+    auto next = std::min({drain_deadline_, slow_deadline_, hard_close_deadline_});
+    if (next != clock::time_point::max())
+        arm_timer(next);
 }
 
 }  // namespace narwhal::server

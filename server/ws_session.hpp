@@ -11,6 +11,7 @@
 #include "server/server_context.hpp"
 
 #include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
@@ -54,7 +55,15 @@ private:
     void deny(int status, std::string_view body, const http::HeaderList* headers);
     void on_denied(error_code ec);
     void closed(int code);  // the socket is done: tell the app once, then close
+    void notify_closed(int code);  // tell the app once that the socket is closed
     void close_socket();
+    // Closes with `code` after what is being written now; queued messages are dropped
+    // when `drop_queued` (a slow consumer is not owed them).
+    void close_with(uint16_t code, bool drop_queued);
+
+    using clock = std::chrono::steady_clock;
+    void arm_timer(clock::time_point when);
+    void on_timer(error_code ec);
 
     boost::beast::websocket::stream<Socket> ws_;
     ServerContext& ctx_;
@@ -76,7 +85,15 @@ private:
         bool text;
     };
     std::deque<Outgoing> outbox_;
+    std::size_t outbox_bytes_ = 0;
     bool writing_ = false;
+    // One timer for both deadlines: a slow consumer's (--ws-send-timeout) and the
+    // shutdown drain (--timeout-ws-drain).
+    boost::asio::steady_timer timer_;
+    clock::time_point armed_for_ = clock::time_point::max();
+    clock::time_point slow_deadline_ = clock::time_point::max();
+    clock::time_point drain_deadline_ = clock::time_point::max();
+    clock::time_point hard_close_deadline_ = clock::time_point::max();
     bool close_queued_ = false;
     boost::beast::websocket::close_reason close_reason_;
 
