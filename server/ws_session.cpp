@@ -148,6 +148,9 @@ void WsSession::on_accept(error_code ec) {
         return closed(1006);
     }
     phase_ = Phase::open;
+    // An idle gateway holds many sockets: drop what the handshake no longer needs.
+    upgrade_path_ = std::string(upgrade_.target());
+    upgrade_ = {};
     credit_ = ctx_.limits.ws_max_queue;
     do_read();
     do_write();
@@ -180,6 +183,8 @@ void WsSession::on_read(error_code ec, std::size_t) {
     ev.body = beast::buffers_to_string(read_buffer_.data());
     ev.text = ws_.got_text();
     read_buffer_.consume(read_buffer_.size());
+    if (read_buffer_.capacity() > 16 * 1024)
+        read_buffer_.shrink_to_fit();  // a big message need not cost an idle socket later
     --credit_;
     ctx_.inbox->push(std::move(ev));
     do_read();
@@ -327,7 +332,7 @@ void WsSession::on_timer(error_code ec) {
         slow_deadline_ = clock::time_point::max();
         log::warning("Closing a WebSocket whose client did not read {} bytes within {} ms "
                      "(--ws-slow-consumer close): {} (id {})",
-                     outbox_bytes_, ctx_.limits.ws_send_timeout.count(), upgrade_.target(),
+                     outbox_bytes_, ctx_.limits.ws_send_timeout.count(), upgrade_path_,
                      request_id_);
         // The app learns now (its send() raises); the close frame may never get through
         // to a client that reads nothing, so the socket is cut after one more timeout.

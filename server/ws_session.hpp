@@ -70,7 +70,8 @@ private:
     IoThread& io_;
     std::shared_ptr<const asgi::Peer> peer_;
     std::unique_ptr<asgi::RequestHead> head_;  // until start() hands it to the interpreter
-    boost::beast::http::request<boost::beast::http::empty_body> upgrade_;
+    boost::beast::http::request<boost::beast::http::empty_body> upgrade_;  // until accepted
+    std::string upgrade_path_;  // for log lines after the handshake
     std::shared_ptr<asgi::Channel> channel_;
     uint64_t request_id_ = 0;
 
