@@ -15,13 +15,23 @@ packages=(
     python3-pytest python3-httpx python3-websockets python3-starlette python3-fastapi
     python3-multipart python3-django python3-quart python3-falcon python3-anyio
     python3-uvloop python3-httptools python3-uvicorn python3-django-channels
-    # clients and load tools
-    curl wrk
+    # clients and load tools; real WebSocket clients (node `ws`, headless Chromium)
+    curl wrk nodejs npm chromium
 )
+
+# A package counts as present when it is installed, or when an installed package
+# Provides it (NodeSource's `nodejs` provides and conflicts with Debian's `npm`:
+# asking apt for `npm` there would fail).
+provided="$(dpkg-query -W -f='${db:Status-Abbrev}|${Provides}\n' 2>/dev/null \
+    | awk -F'|' '$1 ~ /^ii/ { print $2 }' | tr ',' '\n' | sed 's/([^)]*)//; s/^ *//; s/ *$//' | sort -u)"
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" \
+        || grep -qxF "$1" <<<"$provided"
+}
 
 missing=()
 for p in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    if ! installed "$p"; then
         missing+=("$p")
     fi
 done

@@ -718,7 +718,25 @@ bool ready_types() {
     send_type.tp_iternext = iternext;
     send_type.tp_methods = awaitable_methods;
     send_type.tp_doc = "ASGI send(message): awaitable that completes once the message is queued.";
-    return PyType_Ready(&cycle_type) == 0 && PyType_Ready(&send_type) == 0;
+    if (PyType_Ready(&cycle_type) < 0 || PyType_Ready(&send_type) < 0)
+        return false;
+    // Look like `async def` to asyncio.iscoroutinefunction (and so to asgiref, which
+    // warns when handed something that does not): asyncio's marker on 3.11, inspect's
+    // on 3.12+.
+    Ref coroutines = Ref::steal(PyImport_ImportModule("asyncio.coroutines"));
+    Ref marker = coroutines ? Ref::steal(PyObject_GetAttrString(coroutines.get(), "_is_coroutine")) : Ref();
+    PyErr_Clear();
+    Ref inspect = Ref::steal(PyImport_ImportModule("inspect"));
+    Ref mark312 = inspect ? Ref::steal(PyObject_GetAttrString(inspect.get(), "_is_coroutine_mark")) : Ref();
+    PyErr_Clear();
+    for (PyTypeObject* t : {&cycle_type, &send_type}) {
+        if (marker)
+            PyDict_SetItemString(t->tp_dict, "_is_coroutine", marker.get());
+        if (mark312)
+            PyDict_SetItemString(t->tp_dict, "_is_coroutine_marker", mark312.get());
+        PyType_Modified(t);
+    }
+    return true;
 }
 
 CycleObject* new_cycle(Bridge* bridge, std::shared_ptr<asgi::Channel> channel) {
