@@ -63,6 +63,7 @@ fuzz: deps
 	mkdir -p $(FUZZ_BUILD)/corpus && cp -n tests/fuzz/corpus/http_request/* $(FUZZ_BUILD)/corpus/ || true
 	$(FUZZ_BUILD)/tests/fuzz/http_request_fuzz -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus
 	mkdir -p $(FUZZ_BUILD)/corpus-ws_frame && cp -n tests/fuzz/corpus/ws_frame/* $(FUZZ_BUILD)/corpus-ws_frame/ || true
+	$(FUZZ_BUILD)/tests/fuzz/ws_frame_fuzz tests/fuzz/regressions/*
 	$(FUZZ_BUILD)/tests/fuzz/ws_frame_fuzz -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus-ws_frame
 
 bench: build

@@ -65,10 +65,15 @@ void IoThread::start() {
     thread_ = std::thread([this] {
         auto guard = net::make_work_guard(ioc_);
         asgi::set_wake_scheduler(&IoThread::schedule_wakes, this);
-        try {
-            ioc_.run();
-        } catch (const std::exception& e) {
-            log::error("I/O thread stopped: {}", e.what());
+        // A handler that throws must not take every connection of this thread with it:
+        // log and keep running.
+        for (;;) {
+            try {
+                ioc_.run();
+                break;
+            } catch (const std::exception& e) {
+                log::error("I/O thread: a handler failed: {}", e.what());
+            }
         }
     });
 }

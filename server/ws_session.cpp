@@ -20,7 +20,10 @@ WsSession::WsSession(Socket socket, ServerContext& ctx, IoThread& io,
                      std::shared_ptr<const asgi::Peer> peer,
                      std::unique_ptr<asgi::RequestHead> head)
     : ws_(std::move(socket)), ctx_(ctx), io_(io), peer_(std::move(peer)),
-      timer_(ws_.get_executor()) {
+      // Bounded by the message limit: Beast 1.74 sizes its read of a compressed frame
+      // from the frame's claimed length, unchecked; a bounded buffer turns a forged
+      // 2^46-byte claim into a read error instead of a huge allocation.
+      read_buffer_(ctx.limits.ws_max_size), timer_(ws_.get_executor()) {
     // Beast's handshake works on its own request type: rebuild it from the parsed head.
     upgrade_.method_string(head->method_view());
     upgrade_.target(head->target_view());
@@ -173,7 +176,7 @@ void WsSession::on_read(error_code ec, std::size_t) {
         int code = 1006;
         if (ec == websocket::error::closed)
             code = ws_.reason().code;
-        else if (ec == websocket::error::message_too_big)
+        else if (ec == websocket::error::message_too_big || ec == websocket::error::buffer_overflow)
             code = 1009;
         return closed(code);
     }
