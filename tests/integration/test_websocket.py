@@ -673,3 +673,35 @@ def test_starlette_websocket_route_json(starlette_ws):
 def test_starlette_unknown_route_is_403(starlette_ws):
     resp = exchange(starlette_ws.addr, ws_request("/nope"))
     assert resp.status == 403, (resp.status, resp.body)
+
+
+def test_forged_compressed_length_does_not_take_the_server_down(narwhal):
+    """A compressed frame claiming 2^46 bytes (Beast 1.74 would allocate the claim) only
+    closes that socket; the server keeps serving HTTP and WebSocket."""
+    import zlib
+
+    server = narwhal(APP, "--io-threads", "1")
+    sock = socket.create_connection(server.addr, timeout=GUARD)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(f"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                 f"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101") and b"permessage-deflate" in head, head
+    deflate = zlib.compressobj(wbits=-15)
+    payload = (deflate.compress(b"a" * 1000) + deflate.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    mask = os.urandom(4)
+    sock.sendall(bytes([0xC2, 0xFF]) + struct.pack("!Q", 1 << 46) + mask
+                 + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    sock.close()
+    resp = exchange(server.addr, request("GET", "/scope"), check_closed=False)
+    assert resp.status in (200, 404, 403), resp.status  # answered: the I/O thread is alive
+
+    async def main():
+        async with connect(uri(server, "/echo")) as ws:
+            await ws.send("still alive")
+            return await asyncio.wait_for(ws.recv(), GUARD)
+    assert run(main()) == "still alive"
+    assert "I/O thread" not in server.log(), server.log()
