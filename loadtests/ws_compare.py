@@ -1,0 +1,416 @@
+#!/usr/bin/python3
+"""Side-by-side WebSocket comparison of narwhal and uvicorn (websockets 10.4).
+
+Load comes from ws_bench (loadtests/ws_bench/, C++ Boost.Beast, one thread; built on
+demand). Scenarios:
+
+  echo       N sockets each send a 64-byte text message and wait for its echo, repeatedly
+             (app: loadtests/apps/ws_echo.py); N = 1, 100, 1000
+  broadcast  one publisher sends a message, the app sends it to N subscribers; the next
+             message goes out when every subscriber got the previous one
+             (app: loadtests/apps/ws_broadcast.py); N = 100, 1000
+
+Each scenario starts every server once (own free port on 127.0.0.1; readiness by
+polling connect; stopped by PID in finally), checks it with a tiny ws_bench run, then
+runs ws_bench interleaved: round 1 = each server once per socket count, round 2 = the
+same again with the server order rotated, ... Reported numbers are medians over rounds.
+Server CPU (utime+stime of the process tree from /proc) is read when ws_bench prints
+"measure start" and "measure end" (after its connect phase and warm-up), so CPU per
+message covers exactly the measured window.
+
+Run from anywhere:  /usr/bin/python3 loadtests/ws_compare.py --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import (HOST, PYTHON, REPO, Server, cpu_delta_seconds, fmt,  # noqa: E402
+                     median, ratio, rel, tree_cpu, without_port)
+
+ALL_SERVERS = ("narwhal", "uvicorn")
+# scenario -> (ws_bench mode, app module)
+SCENARIOS = {"echo": ("echo", "ws_echo"), "broadcast": ("broadcast", "ws_broadcast")}
+DEFAULT_SOCKETS = {"echo": [1, 100, 1000], "broadcast": [100, 1000]}
+
+
+# ---------------------------------------------------------------- descriptors
+
+def nofile_target() -> int:
+    """The soft RLIMIT_NOFILE we ask for: the hard limit (1M if unlimited)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 20 if hard == resource.RLIM_INFINITY else hard
+
+
+def raise_nofile() -> None:
+    """Raise the soft descriptor limit to the hard one (here, in ws_bench, in the servers)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = nofile_target()
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def ensure_nofile(needed: int) -> None:
+    raise_nofile()
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        print(f"warning: descriptor limit {soft} < {needed}; raise the hard limit "
+              f"(ulimit -Hn) or use fewer sockets", flush=True)
+
+
+class WsServer(Server):
+    """compare.Server, started with a raised RLIMIT_NOFILE (preexec_fn in the child)."""
+
+    def start(self, timeout: float = 20.0) -> None:
+        print(f"$ {shlex.join(self.argv)}", flush=True)
+        with open(self.log, "wb") as logf:
+            self.proc = subprocess.Popen(self.argv, cwd=REPO, stdin=subprocess.DEVNULL,
+                                         stdout=logf, stderr=subprocess.STDOUT,
+                                         start_new_session=True, preexec_fn=raise_nofile)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before "
+                                   f"serving\n{self.log_tail()}")
+            try:
+                socket.create_connection((HOST, self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not accepting on port {self.port} after {timeout}s\n"
+                           f"{self.log_tail()}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def server_argv(name: str, module: str, port: int, args: argparse.Namespace) -> list[str]:
+    if name == "narwhal":
+        return [rel(args.narwhal_bin), f"{module}:app", "--app-dir", "loadtests/apps",
+                "--no-access-log", "--no-ws-per-message-deflate", "--host", HOST,
+                "--port", str(port), *shlex.split(args.narwhal_args)]
+    if name == "uvicorn":
+        return [PYTHON, "-m", "uvicorn", f"{module}:app", "--app-dir", "loadtests/apps",
+                "--host", HOST, "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+                "--ws", "websockets", "--no-access-log", "--ws-per-message-deflate", "False",
+                *shlex.split(args.uvicorn_args)]
+    raise ValueError(name)
+
+
+def ensure_ws_bench(binary: Path) -> None:
+    if binary.exists():
+        return
+    build = rel(binary.parent)
+    for cmd in (["cmake", "-S", "loadtests/ws_bench", "-B", build, "-DCMAKE_BUILD_TYPE=Release"],
+                ["cmake", "--build", build]):
+        print(f"$ {shlex.join(cmd)}", flush=True)
+        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL, timeout=600)
+
+
+# ---------------------------------------------------------------- ws_bench
+
+def bench_argv(args: argparse.Namespace, mode: str, port: int, sockets: int, seconds: float,
+               warmup: float) -> list[str]:
+    argv = [rel(args.ws_bench), mode, "--host", HOST, "--port", str(port), "--path", "/",
+            "--sockets", str(sockets), "--seconds", f"{seconds:g}", "--warmup", f"{warmup:g}",
+            "--size", str(args.size)]
+    if mode == "broadcast" and args.interval_ms:
+        argv += ["--interval-ms", f"{args.interval_ms:g}"]
+    return argv
+
+
+def run_bench(server: Server, argv: list[str], seconds: float, warmup: float,
+              verbose: bool = True) -> dict:
+    """Runs ws_bench; samples the server's and ws_bench's CPU at its measure markers."""
+    if verbose:
+        print(f"$ {shlex.join(argv)}", flush=True)
+    assert server.proc is not None
+    # connect (30 s) + warm-up + broadcast sync (10 s) + run + close (5 s) + slack
+    limit = 30 + warmup + 10 + seconds + 5 + 15
+    proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    killer = threading.Timer(limit, proc.kill)  # by PID: only our own ws_bench
+    killer.start()
+    marks: dict[str, tuple[float, dict, dict]] = {}
+    other: list[str] = []
+    try:
+        assert proc.stderr is not None and proc.stdout is not None
+        for line in proc.stderr:  # the JSON comes on stdout after stderr is done
+            line = line.strip()
+            if line in ("ws_bench: measure start", "ws_bench: measure end"):
+                marks[line.rsplit(" ", 1)[1]] = (time.monotonic(), tree_cpu(server.proc.pid),
+                                                 tree_cpu(proc.pid))
+            elif line:
+                other.append(line)
+        out = proc.stdout.read()
+        rc = proc.wait()
+    finally:
+        killer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    res: dict = {"command": shlex.join(argv), "rc": rc}
+    try:
+        res.update(json.loads(out.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        res["error"] = f"ws_bench rc={rc}, no JSON: {(out + ' '.join(other)).strip()[-300:]}"
+        return res
+    if "start" in marks and "end" in marks:
+        (t0, s0, c0), (t1, s1, c1) = marks["start"], marks["end"]
+        cpu = cpu_delta_seconds(s0, s1)
+        wall = t1 - t0
+        count = res.get("round_trips") if res["mode"] == "echo" else res.get("deliveries")
+        res.update(server_cpu_s=cpu, client_cpu_s=cpu_delta_seconds(c0, c1),
+                   cpu_us_per_msg=cpu / count * 1e6 if count else None,
+                   server_cpu_pct=cpu / wall * 100 if wall > 0 else None,
+                   client_cpu_pct=cpu_delta_seconds(c0, c1) / wall * 100 if wall > 0 else None)
+    res["rate"] = res.get("rps") if res["mode"] == "echo" else res.get("deliveries_per_s")
+    if rc != 0:
+        res["error"] = f"ws_bench rc={rc}: {' '.join(other)[-300:]}"
+    elif not res.get("measured"):
+        res["error"] = f"nothing measured: {res.get('first_error')}"
+    return res
+
+
+def check_server(server: Server, args: argparse.Namespace, mode: str) -> Optional[str]:
+    """A tiny ws_bench run before measuring: 2 sockets, 0.3 s; returns a problem or None."""
+    argv = bench_argv(args, mode, server.port, 2, 0.3, 0.1)
+    r = run_bench(server, argv, 0.3, 0.1, verbose=False)
+    if "error" in r:
+        return r["error"]
+    if r.get("errors") or not r.get("rate") or r.get("connected") != 2:
+        return f"check run failed: {r.get('errors')} errors ({r.get('first_error')}), " \
+               f"connected {r.get('connected')}/2, rate {r.get('rate')}"
+    return None
+
+
+# ---------------------------------------------------------------- reporting
+
+def summarise(results: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["scenario"], r["sockets"], r["server"]), []).append(r)
+    rows = []
+    for (scenario, sockets, server), runs in groups.items():
+        rows.append({
+            "scenario": scenario, "sockets": sockets, "server": server, "runs": len(runs),
+            "rate": median([r.get("rate") for r in runs]),
+            "p50_us": median([r.get("p50_us") for r in runs]),
+            "p99_us": median([r.get("p99_us") for r in runs]),
+            "fanout_p99_us": median([r.get("fanout_p99_us") for r in runs]),
+            "cpu_us_per_msg": median([r.get("cpu_us_per_msg") for r in runs]),
+            "server_cpu_pct": median([r.get("server_cpu_pct") for r in runs]),
+            "client_cpu_pct": median([r.get("client_cpu_pct") for r in runs]),
+            "errors": sum(r.get("errors") or 0 for r in runs),
+            "connected": min((r.get("connected") or 0) for r in runs),
+            "failed_runs": sum(1 for r in runs if "error" in r),
+        })
+    for row in rows:
+        base = next((b for b in rows if b["server"] == "uvicorn"
+                     and b["scenario"] == row["scenario"] and b["sockets"] == row["sockets"]),
+                    None)
+        row["rate_ratio"] = ratio(row["rate"], base["rate"]) if base else None
+        row["cpu_ratio"] = ratio(row["cpu_us_per_msg"], base["cpu_us_per_msg"]) if base else None
+    return rows
+
+
+def print_tables(rows: list[dict], rounds: int) -> None:
+    keys = list(dict.fromkeys((r["scenario"], r["sockets"]) for r in rows))
+    for scenario, sockets in keys:
+        group = [r for r in rows if (r["scenario"], r["sockets"]) == (scenario, sockets)]
+        unit = "round trips/s" if scenario == "echo" else "deliveries/s"
+        print(f"\n== {scenario}, {sockets} sockets (median of {rounds} rounds) ==")
+        print(f"{'server':<9}{unit:>15}{'p50 us':>10}{'p99 us':>10}{'CPU us/msg':>12}"
+              f"{'srv CPU%':>10}{'cli CPU%':>10}{'errors':>8}")
+        for r in group:
+            note = f"  ({r['failed_runs']} failed runs)" if r["failed_runs"] else ""
+            print(f"{r['server']:<9}{fmt(r['rate'], 0):>15}{fmt(r['p50_us'], 0):>10}"
+                  f"{fmt(r['p99_us'], 0):>10}{fmt(r['cpu_us_per_msg']):>12}"
+                  f"{fmt(r['server_cpu_pct'], 0):>10}{fmt(r['client_cpu_pct'], 0):>10}"
+                  f"{r['errors']:>8}{note}")
+        for r in group:
+            if r["server"] != "uvicorn" and (r["rate_ratio"] or r["cpu_ratio"]):
+                print(f"{r['server']}/uvicorn: {unit} x{fmt(r['rate_ratio'], 2)}, "
+                      f"CPU/msg x{fmt(r['cpu_ratio'], 2)}")
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    out = [f"Machine: {meta['machine']}. ws_bench (one thread) runs on the same cores as the "
+           f"server. {meta['rounds']} interleaved round(s) of {meta['duration']:g} s per run "
+           f"after {meta['warmup']:g} s of warm-up, medians shown; ratios are against uvicorn. "
+           f"echo: round trips/s and round-trip latency; broadcast: messages delivered to "
+           f"subscribers per second and delivery latency (publish to receipt). CPU µs/msg = "
+           f"server CPU / round trips (echo) or / deliveries (broadcast).", "",
+           "| scenario | sockets | server | msgs/s | p50 µs | p99 µs | CPU µs/msg "
+           "| server CPU | client CPU | errors | msgs/s vs uvicorn | CPU/msg vs uvicorn |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['scenario']} | {r['sockets']:,} | {r['server']} | {fmt(r['rate'], 0)} "
+                   f"| {fmt(r['p50_us'], 0)} | {fmt(r['p99_us'], 0)} "
+                   f"| {fmt(r['cpu_us_per_msg'])} | {fmt(r['server_cpu_pct'], 0)}% "
+                   f"| {fmt(r['client_cpu_pct'], 0)}% | {r['errors']} "
+                   f"| {fmt(r['rate_ratio'], 2)} | {fmt(r['cpu_ratio'], 2)} |")
+    out += ["", "Commands (ports vary per run):", "", "```", *meta["commands"], "```"]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- main
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    csv = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
+    ints = lambda s: [int(x) for x in csv(s)]  # noqa: E731
+    p.add_argument("--servers", type=csv, default=list(ALL_SERVERS))
+    p.add_argument("--scenarios", type=csv, default=list(SCENARIOS))
+    p.add_argument("--echo-sockets", type=ints, default=DEFAULT_SOCKETS["echo"])
+    p.add_argument("--broadcast-sockets", type=ints, default=DEFAULT_SOCKETS["broadcast"])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=1.0,
+                   help="seconds of load per run before measuring (after connecting)")
+    p.add_argument("--size", type=int, default=64, help="message bytes (broadcast: >= 43)")
+    p.add_argument("--interval-ms", type=float, default=0.0,
+                   help="broadcast: publish every I ms instead of closed loop")
+    p.add_argument("--narwhal-bin", type=Path, default=REPO / "build" / "narwhal")
+    p.add_argument("--narwhal-args", default="", help="extra narwhal arguments (one string)")
+    p.add_argument("--uvicorn-args", default="", help="extra uvicorn arguments (one string)")
+    p.add_argument("--ws-bench", type=Path, default=REPO / "build" / "ws_bench" / "ws_bench")
+    p.add_argument("--json", type=Path, help="write raw per-run results here")
+    p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    args = p.parse_args()
+    for s in args.servers:
+        if s not in ALL_SERVERS:
+            p.error(f"unknown server {s!r}")
+    for s in args.scenarios:
+        if s not in SCENARIOS:
+            p.error(f"unknown scenario {s!r}")
+    if args.rounds < 1 or args.duration <= 0 or args.warmup < 0 or args.size < 1:
+        p.error("--rounds >= 1, --duration > 0, --warmup >= 0, --size >= 1")
+    return args
+
+
+def on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # so the finally blocks stop the servers
+
+
+def main() -> int:
+    args = parse_args()
+    signal.signal(signal.SIGTERM, on_sigterm)
+    ensure_ws_bench(args.ws_bench)
+    counts = {"echo": args.echo_sockets, "broadcast": args.broadcast_sockets}
+    ensure_nofile(max(max(counts[s]) for s in args.scenarios) + 256)
+    logdir = Path(tempfile.mkdtemp(prefix="narwhal-wsbench-"))
+    machine = f"{platform.node()}, {os.cpu_count()} cpus, Linux {platform.release()}"
+    print(f"# {machine}; RLIMIT_NOFILE soft {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}; "
+          f"server logs in {logdir}", flush=True)
+    results: list[dict] = []
+    commands: list[str] = []
+    problems: list[str] = []
+    running: list[Server] = []
+    try:
+        for scenario in args.scenarios:
+            mode, module = SCENARIOS[scenario]
+            print(f"\n### scenario {scenario}", flush=True)
+            servers = []
+            for name in args.servers:
+                port = free_port()
+                srv = WsServer(name, server_argv(name, module, port, args), port,
+                               logdir / f"{name}-{scenario}.log")
+                running.append(srv)
+                try:
+                    srv.start()
+                except (OSError, RuntimeError) as e:
+                    problems.append(f"{scenario}/{name}: failed to start: {e}")
+                    print(problems[-1], flush=True)
+                    srv.stop()
+                    continue
+                commands.append(shlex.join(srv.argv))
+                if bad := check_server(srv, args, mode):
+                    problems.append(f"{scenario}/{name}: {bad}")
+                    print(problems[-1], flush=True)
+                servers.append(srv)
+            for rnd in range(1, args.rounds + 1):
+                shift = (rnd - 1) % max(len(servers), 1)
+                order = servers[shift:] + servers[:shift]
+                for sockets in counts[scenario]:
+                    for srv in order:
+                        if not srv.alive():
+                            continue
+                        argv = bench_argv(args, mode, srv.port, sockets, args.duration,
+                                          args.warmup)
+                        r = run_bench(srv, argv, args.duration, args.warmup)
+                        commands.append(r["command"])
+                        r.update(scenario=scenario, sockets=sockets, server=srv.name, round=rnd)
+                        results.append(r)
+                        extra = (f"fan-out p99 {fmt(r.get('fanout_p99_us'), 0)} us  "
+                                 if mode == "broadcast" else "")
+                        print(f"  r{rnd} {srv.name:<8} n={sockets:<5} {fmt(r.get('rate'), 0):>9}/s  "
+                              f"p50 {fmt(r.get('p50_us'), 0)} us  p99 {fmt(r.get('p99_us'), 0)} us  "
+                              f"{extra}cpu {fmt(r.get('cpu_us_per_msg'), 2)} us/msg  "
+                              f"srv {fmt(r.get('server_cpu_pct'), 0)}%  "
+                              f"cli {fmt(r.get('client_cpu_pct'), 0)}%  "
+                              f"connected {r.get('connected')}  err {r.get('errors')}"
+                              + (f"  {r['error']}" if "error" in r else ""), flush=True)
+                        if "error" in r or r.get("errors") or r.get("connected") != sockets:
+                            problems.append(f"{scenario}/{srv.name}/{sockets} r{rnd}: "
+                                            f"{r.get('error') or ''} connected "
+                                            f"{r.get('connected')}/{sockets}, "
+                                            f"{r.get('errors')} errors: {r.get('first_error')}")
+                        if not srv.alive():
+                            problems.append(f"{scenario}/{srv.name}: server died "
+                                            f"(rc={srv.proc.returncode})\n{srv.log_tail()}")
+                            print(problems[-1], flush=True)
+            for srv in servers:
+                srv.stop()
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping servers", flush=True)
+        return 130
+    finally:
+        for srv in running:
+            srv.stop()
+
+    rows = summarise(results)
+    print_tables(rows, args.rounds)
+    meta = {"machine": machine, "rounds": args.rounds, "duration": args.duration,
+            "warmup": args.warmup, "size": args.size, "interval_ms": args.interval_ms,
+            "servers": args.servers, "scenarios": args.scenarios, "sockets": counts,
+            "commands": list(dict.fromkeys(without_port(c) for c in commands)),
+            "note": "ws_bench runs on the same machine and cores as the servers"}
+    print("\nCommands used:")
+    for c in commands:
+        print(f"  {c}")
+    if problems:
+        print("\nProblems:")
+        for pr in problems:
+            print(f"  {pr}")
+    if args.json:
+        args.json.write_text(json.dumps({"meta": meta, "summary": rows, "runs": results},
+                                        indent=2))
+        print(f"\nraw results written to {args.json}")
+    if args.markdown:
+        print("\n" + markdown(rows, meta))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
