@@ -10,6 +10,8 @@
 
 #include <pybind11/embed.h>
 
+#include <chrono>
+#include <thread>
 #include <unistd.h>
 
 namespace py = pybind11;
@@ -130,8 +132,17 @@ int serve(const config::Settings& settings) {
         py::module_::import("narwhal._log").attr("log_exception")("Event loop failed", e.value());
         status = 1;
     }
+    // The loop stopped mid-iteration: responses the last tasks sent may still sit in the
+    // deferred wake-ups (or a held start). Send them on their way.
+    bridge.flush();
     {
         py::gil_scoped_release nogil;  // I/O threads and the stack reader may want the GIL
+        // Let the I/O threads write what they were handed and close those connections
+        // (bounded: a client that does not read must not hold the exit).
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        while (front.context().stats.connections.load() > 0 &&
+               std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
         monitor.stop();
         if (watchdog)
             watchdog->stop();

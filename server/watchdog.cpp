@@ -35,8 +35,10 @@ std::string request_json(const asgi::LoopMonitor::Step& step) {
     if (step.id == 0)
         return "null";
     auto parts = split_line(step.line);
+    std::string_view path = parts.path;
+    path = path.substr(0, path.find('?'));  // the ASGI path: no query string
     return fmt::format("{{\"method\": {}, \"path\": {}, \"id\": {}}}", log::json_string(parts.method),
-                       log::json_string(parts.path), step.id);
+                       log::json_string(path), step.id);
 }
 
 std::string stack_json(const std::vector<StackFrame>& frames) {
