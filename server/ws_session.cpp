@@ -20,10 +20,11 @@ WsSession::WsSession(Socket socket, ServerContext& ctx, IoThread& io,
                      std::shared_ptr<const asgi::Peer> peer,
                      std::unique_ptr<asgi::RequestHead> head)
     : ws_(std::move(socket)), ctx_(ctx), io_(io), peer_(std::move(peer)),
-      // Bounded by the message limit: Beast 1.74 sizes its read of a compressed frame
-      // from the frame's claimed length, unchecked; a bounded buffer turns a forged
-      // 2^46-byte claim into a read error instead of a huge allocation.
-      read_buffer_(ctx.limits.ws_max_size), timer_(ws_.get_executor()) {
+      // Bounded just above the message limit: Beast 1.74 sizes its read of a compressed
+      // frame from the frame's claimed length, unchecked; a bounded buffer turns a forged
+      // 2^46-byte claim into a read error instead of a huge allocation. The slack lets
+      // Beast's own limit check (close 1009) fire first for real oversized messages.
+      read_buffer_(ctx.limits.ws_max_size + 64 * 1024), timer_(ws_.get_executor()) {
     // Beast's handshake works on its own request type: rebuild it from the parsed head.
     upgrade_.method_string(head->method_view());
     upgrade_.target(head->target_view());
@@ -172,11 +173,16 @@ void WsSession::on_read(error_code ec, std::size_t) {
     reading_ = false;
     if (phase_ == Phase::closed)
         return;
+    if (ec == websocket::error::buffer_overflow) {
+        // Our buffer bound, not Beast's check: the stream is intact, so close it properly.
+        notify_closed(1009);
+        return close_with(1009, true);
+    }
     if (ec) {
         int code = 1006;
         if (ec == websocket::error::closed)
             code = ws_.reason().code;
-        else if (ec == websocket::error::message_too_big || ec == websocket::error::buffer_overflow)
+        else if (ec == websocket::error::message_too_big)
             code = 1009;
         return closed(code);
     }
