@@ -15,27 +15,19 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
-import os
-import platform
-import re
 import resource
 import shlex
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-REPO = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-PYTHON = "/usr/bin/python3"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from harness import (HOST, PYTHON, REPO, Server, check_alive, check_names, cpu_delta_seconds,
+                     csv, fmt, free_port, machine, median, on_sigterm, parse_wrk, parser,
+                     print_commands, problem, ratio, rel, tree_cpu, try_start, without_port,
+                     write_json)
 
 # scenario -> (module in loadtests/apps, wrk script or None)
 SCENARIOS: dict[str, tuple[str, Optional[str]]] = {
@@ -48,108 +40,7 @@ BEAST_SCENARIOS = {"plaintext"}  # the bare server only knows "Hello, world!"
 ALL_SERVERS = ("narwhal", "uvicorn", "beast")
 
 
-# ---------------------------------------------------------------- processes
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def proc_times() -> dict[tuple[int, int], tuple[int, int]]:
-    """(pid, starttime) -> (ppid, utime+stime ticks) for every process."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                data = f.read()
-        except OSError:
-            continue  # exited meanwhile
-        fields = data[data.rindex(")") + 2:].split()  # fields[0] is field 3 (state)
-        out[(int(entry), int(fields[19]))] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    return out
-
-
-def tree_cpu(root: int) -> dict[tuple[int, int], int]:
-    """CPU ticks of root and all its descendants, keyed by (pid, starttime).
-
-    /proc/<pid>/stat utime/stime already include all threads of the process.
-    """
-    procs = proc_times()
-    children: dict[int, list[tuple[int, int]]] = {}
-    for key, (ppid, _) in procs.items():
-        children.setdefault(ppid, []).append(key)
-    result, todo = {}, [k for k in procs if k[0] == root]
-    while todo:
-        key = todo.pop()
-        result[key] = procs[key][1]
-        todo.extend(children.get(key[0], []))
-    return result
-
-
-def cpu_delta_seconds(before: dict, after: dict) -> float:
-    # processes that appeared during the run count from zero; ones that exited are lost
-    ticks = sum(t - before.get(k, 0) for k, t in after.items())
-    return ticks / CLK_TCK
-
-
-@dataclass
-class Server:
-    name: str
-    argv: list[str]
-    port: int
-    log: Path
-    proc: Optional[subprocess.Popen] = None
-
-    def start(self, timeout: float = 20.0) -> None:
-        print(f"$ {shlex.join(self.argv)}", flush=True)
-        with open(self.log, "wb") as logf:
-            # own session: Ctrl-C in the terminal reaches only us; we stop it by PID
-            self.proc = subprocess.Popen(self.argv, cwd=REPO, stdin=subprocess.DEVNULL,
-                                         stdout=logf, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before "
-                                   f"serving\n{self.log_tail()}")
-            try:
-                socket.create_connection((HOST, self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.name} not accepting on port {self.port} after {timeout}s\n"
-                           f"{self.log_tail()}")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            print(f"{self.name}: no exit {timeout}s after SIGTERM, sending SIGKILL", flush=True)
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_tail(self, n: int = 20) -> str:
-        try:
-            lines = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(f"  | {line}" for line in lines[-n:])
-
-
-def rel(path: Path) -> str:
-    """Path as given to the server command; relative to the repo (our cwd) when inside it."""
-    path = path.resolve()
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
-
+# ---------------------------------------------------------------- servers
 
 def server_argv(name: str, module: str, port: int, args: argparse.Namespace) -> list[str]:
     if name == "narwhal":
@@ -200,33 +91,6 @@ def check_response(port: int, scenario: str) -> Optional[str]:
 
 # ---------------------------------------------------------------- wrk
 
-UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
-
-
-def to_ms(text: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
-    if not m:
-        raise ValueError(f"bad latency {text!r}")
-    return float(m.group(1)) * UNIT_MS[m.group(2)]
-
-
-def parse_wrk(out: str) -> dict:
-    res: dict = {"rps": None, "p50_ms": None, "p99_ms": None, "requests": 0,
-                 "non2xx": 0, "socket_errors": 0}
-    if m := re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M):
-        res["rps"] = float(m.group(1))
-    if m := re.search(r"^\s*(\d+) requests in", out, re.M):
-        res["requests"] = int(m.group(1))
-    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
-        if m := re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M):
-            res[key] = to_ms(m.group(1))
-    if m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
-        res["non2xx"] = int(m.group(1))
-    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        res["socket_errors"] = sum(int(g) for g in m.groups())
-    return res
-
-
 def wrk_argv(port: int, conns: int, duration: int, script: Optional[str],
              threads: int) -> list[str]:
     argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency"]
@@ -259,19 +123,6 @@ def run_wrk(server: Server, conns: int, duration: int, script: Optional[str],
 
 
 # ---------------------------------------------------------------- reporting
-
-def median(values: list) -> Optional[float]:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def fmt(value: Optional[float], digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
-def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
-    return a / b if a is not None and b else None
-
 
 def summarise(results: list[dict]) -> list[dict]:
     """Median per (scenario, connections, server), in first-seen order."""
@@ -335,9 +186,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
 # ---------------------------------------------------------------- main
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    csv = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
+    p = parser(__doc__)
     p.add_argument("--servers", type=csv, default=["narwhal", "uvicorn"],
                    help=f"comma list of {','.join(ALL_SERVERS)} (default narwhal,uvicorn)")
     p.add_argument("--scenarios", type=csv, default=list(SCENARIOS),
@@ -353,23 +202,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write raw per-run results here")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     args = p.parse_args()
-    for s in args.servers:
-        if s not in ALL_SERVERS:
-            p.error(f"unknown server {s!r}")
-    for s in args.scenarios:
-        if s not in SCENARIOS:
-            p.error(f"unknown scenario {s!r}")
+    check_names(p, "server", args.servers, ALL_SERVERS)
+    check_names(p, "scenario", args.scenarios, SCENARIOS)
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0:
         p.error("--rounds and --duration must be >= 1, --warmup >= 0 (wrk takes whole seconds)")
     return args
-
-
-def without_port(command: str) -> str:
-    return re.sub(r"(127\.0\.0\.1:|127\.0\.0\.1 |--port )\d+", r"\1<port>", command)
-
-
-def on_sigterm(signum, frame):
-    raise KeyboardInterrupt  # so the finally blocks stop the servers
 
 
 def main() -> int:
@@ -378,8 +215,8 @@ def main() -> int:
     if "beast" in args.servers and BEAST_SCENARIOS & set(args.scenarios):
         ensure_beast(args.beast_bin)
     logdir = Path(tempfile.mkdtemp(prefix="narwhal-bench-"))
-    machine = f"{platform.node()}, {os.cpu_count()} cpus, Linux {platform.release()}"
-    print(f"# {machine}; server logs in {logdir}", flush=True)
+    host = machine()
+    print(f"# {host}; server logs in {logdir}", flush=True)
     results: list[dict] = []
     commands: list[str] = []
     problems: list[str] = []
@@ -395,17 +232,11 @@ def main() -> int:
                 srv = Server(name, server_argv(name, module, port, args), port,
                              logdir / f"{name}-{scenario}.log")
                 running.append(srv)
-                try:
-                    srv.start()
-                except (OSError, RuntimeError) as e:
-                    problems.append(f"{scenario}/{name}: failed to start: {e}")
-                    print(problems[-1], flush=True)
-                    srv.stop()
+                if not try_start(srv, f"{scenario}/{name}", problems):
                     continue
                 commands.append(shlex.join(srv.argv))
                 if bad := check_response(port, scenario):
-                    problems.append(f"{scenario}/{name}: {bad}")
-                    print(problems[-1], flush=True)
+                    problem(problems, f"{scenario}/{name}: {bad}")
                 if args.warmup:
                     warm = run_wrk(srv, max(args.connections), args.warmup, script, args.threads)
                     print(f"  warm-up {name}: {fmt(warm['rps'])} req/s  {warm.get('error', '')}",
@@ -428,10 +259,7 @@ def main() -> int:
                               f"cpu {fmt(r['cpu_us_per_req'])} us/req  "
                               f"err {r['non2xx'] + r['socket_errors']}"
                               + (f"  {r['error']}" if "error" in r else ""), flush=True)
-                        if not srv.alive():
-                            problems.append(f"{scenario}/{srv.name}: server died "
-                                            f"(rc={srv.proc.returncode})\n{srv.log_tail()}")
-                            print(problems[-1], flush=True)
+                        check_alive(srv, f"{scenario}/{srv.name}", problems)
             for srv in servers:
                 srv.stop()
     except KeyboardInterrupt:
@@ -443,22 +271,13 @@ def main() -> int:
 
     rows = summarise(results)
     print_tables(rows, args.rounds)
-    meta = {"machine": machine, "rounds": args.rounds, "duration": args.duration,
+    meta = {"machine": host, "rounds": args.rounds, "duration": args.duration,
             "warmup": args.warmup, "servers": args.servers, "scenarios": args.scenarios,
             "connections": args.connections,
             "commands": list(dict.fromkeys(without_port(c) for c in commands)),
             "note": "wrk runs on the same machine and cores as the servers"}
-    print("\nCommands used:")
-    for c in commands:
-        print(f"  {c}")
-    if problems:
-        print("\nProblems:")
-        for pr in problems:
-            print(f"  {pr}")
-    if args.json:
-        args.json.write_text(json.dumps({"meta": meta, "summary": rows, "runs": results},
-                                        indent=2))
-        print(f"\nraw results written to {args.json}")
+    print_commands(commands, problems)
+    write_json(args.json, {"meta": meta, "summary": rows, "runs": results})
     if args.markdown:
         print("\n" + markdown(rows, meta))
     return 1 if problems else 0

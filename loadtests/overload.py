@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
-import os
-import platform
 import re
 import resource
 import shlex
@@ -40,9 +37,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import (HOST, PYTHON, REPO, Server, cpu_delta_seconds, fmt,  # noqa: E402
-                     free_port, median, parse_wrk, rel, tree_cpu, without_port)
+from harness import (HOST, PYTHON, REPO, Server, check_alive, check_names, cpu_delta_seconds,
+                     csv, fmt, free_port, machine, median, new_loop, on_sigterm, parse_wrk,
+                     parser, print_commands, problem, rel, tree_cpu, try_start, without_port,
+                     write_json)
 
 MODULE = "slow_app:app"
 ALL_SERVERS = ("narwhal", "uvicorn")
@@ -338,14 +336,6 @@ async def _py_load(port: int, connections: int, duration: float, timeout: float)
             "client_cpu_s": (cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)}
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop  # type: ignore[import-not-found]
-        return uvloop.new_event_loop()
-    except ImportError:
-        return asyncio.new_event_loop()
-
-
 def percentile(values: list[float], pct: float) -> Optional[float]:
     if not values:
         return None
@@ -359,7 +349,7 @@ def run_python(server: Server, args: argparse.Namespace, duration: int) -> dict:
     print(f"$ ({desc})", flush=True)
     assert server.proc is not None
     before = tree_cpu(server.proc.pid)
-    with asyncio.Runner(loop_factory=_new_loop) as runner:
+    with asyncio.Runner(loop_factory=new_loop) as runner:
         raw = runner.run(_py_load(server.port, args.connections, duration, args.timeout))
     after = tree_cpu(server.proc.pid)
     lat = raw["lat"]
@@ -454,9 +444,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
 # ---------------------------------------------------------------- main
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    csv = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
+    p = parser(__doc__)
     p.add_argument("--servers", type=csv, default=list(ALL_SERVERS),
                    help="comma list of narwhal,uvicorn (default both)")
     p.add_argument("--clients", type=csv, default=list(ALL_CLIENTS),
@@ -477,19 +465,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--print-lua", action="store_true",
                    help="print the wrk status-counting script (status_counts.lua) and exit")
     args = p.parse_args()
-    for s in args.servers:
-        if s not in ALL_SERVERS:
-            p.error(f"unknown server {s!r}")
-    for c in args.clients:
-        if c not in ALL_CLIENTS:
-            p.error(f"unknown client {c!r}")
+    check_names(p, "server", args.servers, ALL_SERVERS)
+    check_names(p, "client", args.clients, ALL_CLIENTS)
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0 or args.connections < 1:
         p.error("--rounds, --duration, --connections must be >= 1, --warmup >= 0")
     return args
-
-
-def on_sigterm(signum, frame):
-    raise KeyboardInterrupt
 
 
 def main() -> int:
@@ -501,8 +481,8 @@ def main() -> int:
     logdir = Path(tempfile.mkdtemp(prefix="narwhal-overload-"))
     script = logdir / "status_counts.lua"
     script.write_text(WRK_LUA)
-    machine = f"{platform.node()}, {os.cpu_count()} cpus, Linux {platform.release()}"
-    print(f"# {machine}; server logs and the wrk script in {logdir}", flush=True)
+    host = machine()
+    print(f"# {host}; server logs and the wrk script in {logdir}", flush=True)
     results: list[dict] = []
     commands: list[str] = []
     problems: list[str] = []
@@ -512,17 +492,11 @@ def main() -> int:
         for name in args.servers:
             port = free_port()
             srv = Server(name, server_argv(name, port, args), port, logdir / f"{name}.log")
-            try:
-                srv.start()
-            except (OSError, RuntimeError) as e:
-                problems.append(f"{name}: failed to start: {e}")
-                print(problems[-1], flush=True)
-                srv.stop()
+            if not try_start(srv, name, problems):
                 continue
             commands.append(shlex.join(srv.argv))
             if bad := check_ok(port):
-                problems.append(f"{name}: {bad}")
-                print(problems[-1], flush=True)
+                problem(problems, f"{name}: {bad}")
             if args.warmup and "wrk" in args.clients:
                 warm = run_wrk(srv, args, args.warmup, script)
                 print(f"  warm-up {name}: {line(warm)}", flush=True)
@@ -540,10 +514,7 @@ def main() -> int:
                     cmd = r["command"]
                     commands.append(shlex.join(cmd) if isinstance(cmd, list) else f"({cmd})")
                     print(f"  r{rnd} {srv.name:<8} {client:<7}{line(r)}", flush=True)
-                    if not srv.alive():
-                        problems.append(f"{srv.name}: server died (rc={srv.proc.returncode})\n"
-                                        f"{srv.log_tail()}")
-                        print(problems[-1], flush=True)
+                    check_alive(srv, srv.name, problems)
     except KeyboardInterrupt:
         print("\ninterrupted; stopping servers", flush=True)
         return 130
@@ -567,21 +538,12 @@ def main() -> int:
                   "Retry-After header (counted by wrk)")
     for n in notes:
         print(n)
-    meta = {"machine": machine, "rounds": args.rounds, "duration": args.duration,
+    meta = {"machine": host, "rounds": args.rounds, "duration": args.duration,
             "connections": args.connections, "limit": args.limit_concurrency,
             "commands": list(dict.fromkeys(without_port(c).replace(str(script), script.name)
                                            for c in commands)), "notes": notes}
-    print("\nCommands used:")
-    for c in commands:
-        print(f"  {c}")
-    if problems:
-        print("\nProblems:")
-        for pr in problems:
-            print(f"  {pr}")
-    if args.json:
-        args.json.write_text(json.dumps({"meta": meta, "summary": rows, "runs": results},
-                                        indent=2, default=str))
-        print(f"\nraw results written to {args.json}")
+    print_commands(commands, problems)
+    write_json(args.json, {"meta": meta, "summary": rows, "runs": results}, default=str)
     if args.markdown:
         print("\n" + markdown(rows, meta))
     return 1 if problems else 0

@@ -24,9 +24,6 @@ Run from anywhere:  /usr/bin/python3 loadtests/rss.py --help
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shlex
 import signal
 import socket
@@ -38,9 +35,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import (HOST, PYTHON, REPO, Server, cpu_delta_seconds, fmt,  # noqa: E402
-                     free_port, proc_times, rel, tree_cpu, without_port)
+from harness import (HOST, PYTHON, REPO, Server, check_names, cpu_delta_seconds, csv,
+                     descendants, fmt, free_port, machine, on_sigterm, parser, print_commands,
+                     rel, rss_bytes, status_kib, tree_cpu, without_port, write_json)
 
 MiB = 1 << 20
 UPLOAD_BYTES = 200 * MiB
@@ -52,30 +49,6 @@ SCENARIOS = {"upload": "slow_upload", "reader": "stream", "stalled": "stream"}
 
 
 # ---------------------------------------------------------------- memory sampling
-
-def descendants(root: int) -> list[int]:
-    procs = proc_times()  # (pid, start) -> (ppid, ticks)
-    children: dict[int, list[int]] = {}
-    for (pid, _), (ppid, _) in procs.items():
-        children.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def status_kib(pid: int, field: str) -> Optional[int]:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
 
 class Sampler(threading.Thread):
     """VmRSS of a process tree every `interval` seconds, as (monotonic time, bytes)."""
@@ -93,10 +66,8 @@ class Sampler(threading.Thread):
             now = time.monotonic()
             if now - last_scan >= 1.0:  # look for new child processes once a second
                 self.pids, last_scan = descendants(self.pid), now
-            kib = [status_kib(p, "VmRSS") for p in self.pids]
-            total = sum(k for k in kib if k is not None)
-            if total:
-                self.samples.append((now, total * 1024))
+            if total := rss_bytes(self.pids):
+                self.samples.append((now, total))
             self.stop_event.wait(self.interval)
 
     def window(self, t0: float, t1: float = float("inf")) -> list[int]:
@@ -347,9 +318,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
 # ---------------------------------------------------------------- main
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    csv = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
+    p = parser(__doc__)
     p.add_argument("--servers", type=csv, default=list(ALL_SERVERS))
     p.add_argument("--scenarios", type=csv, default=list(SCENARIOS),
                    help=f"comma list of {','.join(SCENARIOS)} (default all)")
@@ -366,27 +335,19 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write raw per-run results here")
     p.add_argument("--markdown", action="store_true")
     args = p.parse_args()
-    for s in args.servers:
-        if s not in ALL_SERVERS:
-            p.error(f"unknown server {s!r}")
-    for s in args.scenarios:
-        if s not in SCENARIOS:
-            p.error(f"unknown scenario {s!r}")
+    check_names(p, "server", args.servers, ALL_SERVERS)
+    check_names(p, "scenario", args.scenarios, SCENARIOS)
     if args.rounds < 1 or args.time_limit <= 0 or args.hold < 0 or args.interval <= 0:
         p.error("bad --rounds/--time-limit/--hold/--interval")
     return args
-
-
-def on_sigterm(signum, frame):
-    raise KeyboardInterrupt
 
 
 def main() -> int:
     args = parse_args()
     signal.signal(signal.SIGTERM, on_sigterm)
     logdir = Path(tempfile.mkdtemp(prefix="narwhal-rss-"))
-    machine = f"{platform.node()}, {os.cpu_count()} cpus, Linux {platform.release()}"
-    print(f"# {machine}; server logs in {logdir}", flush=True)
+    host = machine()
+    print(f"# {host}; server logs in {logdir}", flush=True)
     results: list[dict] = []
     try:
         for rnd in range(1, args.rounds + 1):
@@ -406,21 +367,13 @@ def main() -> int:
     rows = summarise(results)
     print_table(rows)
     commands = list(dict.fromkeys(without_port(r["command"]) for r in results))
-    meta = {"machine": machine, "rounds": args.rounds, "time_limit": args.time_limit,
+    meta = {"machine": host, "rounds": args.rounds, "time_limit": args.time_limit,
             "hold": args.hold, "settle": args.settle, "interval": args.interval,
             "commands": commands}
-    print("\nCommands used:")
-    for c in commands:
-        print(f"  {c}")
-    problems = [r for r in results if "error" in r]
-    if problems:
-        print("\nProblems:")
-        for r in problems:
-            print(f"  {r['scenario']}/{r['server']} r{r['round']}: {r['error']}")
-    if args.json:
-        args.json.write_text(json.dumps({"meta": meta, "summary": rows, "runs": results},
-                                        indent=2, default=str))
-        print(f"\nraw results written to {args.json}")
+    problems = [f"{r['scenario']}/{r['server']} r{r['round']}: {r['error']}"
+                for r in results if "error" in r]
+    print_commands(commands, problems)
+    write_json(args.json, {"meta": meta, "summary": rows, "runs": results}, default=str)
     if args.markdown:
         print("\n" + markdown(rows, meta))
     return 1 if problems else 0

@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,9 +36,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import (HOST, PYTHON, REPO, Server, cpu_delta_seconds, fmt,  # noqa: E402
-                     median, ratio, rel, tree_cpu, without_port)
+from harness import (HOST, PYTHON, REPO, Server, WsServer, check_alive, check_names,
+                     cpu_delta_seconds, csv, ensure_nofile, fmt, free_port, machine, median,
+                     on_sigterm, parser, print_commands, problem, ratio, rel, tree_cpu, try_start,
+                     without_port, write_json)
 
 ALL_SERVERS = ("narwhal", "uvicorn")
 # scenario -> (ws_bench mode, app module)
@@ -49,59 +47,7 @@ SCENARIOS = {"echo": ("echo", "ws_echo"), "broadcast": ("broadcast", "ws_broadca
 DEFAULT_SOCKETS = {"echo": [1, 100, 1000], "broadcast": [100, 1000]}
 
 
-# ---------------------------------------------------------------- descriptors
-
-def nofile_target() -> int:
-    """The soft RLIMIT_NOFILE we ask for: the hard limit (1M if unlimited)."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return 1 << 20 if hard == resource.RLIM_INFINITY else hard
-
-
-def raise_nofile() -> None:
-    """Raise the soft descriptor limit to the hard one (here, in ws_bench, in the servers)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = nofile_target()
-    if soft == resource.RLIM_INFINITY or soft >= want:
-        return
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-def ensure_nofile(needed: int) -> None:
-    raise_nofile()
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        print(f"warning: descriptor limit {soft} < {needed}; raise the hard limit "
-              f"(ulimit -Hn) or use fewer sockets", flush=True)
-
-
-class WsServer(Server):
-    """compare.Server, started with a raised RLIMIT_NOFILE (preexec_fn in the child)."""
-
-    def start(self, timeout: float = 20.0) -> None:
-        print(f"$ {shlex.join(self.argv)}", flush=True)
-        with open(self.log, "wb") as logf:
-            self.proc = subprocess.Popen(self.argv, cwd=REPO, stdin=subprocess.DEVNULL,
-                                         stdout=logf, stderr=subprocess.STDOUT,
-                                         start_new_session=True, preexec_fn=raise_nofile)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before "
-                                   f"serving\n{self.log_tail()}")
-            try:
-                socket.create_connection((HOST, self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.name} not accepting on port {self.port} after {timeout}s\n"
-                           f"{self.log_tail()}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
+# ---------------------------------------------------------------- servers
 
 def server_argv(name: str, module: str, port: int, args: argparse.Namespace) -> list[str]:
     if name == "narwhal":
@@ -276,9 +222,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
 # ---------------------------------------------------------------- main
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    csv = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
+    p = parser(__doc__)
     ints = lambda s: [int(x) for x in csv(s)]  # noqa: E731
     p.add_argument("--servers", type=csv, default=list(ALL_SERVERS))
     p.add_argument("--scenarios", type=csv, default=list(SCENARIOS))
@@ -298,19 +242,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write raw per-run results here")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     args = p.parse_args()
-    for s in args.servers:
-        if s not in ALL_SERVERS:
-            p.error(f"unknown server {s!r}")
-    for s in args.scenarios:
-        if s not in SCENARIOS:
-            p.error(f"unknown scenario {s!r}")
+    check_names(p, "server", args.servers, ALL_SERVERS)
+    check_names(p, "scenario", args.scenarios, SCENARIOS)
     if args.rounds < 1 or args.duration <= 0 or args.warmup < 0 or args.size < 1:
         p.error("--rounds >= 1, --duration > 0, --warmup >= 0, --size >= 1")
     return args
-
-
-def on_sigterm(signum, frame):
-    raise KeyboardInterrupt  # so the finally blocks stop the servers
 
 
 def main() -> int:
@@ -320,8 +256,8 @@ def main() -> int:
     counts = {"echo": args.echo_sockets, "broadcast": args.broadcast_sockets}
     ensure_nofile(max(max(counts[s]) for s in args.scenarios) + 256)
     logdir = Path(tempfile.mkdtemp(prefix="narwhal-wsbench-"))
-    machine = f"{platform.node()}, {os.cpu_count()} cpus, Linux {platform.release()}"
-    print(f"# {machine}; RLIMIT_NOFILE soft {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}; "
+    host = machine()
+    print(f"# {host}; RLIMIT_NOFILE soft {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}; "
           f"server logs in {logdir}", flush=True)
     results: list[dict] = []
     commands: list[str] = []
@@ -337,17 +273,11 @@ def main() -> int:
                 srv = WsServer(name, server_argv(name, module, port, args), port,
                                logdir / f"{name}-{scenario}.log")
                 running.append(srv)
-                try:
-                    srv.start()
-                except (OSError, RuntimeError) as e:
-                    problems.append(f"{scenario}/{name}: failed to start: {e}")
-                    print(problems[-1], flush=True)
-                    srv.stop()
+                if not try_start(srv, f"{scenario}/{name}", problems):
                     continue
                 commands.append(shlex.join(srv.argv))
                 if bad := check_server(srv, args, mode):
-                    problems.append(f"{scenario}/{name}: {bad}")
-                    print(problems[-1], flush=True)
+                    problem(problems, f"{scenario}/{name}: {bad}")
                 servers.append(srv)
             for rnd in range(1, args.rounds + 1):
                 shift = (rnd - 1) % max(len(servers), 1)
@@ -376,10 +306,7 @@ def main() -> int:
                                             f"{r.get('error') or ''} connected "
                                             f"{r.get('connected')}/{sockets}, "
                                             f"{r.get('errors')} errors: {r.get('first_error')}")
-                        if not srv.alive():
-                            problems.append(f"{scenario}/{srv.name}: server died "
-                                            f"(rc={srv.proc.returncode})\n{srv.log_tail()}")
-                            print(problems[-1], flush=True)
+                        check_alive(srv, f"{scenario}/{srv.name}", problems)
             for srv in servers:
                 srv.stop()
     except KeyboardInterrupt:
@@ -391,22 +318,13 @@ def main() -> int:
 
     rows = summarise(results)
     print_tables(rows, args.rounds)
-    meta = {"machine": machine, "rounds": args.rounds, "duration": args.duration,
+    meta = {"machine": host, "rounds": args.rounds, "duration": args.duration,
             "warmup": args.warmup, "size": args.size, "interval_ms": args.interval_ms,
             "servers": args.servers, "scenarios": args.scenarios, "sockets": counts,
             "commands": list(dict.fromkeys(without_port(c) for c in commands)),
             "note": "ws_bench runs on the same machine and cores as the servers"}
-    print("\nCommands used:")
-    for c in commands:
-        print(f"  {c}")
-    if problems:
-        print("\nProblems:")
-        for pr in problems:
-            print(f"  {pr}")
-    if args.json:
-        args.json.write_text(json.dumps({"meta": meta, "summary": rows, "runs": results},
-                                        indent=2))
-        print(f"\nraw results written to {args.json}")
+    print_commands(commands, problems)
+    write_json(args.json, {"meta": meta, "summary": rows, "runs": results})
     if args.markdown:
         print("\n" + markdown(rows, meta))
     return 1 if problems else 0

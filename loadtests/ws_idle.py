@@ -35,9 +35,7 @@ import argparse
 import asyncio
 import base64
 import hashlib
-import json
 import os
-import platform
 import resource
 import shlex
 import signal
@@ -51,10 +49,9 @@ import zlib
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import HOST, PYTHON, fmt, rel, without_port, REPO  # noqa: E402
-from rss import descendants, status_kib  # noqa: E402
-from ws_compare import WsServer, ensure_nofile, free_port  # noqa: E402
+from harness import (HOST, PYTHON, REPO, WsServer, check_names, csv, descendants,
+                     ensure_nofile, fmt, free_port, machine, new_loop, on_sigterm, parser,
+                     print_commands, rel, rss_bytes, without_port, write_json)
 
 ALL_SERVERS = ("narwhal", "uvicorn")
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -78,18 +75,12 @@ def server_argv(name: str, deflate: bool, port: int, args: argparse.Namespace) -
     raise ValueError(name)
 
 
-def rss_bytes(pid: int) -> Optional[int]:
-    kib = [status_kib(p, "VmRSS") for p in descendants(pid)]
-    total = sum(k for k in kib if k is not None)
-    return total * KiB if total else None
-
-
 async def sample_rss(pid: int, seconds: float, interval: float = 0.05) -> list[int]:
     """VmRSS samples of the server tree; the event loop keeps serving the sockets."""
     out: list[int] = []
     end = time.monotonic() + seconds
     while True:
-        if (v := rss_bytes(pid)) is not None:
+        if v := rss_bytes(descendants(pid)):
             out.append(v)
         if time.monotonic() >= end:
             return out
@@ -376,9 +367,7 @@ def table(results: list[dict]) -> str:
 # ---------------------------------------------------------------- main
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    csv = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
+    p = parser(__doc__)
     p.add_argument("--servers", type=csv, default=list(ALL_SERVERS))
     p.add_argument("--deflate", type=csv, default=["on", "off"],
                    help="on, off or on,off (default): server flag and client offer")
@@ -399,9 +388,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", action="store_true")
     args = p.parse_args()
-    for s in args.servers:
-        if s not in ALL_SERVERS:
-            p.error(f"unknown server {s!r}")
+    check_names(p, "server", args.servers, ALL_SERVERS)
     for d in args.deflate:
         if d not in ("on", "off"):
             p.error("--deflate takes on, off or on,off")
@@ -410,25 +397,13 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
-def new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop  # the client's speed only; its memory is not measured
-        return uvloop.new_event_loop()
-    except ImportError:
-        return asyncio.new_event_loop()
-
-
 def main() -> int:
     args = parse_args()
     signal.signal(signal.SIGTERM, on_sigterm)
     ensure_nofile(args.sockets + 256)
     logdir = Path(tempfile.mkdtemp(prefix="narwhal-wsidle-"))
-    machine = f"{platform.node()}, {os.cpu_count()} cpus, Linux {platform.release()}"
-    print(f"# {machine}; RLIMIT_NOFILE soft {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}; "
+    host = machine()
+    print(f"# {host}; RLIMIT_NOFILE soft {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}; "
           f"server logs in {logdir}", flush=True)
     results: list[dict] = []
     problems: list[str] = []
@@ -480,19 +455,11 @@ def main() -> int:
     rows_with_ratio(results)
     print("\n" + table(results))
     commands = [without_port(r["command"]) for r in results]
-    print("\nCommands (ports vary per run):")
-    for c in commands:
-        print(f"  {c}")
-    if problems:
-        print("\nProblems:")
-        for pr in problems:
-            print(f"  {pr}")
-    if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "args": {
-            k: str(v) for k, v in vars(args).items()}, "runs": results}, indent=2))
-        print(f"\nraw results written to {args.json}")
+    print_commands(commands, problems, "Commands (ports vary per run):")
+    write_json(args.json, {"machine": host, "args": {k: str(v) for k, v in vars(args).items()},
+                           "runs": results})
     if args.markdown:
-        print(f"\nMachine: {machine}. {args.sockets:,} idle WebSockets per server, opened "
+        print(f"\nMachine: {host}. {args.sockets:,} idle WebSockets per server, opened "
               f"{args.concurrency} at a time; VmRSS of the server process, median of samples "
               f"over {args.hold:g} s after {args.settle:g} s of settling, against the median "
               f"of a {args.baseline:g} s baseline. Per idle socket = (loaded - baseline) / "

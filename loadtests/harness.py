@@ -1,0 +1,310 @@
+"""Helpers shared by the load-test scripts in this folder (not a script itself).
+
+Servers run on a free 127.0.0.1 port in their own session, are polled for readiness
+by connect and stopped by PID; CPU and memory are read from /proc for the server
+process and its descendants. Scripts run as `/usr/bin/python3 loadtests/x.py` have
+this folder on sys.path, so they `import harness`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Optional
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+PYTHON = "/usr/bin/python3"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- /proc
+
+def proc_times() -> dict[tuple[int, int], tuple[int, int]]:
+    """(pid, starttime) -> (ppid, utime+stime ticks) for every process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue  # exited meanwhile
+        fields = data[data.rindex(")") + 2:].split()  # fields[0] is field 3 (state)
+        out[(int(entry), int(fields[19]))] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return out
+
+
+def tree_cpu(root: int) -> dict[tuple[int, int], int]:
+    """CPU ticks of root and all its descendants, keyed by (pid, starttime).
+
+    /proc/<pid>/stat utime/stime already include all threads of the process.
+    """
+    procs = proc_times()
+    children: dict[int, list[tuple[int, int]]] = {}
+    for key, (ppid, _) in procs.items():
+        children.setdefault(ppid, []).append(key)
+    result, todo = {}, [k for k in procs if k[0] == root]
+    while todo:
+        key = todo.pop()
+        result[key] = procs[key][1]
+        todo.extend(children.get(key[0], []))
+    return result
+
+
+def cpu_delta_seconds(before: dict, after: dict) -> float:
+    # processes that appeared during the run count from zero; ones that exited are lost
+    ticks = sum(t - before.get(k, 0) for k, t in after.items())
+    return ticks / CLK_TCK
+
+
+def descendants(root: int) -> list[int]:
+    """root (even when already gone) and the pids of all its descendants."""
+    return [root] + [pid for pid, _ in tree_cpu(root) if pid != root]
+
+
+def status_kib(pid: int, field: str) -> Optional[int]:
+    """A kB field of /proc/<pid>/status (VmRSS, VmHWM, ...), None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Summed VmRSS of the given processes (0 if none could be read)."""
+    return 1024 * sum(status_kib(p, "VmRSS") or 0 for p in pids)
+
+
+# ---------------------------------------------------------------- descriptors
+
+def nofile_target() -> int:
+    """The soft RLIMIT_NOFILE we ask for: the hard limit (1M if unlimited)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 20 if hard == resource.RLIM_INFINITY else hard
+
+
+def raise_nofile() -> None:
+    """Raise the soft descriptor limit to the hard one (here, in clients, in the servers)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = nofile_target()
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def ensure_nofile(needed: int) -> None:
+    raise_nofile()
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        print(f"warning: descriptor limit {soft} < {needed}; raise the hard limit "
+              f"(ulimit -Hn) or use fewer sockets", flush=True)
+
+
+# ---------------------------------------------------------------- servers
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def rel(path: Path) -> str:
+    """Path as given to the server command; relative to the repo (our cwd) when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+@dataclass
+class Server:
+    name: str
+    argv: list[str]
+    port: int
+    log: Path
+    proc: Optional[subprocess.Popen] = None
+    raise_nofile: ClassVar[bool] = False  # start with the soft RLIMIT_NOFILE raised
+
+    def start(self, timeout: float = 20.0) -> None:
+        print(f"$ {shlex.join(self.argv)}", flush=True)
+        with open(self.log, "wb") as logf:
+            # own session: Ctrl-C in the terminal reaches only us; we stop it by PID
+            self.proc = subprocess.Popen(self.argv, cwd=REPO, stdin=subprocess.DEVNULL,
+                                         stdout=logf, stderr=subprocess.STDOUT,
+                                         start_new_session=True,
+                                         preexec_fn=raise_nofile if self.raise_nofile else None)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before "
+                                   f"serving\n{self.log_tail()}")
+            try:
+                socket.create_connection((HOST, self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not accepting on port {self.port} after {timeout}s\n"
+                           f"{self.log_tail()}")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            print(f"{self.name}: no exit {timeout}s after SIGTERM, sending SIGKILL", flush=True)
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, n: int = 20) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(f"  | {line}" for line in lines[-n:])
+
+
+class WsServer(Server):
+    """Server, started with a raised RLIMIT_NOFILE (preexec_fn in the child)."""
+
+    raise_nofile = True
+
+
+def problem(problems: list[str], text: str) -> None:
+    problems.append(text)
+    print(text, flush=True)
+
+
+def try_start(srv: Server, label: str, problems: list[str]) -> bool:
+    """Starts srv; on failure records `label: failed to start: ...`, stops it, False."""
+    try:
+        srv.start()
+    except (OSError, RuntimeError) as e:
+        problem(problems, f"{label}: failed to start: {e}")
+        srv.stop()
+        return False
+    return True
+
+
+def check_alive(srv: Server, label: str, problems: list[str]) -> None:
+    if not srv.alive():
+        assert srv.proc is not None
+        problem(problems, f"{label}: server died (rc={srv.proc.returncode})\n{srv.log_tail()}")
+
+
+def on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # so the finally blocks stop the servers
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when importable (the client's speed only), else asyncio's."""
+    try:
+        import uvloop  # type: ignore[import-not-found]
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+# ---------------------------------------------------------------- wrk
+
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
+
+
+def to_ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if not m:
+        raise ValueError(f"bad latency {text!r}")
+    return float(m.group(1)) * UNIT_MS[m.group(2)]
+
+
+def parse_wrk(out: str) -> dict:
+    res: dict = {"rps": None, "p50_ms": None, "p99_ms": None, "requests": 0,
+                 "non2xx": 0, "socket_errors": 0}
+    if m := re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M):
+        res["rps"] = float(m.group(1))
+    if m := re.search(r"^\s*(\d+) requests in", out, re.M):
+        res["requests"] = int(m.group(1))
+    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
+        if m := re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M):
+            res[key] = to_ms(m.group(1))
+    if m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
+        res["non2xx"] = int(m.group(1))
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        res["socket_errors"] = sum(int(g) for g in m.groups())
+    return res
+
+
+# ---------------------------------------------------------------- options and reporting
+
+def parser(doc: Optional[str]) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def csv(s: str) -> list[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def check_names(p: argparse.ArgumentParser, what: str, names: list[str], known) -> None:
+    for s in names:
+        if s not in known:
+            p.error(f"unknown {what} {s!r}")
+
+
+def machine() -> str:
+    return f"{platform.node()}, {os.cpu_count()} cpus, Linux {platform.release()}"
+
+
+def median(values: list) -> Optional[float]:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value: Optional[float], digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a / b if a is not None and b else None
+
+
+def without_port(command: str) -> str:
+    return re.sub(r"(127\.0\.0\.1:|127\.0\.0\.1 |--port )\d+", r"\1<port>", command)
+
+
+def print_commands(commands: list[str], problems: list[str],
+                   title: str = "Commands used:") -> None:
+    print(f"\n{title}")
+    for c in commands:
+        print(f"  {c}")
+    if problems:
+        print("\nProblems:")
+        for pr in problems:
+            print(f"  {pr}")
+
+
+def write_json(path: Optional[Path], data: dict, **dumps_kw) -> None:
+    if path:
+        path.write_text(json.dumps(data, indent=2, **dumps_kw))
+        print(f"\nraw results written to {path}")
