@@ -31,7 +31,8 @@ class Server:
         self.host = host
         self.port = port
         self._lines: list[str] = []
-        self._lock = threading.Lock()
+        # Re-entrant: a failing wait_for_log formats self.log() while holding it.
+        self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
 
     @property
