@@ -609,6 +609,7 @@ void finish(CycleObject* c) {
     s.bridge->on_cycle_finished(c);
 }
 
+
 void respond_500(CycleState& s) {
     asgi::Command cmd{.kind = asgi::Command::Kind::body, .status = 500};
     cmd.headers = {{"content-type", "text/plain; charset=utf-8"}, {"connection", "close"}};
@@ -627,10 +628,7 @@ void settle_websocket(CycleState& s, bool failed) {
     case asgi::WebSocketState::Phase::connecting: {
         if (!failed)
             log::error("ASGI callable returned without sending handshake.");
-        asgi::Command cmd{.kind = asgi::Command::Kind::body, .status = 500};
-        cmd.headers = {{"content-type", "text/plain; charset=utf-8"}};
-        cmd.body = "Internal Server Error";
-        s.channel->submit(std::move(cmd));
+        respond_500(s);  // WsSession writes it as the HTTP answer to the upgrade
         break;
     }
     case asgi::WebSocketState::Phase::denial:

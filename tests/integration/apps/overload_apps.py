@@ -17,14 +17,15 @@ tag comes from the query string (?tag=...).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import socket
 import sys
 import time
-import urllib.parse
 from typing import Any, Awaitable, Callable, MutableMapping
+
+from app_util import header, query
+from app_util import report_to_header as report
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,29 +44,6 @@ class AppBoom(Exception):
 def _log(event: str, scope: Scope | None = None) -> None:
     tag = query(scope).get("tag", "-") if scope is not None else "-"
     print(f"overload_apps: {event} tag={tag}", file=sys.stderr, flush=True)
-
-
-def query(scope: Scope) -> dict[str, str]:
-    return dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-
-
-def header(scope: Scope, name: str) -> str | None:
-    key = name.lower().encode("latin-1")
-    for k, v in scope["headers"]:
-        if bytes(k) == key:
-            return bytes(v).decode("latin-1")
-    return None
-
-
-def report(scope: Scope, payload: dict[str, Any]) -> None:
-    """Write `payload` as JSON to the file named by the `x-report` header (if any)."""
-    path = header(scope, "x-report")
-    if not path:
-        return
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f)
-    os.replace(tmp, path)
 
 
 async def read_body(receive: Receive) -> tuple[int, int, bool]:

@@ -18,8 +18,10 @@ import asyncio
 import json
 import os
 import time
-import urllib.parse
 from typing import Any, Awaitable, Callable, MutableMapping
+
+from app_util import header, query
+from app_util import report_to_header as report
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -64,29 +66,6 @@ def http_app(handler: ASGIApp) -> ASGIApp:
     app.__qualname__ = handler.__qualname__
     app.__doc__ = handler.__doc__
     return app
-
-
-def query(scope: Scope) -> dict[str, str]:
-    return dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-
-
-def header(scope: Scope, name: str) -> str | None:
-    key = name.lower().encode("latin-1")
-    for k, v in scope["headers"]:
-        if bytes(k) == key:
-            return bytes(v).decode("latin-1")
-    return None
-
-
-def report(scope: Scope, payload: dict[str, Any]) -> None:
-    """Write `payload` as JSON to the file named by the `x-report` header (if any)."""
-    path = header(scope, "x-report")
-    if not path:
-        return
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f)
-    os.replace(tmp, path)
 
 
 async def read_body(receive: Receive) -> tuple[bytes, int, bool]:

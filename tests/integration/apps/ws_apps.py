@@ -14,10 +14,10 @@ named by the query parameters `go1`, `go2` (polled: the test creates them).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import urllib.parse
 from typing import Any, Awaitable, Callable, MutableMapping
+
+from app_util import query, write_report
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,19 +30,6 @@ class AppBoom(Exception):
 
 
 # --- helpers -------------------------------------------------------------------
-
-def query(scope: Scope) -> dict[str, str]:
-    return dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-
-
-def write_report(path: str | None, payload: Any) -> None:
-    if not path:
-        return
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f)
-    os.replace(tmp, path)
-
 
 def report(scope: Scope, payload: Any) -> None:
     write_report(query(scope).get("report"), payload)
