@@ -150,6 +150,18 @@ def _pass_fds(args: tuple[str, ...]) -> tuple[int, ...]:
 _STARTED: list[Server] = []
 
 
+def serving(app: str, *args: str, **kw) -> Iterator[Server]:
+    """For module-scoped fixtures: `yield from serving(...)` starts a server and stops it
+    by PID when the module is done, also when a test failed."""
+    server = launch(app, *args, **kw)
+    try:
+        yield server
+    finally:
+        server.stop()
+        if server in _STARTED:
+            _STARTED.remove(server)
+
+
 @pytest.fixture
 def narwhal() -> Iterator:
     """`narwhal(app, *flags, **kw)` starts a server; all are stopped by PID at teardown."""

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-import conftest
-from conftest import launch
+from conftest import serving
 from rawhttp import NoResponse, RawConnection, assert_alive, first_method
 
 LIMITS = ("--limit-request-head", "4096", "--limit-request-fields", "10",
@@ -29,13 +28,7 @@ LIMITS = ("--limit-request-head", "4096", "--limit-request-fields", "10",
 
 
 def _module_server(*flags: str):
-    server = launch("raw_apps:echo_body", *flags)
-    try:
-        yield server
-    finally:
-        server.stop()
-        if server in conftest._STARTED:
-            conftest._STARTED.remove(server)
+    yield from serving("raw_apps:echo_body", *flags)
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,7 @@ import time
 
 import pytest
 
-import conftest
-from conftest import launch
+from conftest import serving
 from rawhttp import RawConnection, assert_alive, log_records, request, server_stats
 
 APP = "overload_apps:router"
@@ -35,13 +34,7 @@ DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s)\b")
 
 
 def _module_server(*flags: str):
-    server = launch(APP, "--watchdog-threshold", "0.1", *flags)
-    try:
-        yield server
-    finally:
-        server.stop()
-        if server in conftest._STARTED:
-            conftest._STARTED.remove(server)
+    yield from serving(APP, "--watchdog-threshold", "0.1", *flags)
 
 
 @pytest.fixture(scope="module")
