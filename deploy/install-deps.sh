@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package narwhal needs to build, test and benchmark.
-# Idempotent: packages already present are left alone, and the package lists are
-# refreshed only when something is missing.
+# Installs every Debian package narwhal needs to build, test and benchmark, on Debian 12
+# (bookworm) or Debian 13 (trixie). Idempotent: packages already present are left alone,
+# and the package lists are refreshed only when something is missing.
+#
+# The names are the same on both releases; the versions are not (Boost 1.74 / 1.83,
+# Catch2 2 / 3, pybind11 2.10 / 2.13, Python 3.11 / 3.13), and the build handles both.
+# Python packages from PyPI (current frameworks, uvicorn, granian) are not installed
+# here: `make venv` puts them in a virtualenv in the build folder from a pinned file.
 set -euo pipefail
+
+release="unknown"
+if [ -r /etc/os-release ]; then
+    release="$(. /etc/os-release && echo "${VERSION_CODENAME:-unknown}")"
+fi
+case "$release" in
+    bookworm | trixie) ;;
+    *) echo "install-deps: Debian '$release' is not one narwhal is tested on (bookworm, trixie);" \
+            "trying the same package names" >&2 ;;
+esac
 
 packages=(
     # toolchain
     build-essential cmake ninja-build ccache pkg-config clang-format
     # C++ libraries
     libboost-dev libssl-dev libfmt-dev libtomlplusplus-dev libsimdjson-dev catch2
-    # embedding CPython (Debian's interpreter, libpython3.11)
-    python3 python3-dev pybind11-dev
+    # embedding CPython (the distribution's interpreter: 3.11 on bookworm, 3.13 on trixie),
+    # and venv for the pinned PyPI test environment
+    python3 python3-dev python3-venv pybind11-dev
     # Python test and app dependencies
     python3-pytest python3-httpx python3-websockets python3-starlette python3-fastapi
     python3-multipart python3-django python3-quart python3-falcon python3-anyio
@@ -37,12 +53,12 @@ for p in "${packages[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-deps: all ${#packages[@]} packages present"
+    echo "install-deps: all ${#packages[@]} packages present (Debian $release)"
     exit 0
 fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "install-deps: installing ${missing[*]}"
+echo "install-deps: installing on Debian $release: ${missing[*]}"
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

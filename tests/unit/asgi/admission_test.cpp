@@ -1,6 +1,6 @@
 #include "asgi/admission.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <atomic>
 #include <cstddef>

@@ -1,7 +1,7 @@
 #include "asgi/channel.hpp"
 #include "asgi/events.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <atomic>
 #include <chrono>

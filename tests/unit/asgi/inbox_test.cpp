@@ -2,7 +2,7 @@
 #include "asgi/events.hpp"
 #include "asgi/inbox.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <poll.h>
 #include <unistd.h>

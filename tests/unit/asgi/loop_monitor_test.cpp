@@ -1,6 +1,6 @@
 #include "asgi/loop_monitor.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <atomic>
 #include <chrono>

@@ -1,7 +1,7 @@
 #include "asgi/errors.hpp"
 #include "asgi/response_state.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <cstdint>
 #include <optional>

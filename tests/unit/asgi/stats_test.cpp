@@ -1,6 +1,6 @@
 #include "asgi/stats.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <algorithm>
 #include <cstdint>

@@ -1,6 +1,6 @@
 #include "asgi/target.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <string>
 #include <string_view>

@@ -1,6 +1,6 @@
 #include "asgi/ws_state.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 using narwhal::asgi::WebSocketState;
 using Phase = WebSocketState::Phase;

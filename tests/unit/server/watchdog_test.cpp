@@ -4,7 +4,7 @@
 #include "asgi/loop_monitor.hpp"
 #include "asgi/stats.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <unistd.h>
 

@@ -1,6 +1,6 @@
 #include "server/http/body_reader.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,6 @@
 #include "server/http/head_scanner.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <cstdint>
 #include <string>

@@ -2,7 +2,7 @@
 
 #include "asgi/events.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>

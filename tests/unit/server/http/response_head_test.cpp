@@ -1,6 +1,6 @@
 #include "server/http/response_head.hpp"
 
-#include <catch2/catch.hpp>
+#include "catch.hpp"
 
 #include <ctime>
 #include <regex>
