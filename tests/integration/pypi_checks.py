@@ -79,17 +79,20 @@ def check_upload(server: Server, size: int = 300_000, seed: int = 1) -> None:
     assert r.content == data
 
 
-def check_upload_with_curl(server: Server, tmp_path, size: int = 200_000, seed: int = 2) -> None:
-    """The same upload through curl: another client's multipart framing, sent chunked."""
+def check_upload_with_curl(server: Server, tmp_path, size: int = 200_000, seed: int = 2,
+                           chunked: bool = True) -> None:
+    """The same upload through curl: another client's multipart framing, sent chunked
+    unless `chunked` is False."""
     curl = shutil.which("curl")
     assert curl, "curl is installed by deploy/install-deps.sh"
     data = payload(size, seed)
     src = tmp_path / "upload.bin"
     src.write_bytes(data)
     out = tmp_path / "echo.bin"
+    framing = ["-H", "Transfer-Encoding: chunked"] if chunked else []
     proc = subprocess.run(
-        [curl, "-sS", "--fail", "--max-time", "20", "-H", "Transfer-Encoding: chunked",
-         "-o", str(out), "-F", f"file=@{src};type=application/octet-stream", "-F", "note=via curl",
+        [curl, "-sS", "--fail", "--max-time", "20", *framing, "-o", str(out),
+         "-F", f"file=@{src};type=application/octet-stream", "-F", "note=via curl",
          f"{server.url}/upload"],
         capture_output=True, text=True, timeout=30,
     )

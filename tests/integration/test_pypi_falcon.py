@@ -44,6 +44,10 @@ def test_multipart_upload_byte_exact(server):
     checks.check_upload(server, size=300_000, seed=8)
 
 
+def test_upload_byte_exact_with_curl(server, tmp_path):
+    checks.check_upload_with_curl(server, tmp_path)
+
+
 def test_lifespan_state_is_visible_in_requests(server):
     assert checks.get_json(server, "/state") == {"started_by": "falcon process_startup"}
 

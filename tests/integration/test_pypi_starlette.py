@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 import websockets
@@ -49,6 +50,21 @@ def test_upload_byte_exact_with_curl(server, tmp_path):
     checks.check_upload_with_curl(server, tmp_path)
 
 
+def test_file_download_and_range(server):
+    """FileResponse sends the file in several body messages under one Content-Length."""
+    data = random.Random(9).randbytes(300_000)  # the app's FILE_SEED and FILE_SIZE
+    with checks.client(server) as c:
+        r = c.get("/file")
+        assert r.status_code == 200
+        assert r.headers["content-length"] == str(len(data))
+        assert "transfer-encoding" not in r.headers
+        assert r.content == data
+        r = c.get("/file", headers={"range": "bytes=100000-100999"})
+    assert r.status_code == 206
+    assert r.headers["content-range"] == f"bytes 100000-100999/{len(data)}"
+    assert r.content == data[100000:101000]
+
+
 def test_lifespan_state_is_visible_in_requests(server):
     assert checks.get_json(server, "/state") == {"started_by": "starlette lifespan"}
 
@@ -82,3 +98,15 @@ def test_websocket_echo(server):
             return ws.close_code, ws.close_reason
 
     assert asyncio.run(asyncio.wait_for(talk(), 20)) == (4000, "asked to")
+
+
+def test_websocket_denial_response(server):
+    """send_denial_response: the handshake is answered with the app's own HTTP response."""
+    async def talk():
+        async with websockets.connect(f"ws://{server.host}:{server.port}/ws-deny"):
+            pass
+
+    with pytest.raises(websockets.exceptions.InvalidStatusCode) as info:
+        asyncio.run(asyncio.wait_for(talk(), 20))
+    assert info.value.status_code == 403
+    assert info.value.headers["x-why"] == "denied by app"

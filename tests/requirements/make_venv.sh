@@ -26,14 +26,20 @@ echo "venv: creating $venv from $requirements"
 rm -rf "$venv"
 "$python" -m venv "$venv"
 
+pip_log="$(mktemp)"
+trap 'rm -f "$pip_log"' EXIT
 if ! "$venv/bin/python" -m pip install --disable-pip-version-check --no-input \
-        --require-hashes --no-deps --only-binary=:all: -r "$requirements"; then
+        --require-hashes --no-deps --only-binary=:all: -r "$requirements" 2>&1 | tee "$pip_log"; then
     rm -rf "$venv"
+    if grep -qE 'NewConnectionError|ConnectTimeout|ReadTimeout|Failed to establish|Name or service not known|Temporary failure in name resolution|Network is unreachable|ProxyError|SSLError' "$pip_log"; then
+        cause="PyPI (or the index that PIP_INDEX_URL names) could not be reached from this machine."
+    else
+        cause="pip failed, and not for the network: see its output above."
+    fi
     cat >&2 <<EOF
 
-venv: could not install $requirements into $venv.
-  pip downloads every pinned wheel from PyPI (or from the index that PIP_INDEX_URL names):
-  if the output above shows connection errors, PyPI cannot be reached from this machine.
+venv: could not install $requirements into $venv:
+  $cause
   This virtualenv holds the current framework releases that the integration tests
   tests/integration/test_pypi_*.py run against (make integration, make asan, make test);
   those tests fail until it exists. \`make run\` and \`make build\` do not need it.

@@ -1,26 +1,42 @@
-"""Current Starlette: routes with converters, JSON, streaming, multipart upload, lifespan
-state, a WebSocket echo, a mounted sub-application, and the URLs Starlette derives from
-the scope (request.url, url_for, the redirect for a missing trailing slash)."""
+"""Current Starlette: routes with converters, JSON, streaming, multipart upload, a file
+download (with Range), lifespan state, a WebSocket echo and a denied handshake, a mounted
+sub-application, and the URLs Starlette derives from the scope (request.url, url_for,
+the redirect for a missing trailing slash)."""
 
 import asyncio
 import contextlib
 import hashlib
+import os
+import random
+import shutil
+import tempfile
 
 import starlette
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from pypi_report import marker, versions
 
 
+# What /file serves; the tests make the same bytes from the same seed.
+FILE_SIZE, FILE_SEED = 300_000, 9
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app):
     marker("starlette", "lifespan startup")
-    yield {"started_by": "starlette lifespan"}
-    marker("starlette", "lifespan shutdown")
+    folder = tempfile.mkdtemp(prefix="narwhal-starlette-")
+    path = os.path.join(folder, "download.bin")
+    with open(path, "wb") as f:
+        f.write(random.Random(FILE_SEED).randbytes(FILE_SIZE))
+    try:
+        yield {"started_by": "starlette lifespan", "file": path}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        marker("starlette", "lifespan shutdown")
 
 
 async def version(request: Request) -> Response:
@@ -63,6 +79,11 @@ async def upload(request: Request) -> Response:
         })
 
 
+async def download(request: Request) -> Response:
+    # Several body messages under one Content-Length (no pathsend: narwhal offers none).
+    return FileResponse(request.state.file, media_type="application/octet-stream")
+
+
 async def where(request: Request) -> Response:
     return JSONResponse({
         "url": str(request.url),
@@ -99,6 +120,12 @@ async def ws_echo(websocket: WebSocket) -> None:
         pass
 
 
+async def ws_deny(websocket: WebSocket) -> None:
+    """Refuse the handshake with an HTTP response of the app's own (denial response)."""
+    await websocket.send_denial_response(
+        PlainTextResponse("no entry", status_code=403, headers={"x-why": "denied by app"}))
+
+
 app = Starlette(
     routes=[
         Route("/version", version),
@@ -107,10 +134,12 @@ app = Starlette(
         Route("/echo", echo_json, methods=["POST"]),
         Route("/stream", stream),
         Route("/upload", upload, methods=["POST"]),
+        Route("/file", download),
         Route("/where", where),
         Route("/slash/", slash),
         Mount("/sub", routes=[Route("/hello", sub_hello, name="hello")], name="sub"),
         WebSocketRoute("/ws", ws_echo),
+        WebSocketRoute("/ws-deny", ws_deny),
     ],
     lifespan=lifespan,
 )
