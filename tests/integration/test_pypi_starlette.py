@@ -20,7 +20,12 @@ def server():
 
 
 def test_imports_the_pinned_release_from_the_venv(server):
-    checks.check_from_venv(server, "starlette")
+    checks.check_from_venv(server, "starlette", "uvloop")
+
+
+def test_runs_on_the_venvs_uvloop(server):
+    """`--loop auto` looks for uvloop after the venv is on the path: the venv's release."""
+    assert checks.get_json(server, "/version")["loop"] == "uvloop.Loop"
 
 
 def test_path_params_and_query(server):

@@ -4,6 +4,7 @@ the versions with tests/requirements/frameworks.txt and the files with the venv'
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import sys
 from types import ModuleType
@@ -23,7 +24,10 @@ def describe(dist: str, module: ModuleType) -> dict[str, Any]:
 
 
 def versions(*pairs: tuple[str, ModuleType]) -> dict[str, Any]:
-    return {"python": sys.version.split()[0], "packages": [describe(d, m) for d, m in pairs]}
+    """Called from a request handler: also names the class of the loop it runs on."""
+    loop = type(asyncio.get_running_loop())
+    return {"python": sys.version.split()[0], "loop": f"{loop.__module__}.{loop.__qualname__}",
+            "packages": [describe(d, m) for d, m in pairs]}
 
 
 def marker(app: str, event: str) -> None:

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 
 import starlette
+import uvloop
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -40,7 +41,7 @@ async def lifespan(app):
 
 
 async def version(request: Request) -> Response:
-    return JSONResponse(versions(("starlette", starlette)))
+    return JSONResponse(versions(("starlette", starlette), ("uvloop", uvloop)))
 
 
 async def state(request: Request) -> Response:
