@@ -18,8 +18,6 @@ namespace {
 
 // --- the calls: arguments checked here, then the scope's protocol -------------------
 
-PyObject* stopped() { return raise(PyExc_RuntimeError, "the server has stopped serving"); }
-
 PyObject* receive_call(PyObject* self, PyObject* args, PyObject* kwargs) {
     auto* c = reinterpret_cast<CycleObject*>(self);
     if ((args && PyTuple_GET_SIZE(args) != 0) || (kwargs && PyDict_GET_SIZE(kwargs) != 0))

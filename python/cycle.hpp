@@ -74,6 +74,9 @@ struct SendObject {
     CycleObject* cycle;  // strong reference
 };
 
+// What a call into a cycle raises once its services are gone (CycleState::services).
+inline PyObject* stopped() { return raise(PyExc_RuntimeError, "the server has stopped serving"); }
+
 // Creates narwhal.Receive and narwhal.Send for `module` into `st`. -1 with an error set.
 int add_cycle_types(PyObject* module, NativeState& st);
 // New references, or nullptr with an error set.

@@ -17,8 +17,6 @@ struct StepObject {
     bool finished;
 };
 
-PyObject* stopped() { return raise(PyExc_RuntimeError, "the server has stopped serving"); }
-
 // Raises what throw(type[, value[, tb]]) was given.
 PyObject* raise_thrown(PyObject* args) {
     PyObject *type, *value = nullptr, *tb = nullptr;
