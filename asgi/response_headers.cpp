@@ -48,7 +48,8 @@ bool lists_close(std::string_view value) {
     return false;
 }
 
-std::optional<std::string_view> ResponseHeaders::add(std::string_view name, std::string_view value) {
+std::optional<std::string_view> ResponseHeaders::add(std::string_view name,
+                                                     std::string_view value) {
     if (!syntax::is_token(name))
         return errors::invalid_header_name;
     if (!value_is_safe(value))

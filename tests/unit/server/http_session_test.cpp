@@ -192,7 +192,8 @@ TEST_CASE("http_session: undecided facts are read from the headers: connection: 
         body_command(500, {{"connection", "close"}}, HeaderFacts{}, "oops", false));
     REQUIRE(rig.run_until([&] { return rig.eof; }));
     CHECK(rig.received ==
-          "HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: 4\r\n\r\noops");
+          "HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: 4\r\n"
+          "\r\noops");
 }
 
 TEST_CASE("http_session: a start alone, then streamed parts, go out chunked",

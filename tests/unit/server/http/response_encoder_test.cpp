@@ -25,8 +25,8 @@ HeaderFacts decided(std::optional<uint64_t> length = {}, bool connection = false
 }
 
 // The whole response for one start and the given body messages, as the session builds it.
-std::string respond(ResponseEncoder& enc, const Side& side, std::initializer_list<std::string> parts,
-                    std::size_t* app_bytes = nullptr) {
+std::string respond(ResponseEncoder& enc, const Side& side,
+                    std::initializer_list<std::string> parts, std::size_t* app_bytes = nullptr) {
     std::string out;
     std::size_t counted = 0;
     std::size_t left = parts.size();
