@@ -3,7 +3,6 @@
 #include "asgi/errors.hpp"
 #include "asgi/http_syntax.hpp"
 
-#include <charconv>
 #include <string>
 
 namespace narwhal::asgi {
@@ -27,12 +26,20 @@ bool value_is_safe(std::string_view value) {
 
 std::optional<uint64_t> parse_content_length(std::string_view value) {
     value = trim_ows(value);
-    if (value.empty() || value.front() < '0' || value.front() > '9')
-        return std::nullopt;  // from_chars would also take nothing or (for signed) a sign
-    uint64_t n = 0;
-    auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), n);
-    if (err != std::errc() || end != value.data() + value.size())
+    if (value.empty())
         return std::nullopt;
+    // Up to 19 digits cannot overflow 64 bits; only longer values need the checks.
+    const bool may_overflow = value.size() > 19;
+    uint64_t n = 0;
+    for (char c : value) {
+        if (c < '0' || c > '9')
+            return std::nullopt;  // a sign, a list, a space inside, ...
+        const auto digit = static_cast<unsigned>(c - '0');
+        if (!may_overflow)
+            n = n * 10 + digit;
+        else if (__builtin_mul_overflow(n, 10u, &n) || __builtin_add_overflow(n, digit, &n))
+            return std::nullopt;
+    }
     return n;
 }
 
@@ -78,13 +85,21 @@ void ResponseHeaders::finish(Command& cmd) {
     headers_.clear();
 }
 
+namespace {
+// Names usually arrive lowercased already: an exact match first, cheaply.
+bool is_name(std::string_view name, std::string_view lowercase) {
+    return name.size() == lowercase.size() &&
+           (name == lowercase || syntax::iequals(name, lowercase));
+}
+}  // namespace
+
 HeaderFacts header_facts_of(const HeaderList& headers) {
     HeaderFacts facts;
     for (const auto& [name, value] : headers) {
-        if (syntax::iequals(name, "content-length")) {
+        if (is_name(name, "content-length")) {
             if (auto length = parse_content_length(value))
                 facts.content_length = length;
-        } else if (syntax::iequals(name, "connection")) {
+        } else if (is_name(name, "connection")) {
             facts.connection = true;
             facts.close = facts.close || lists_close(value);
         }

@@ -134,7 +134,8 @@ void HttpSession::parse_head() {
             buffer_.shrink();
         return;
     }
-    auto read = http::read_request_head(buffer_.data(), ctx_.limits.head, ctx_.limits.body_limit);
+    auto read = http::read_request_head(buffer_.data(), ctx_.limits.head, ctx_.limits.body_limit,
+                                        body_);
     if (read.outcome == http::HeadRead::Outcome::incomplete) {
         if (wait_ != Wait::header)
             set_wait(Wait::header, ctx_.limits.header);  // from the head's first byte
@@ -147,7 +148,6 @@ void HttpSession::parse_head() {
     request_.head = std::move(read.head);  // request_ holds fresh values (end_request)
     if (read.outcome == http::HeadRead::Outcome::websocket)
         return upgrade_to_websocket();
-    request_.body = read.body;
     request_.version = request_.head->version;
     request_.keep_alive = request_.head->keep_alive;
     request_.head_request = request_.head->head_request;
@@ -200,7 +200,7 @@ void HttpSession::on_admitted() {
 void HttpSession::dispatch_request() {
     phase_ = Phase::request;
     request_.id = ++ctx_.next_request_id;
-    request_.body_done = request_.body.done();
+    request_.body_done = body_.done();
     // With "Expect: 100-continue" the body is not read (nor 100 sent) until the app asks.
     request_.expect_pending = request_.head->expect_continue && !request_.body_done;
     request_.credit = request_.expect_pending ? 0 : ctx_.limits.read_window;
@@ -221,8 +221,7 @@ void HttpSession::dispatch_request() {
     if (ctx_.limits.request.count() > 0 &&
         timer_.set(Deadline::request, clock::now() + ctx_.limits.request))
         start_timer();
-    if (!push_event(asgi::Event::Kind::request, std::exchange(request_.body_pending, {}),
-                    !request_.body_done)) {
+    if (!push_event(asgi::Event::Kind::request, !request_.body_done)) {
         request_.channel->detach();  // gives the admission slot back
         end_request();
         ctx_.stats.shed.fetch_add(1, std::memory_order_relaxed);
@@ -236,15 +235,15 @@ void HttpSession::dispatch_request() {
 bool HttpSession::read_body_bytes() {
     std::size_t used = 0;
     auto status =
-        request_.body.feed(buffer_.data(), request_.credit, request_.body_pending, used);
+        body_.feed(buffer_.data(), request_.credit, request_.body_pending, used);
     buffer_.consume(used);
     if (status != http::BodyReader::Status::bad_request &&
         status != http::BodyReader::Status::too_large) {
-        request_.body_done = request_.body.done();
+        request_.body_done = body_.done();
         return true;
     }
     const bool too_large = status == http::BodyReader::Status::too_large;
-    const char* reason = too_large ? "body over --limit-request-body" : request_.body.reason();
+    const char* reason = too_large ? "body over --limit-request-body" : body_.reason();
     if (request_.channel) {
         // The app sees the client go away; the client gets the error if nothing of the
         // app's response has left yet.
@@ -263,18 +262,21 @@ void HttpSession::feed_body() {
     if (!read_body_bytes())
         return;
     if (!request_.body_pending.empty() || request_.body_done)
-        push_event(asgi::Event::Kind::body, std::exchange(request_.body_pending, {}),
-                   !request_.body_done);
+        push_event(asgi::Event::Kind::body, !request_.body_done);
 }
 
-// Every event about the current request goes to the interpreter through here. Only a
-// new request can be refused (the inbox is full): false then.
-bool HttpSession::push_event(asgi::Event::Kind kind, std::string body, bool more_body) {
+// Every event about the current request goes to the interpreter through here; request
+// and body events take the body bytes read so far. Only a new request can be refused
+// (the inbox is full): false then.
+bool HttpSession::push_event(asgi::Event::Kind kind, bool more_body) {
     asgi::Event ev;
     ev.kind = kind;
     ev.channel = request_.channel;
-    ev.body = std::move(body);
-    ev.more_body = more_body;
+    if (kind == asgi::Event::Kind::request || kind == asgi::Event::Kind::body) {
+        ev.body = std::move(request_.body_pending);
+        request_.body_pending.clear();
+        ev.more_body = more_body;
+    }
     if (kind != asgi::Event::Kind::request) {
         ctx_.inbox->push(std::move(ev));
         return true;

@@ -67,7 +67,6 @@ private:
     // The request in progress, from its parsed head to the end of its response.
     struct Request {
         std::unique_ptr<asgi::RequestHead> head;  // until it goes to the app
-        http::BodyReader body;
         std::string body_pending;  // body bytes read, not yet handed to the app
         std::shared_ptr<asgi::Channel> channel;  // while the app has the request
         uint64_t id = 0;
@@ -91,7 +90,7 @@ private:
     void dispatch_request();
     bool read_body_bytes();
     void feed_body();
-    bool push_event(asgi::Event::Kind kind, std::string body = {}, bool more_body = false);
+    bool push_event(asgi::Event::Kind kind, bool more_body = false);
     void end_request();
     void finish_request();
 
@@ -133,6 +132,9 @@ private:
     Phase phase_ = Phase::idle;
 
     Request request_;
+    // The request body's framing. Not in Request: read_request_head resets it for each
+    // request anyway, and it is the largest part of the state reset per request.
+    http::BodyReader body_;
     http::ResponseEncoder response_;
     // For the access log line; kept across requests so their capacity is reused.
     std::string access_method_;

@@ -9,14 +9,6 @@
 namespace narwhal::server::http {
 
 namespace {
-HeadRead invalid(HeadRead r, int status, const char* reason) {
-    r.outcome = HeadRead::Outcome::invalid;
-    r.status = status;
-    r.reason = reason;
-    r.head.reset();
-    return r;
-}
-
 int status_for(const boost::beast::error_code& ec) {
     if (ec == boost::beast::http::error::header_limit)
         return 431;
@@ -26,14 +18,21 @@ int status_for(const boost::beast::error_code& ec) {
 }
 }  // namespace
 
-HeadRead read_request_head(std::string_view buffered, const HeadLimits& limits,
-                           uint64_t body_limit) {
-    HeadRead r;
+namespace {
+// Fills `r`, so that read_request_head has one object to return and returns it in place.
+void read_into(HeadRead& r, std::string_view buffered, const HeadLimits& limits,
+               uint64_t body_limit, BodyReader& body) {
+    auto invalid = [&r](int status, const char* reason) {
+        r.outcome = HeadRead::Outcome::invalid;
+        r.status = status;
+        r.reason = reason;
+        r.head.reset();
+    };
     auto scan = scan_head(buffered, limits);
     if (scan.status == HeadStatus::incomplete)
-        return r;
+        return;
     if (scan.status != HeadStatus::ok)
-        return invalid(std::move(r), http_status(scan.status), scan.reason);
+        return invalid(http_status(scan.status), scan.reason);
 
     const std::size_t skip = 2 * scan.skip;  // empty lines before the request line, CRLF each
     const std::size_t size = scan.size - skip;
@@ -48,25 +47,32 @@ HeadRead read_request_head(std::string_view buffered, const HeadLimits& limits,
     std::size_t used = parser.put(boost::asio::buffer(buffered.data() + skip, size), ec);
     r.consumed = skip + used;
     if (!ec && used != size)
-        return invalid(std::move(r), 400, "head not fully parsed");
+        return invalid(400, "head not fully parsed");
     if (ec || !parser.is_header_done()) {
         if (parser.error_status())
-            return invalid(std::move(r), parser.error_status(), parser.error_reason());
-        return invalid(std::move(r), status_for(ec), ec ? "malformed request" : "incomplete head");
+            return invalid(parser.error_status(), parser.error_reason());
+        return invalid(status_for(ec), ec ? "malformed request" : "incomplete head");
     }
     if (auto up = check_websocket_upgrade(*r.head); up.websocket) {
         if (up.status)
-            return invalid(std::move(r), up.status, up.reason);
+            return invalid(up.status, up.reason);
         r.outcome = HeadRead::Outcome::websocket;
-        return r;
+        return;
     }
     if (parser.chunked_request())
-        r.body.reset_chunked(body_limit);
+        body.reset_chunked(body_limit);
     else if (auto length = parser.content_length(); length && *length > 0)
-        r.body.reset_length(*length, body_limit);
+        body.reset_length(*length, body_limit);
     else
-        r.body.reset_none();
+        body.reset_none();
     r.outcome = HeadRead::Outcome::request;
+}
+}  // namespace
+
+HeadRead read_request_head(std::string_view buffered, const HeadLimits& limits,
+                           uint64_t body_limit, BodyReader& body) {
+    HeadRead r;
+    read_into(r, buffered, limits, body_limit, body);
     return r;
 }
 

@@ -30,12 +30,12 @@ struct HeadRead {
     int status = 0;          // invalid: 400, 405, 413, 414, 426, 431, 501 or 505
     const char* reason = "";  // invalid: a short static text for the debug log
     std::unique_ptr<asgi::RequestHead> head;
-    BodyReader body;  // request: no body, a Content-Length body or a chunked one
 };
 
-// `body_limit` caps a request body (--limit-request-body): a larger Content-Length is 413
-// here, a chunked body over it is found by the BodyReader.
+// `body` is reset for the request's body (none, Content-Length or chunked) when the
+// outcome is `request`. `body_limit` caps a request body (--limit-request-body): a larger
+// Content-Length is 413 here, a chunked body over it is found by the BodyReader.
 HeadRead read_request_head(std::string_view buffered, const HeadLimits& limits,
-                           uint64_t body_limit);
+                           uint64_t body_limit, BodyReader& body);
 
 }  // namespace narwhal::server::http

@@ -16,12 +16,19 @@ using Outcome = HeadRead::Outcome;
 namespace {
 constexpr uint64_t body_limit = 1 << 20;
 
-HeadRead read(std::string_view in, uint64_t limit = body_limit) {
-    return read_request_head(in, HeadLimits{}, limit);
+// The head read, and the body reader it set up.
+struct Read : HeadRead {
+    BodyReader body;
+};
+
+Read read(std::string_view in, uint64_t limit = body_limit) {
+    Read r;
+    static_cast<HeadRead&>(r) = read_request_head(in, HeadLimits{}, limit, r.body);
+    return r;
 }
 
 // All the body the reader gives out of `in` with plenty of credit.
-std::string body_of(HeadRead& r, std::string_view in, BodyReader::Status* status = nullptr) {
+std::string body_of(Read& r, std::string_view in, BodyReader::Status* status = nullptr) {
     std::size_t credit = 1 << 20;
     std::size_t used = 0;
     std::string out;
@@ -38,7 +45,7 @@ const std::string ws_upgrade = "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websoc
 
 TEST_CASE("head_reader: a complete GET", "[head_reader]") {
     const std::string in = "GET /p?q=1 HTTP/1.1\r\nHost: a\r\nX-Y: z\r\n\r\n";
-    HeadRead r = read(in);
+    Read r = read(in);
     REQUIRE(r.outcome == Outcome::request);
     CHECK(r.consumed == in.size());
     REQUIRE(r.head);
@@ -54,7 +61,7 @@ TEST_CASE("head_reader: a complete GET", "[head_reader]") {
 TEST_CASE("head_reader: incomplete heads wait and consume nothing", "[head_reader]") {
     for (std::string_view in : {"G"s, "GET / HTTP/1.1\r\n"s, "GET / HTTP/1.1\r\nHost: a\r\n"s,
                                 "GET / HTTP/1.1\r\nHost: a\r\n\r"s}) {
-        HeadRead r = read(in);
+        Read r = read(in);
         CHECK(r.outcome == Outcome::incomplete);
         CHECK(r.consumed == 0);
         CHECK_FALSE(r.head);
@@ -65,7 +72,7 @@ TEST_CASE("head_reader: leading empty lines are consumed, pipelined bytes are no
           "[head_reader]") {
     const std::string first = "\r\n\r\nHEAD /1 HTTP/1.1\r\nHost: a\r\n\r\n";
     const std::string in = first + "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
-    HeadRead r = read(in);
+    Read r = read(in);
     REQUIRE(r.outcome == Outcome::request);
     CHECK(r.consumed == first.size());
     CHECK(r.head->target_view() == "/1");
@@ -75,7 +82,7 @@ TEST_CASE("head_reader: leading empty lines are consumed, pipelined bytes are no
 TEST_CASE("head_reader: body framing", "[head_reader]") {
     SECTION("Content-Length") {
         const std::string head = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n";
-        HeadRead r = read(head + "hello" + "GET");
+        Read r = read(head + "hello" + "GET");
         REQUIRE(r.outcome == Outcome::request);
         CHECK(r.consumed == head.size());
         CHECK_FALSE(r.body.done());
@@ -84,12 +91,12 @@ TEST_CASE("head_reader: body framing", "[head_reader]") {
         CHECK(st == BodyReader::Status::done);
     }
     SECTION("Content-Length: 0 is no body") {
-        HeadRead r = read("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+        Read r = read("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
         REQUIRE(r.outcome == Outcome::request);
         CHECK(r.body.done());
     }
     SECTION("chunked") {
-        HeadRead r = read("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+        Read r = read("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
         REQUIRE(r.outcome == Outcome::request);
         CHECK_FALSE(r.body.done());
         BodyReader::Status st;
@@ -97,7 +104,7 @@ TEST_CASE("head_reader: body framing", "[head_reader]") {
         CHECK(st == BodyReader::Status::done);
     }
     SECTION("a chunked body over the limit is found by the body reader") {
-        HeadRead r = read("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 2);
+        Read r = read("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 2);
         REQUIRE(r.outcome == Outcome::request);
         BodyReader::Status st;
         body_of(r, "3\r\nabc\r\n0\r\n\r\n", &st);
@@ -123,7 +130,7 @@ TEST_CASE("head_reader: invalid requests get their status", "[head_reader]") {
     };
     for (const Case& c : cases) {
         INFO(c.in.substr(0, 80));
-        HeadRead r = read(c.in);
+        Read r = read(c.in);
         CHECK(r.outcome == Outcome::invalid);
         CHECK(r.status == c.status);
         CHECK(std::string_view(r.reason).size() > 0);
@@ -133,7 +140,7 @@ TEST_CASE("head_reader: invalid requests get their status", "[head_reader]") {
 
 TEST_CASE("head_reader: a valid WebSocket upgrade", "[head_reader]") {
     const std::string in = ws_upgrade + "Sec-WebSocket-Version: 13\r\n\r\n";
-    HeadRead r = read(in);
+    Read r = read(in);
     REQUIRE(r.outcome == Outcome::websocket);
     CHECK(r.consumed == in.size());
     REQUIRE(r.head);
