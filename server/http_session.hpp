@@ -132,8 +132,8 @@ private:
     Phase phase_ = Phase::idle;
 
     Request request_;
-    // The request body's framing. Not in Request: read_request_head resets it for each
-    // request anyway, and it is the largest part of the state reset per request.
+    // The request body's framing. Not in Request: read_request_head resets it for every
+    // request, and resetting it again with the request would be the same work twice.
     http::BodyReader body_;
     http::ResponseEncoder response_;
     // For the access log line; kept across requests so their capacity is reused.
