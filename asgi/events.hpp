@@ -96,10 +96,8 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 // What a response's headers mean for its framing, decided once where the app's headers
 // enter (asgi::ResponseHeaders, response_headers.hpp) so the network layer never parses
-// them again. `decided` false: whoever filled the header list did not run that check, and
-// the server derives the facts from the list itself (header_facts_of).
+// them again. A command built by hand (the interpreter's own 500) states its facts.
 struct HeaderFacts {
-    bool decided = false;
     bool close = false;       // the app sent "connection: close": no request after this one
     bool connection = false;  // the app sent a connection header: the server adds none
     std::optional<uint64_t> content_length;  // the app's declared Content-Length

@@ -85,26 +85,4 @@ void ResponseHeaders::finish(Command& cmd) {
     headers_.clear();
 }
 
-namespace {
-// Names usually arrive lowercased already: an exact match first, cheaply.
-bool is_name(std::string_view name, std::string_view lowercase) {
-    return name.size() == lowercase.size() &&
-           (name == lowercase || syntax::iequals(name, lowercase));
-}
-}  // namespace
-
-HeaderFacts header_facts_of(const HeaderList& headers) {
-    HeaderFacts facts;
-    for (const auto& [name, value] : headers) {
-        if (is_name(name, "content-length")) {
-            if (auto length = parse_content_length(value))
-                facts.content_length = length;
-        } else if (is_name(name, "connection")) {
-            facts.connection = true;
-            facts.close = facts.close || lists_close(value);
-        }
-    }
-    return facts;
-}
-
 }  // namespace narwhal::asgi

@@ -31,7 +31,7 @@ public:
     std::optional<std::string_view> add(std::string_view name, std::string_view value);
 
     // Moves the headers kept so far and the facts decided about them into `cmd`
-    // (cmd.headers is replaced; cmd.facts.decided becomes true).
+    // (cmd.headers and cmd.facts are replaced).
     void finish(Command& cmd);
 
     const HeaderFacts& facts() const { return facts_; }
@@ -39,7 +39,7 @@ public:
 
 private:
     HeaderList headers_;
-    HeaderFacts facts_{.decided = true};
+    HeaderFacts facts_;
 };
 
 // A Content-Length field value: 1*DIGIT with optional whitespace around it, within
@@ -50,9 +50,5 @@ std::optional<uint64_t> parse_content_length(std::string_view value);
 // element of a comma-separated list).
 bool lists_close(std::string_view connection_value);
 
-// The facts of a header list that did not go through ResponseHeaders (a command built
-// by hand). Lenient, as the server was before the check existed: an invalid
-// Content-Length counts as none, and of several the last valid one wins.
-HeaderFacts header_facts_of(const HeaderList& headers);
 
 }  // namespace narwhal::asgi

@@ -11,9 +11,7 @@ namespace narwhal::server::http {
 void ResponseEncoder::start(int status, HeaderList&& headers, const asgi::HeaderFacts& facts) {
     status_ = status;
     headers_ = std::move(headers);
-    // Until every producer of start commands runs asgi::ResponseHeaders, a list built
-    // without it is read here, once.
-    facts_ = facts.decided ? facts : asgi::header_facts_of(headers_);
+    facts_ = facts;
     started_ = true;
 }
 

@@ -25,8 +25,8 @@ public:
         bool draining = false;   // the server is shutting down
     };
 
-    // The app's http.response.start. `facts` as the boundary decided them; when it did
-    // not (facts.decided false), they are derived from `headers` here.
+    // The app's http.response.start, with the facts the boundary decided about its
+    // headers (asgi::ResponseHeaders): nothing here reads the header list again.
     void start(int status, HeaderList&& headers, const asgi::HeaderFacts& facts);
 
     // Appends the head to `out`. `first_body_size` and `more`: the body message the head

@@ -104,8 +104,7 @@ TEST_CASE("events: defaults", "[asgi][events]") {
     CHECK(cmd.kind == Command::Kind::body);
     CHECK(cmd.request == 0);
     CHECK_FALSE(cmd.more);
-    // A command built without the header check says so: the server scans its headers.
-    CHECK_FALSE(cmd.facts.decided);
+    // A command built by hand declares nothing about its headers unless it says so.
     CHECK_FALSE(cmd.facts.close);
     CHECK_FALSE(cmd.facts.connection);
     CHECK_FALSE(cmd.facts.content_length.has_value());

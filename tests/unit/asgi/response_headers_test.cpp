@@ -14,7 +14,6 @@ using narwhal::asgi::Command;
 using narwhal::asgi::HeaderFacts;
 using narwhal::asgi::HeaderList;
 using narwhal::asgi::ResponseHeaders;
-using narwhal::asgi::header_facts_of;
 using narwhal::asgi::lists_close;
 using narwhal::asgi::parse_content_length;
 namespace errors = narwhal::asgi::errors;
@@ -41,7 +40,6 @@ TEST_CASE("response_headers: valid headers are kept in order, names lowercased",
         {"x-latin", "caf\xe9 \x01\x7f"},
     };
     CHECK(cmd.headers == expected);
-    CHECK(cmd.facts.decided);
     CHECK_FALSE(cmd.facts.close);
     CHECK_FALSE(cmd.facts.connection);
     CHECK_FALSE(cmd.facts.content_length);
@@ -53,7 +51,6 @@ TEST_CASE("response_headers: no headers at all still decides the facts",
     Command cmd;
     check.finish(cmd);
     CHECK(cmd.headers.empty());
-    CHECK(cmd.facts.decided);
     CHECK_FALSE(cmd.facts.content_length);
 }
 
@@ -129,8 +126,7 @@ TEST_CASE("response_headers: Content-Length is decided once", "[asgi][response_h
         CHECK_FALSE(check.add("content-length", "11"));
         Command cmd{.kind = Command::Kind::start, .status = 200};
         check.finish(cmd);
-        CHECK(cmd.facts.decided);
-        CHECK(cmd.facts.content_length == std::optional<uint64_t>(11));
+            CHECK(cmd.facts.content_length == std::optional<uint64_t>(11));
         CHECK(cmd.status == 200);
     }
 }
@@ -195,32 +191,3 @@ TEST_CASE("response_headers: lists_close", "[asgi][response_headers]") {
     CHECK_FALSE(lists_close(","));
 }
 
-TEST_CASE("response_headers: header_facts_of reads a list nobody checked, leniently",
-          "[asgi][response_headers]") {
-    SECTION("what a hand-built 500 carries") {
-        HeaderFacts f = header_facts_of({{"content-type", "text/plain; charset=utf-8"},
-                                         {"connection", "close"}});
-        CHECK_FALSE(f.decided);  // still "not decided at the boundary"
-        CHECK(f.connection);
-        CHECK(f.close);
-        CHECK_FALSE(f.content_length);
-    }
-    SECTION("an invalid length counts as none; of several, the last valid one wins") {
-        CHECK_FALSE(header_facts_of({{"content-length", "abc"}}).content_length);
-        CHECK(header_facts_of({{"content-length", "3"}, {"content-length", "x"}}).content_length ==
-              std::optional<uint64_t>(3));
-        CHECK(header_facts_of({{"content-length", "3"}, {"content-length", "4"}}).content_length ==
-              std::optional<uint64_t>(4));
-    }
-    SECTION("names in any case") {
-        HeaderFacts f = header_facts_of({{"Content-Length", "9"}, {"Connection", "Close"}});
-        CHECK(f.content_length == std::optional<uint64_t>(9));
-        CHECK(f.close);
-    }
-    SECTION("nothing relevant") {
-        HeaderFacts f = header_facts_of({});
-        CHECK_FALSE(f.connection);
-        CHECK_FALSE(f.close);
-        CHECK_FALSE(f.content_length);
-    }
-}

@@ -165,7 +165,7 @@ TEST_CASE("http_session: decided facts frame the response; pipelined requests fo
     // The boundary decided: the app declared 2 bytes. The head carries the app's header
     // and no second one.
     first.channel->submit(body_command(200, {{"content-length", "2"}},
-                                       {.decided = true, .content_length = 2}, "ok", false));
+                                       {.content_length = 2}, "ok", false));
     const std::string response1 = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
     REQUIRE(rig.run_until([&] { return rig.received == response1; }));
 
@@ -176,7 +176,7 @@ TEST_CASE("http_session: decided facts frame the response; pipelined requests fo
     REQUIRE(rig.run_until([&] { return rig.events.size() == 2; }));
     Event& second = rig.events[1];
     CHECK(second.head->target_view() == "/2");
-    second.channel->submit(body_command(204, {}, {.decided = true}, "", false));
+    second.channel->submit(body_command(204, {}, {}, "", false));
     REQUIRE(rig.run_until([&] { return rig.received_contains("204 No Content"); }));
     CHECK(rig.received == response1 + "HTTP/1.1 204 No Content\r\n\r\n");
     CHECK_FALSE(rig.eof);  // kept alive
@@ -206,7 +206,7 @@ TEST_CASE("http_session: a start alone, then streamed parts, go out chunked",
     CHECK_FALSE(req.more_body);
     Command start{.kind = Command::Kind::start, .status = 200};
     start.headers = {{"content-type", "text/plain"}};
-    start.facts = {.decided = true};
+    start.facts = {};
     req.channel->submit(std::move(start));
     const std::string head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"
                              "transfer-encoding: chunked\r\n\r\n";
@@ -223,8 +223,8 @@ TEST_CASE("http_session: commands for another request are stale", "[http_session
     REQUIRE(rig.run_until([&] { return rig.events.size() == 1; }));
     auto stale = std::make_shared<narwhal::asgi::Channel>(rig.events[0].channel->id() + 1000,
                                                           rig.session.lock());
-    stale->submit(body_command(418, {}, {.decided = true}, "no", false));
-    rig.events[0].channel->submit(body_command(200, {}, {.decided = true}, "yes", false));
+    stale->submit(body_command(418, {}, {}, "no", false));
+    rig.events[0].channel->submit(body_command(200, {}, {}, "yes", false));
     REQUIRE(rig.run_until([&] { return rig.received_contains("yes"); }));
     CHECK(rig.received == "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nyes");
     stale->detach();
@@ -238,7 +238,7 @@ TEST_CASE("http_session: bytes that arrive while a request waits for a slot are 
     rig.send("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
              "POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n");
     REQUIRE(rig.run_until([&] { return rig.events.size() == 1; }));
-    rig.events[0].channel->submit(body_command(200, {}, {.decided = true}, "1", false));
+    rig.events[0].channel->submit(body_command(200, {}, {}, "1", false));
     REQUIRE(rig.run_until([&] { return rig.admission.queued() == 1; }));
     rig.send("ab\r\n\r");  // would read as a malformed head if parsed as one
     rig.settle();           // ...and the session has read it while the request waits

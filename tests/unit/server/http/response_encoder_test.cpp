@@ -21,7 +21,7 @@ ResponseDefaults bare() {
 
 HeaderFacts decided(std::optional<uint64_t> length = {}, bool connection = false,
                     bool close = false) {
-    return {.decided = true, .close = close, .connection = connection, .content_length = length};
+    return {.close = close, .connection = connection, .content_length = length};
 }
 
 // The whole response for one start and the given body messages, as the session builds it.
@@ -162,21 +162,6 @@ TEST_CASE("response_encoder: closing", "[response_encoder]") {
     }
 }
 
-TEST_CASE("response_encoder: facts nobody decided are read from the headers",
-          "[response_encoder]") {
-    // What a command built by hand (not through asgi::ResponseHeaders) carries.
-    ResponseEncoder enc;
-    enc.start(500, {{"content-type", "text/plain"}, {"connection", "close"}}, HeaderFacts{});
-    CHECK(respond(enc, {}, {"oops"}) ==
-          "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\nconnection: "
-          "close\r\ncontent-length: 4\r\n\r\noops");
-    CHECK_FALSE(enc.keep_alive());
-
-    ResponseEncoder with_length;
-    with_length.start(200, {{"content-length", "4"}}, HeaderFacts{});
-    CHECK(respond(with_length, {}, {"ab", "cd"}) ==
-          "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nabcd");
-}
 
 TEST_CASE("response_encoder: decided facts are trusted, not re-read", "[response_encoder]") {
     // The boundary decided: no length, no close. A header list that says otherwise is
