@@ -512,6 +512,11 @@ WRONG_ORDER_CASES = {
     "longer": "Response content longer than Content-Length",
     "longer_split": "Response content longer than Content-Length",
     "shorter": "Response content shorter than Content-Length",
+    # The response headers, checked once as they enter (asgi/response_headers.*).
+    "header_name": "Invalid HTTP header name.",
+    "header_crlf": "Invalid HTTP header value.",
+    "bad_length": "Response Content-Length must be a non-negative integer.",
+    "two_lengths": "Response has conflicting Content-Length headers.",
 }
 
 # What the client sees: "500" (nothing was sent), "complete" (the response finished
@@ -527,6 +532,10 @@ CLIENT_OUTCOME = {
     "longer": "failed",
     "longer_split": "failed",
     "shorter": "failed",
+    "header_name": "500",
+    "header_crlf": "500",
+    "bad_length": "500",
+    "two_lengths": "500",
 }
 
 
