@@ -7,8 +7,9 @@ Side channel, as in raw_apps: what the client cannot see (what `send` raised, wh
 `x-report`, atomically (temporary file + rename). Apps that report several things
 over time rewrite the same file with the whole state each time.
 
-Apps that hold a slot wait for the file named by the header `x-gate` to exist, so
-the test decides when they finish; they give up after 30 s (failure guard).
+Apps that hold a slot (and /block/gate, which blocks the whole loop) wait for the
+file named by the header `x-gate` to exist, so the test decides when they finish;
+they give up after 30 s (failure guard).
 
 Markers the tests wait for go to stderr as `overload_apps: <event> tag=<tag>`; the
 tag comes from the query string (?tag=...).
@@ -129,17 +130,22 @@ async def big_download(scope: Scope, receive: Receive, send: Send) -> None:
     """Stream ?total=N bytes (default 1 GiB) in ?chunk=N pieces (default 64 KiB).
 
     Reports how far it got, what `send` raised (class, module, whether it is an
-    OSError / narwhal.ClientDisconnected) and what `receive()` returned afterwards."""
+    OSError / narwhal.ClientDisconnected) and what `receive()` returned afterwards.
+    With ?progress=1 it logs `sent N MiB` each time another whole MiB went through
+    `send`, so a test can wait for progress instead of guessing how long it takes."""
     q = query(scope)
     total = int(q.get("total", str(1 << 30)))
     chunk = bytes(int(q.get("chunk", str(64 * 1024))))
+    progress = q.get("progress") == "1"
     sent = 0
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/octet-stream")]})
     try:
         while sent < total:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            sent += len(chunk)
+            before, sent = sent, sent + len(chunk)
+            if progress and sent >> 20 != before >> 20:
+                _log(f"sent {sent >> 20} MiB", scope)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except BaseException as exc:  # noqa: BLE001 - report whatever `send` raised
         try:
@@ -340,6 +346,14 @@ def block_in_regex(seconds: float) -> None:
     _CATASTROPHIC.match("x" * _REGEX_N)
 
 
+def block_until_gate(gate: str) -> None:
+    """Block the loop (GIL free, as in time.sleep) until the file `gate` exists: the test
+    decides how long the loop stays blocked. Gives up after GATE_GIVE_UP."""
+    deadline = time.monotonic() + GATE_GIVE_UP
+    while not (gate and os.path.exists(gate)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 BLOCKERS = {
     "sleep": block_with_time_sleep,
     "cpu": burn_cpu,
@@ -349,12 +363,17 @@ BLOCKERS = {
 
 
 async def block(scope: Scope, receive: Receive, send: Send) -> None:
-    """/block/<kind>?s=X: block the event loop for about X s (default 0.5)."""
+    """/block/<kind>?s=X: block the event loop for about X s (default 0.5);
+    /block/gate: until the file named by `x-gate` exists. Logs `blocking` first."""
     kind = scope["path"].rstrip("/").rsplit("/", 1)[-1]
     seconds = float(query(scope).get("s", "0.5"))
     await read_body(receive)
+    _log("blocking", scope)
     started = time.monotonic()
-    BLOCKERS[kind](seconds)
+    if kind == "gate":
+        block_until_gate(header(scope, "x-gate") or "")
+    else:
+        BLOCKERS[kind](seconds)
     took = time.monotonic() - started
     await respond(send, 200, f"blocked {took:.3f}".encode())
 
