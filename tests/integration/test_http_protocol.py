@@ -562,6 +562,6 @@ def test_receive_after_response_complete_returns_disconnect(srv, tmp_path, read_
         resp = c.read_response()
         assert (resp.status, resp.body) == (200, b"done")
         # the client keeps the connection open: receive() must still say http.disconnect
-        rep = json.loads(wait_for_file(report_file, timeout=8.0))
+        rep = json.loads(wait_for_file(report_file))
     assert rep["type"] == "http.disconnect", rep
     alive(srv)

@@ -95,6 +95,6 @@ def test_inbox_batch_of_one_still_serves_a_burst(narwhal):
     burst of 64 concurrent requests is still served completely."""
     server = narwhal(RAW, "--inbox-batch", "1")
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(lambda _: httpx.get(f"{server.url}/hello", timeout=10).status_code,
+        results = list(pool.map(lambda _: httpx.get(f"{server.url}/hello", timeout=30).status_code,
                                 range(64)))
     assert results == [200] * 64

@@ -25,7 +25,9 @@ void append(ReadBuffer &buf, std::string_view bytes) {
     buf.commit(bytes.size());
 }
 
-const char *storage_of(const ReadBuffer &buf) { return buf.data().data(); }
+const char *storage_of(const ReadBuffer &buf) {
+    return buf.data().data();
+}
 
 } // namespace
 

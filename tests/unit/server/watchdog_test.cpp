@@ -159,12 +159,12 @@ protected:
         changed_.notify_all();
     }
 
-    std::mutex mu_;  // taken after the watchdog's own mutex, never before it
+    std::mutex mu_; // taken after the watchdog's own mutex, never before it
 
 private:
     std::condition_variable changed_;
-    std::map<int64_t, int> waits_;  // guarded by mu_
-    uint64_t started_ = 0;          // guarded by mu_
+    std::map<int64_t, int> waits_; // guarded by mu_
+    uint64_t started_ = 0;         // guarded by mu_
 };
 
 // Time that moves only in advance(). A wait ends when its predicate holds or when
@@ -213,8 +213,8 @@ private:
         std::mutex *mutex;
         std::condition_variable *cv;
     };
-    std::atomic<int64_t> now_{1'000'000'000'000};  // 1000 s: "a second ago" is positive
-    std::vector<Waiter *> waiters_;                  // guarded by mu_
+    std::atomic<int64_t> now_{1'000'000'000'000}; // 1000 s: "a second ago" is positive
+    std::vector<Waiter *> waiters_;               // guarded by mu_
 };
 
 // The production clock, observed: for the one test that checks real waiting.
@@ -422,8 +422,8 @@ TEST_CASE("Watchdog: a stall is counted and reported once, with request and stac
     rig.monitor.step_begin(42, "GET /slow HTTP/1.1");
     rig.stall(); // the beat was due 990 ms ago
     rig.start();
-    rig.tick(); // 995 ms overdue: reported
-    for (int i = 0; i < 3; ++i) // the loop stays blocked for three more checks
+    // 995 ms overdue at the first check: reported. The loop stays blocked for three more.
+    for (int i = 0; i < 4; ++i)
         rig.tick();
     std::string text = err.text();
     CHECK(rig.stats.loop_stalls == 1);
@@ -638,7 +638,8 @@ TEST_CASE("Watchdog: json reports", "[server][watchdog]") {
         CHECK(number_after(line, "\"blocked_ms\": ") == 995);
         CHECK(contains(line, "\"worker\": " + std::to_string(::getpid()) + ", "));
         CHECK(contains(line, "\"interpreter\": 3, "));
-        CHECK(contains(line, "\"request\": {\"method\": \"GET\", \"path\": \"/slow\", \"id\": 42}"));
+        CHECK(
+            contains(line, "\"request\": {\"method\": \"GET\", \"path\": \"/slow\", \"id\": 42}"));
         CHECK(contains(line, "\"stack\": [{\"file\": \"app.py\", \"line\": 7, \"function\": "
                              "\"handler\", \"code\": \"time.sleep(1)\"}]"));
         // The human text rides along, its newlines escaped.

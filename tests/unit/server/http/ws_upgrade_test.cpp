@@ -111,9 +111,8 @@ TEST_CASE("ws_upgrade: token lists with several values and mixed case",
         CHECK(check("GET", 11, with("Upgrade", "WEBSOCKET")).websocket);
     }
     SECTION("Connection lists upgrade among others, in any case") {
-        for (std::string_view connection :
-             {"upgrade", "UPGRADE", "keep-alive, Upgrade", "Upgrade,keep-alive",
-              "keep-alive , upGrade , close"}) {
+        for (std::string_view connection : {"upgrade", "UPGRADE", "keep-alive, Upgrade",
+                                            "Upgrade,keep-alive", "keep-alive , upGrade , close"}) {
             INFO(connection);
             auto r = check("GET", 11, with("Connection", connection));
             CHECK(r.websocket);
@@ -164,13 +163,13 @@ TEST_CASE("ws_upgrade: 400 for a missing, repeated or malformed key",
     }
     SECTION("not 16 bytes of base64") {
         for (std::string_view k : {
-                 "dGhlIHNhbXBsZQ==",           // 10 bytes
-                 "dGhlIHNhbXBsZSBub25jZSE=",   // 17 bytes: 24 characters, one "="
-                 "dGhlIHNhbXBsZSBub25jZQ",     // no padding
-                 "dGhlIHNhbXBsZSBub25jZQ===",  // 25 characters
-                 "dGhlIHNhbXBsZSBub25jZ-==",   // base64url alphabet
-                 "dGhlIHNhbXBsZSBub2 jZQ==",   // a space inside
-                 "not a base64 key!!!!!!==",   // 24 characters, wrong alphabet
+                 "dGhlIHNhbXBsZQ==",          // 10 bytes
+                 "dGhlIHNhbXBsZSBub25jZSE=",  // 17 bytes: 24 characters, one "="
+                 "dGhlIHNhbXBsZSBub25jZQ",    // no padding
+                 "dGhlIHNhbXBsZSBub25jZQ===", // 25 characters
+                 "dGhlIHNhbXBsZSBub25jZ-==",  // base64url alphabet
+                 "dGhlIHNhbXBsZSBub2 jZQ==",  // a space inside
+                 "not a base64 key!!!!!!==",  // 24 characters, wrong alphabet
              }) {
             INFO(k);
             require_refused(check("GET", 11, with("Sec-WebSocket-Key", k)), 400, bad_key);
@@ -185,8 +184,8 @@ TEST_CASE("ws_upgrade: 400 for a missing, repeated or malformed key",
         require_refused(check("GET", 11, fields), 400, bad_key);
     }
     SECTION("every base64 character is accepted") {
-        for (std::string_view k : {"ABCDEFGHIJKLMNOPQRSTUV==", "WXYZabcdefghijklmnopqr==",
-                                   "stuvwxyz0123456789+/AA=="}) {
+        for (std::string_view k :
+             {"ABCDEFGHIJKLMNOPQRSTUV==", "WXYZabcdefghijklmnopqr==", "stuvwxyz0123456789+/AA=="}) {
             INFO(k);
             CHECK(check("GET", 11, with("Sec-WebSocket-Key", k)).status == 0);
         }
@@ -197,7 +196,6 @@ TEST_CASE("ws_upgrade: 426 for any version but 13", "[server][http][ws_upgrade]"
     require_refused(check("GET", 11, with("Sec-WebSocket-Version", "")), 426, bad_version);
     for (std::string_view version : {"8", "12", "14", "013", "13, 8"}) {
         INFO(version);
-        require_refused(check("GET", 11, with("Sec-WebSocket-Version", version)), 426,
-                        bad_version);
+        require_refused(check("GET", 11, with("Sec-WebSocket-Version", version)), 426, bad_version);
     }
 }
