@@ -302,7 +302,7 @@ async def _overload_client(addr, n: int, out: list) -> None:
         for _ in range(n):
             if writer is None:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(*addr), 20)
-            writer.write(b"GET /sleep?s=0.05 HTTP/1.1\r\nHost: t\r\n\r\n")
+            writer.write(b"GET /sleep?s=0.5 HTTP/1.1\r\nHost: t\r\n\r\n")
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
             lines = head.decode("latin-1").split("\r\n")
             status = int(lines[0].split(" ")[1])
@@ -331,6 +331,9 @@ async def _overload(addr, clients: int, per_client: int) -> list:
 
 
 def test_overload_every_client_gets_200_or_503(narwhal):
+    # Each request holds its slot 0.5 s, longer than the 0.25 s queue wait: 32 slots serve
+    # at most 64 requests a second, far fewer than 400 clients offer however slowly this
+    # machine runs them, so there is overload (503s) whatever the timing.
     server = narwhal(APP, "--limit-concurrency", "32", "--timeout-queue", "0.25")
     results = asyncio.run(asyncio.wait_for(_overload(server.addr, 400, 3), 120))
     errors = [r for r in results if r[0] == "error"]
