@@ -4,17 +4,18 @@ For each stall ONE `event loop blocked` report: worker pid, `interpreter 0`, the
 stall so far, the request (method, path, `id N`) and the Python stack of the loop
 thread (app file:line and function); then `event loop unblocked` with the total.
 Cases: time.sleep, a CPU-bound Python loop, a blocking socket recv, and one C call
-holding the GIL (a catastrophic regex; there the stack is optional). The report waits
-50 ms for the stack; on a busy machine the reader thread may miss that, and the stack
-then follows in a separate record naming the same request (not one that says `event
-loop blocked` again): both are accepted. That the stack is in the report itself when it
-is read in time is a unit test (tests/unit/server/watchdog_test.cpp), where the test
+holding the GIL (libc usleep through ctypes.PyDLL; there the stack is optional). Each
+stall lasts a wall-clock time, however busy the machine. The report waits 50 ms for
+the stack; on a busy machine the reader thread may miss that, and the stack then
+follows in a separate record naming the same request (not one that says `event loop
+blocked` again): both are accepted. That the stack is in the report itself when it is
+read in time is a unit test (tests/unit/server/watchdog_test.cpp), where the test
 controls the clock.
 While the loop is blocked the I/O threads still answer a malformed request with
 400. With --log-format json the reports are JSON objects. SIGUSR1 stats count stalls.
 
 Apps: apps/overload_apps.py, route /block/<kind>?s=X (functions block_with_time_sleep,
-burn_cpu, block_on_socket_recv, block_in_regex) and /block/gate (blocked until the test
+burn_cpu, block_on_socket_recv, block_in_c_call) and /block/gate (blocked until the test
 creates a file). The stalls (0.5 s) are the behaviour under test; the tests never
 sleep to wait for the server.
 """
@@ -33,7 +34,7 @@ from rawhttp import RawConnection, assert_alive, log_records, request, server_st
 APP = "overload_apps:router"
 APP_FILE = "overload_apps.py"
 FUNCTIONS = {"sleep": "block_with_time_sleep", "cpu": "burn_cpu", "socket": "block_on_socket_recv",
-             "regex": "block_in_regex"}
+             "gil": "block_in_c_call"}
 GUARD = 20.0
 DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s)\b")
 
@@ -145,8 +146,8 @@ def test_cpu_bound_loop_is_reported_with_request_and_stack(text_server):
 
 
 def test_c_call_holding_the_gil_is_reported(text_server):
-    took = block(text_server, "regex")
-    check_blocked_report(text_server, "regex", took, stack="optional")
+    took = block(text_server, "gil")
+    check_blocked_report(text_server, "gil", took, stack="optional")
 
 
 def test_stall_counts_in_stats(text_server):

@@ -18,8 +18,8 @@ tag comes from the query string (?tag=...).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
-import re
 import socket
 import sys
 import time
@@ -316,34 +316,15 @@ def block_on_socket_recv(seconds: float) -> None:
         b.close()
 
 
-_CATASTROPHIC = re.compile(r"(x+x+)+y")
+# ctypes.PyDLL calls, unlike CDLL's, keep the GIL for the whole C call.
+_LIBC_KEEPING_THE_GIL = ctypes.PyDLL(None)
 
 
-def _regex_seconds(n: int) -> float:
-    """CPU time of one match (CPU time, not wall time: stable on a busy machine)."""
-    t = time.thread_time()
-    _CATASTROPHIC.match("x" * n)
-    return time.thread_time() - t
-
-
-def _calibrate_regex(target: float = 0.8) -> int:
-    """The subject length for which one catastrophic match takes about `target` s."""
-    n = 10
-    while True:
-        took = _regex_seconds(n)
-        if took > 0.01 or n > 40:
-            break
-        n += 1
-    # each extra character roughly doubles the time
-    while took < target / 2 and n < 45:
-        n += 1
-        took *= 2
-    return n
-
-
-def block_in_regex(seconds: float) -> None:
-    """One C call (re) that holds the GIL for about 0.8 s (calibrated at import)."""
-    _CATASTROPHIC.match("x" * _REGEX_N)
+def block_in_c_call(seconds: float) -> None:
+    """One C call (libc usleep) that holds the GIL throughout, for a wall-clock time: a
+    stand-in for a C extension that forgot to release it. (CPU-bound C code, such as a
+    catastrophic regex, would hold it for a time that grows with the machine's load.)"""
+    _LIBC_KEEPING_THE_GIL.usleep(int(seconds * 1_000_000))
 
 
 def block_until_gate(gate: str) -> None:
@@ -358,7 +339,7 @@ BLOCKERS = {
     "sleep": block_with_time_sleep,
     "cpu": burn_cpu,
     "socket": block_on_socket_recv,
-    "regex": block_in_regex,
+    "gil": block_in_c_call,
 }
 
 
@@ -407,6 +388,3 @@ async def router(scope: Scope, receive: Receive, send: Send) -> None:
     first = scope.get("path", "/").lstrip("/").split("/", 1)[0]
     await ROUTES.get(first, hello)(scope, receive, send)
 
-
-# Calibrate the regex once at import (a few tens of ms), not inside the measured stall.
-_REGEX_N = _calibrate_regex(0.8)
