@@ -561,6 +561,34 @@ def _raw_upgrade(server, path: str) -> socket.socket:
     return sock
 
 
+def _read_until_close_frame(sock: socket.socket) -> bytes:
+    """Read server frames from a raw socket until a close frame; return its payload."""
+    buf = bytearray()
+
+    def need(n: int) -> None:
+        while len(buf) < n:
+            chunk = sock.recv(1 << 20)
+            assert chunk, f"EOF before a close frame ({len(buf)} bytes of a frame pending)"
+            buf.extend(chunk)
+
+    while True:
+        need(2)
+        opcode, n, head = buf[0] & 0x0F, buf[1] & 0x7F, 2
+        assert not buf[1] & 0x80, "server frame is masked"
+        if n == 126:
+            need(4)
+            n, head = struct.unpack("!H", buf[2:4])[0], 4
+        elif n == 127:
+            need(10)
+            n, head = struct.unpack("!Q", buf[2:10])[0], 10
+        need(head + n)
+        payload = bytes(buf[head:head + n])
+        del buf[:head + n]
+        if opcode == 0x8:
+            return payload
+        assert opcode in (0x0, 0x2), f"unexpected opcode {opcode:#x} in the flood"
+
+
 def test_slow_consumer_waits_by_default(narwhal, tmp_path):
     """--ws-slow-consumer wait (default): a client that stops reading makes send() wait;
     the socket is neither closed nor flooded; when the client goes, send() raises."""
@@ -581,26 +609,31 @@ def test_slow_consumer_waits_by_default(narwhal, tmp_path):
 
 def test_slow_consumer_closed_with_1008(narwhal, tmp_path):
     """--ws-slow-consumer close: a client that stops reading is closed with 1008 after
-    --ws-send-timeout; the app's send() raises ClientDisconnected (an OSError)."""
+    --ws-send-timeout; the app's send() raises ClientDisconnected (an OSError).
+
+    The close frame waits behind the message being written, and the server cuts the
+    socket one more --ws-send-timeout later: the client must start reading within that
+    time to see the frame. 3 s leaves a busy machine room (with 0.3 s the test failed
+    under load: the socket was cut before the client read on)."""
     server = narwhal(APP, "--no-ws-per-message-deflate", "--ws-slow-consumer", "close",
-                     "--ws-send-timeout", "0.3")
+                     "--ws-send-timeout", "3")
     rep = tmp_path / "r.json"
     sock = _raw_upgrade(server, "/flood?" + urllib.parse.urlencode({"report": str(rep)}))
     try:
         server.wait_for_log(r"Closing a WebSocket whose client did not read", timeout=GUARD)
-        wait_for_file(rep)
-        r = json.loads(rep.read_text())
-        assert r["exc"] is not None and r["exc"]["is_oserror"], r
-        # What the client finally reads ends with a close frame carrying 1008.
-        data = b""
-        while True:
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                break
-            data += chunk
-        assert struct.pack("!H", 1008) in data[-200:], data[-40:]
+        # What the client reads from now on: whole data frames, then a close frame with 1008.
+        close = _read_until_close_frame(sock)
+        assert close[:2] == struct.pack("!H", 1008), close
+        try:
+            sock.sendall(encode_frame(0x8, close[:2]))  # the client's half of the close handshake
+            end = sock.recv(1)
+        except (BrokenPipeError, ConnectionResetError):
+            end = b""  # cut already: the close was late, but the socket is closed
+        assert end == b"", "the socket stayed open after the close frame"
     finally:
         sock.close()
+    r = json.loads(wait_for_file(rep))
+    assert r["exc"] is not None and r["exc"]["is_oserror"], r
 
 
 def test_shutdown_drains_before_1001(narwhal, tmp_path):
