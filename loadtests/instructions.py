@@ -9,11 +9,14 @@ requests, once N2, each over the same keep-alive connection(s) from a small clie
 here, then stopped (SIGTERM). Start-up, imports, the first request's one-time work
 and shutdown are the same in both runs, so
 
-    instructions/request = (Ir(N2) - Ir(N1)) / (N2 - N1)
+    instructions/request = (Ir(N2) - Ir(N1) - idle_rate * (T2 - T1)) / (N2 - N1)
 
-over every thread and process of the server (callgrind counts user space only: the
-kernel's share of a request is not in Ir; `sysCount`, system calls per request, is
-reported beside it). Each pair is repeated (--repeat) and the spread is printed.
+over every thread and process of the server, where T is the time spent sending and
+idle_rate the server's time-driven work per second (timers, heartbeats), priced by
+one more run that idles --idle seconds after its N1 requests. Callgrind counts user
+space only: the kernel's share of a request is not in Ir; `sysCount`, system calls
+per request, is reported beside it. Each pair is repeated (--repeat) and the spread
+is printed. How it works and how stable it is: loadtests/README.md.
 
     /usr/bin/python3 loadtests/instructions.py                      # narwhal (build/narwhal), plaintext
     /usr/bin/python3 loadtests/instructions.py --servers narwhal,granian --scenarios plaintext,json
@@ -54,7 +57,7 @@ COUNTED = ("Ir", "sysCount")  # callgrind events reported (sysTime is a time, no
 # ---------------------------------------------------------------- client
 
 class Client:
-    """Keep-alive HTTP/1.1 connections sending one scenario's request, `window` in flight."""
+    """Keep-alive HTTP/1.1 connections sending one scenario's request, one in flight on each."""
 
     def __init__(self, port: int, scenario: Scenario, connections: int):
         self.request = scenario.request(HOST, port)
@@ -166,7 +169,9 @@ def idle_rate(plain: dict, idled: dict) -> dict[str, float]:
     """Counts per second of the server's time-driven work (timers, heartbeats, the
     watchdog): two runs with the same requests, one followed by an idle wait."""
     dt = idle_span(plain, idled)
-    return {ev: (idled["totals"].get(ev, 0) - plain["totals"].get(ev, 0)) / dt for ev in COUNTED}
+    # a server without timers measures a little below zero now and then: no work is no work
+    return {ev: max(0.0, (idled["totals"].get(ev, 0) - plain["totals"].get(ev, 0)) / dt)
+            for ev in COUNTED}
 
 
 def idle_span(plain: dict, idled: dict) -> float:
