@@ -29,27 +29,16 @@ from typing import Optional
 
 from harness import (HOST, REPO, Server, check_alive, check_names, cpu_delta_seconds, csv, fmt,
                      free_port, machine, median, on_sigterm, parse_wrk, parser, print_commands,
-                     problem, ratio, rel, tree_cpu, try_start, without_port, write_json)
+                     problem, ratio, tree_cpu, try_start, without_port, write_json)
 from scenarios import SCENARIOS, Scenario
-from servers import (ALL_SERVERS, DEFAULT_VENV, Setup, describe, environment_of, environments,
-                     server_argv, skip_reason, uses_venv, version_mismatch)
+from servers import (ALL_SERVERS, DEFAULT_VENV, Setup, describe, ensure_beast, environment_of,
+                     environments, server_argv, skip_reason, uses_venv, version_mismatch)
 
 # ratios are against the first of these that runs (unless --baseline names one)
 BASELINE_PREFERENCE = ("granian", "uvicorn-pypi", "uvicorn")
 
 
 # ---------------------------------------------------------------- servers
-
-def ensure_beast(binary: Path) -> None:
-    if binary.exists():
-        return
-    build = rel(binary.parent)
-    for cmd in (["cmake", "-S", "loadtests/bare_beast", "-B", build,
-                 "-DCMAKE_BUILD_TYPE=Release"],
-                ["cmake", "--build", str(build)]):
-        print(f"$ {shlex.join(cmd)}", flush=True)
-        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-
 
 def ask(port: int, method: str, path: str, body: bytes = b"",
         content_type: Optional[str] = None) -> tuple[int, bytes]:

@@ -44,10 +44,10 @@ import callgrind
 from harness import (HOST, REPO, Server, check_names, csv, fmt, free_port, machine, on_sigterm,
                      parser, problem, write_json)
 from scenarios import SCENARIOS, Scenario
-from servers import (DEFAULT_VENV, Setup, describe, environments, server_argv, skip_reason,
-                     uses_venv)
+from servers import (DEFAULT_VENV, Setup, describe, ensure_beast, environments, server_argv,
+                     skip_reason, uses_venv)
 
-SERVERS = ("narwhal", "uvicorn", "uvicorn-pypi", "granian")
+SERVERS = ("narwhal", "uvicorn", "uvicorn-pypi", "granian", "beast")
 START_TIMEOUT = 600.0  # Python start-up under valgrind takes tens of seconds on a busy box
 STOP_TIMEOUT = 300.0
 REPLY_TIMEOUT = 120.0
@@ -352,6 +352,7 @@ def parse_args() -> argparse.Namespace:
                    help="extra granian flags (one string); a repeated flag overrides ours")
     p.add_argument("--venv", type=Path, default=DEFAULT_VENV,
                    help="virtualenv with the pinned PyPI packages (make venv)")
+    p.add_argument("--beast-bin", type=Path, default=REPO / "build" / "bare_beast" / "bare_beast")
     p.add_argument("--profile", action="store_true",
                    help="also print where the instructions of one request go (per object and "
                         "function, from the last pair; callgrind --dump-instr=yes)")
@@ -379,8 +380,8 @@ def targets(args: argparse.Namespace) -> list[Target]:
     if args.compare:
         return [Target(f"narwhal {path}", "narwhal",
                        Setup(path, args.narwhal_args, venv=args.venv)) for path in args.compare]
-    return [Target(s, s, Setup(args.narwhal_bin, args.narwhal_args, venv=args.venv,
-                               granian_args=args.granian_args))
+    return [Target(s, s, Setup(args.narwhal_bin, args.narwhal_args, args.beast_bin, args.venv,
+                               args.granian_args))
             for s in args.servers]
 
 
@@ -390,6 +391,8 @@ def main() -> int:
     # The same str hashes in every run: dict and set layouts (and so the work) repeat.
     os.environ["PYTHONHASHSEED"] = "0"
     todo = targets(args)
+    if any(t.server == "beast" for t in todo) and "plaintext" in args.scenarios:
+        ensure_beast(args.beast_bin)
     need_venv = any(uses_venv(t.server, SCENARIOS[sc]) for t in todo for sc in args.scenarios)
     if need_venv and not (args.venv / "bin" / "python").exists():
         print(f"{args.venv} is not a virtualenv (no bin/python): create it with `make venv` "

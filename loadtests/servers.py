@@ -101,6 +101,18 @@ def server_argv(server: str, scenario: Scenario, port: int, setup: Setup) -> lis
     raise ValueError(server)
 
 
+def ensure_beast(binary: Path) -> None:
+    """Builds the bare Beast server (a standalone CMake project) when it is missing."""
+    if binary.exists():
+        return
+    build = rel(binary.parent)
+    for cmd in (["cmake", "-S", "loadtests/bare_beast", "-B", build,
+                 "-DCMAKE_BUILD_TYPE=Release"],
+                ["cmake", "--build", build]):
+        print(f"$ {shlex.join(cmd)}", flush=True)
+        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+
+
 def probe_versions(python: str) -> dict[str, Optional[str]]:
     """Package versions an interpreter sees ({} when it cannot run)."""
     try:
