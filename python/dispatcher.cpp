@@ -7,7 +7,6 @@
 #include "python/scope.hpp"
 #include "python/ws_cycle.hpp"
 
-#include <fmt/format.h>
 
 #include <exception>
 #include <new>
@@ -158,7 +157,8 @@ std::unique_ptr<Dispatcher> Dispatcher::create(asgi::Inbox& inbox, LoopServices&
     if (h)
         h->d = d.get();
     d->handle_ = Ref::steal(reinterpret_cast<PyObject*>(h));
-    if (!d->task_type_ || !d->loop_kwnames_ || !d->handle_)
+    if (!d->task_type_ || !d->loop_kwnames_ || !d->handle_ ||
+        !d->scopes_.init(services.names(), services.config().root_path))
         return nullptr;
     d->drain_again_ = Ref::steal(PyObject_GetAttrString(d->handle_.get(), "drain"));
     Ref flush = Ref::steal(PyObject_GetAttrString(d->handle_.get(), "_flush"));
@@ -245,20 +245,21 @@ void Dispatcher::start_request(asgi::Event& ev) {
     s.response = asgi::ResponseState(head.head_request);
     s.websocket = head.websocket;
     s.expect_continue = head.expect_continue;
-    s.request_line = fmt::format("{} {} HTTP/{}.{}", head.method_view(), head.target_view(),
-                                 head.version / 10, head.version % 10);
+    // "GET /path HTTP/1.1", for log lines and the watchdog (plain appends: this runs for
+    // every request, fmt's parsing does not pay here).
+    std::string_view method = head.method_view(), target = head.target_view();
+    s.request_line.reserve(method.size() + target.size() + 10);
+    s.request_line.append(method).append(" ").append(target);
+    s.request_line.append(head.version == 10 ? " HTTP/1.0" : " HTTP/1.1");
     if (!ev.body.empty())
         s.body_queue.push_back(std::move(ev.body));
     s.body_complete = !ev.more_body;
     ev.channel->owner = c;
     services_.track(c);  // the running list holds a reference until the request finishes
 
-    const Names& n = services_.names();
-    const std::string& root_path = services_.config().root_path;
     Ref send = Ref::steal(new_send(c));
-    Ref scope = Ref::steal(head.websocket
-                               ? build_websocket_scope(n, head, *ev.peer, root_path, state_.get())
-                               : build_http_scope(n, head, *ev.peer, root_path, state_.get()));
+    Ref scope = Ref::steal(head.websocket ? scopes_.websocket(head, *ev.peer, state_.get())
+                                          : scopes_.http(head, *ev.peer, state_.get()));
     if (!send || !scope) {
         Ref exc = Ref::steal(fetch_exception());
         cycle_fail(c, exc.get() ? exc.get() : Py_None);

@@ -13,6 +13,7 @@
 #include "asgi/inbox.hpp"
 #include "python/loop_services.hpp"
 #include "python/py_ref.hpp"
+#include "python/scope.hpp"
 
 #include <Python.h>
 
@@ -46,6 +47,7 @@ private:
     asgi::Inbox& inbox_;
     LoopServices& services_;
     Ref handle_, app_, loop_, state_, on_shutdown_, task_type_, loop_kwnames_, drain_again_;
+    ScopeBuilder scopes_;
     std::vector<asgi::Event> batch_;
     bool drain_scheduled_ = false;
 };

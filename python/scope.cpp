@@ -74,68 +74,93 @@ PyObject* headers_list(const Names& n, const asgi::RequestHead& head) {
 }
 }  // namespace
 
-PyObject* build_http_scope(const Names& n, const asgi::RequestHead& head, const asgi::Peer& peer,
-                           const std::string& root_path, PyObject* state) {
-    Ref scope = Ref::steal(PyDict_New());
-    if (!scope)
-        return nullptr;
-    PyObject* d = scope.get();
+bool ScopeBuilder::init(const Names& n, const std::string& root_path) {
+    n_ = &n;
+    root_path_ = root_path;
+    Ref root = Ref::steal(
+        PyUnicode_DecodeUTF8(root_path.data(), static_cast<Py_ssize_t>(root_path.size()), "replace"));
+    asgi_template_ = Ref::steal(PyDict_New());
+    http_template_ = Ref::steal(PyDict_New());
+    websocket_template_ = Ref::steal(PyDict_New());
+    if (!root || !asgi_template_ || !http_template_ || !websocket_template_ ||
+        PyDict_SetItem(asgi_template_.get(), n.version, n.v3_0) < 0 ||
+        PyDict_SetItem(asgi_template_.get(), n.spec_version, n.spec_2_4) < 0)
+        return false;
+    // Key order is the order of the spec's tables; None marks a per-request value.
+    PyObject* http_keys[] = {n.type,   n.asgi,     n.http_version, n.server,       n.client,
+                             n.scheme, n.method,   n.root_path,    n.path,         n.raw_path,
+                             n.query_string, n.headers, n.state,   n.extensions};
+    PyObject* ws_keys[] = {n.type,   n.asgi,         n.http_version, n.server,  n.client,
+                           n.scheme, n.root_path,    n.path,         n.raw_path, n.query_string,
+                           n.headers, n.subprotocols, n.state,       n.extensions};
+    for (PyObject* k : http_keys)
+        if (PyDict_SetItem(http_template_.get(), k, Py_None) < 0)
+            return false;
+    for (PyObject* k : ws_keys)
+        if (PyDict_SetItem(websocket_template_.get(), k, Py_None) < 0)
+            return false;
+    return PyDict_SetItem(http_template_.get(), n.type, n.http) == 0 &&
+           PyDict_SetItem(http_template_.get(), n.root_path, root.get()) == 0 &&
+           PyDict_SetItem(websocket_template_.get(), n.type, n.websocket) == 0 &&
+           PyDict_SetItem(websocket_template_.get(), n.root_path, root.get()) == 0;
+}
+
+bool ScopeBuilder::fill_common(PyObject* d, const asgi::RequestHead& head, const asgi::Peer& peer,
+                               PyObject* state) const {
+    const Names& n = *n_;
     auto parts = asgi::split_target(head.target_view());
-
-    Ref asgi_dict = Ref::steal(PyDict_New());
-    if (!asgi_dict || PyDict_SetItem(asgi_dict.get(), n.version, n.v3_0) < 0 ||
-        PyDict_SetItem(asgi_dict.get(), n.spec_version, n.spec_2_4) < 0)
-        return nullptr;
-
-    PyObject* method = n.method_name(head.method_view());
-    if (method)
-        Py_INCREF(method);
-    else
-        method = PyUnicode_DecodeLatin1(head.method_view().data(),
-                                        static_cast<Py_ssize_t>(head.method_view().size()), nullptr);
-
     // path is the request's path percent-decoded (undecodable bytes as U+FFFD), and like
     // raw_path it starts with root_path: the ASGI spec's form, which uvicorn >= 0.26
     // produces and current Starlette, FastAPI, Django and Quart route and build URLs on.
-    std::string decoded = root_path;
+    std::string decoded = root_path_;
     if (asgi::needs_decoding(parts.raw_path))
         decoded += asgi::percent_decode(parts.raw_path);
     else
         decoded += parts.raw_path;
     std::string raw_storage;
     std::string_view raw = parts.raw_path;
-    if (!root_path.empty()) {
-        raw_storage = root_path;
+    if (!root_path_.empty()) {
+        raw_storage = root_path_;
         raw_storage += parts.raw_path;
         raw = raw_storage;
     }
+    return set(d, n.asgi, PyDict_Copy(asgi_template_.get())) &&
+           PyDict_SetItem(d, n.http_version, head.version == 10 ? n.v1_0 : n.v1_1) == 0 &&
+           set(d, n.server, address(peer.server_host, peer.server_port)) &&
+           set(d, n.client, address(peer.client_host, peer.client_port)) &&
+           set(d, n.path,
+               PyUnicode_DecodeUTF8(decoded.data(), static_cast<Py_ssize_t>(decoded.size()),
+                                    "replace")) &&
+           set(d, n.raw_path, bytes(raw)) && set(d, n.query_string, bytes(parts.query_string)) &&
+           set(d, n.headers, headers_list(n, head)) &&
+           set(d, n.state, state ? PyDict_Copy(state) : PyDict_New());
+}
 
-    PyObject* state_copy = state ? PyDict_Copy(state) : PyDict_New();
-
-    if (PyDict_SetItem(d, n.type, n.http) < 0 || PyDict_SetItem(d, n.asgi, asgi_dict.get()) < 0 ||
-        PyDict_SetItem(d, n.http_version, head.version == 10 ? n.v1_0 : n.v1_1) < 0 ||
-        !set(d, n.server, address(peer.server_host, peer.server_port)) ||
-        !set(d, n.client, address(peer.client_host, peer.client_port)) ||
+PyObject* ScopeBuilder::http(const asgi::RequestHead& head, const asgi::Peer& peer,
+                             PyObject* state) const {
+    const Names& n = *n_;
+    Ref scope = Ref::steal(PyDict_Copy(http_template_.get()));
+    if (!scope)
+        return nullptr;
+    PyObject* d = scope.get();
+    PyObject* method = n.method_name(head.method_view());
+    if (method)
+        Py_INCREF(method);
+    else
+        method = PyUnicode_DecodeLatin1(head.method_view().data(),
+                                        static_cast<Py_ssize_t>(head.method_view().size()), nullptr);
+    if (!fill_common(d, head, peer, state) ||
         PyDict_SetItem(d, n.scheme, peer.tls ? n.scheme_https : n.scheme_http) < 0 ||
-        !set(d, n.method, method) ||
-        !set(d, n.root_path,
-             PyUnicode_DecodeUTF8(root_path.data(), static_cast<Py_ssize_t>(root_path.size()),
-                                  "replace")) ||
-        !set(d, n.path,
-             PyUnicode_DecodeUTF8(decoded.data(), static_cast<Py_ssize_t>(decoded.size()),
-                                  "replace")) ||
-        !set(d, n.raw_path, bytes(raw)) || !set(d, n.query_string, bytes(parts.query_string)) ||
-        !set(d, n.headers, headers_list(n, head)) || !set(d, n.state, state_copy) ||
-        !set(d, n.extensions, PyDict_New()))
+        !set(d, n.method, method) || !set(d, n.extensions, PyDict_New()))
         return nullptr;
     return scope.release();
 }
 
-PyObject* build_websocket_scope(const Names& n, const asgi::RequestHead& head,
-                                const asgi::Peer& peer, const std::string& root_path,
-                                PyObject* state) {
-    Ref scope = Ref::steal(build_http_scope(n, head, peer, root_path, state));
-    if (!scope)
+PyObject* ScopeBuilder::websocket(const asgi::RequestHead& head, const asgi::Peer& peer,
+                                  PyObject* state) const {
+    const Names& n = *n_;
+    Ref scope = Ref::steal(PyDict_Copy(websocket_template_.get()));
+    if (!scope || !fill_common(scope.get(), head, peer, state))
         return nullptr;
     PyObject* d = scope.get();
     Ref subprotocols = Ref::steal(PyList_New(0));
@@ -164,9 +189,8 @@ PyObject* build_websocket_scope(const Names& n, const asgi::RequestHead& head,
     Ref ext = Ref::steal(PyDict_New());
     Ref denial = Ref::steal(PyDict_New());
     if (!ext || !denial || PyDict_SetItem(ext.get(), n.websocket_http_response, denial.get()) < 0 ||
-        PyDict_SetItem(d, n.type, n.websocket) < 0 ||
         PyDict_SetItem(d, n.scheme, peer.tls ? n.scheme_wss : n.scheme_ws) < 0 ||
-        PyDict_DelItem(d, n.method) < 0 || PyDict_SetItem(d, n.subprotocols, subprotocols.get()) < 0 ||
+        PyDict_SetItem(d, n.subprotocols, subprotocols.get()) < 0 ||
         PyDict_SetItem(d, n.extensions, ext.get()) < 0)
         return nullptr;
     return scope.release();
