@@ -1,16 +1,23 @@
 """An HTML page whose script talks WebSocket back to the server (for headless Chromium).
 
 GET / returns a page that opens `ws://<host>/ws`, sends "hello from the browser" and,
-on the echo, sets `document.title = "echo:" + data`. /ws echoes every text and bytes
-message. When /ws receives a message, the app writes what it saw (message, headers)
+on the echo, sets `document.title = "echo:" + data` and closes. /ws echoes every text
+and bytes message. The page then loads the script /settled, which the app answers only
+once the page's WebSocket has closed (or after a failure guard): the page's load event,
+after which Chromium's --dump-dom dumps, waits for the exchange, however slow the
+machine, instead of a clock. When /ws receives a message, the app writes what it saw (message, headers)
 as JSON to the file named by the environment variable WS_PAGE_REPORT (a side channel
 the test reads to double-check that the browser really spoke WebSocket).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+
+SETTLED_GUARD = 30.0  # failure guard: answer /settled anyway, so the test sees the DOM
+_closed = asyncio.Event()  # the page's WebSocket has closed
 
 PAGE = b"""<!DOCTYPE html>
 <html>
@@ -25,6 +32,7 @@ PAGE = b"""<!DOCTYPE html>
   ws.onerror = () => { status("error"); };
   ws.onclose = (ev) => { if (document.title === "waiting") document.title = "closed:" + ev.code; };
 </script>
+<script src="/settled"></script>
 </body>
 </html>
 """
@@ -52,6 +60,12 @@ async def app(scope, receive, send):
     if scope["type"] == "http":
         if scope["path"] == "/":
             status, ctype, body = 200, b"text/html; charset=utf-8", PAGE
+        elif scope["path"] == "/settled":
+            try:
+                await asyncio.wait_for(_closed.wait(), SETTLED_GUARD)
+            except asyncio.TimeoutError:
+                pass
+            status, ctype, body = 200, b"text/javascript", b"/* the WebSocket closed */"
         else:
             status, ctype, body = 404, b"text/plain", b"not found"
         await send({"type": "http.response.start", "status": status,
@@ -71,6 +85,7 @@ async def app(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
+            _closed.set()
             return
         if message.get("text") is not None:
             _report({"text": message["text"], "path": scope["path"], "origin": headers.get("origin"),
