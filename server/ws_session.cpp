@@ -253,6 +253,7 @@ void WsSession::deny(int status, std::string_view body, const http::HeaderList* 
         spec.app_headers = headers;
         spec.framing = http::Framing::content_length;
         spec.content_length = body.size();
+        spec.app_gave_length = http::app_content_length(*headers).has_value();
         spec.close = true;
         raw_out_.clear();
         http::append_response_head(raw_out_, spec, ctx_.defaults);
