@@ -196,6 +196,24 @@ def test_denial_response(ws_server, tmp_path):
     assert read_report(rep) == {"done": True}
 
 
+def test_denial_response_with_the_apps_content_length(ws_server):
+    """The app's content-length is the only one: a second, even equal, is refused by strict
+    clients (websockets >= 14)."""
+    resp = exchange(ws_server.addr, ws_request("/deny-sized"))
+    assert resp.status == 403, (resp.status, resp.raw_head)
+    assert resp.header_all("content-length") == ["6"], resp.raw_head
+    assert resp.body == b"sized!"
+
+
+def test_denial_response_rejected_for_the_client(ws_server):
+    async def main():
+        with pytest.raises(wsclient.HandshakeRejected) as info:
+            async with connect(uri(ws_server, "/deny-sized")):
+                pass
+        return wsclient.rejected_status(info.value)
+    assert run(main()) == 403
+
+
 def test_app_exception_before_accept_is_500(ws_server):
     resp = exchange(ws_server.addr, ws_request("/raise-before"))
     assert resp.status == 500, (resp.status, resp.body)
