@@ -1,5 +1,6 @@
 # narwhal: `make run` serves examples/hello.py on 127.0.0.1:8000; `make test` runs
-# every test. Both install the Debian packages first (deploy/install-deps.sh).
+# every test. Both install the Debian packages first (deploy/install-deps.sh); the tests
+# also need the pinned PyPI virtualenv (`make venv`, which needs PyPI; `run` does not).
 #
 # Debian's interpreter, named explicitly: a python3 earlier on PATH may be another
 # build without Debian's packages.
@@ -9,6 +10,10 @@ ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+# Current framework releases from PyPI, pinned with hashes, for the integration tests.
+VENV ?= $(BUILD)/venv
+REQUIREMENTS := tests/requirements/frameworks.txt
+UV_VERSION := 0.13.9
 GENERATOR := -G Ninja -DPython_EXECUTABLE=$(PYTHON)
 PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
 # Python leaks at exit by design; the sanitizer run looks for memory errors, not leaks.
@@ -18,7 +23,7 @@ PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
 # fake stacks (several MiB per thread) would count as server memory.
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=16:detect_stack_use_after_return=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build run test unit integration asan tsan fuzz bench format clean
+.PHONY: all deps build venv requirements run test unit integration asan tsan fuzz bench format clean
 
 all: build
 
@@ -29,21 +34,37 @@ build: deps
 	cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD)
 
+# A virtualenv with the pinned PyPI packages (tests/requirements/frameworks.txt): reused
+# while that file is unchanged, made anew when it changes. Needs PyPI; `run` does not.
+venv: deps
+	bash tests/requirements/make_venv.sh $(PYTHON) $(REQUIREMENTS) $(VENV)
+
+# Re-pin frameworks.txt from frameworks.in with uv from a throwaway virtualenv outside the
+# repository. Pins already in frameworks.txt are kept; UPGRADE=--upgrade moves every pin
+# to the newest release. The command is written into the file's header.
+UV_COMPILE := uv pip compile --universal --generate-hashes --python-version 3.11 frameworks.in -o frameworks.txt
+requirements:
+	tmp="$$(mktemp -d)" && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PYTHON) -m venv "$$tmp" && "$$tmp/bin/pip" install -q uv==$(UV_VERSION) && \
+	cd tests/requirements && "$$tmp/bin/"$(UV_COMPILE) $(UPGRADE) \
+		--custom-compile-command "make requirements, which runs (uv $(UV_VERSION), in tests/requirements): $(UV_COMPILE)"
+
 run: build
 	./$(BUILD)/narwhal hello:app --app-dir examples --host 127.0.0.1 --port 8000
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure
 
-integration: build
-	NARWHAL_BIN=$(CURDIR)/$(BUILD)/narwhal $(PYTEST) tests/integration
+integration: build venv
+	NARWHAL_BIN=$(CURDIR)/$(BUILD)/narwhal NARWHAL_TEST_VENV=$(abspath $(VENV)) $(PYTEST) tests/integration
 
 # The unit and integration tests again, against an AddressSanitizer + UBSan build.
-asan: deps
+asan: deps venv
 	cmake -S . -B $(ASAN_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DNARWHAL_SANITIZE=ON
 	cmake --build $(ASAN_BUILD)
 	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure
-	$(ASAN_ENV) NARWHAL_BIN=$(CURDIR)/$(ASAN_BUILD)/narwhal $(PYTEST) tests/integration
+	$(ASAN_ENV) NARWHAL_BIN=$(CURDIR)/$(ASAN_BUILD)/narwhal NARWHAL_TEST_VENV=$(abspath $(VENV)) \
+		$(PYTEST) tests/integration
 
 # The unit tests (inbox, channel, admission, loop monitor, watchdog: the cross-thread
 # parts) under ThreadSanitizer.

@@ -1,8 +1,8 @@
 #include "python/cancel_scope.hpp"
 
 #include "asgi/log.hpp"
-#include "python/bridge.hpp"
 #include "python/cycle.hpp"
+#include "python/loop_services.hpp"
 
 #include <fmt/format.h>
 
@@ -10,40 +10,89 @@ namespace narwhal::python {
 
 namespace {
 
+// narwhal.CancelStep: one scheduled escalation step of a cycle's scope.
+struct CancelStepObject {
+    PyObject_HEAD
+    CycleObject* cycle;  // strong reference
+};
+
 void schedule_step(CycleObject* c, double delay);
 
-// One escalation step; `self` is the cycle.
-PyObject* cancel_step(PyObject* self, PyObject*) {
-    auto* c = reinterpret_cast<CycleObject*>(self);
+// One escalation step.
+void cancel_step(CycleObject* c) {
     CycleState& s = *c->s;
-    if (s.finished || !s.task)
-        Py_RETURN_NONE;
-    Bridge& b = *s.bridge;
+    if (s.finished || !s.task || !s.services)
+        return;
+    LoopServices& services = *s.services;
     if (s.cancel_attempts >= cancel_attempts) {
-        b.abandon(c);
-        Py_RETURN_NONE;
+        services.abandon(c);
+        return;
     }
     if (s.cancel_attempts++ == 0)
-        b.stats().cancelled.fetch_add(1, std::memory_order_relaxed);
+        services.stats().cancelled.fetch_add(1, std::memory_order_relaxed);
     else
         log::warning("Request task ignored cancellation, cancelling again ({} of {}): {} (id {})",
                      s.cancel_attempts, cancel_attempts, s.request_line, s.channel ? s.channel->id() : 0);
-    Ref r = Ref::steal(PyObject_CallMethodNoArgs(s.task.get(), b.names().cancel));
+    Ref r = Ref::steal(PyObject_CallMethodNoArgs(s.task.get(), services.names().cancel));
     if (!r)
         PyErr_WriteUnraisable(s.task.get());
-    schedule_step(c, b.config().cancel_grace);
+    schedule_step(c, services.config().cancel_grace);
+}
+
+PyObject* step_call(PyObject* self, PyObject* args, PyObject* kwargs) {
+    if ((args && PyTuple_GET_SIZE(args) != 0) || (kwargs && PyDict_GET_SIZE(kwargs) != 0))
+        return raise(PyExc_TypeError, "a cancel step takes no arguments");
+    cancel_step(reinterpret_cast<CancelStepObject*>(self)->cycle);
     Py_RETURN_NONE;
 }
 
-PyMethodDef cancel_step_def = {"_cancel_step", cancel_step, METH_NOARGS, nullptr};
+int step_traverse(PyObject* self, visitproc visit, void* arg) {
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(reinterpret_cast<PyObject*>(reinterpret_cast<CancelStepObject*>(self)->cycle));
+    return 0;
+}
+
+void step_dealloc(PyObject* self) {
+    PyTypeObject* type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(reinterpret_cast<CancelStepObject*>(self)->cycle);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+PyType_Slot step_slots[] = {
+    {Py_tp_call, reinterpret_cast<void*>(step_call)},
+    {Py_tp_traverse, reinterpret_cast<void*>(step_traverse)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(step_dealloc)},
+    {Py_tp_doc, const_cast<char*>("One escalation step of a request's cancel scope.")},
+    {0, nullptr},
+};
+
+PyType_Spec step_spec = {"narwhal.CancelStep", sizeof(CancelStepObject), 0,
+                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+                             Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+                         step_slots};
 
 void schedule_step(CycleObject* c, double delay) {
-    Ref fn = Ref::steal(PyCFunction_New(&cancel_step_def, reinterpret_cast<PyObject*>(c)));
-    if (!fn || !c->s->bridge->call_later(delay, fn.get()))
+    LoopServices& services = *c->s->services;
+    auto* step = PyObject_GC_New(CancelStepObject, services.types().cancel_step_type);
+    if (step) {
+        Py_INCREF(c);
+        step->cycle = c;
+        PyObject_GC_Track(step);
+    }
+    Ref fn = Ref::steal(reinterpret_cast<PyObject*>(step));
+    if (!fn || !services.call_later(delay, fn.get()))
         PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(c));
 }
 
 }  // namespace
+
+int add_cancel_step_type(PyObject* module, NativeState& st) {
+    st.cancel_step_type =
+        reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &step_spec, nullptr));
+    return st.cancel_step_type ? 0 : -1;
+}
 
 void scope_on_disconnect(CycleObject* c) {
     CycleState& s = *c->s;
@@ -51,7 +100,7 @@ void scope_on_disconnect(CycleObject* c) {
         return;
     s.cancel_armed = true;
     s.cancel_reason = CancelReason::disconnect;
-    schedule_step(c, s.bridge->config().disconnect_grace);
+    schedule_step(c, s.services->config().disconnect_grace);
 }
 
 void scope_cancel(CycleObject* c, CancelReason why) {
@@ -60,15 +109,13 @@ void scope_cancel(CycleObject* c, CancelReason why) {
         return;
     if (why == CancelReason::deadline)
         log::warning("Request deadline passed (--timeout-request {:g}s), cancelling: {} (id {})",
-                     s.bridge->config().request_timeout, s.request_line,
+                     s.services->config().request_timeout, s.request_line,
                      s.channel ? s.channel->id() : 0);
     if (s.cancel_armed && s.cancel_attempts > 0)
         return;  // already escalating
     s.cancel_armed = true;
     s.cancel_reason = why;
-    Ref r = Ref::steal(cancel_step(reinterpret_cast<PyObject*>(c), nullptr));
-    if (!r)
-        PyErr_WriteUnraisable(reinterpret_cast<PyObject*>(c));
+    cancel_step(c);
 }
 
 const char* cancel_reason_text(CancelReason why) {

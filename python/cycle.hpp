@@ -1,12 +1,16 @@
-// One HTTP request as the application sees it: the native `receive` and `send`
-// callables. Both await themselves when the answer is already known (no future, no
-// allocation); only a real wait parks an asyncio future that the bridge resolves.
+// One request as the application sees it: the native `receive` callable (narwhal.Receive,
+// which carries the request's C++ state) and `send` (narwhal.Send). This is the cycle's
+// core: its state, the two types, their lifetime, and how a request ends (finish,
+// complete, settle, fail, abandon). What receive/send do per protocol lives in
+// http_cycle.* and ws_cycle.*; their await protocol in awaitable.*.
 #pragma once
 
 #include "asgi/channel.hpp"
 #include "asgi/response_state.hpp"
 #include "asgi/ws_state.hpp"
+#include "python/awaitable.hpp"
 #include "python/cancel_scope.hpp"
+#include "python/native_module.hpp"
 #include "python/py_ref.hpp"
 
 #include <Python.h>
@@ -17,11 +21,11 @@
 
 namespace narwhal::python {
 
-class Bridge;
+class LoopServices;
 
-// The C++ state of a request, embedded in the `receive` object.
+// The C++ state of a request, owned by its `receive` object.
 struct CycleState {
-    Bridge* bridge = nullptr;
+    LoopServices* services = nullptr;  // nullptr once the services are gone (after serving)
     std::shared_ptr<asgi::Channel> channel;
     asgi::ResponseState response;
     std::deque<std::string> body_queue;
@@ -33,12 +37,10 @@ struct CycleState {
     bool finished = false;  // the task is done and the channel detached
     // A start message held back so it leaves with the first body in one command.
     bool start_held = false;
-    bool start_flush_scheduled = false;
     asgi::Command held_start;
     Ref receive_waiter;  // future awaited by receive(), if any
     Ref send_waiter;     // future awaited by send() under backpressure, if any
     Ref task;
-    Ref pending;  // receive(): the message its fast-path await returns
     std::string request_line;  // "GET /path HTTP/1.1" for logs
     // Cancel scope (cancel_scope.hpp).
     bool cancel_armed = false;
@@ -51,34 +53,41 @@ struct CycleState {
     std::deque<std::pair<std::string, bool>> ws_messages;  // (data, is_text)
     bool ws_connect_delivered = false;
     int ws_close_code = 0;  // the close code once the socket closed
-    // Intrusive list of running cycles (for shutdown).
+    // Intrusive list of running cycles (LoopServices::track, for shutdown).
     struct CycleObject* prev = nullptr;
     struct CycleObject* next = nullptr;
+    // Intrusive list of every cycle (LoopServices::adopt).
+    struct CycleObject* all_prev = nullptr;
+    struct CycleObject* all_next = nullptr;
 };
 
+// narwhal.Receive. GC-tracked: the cycle holds its task and futures, which (through the
+// task's step and the app's frames) hold the cycle.
 struct CycleObject {
-    PyObject_HEAD
+    AwaitableObject base;  // `pending`: the message a fast-path await returns
     CycleState* s;
 };
 
+// narwhal.Send. Its fast-path await completes with None.
 struct SendObject {
-    PyObject_HEAD
+    AwaitableObject base;
     CycleObject* cycle;  // strong reference
-    bool has_pending;    // a fast-path await is due (its value is None)
 };
 
-// Type objects; ready_types() must run once after the interpreter starts.
-bool ready_types();
-CycleObject* new_cycle(Bridge* bridge, std::shared_ptr<asgi::Channel> channel);
+// What a call into a cycle raises once its services are gone (CycleState::services).
+inline PyObject* stopped() { return raise(PyExc_RuntimeError, "the server has stopped serving"); }
+
+// Creates narwhal.Receive and narwhal.Send for `module` into `st`. -1 with an error set.
+int add_cycle_types(PyObject* module, NativeState& st);
+// New references, or nullptr with an error set.
+CycleObject* new_cycle(LoopServices& services, std::shared_ptr<asgi::Channel> channel);
 PyObject* new_send(CycleObject* cycle);
 
-// Bridge -> cycle events (GIL held).
-void cycle_on_body(CycleObject* c, std::string&& body, bool more);
+// Dispatcher -> cycle events for both protocols (GIL held). The protocol-specific ones
+// are in http_cycle.hpp and ws_cycle.hpp.
 void cycle_on_disconnect(CycleObject* c);
 void cycle_on_drained(CycleObject* c);
 void cycle_flush_start(CycleObject* c);
-void cycle_on_ws_message(CycleObject* c, std::string&& data, bool text);
-void cycle_on_ws_closed(CycleObject* c, int code);
 // The app finished: returned (exc null), raised `exc`, or was cancelled. Answers the
 // client if the app did not (500, or a closed connection) and ends the cycle.
 void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled);

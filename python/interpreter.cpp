@@ -1,50 +1,50 @@
 #include "python/interpreter.hpp"
 
 #include "python/embedded_sources.hpp"
+#include "python/native_module.hpp"
+#include "python/py_ref.hpp"
 
 #include <pybind11/embed.h>
 
-#include <stdexcept>
 #include <string>
 
 namespace py = pybind11;
 
 namespace narwhal::python {
 
-void link_native_module();
-
-namespace {
 // Executes each embedded module into sys.modules. The package module exists (empty,
 // with a __path__) before its submodules run, and its own __init__ code runs last, so
 // the list only has to order submodules by their imports.
-void load_embedded_package() {
+bool load_embedded_package() {
     PyObject* package = PyImport_AddModule("narwhal");  // borrowed
     if (!package)
-        throw py::error_already_set();
-    py::setattr(package, "__path__", py::list());
+        return false;
+    Ref path = Ref::steal(PyList_New(0));
+    if (!path || PyObject_SetAttrString(package, "__path__", path.get()) < 0)
+        return false;
     for (const auto& mod : embedded_modules()) {
-        std::string name(mod.name), filename(mod.filename), source(mod.source);
-        py::object code = py::reinterpret_steal<py::object>(
-            Py_CompileString(source.c_str(), filename.c_str(), Py_file_input));
-        if (!code)
-            throw py::error_already_set();
-        PyObject* module = PyImport_ExecCodeModuleObject(py::str(name).ptr(), code.ptr(),
-                                                          py::str(filename).ptr(), nullptr);
+        std::string source(mod.source), filename(mod.filename);
+        Ref code = Ref::steal(Py_CompileString(source.c_str(), filename.c_str(), Py_file_input));
+        Ref name = Ref::steal(PyUnicode_FromStringAndSize(mod.name.data(), static_cast<Py_ssize_t>(mod.name.size())));
+        Ref file = Ref::steal(PyUnicode_FromStringAndSize(filename.data(), static_cast<Py_ssize_t>(filename.size())));
+        if (!code || !name || !file)
+            return false;
+        Ref module = Ref::steal(PyImport_ExecCodeModuleObject(name.get(), code.get(), file.get(), nullptr));
         if (!module)
-            throw py::error_already_set();
-        Py_DECREF(module);
+            return false;
     }
+    return true;
 }
-}  // namespace
 
 void start_interpreter(int argc, const char* const* argv) {
-    link_native_module();
+    register_native_module();  // before the interpreter exists, as the inittab requires
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     config.install_signal_handlers = 0;
     config.parse_argv = 0;
     py::initialize_interpreter(&config, argc, argv, false);
-    load_embedded_package();
+    if (!load_embedded_package())
+        throw py::error_already_set();
 }
 
 void stop_interpreter() { py::finalize_interpreter(); }

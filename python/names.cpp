@@ -18,7 +18,11 @@ constexpr std::string_view common_methods[] = {"GET",     "POST",    "PUT",   "D
                                                "OPTIONS", "PATCH",   "TRACE", "CONNECT"};
 }  // namespace
 
-PyObject* Names::intern(const char* s) { return PyUnicode_InternFromString(s); }
+PyObject* Names::own(PyObject* o) {
+    if (o)
+        owned_.push_back(o);
+    return o;
+}
 
 Names::Names() {
     type = intern("type");
@@ -40,6 +44,12 @@ Names::Names() {
     body = intern("body");
     more_body = intern("more_body");
     status = intern("status");
+    text = intern("text");
+    bytes = intern("bytes");
+    code = intern("code");
+    reason = intern("reason");
+    subprotocol = intern("subprotocol");
+    subprotocols = intern("subprotocols");
     http = intern("http");
     http_request = intern("http.request");
     http_disconnect = intern("http.disconnect");
@@ -51,7 +61,14 @@ Names::Names() {
     v1_0 = intern("1.0");
     scheme_http = intern("http");
     scheme_https = intern("https");
-    empty_bytes = PyBytes_FromStringAndSize("", 0);
+    empty_bytes = own(PyBytes_FromStringAndSize("", 0));
+    websocket = intern("websocket");
+    scheme_ws = intern("ws");
+    scheme_wss = intern("wss");
+    websocket_http_response = intern("websocket.http.response");
+    websocket_connect = intern("websocket.connect");
+    websocket_receive = intern("websocket.receive");
+    websocket_disconnect = intern("websocket.disconnect");
     set_result = intern("set_result");
     set_exception = intern("set_exception");
     done = intern("done");
@@ -60,17 +77,15 @@ Names::Names() {
     cancelled = intern("cancelled");
     exception = intern("exception");
     for (auto h : common_headers)
-        header_names_[h] = PyBytes_FromStringAndSize(h.data(), static_cast<Py_ssize_t>(h.size()));
+        header_names_[h] = own(PyBytes_FromStringAndSize(h.data(), static_cast<Py_ssize_t>(h.size())));
     for (auto m : common_methods)
-        methods_[m] = PyUnicode_InternFromString(std::string(m).c_str());
+        methods_[m] = intern(std::string(m).c_str());
 }
 
 Names::~Names() {
-    // Interpreter-lifetime objects: released only while the interpreter still exists.
-    for (auto& [k, v] : header_names_)
-        Py_XDECREF(v);
-    for (auto& [k, v] : methods_)
-        Py_XDECREF(v);
+    // Released with the module's state, while its interpreter still exists.
+    for (PyObject* o : owned_)
+        Py_DECREF(o);
 }
 
 PyObject* Names::header_name(std::string_view lowered) const {

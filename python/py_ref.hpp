@@ -1,9 +1,11 @@
-// A minimal owning reference for the raw C-API hot path (pybind11's py::object is
-// used elsewhere; here we want zero overhead and explicit steal/borrow).
+// A minimal owning reference for the raw C-API code (pybind11's py::object is for the
+// start-up code in the main interpreter only; here we want zero overhead, explicit
+// steal/borrow, and code that runs in any interpreter).
 #pragma once
 
 #include <Python.h>
 
+#include <string_view>
 #include <utility>
 
 namespace narwhal::python {
@@ -38,8 +40,11 @@ private:
 namespace narwhal::python {
 
 // The exception being raised, normalised, as a new reference (nullptr if none); clears
-// the error indicator. (PyErr_GetRaisedException arrives only in 3.12.)
+// the error indicator.
 inline PyObject* fetch_exception() {
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     if (!type)
@@ -50,6 +55,17 @@ inline PyObject* fetch_exception() {
     Py_XDECREF(type);
     Py_XDECREF(tb);
     return value;
+#endif
+}
+
+// Raises `type(message)` and returns nullptr, for `return raise(...)` from a C-API function.
+inline PyObject* raise(PyObject* type, std::string_view message) {
+    PyObject* text = PyUnicode_FromStringAndSize(message.data(), static_cast<Py_ssize_t>(message.size()));
+    if (text) {
+        PyErr_SetObject(type, text);
+        Py_DECREF(text);
+    }
+    return nullptr;
 }
 
 }  // namespace narwhal::python

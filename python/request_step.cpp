@@ -1,13 +1,15 @@
 #include "python/request_step.hpp"
 
-#include "python/bridge.hpp"
 #include "python/cycle.hpp"
+#include "python/loop_services.hpp"
 #include "python/py_ref.hpp"
 
 namespace narwhal::python {
 
 namespace {
 
+// GC-tracked: the Task holds the step, the step holds the app's coroutine and the cycle,
+// and both of those can lead back to the Task.
 struct StepObject {
     PyObject_HEAD
     PyObject* iter;       // the app's coroutine, or its awaitable's __await__() iterator
@@ -15,11 +17,23 @@ struct StepObject {
     bool finished;
 };
 
+// Raises what throw(type[, value[, tb]]) was given.
+PyObject* raise_thrown(PyObject* args) {
+    PyObject *type, *value = nullptr, *tb = nullptr;
+    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &type, &value, &tb))
+        return nullptr;
+    if (PyExceptionInstance_Check(type))
+        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(type)), type);
+    else
+        PyErr_SetObject(type, value ? value : Py_None);
+    return nullptr;
+}
+
 // Handles one result of driving the app. Returns what the Task's send/throw must see:
 // the yielded value, or nullptr with StopIteration / CancelledError set.
 PyObject* after_step(StepObject* self, PySendResult r, PyObject* result) {
-    Bridge* bridge = self->cycle->s->bridge;
-    bridge->step_end();
+    LoopServices& services = *self->cycle->s->services;
+    services.step_end();
     if (r == PYGEN_NEXT)
         return result;
     self->finished = true;
@@ -32,7 +46,7 @@ PyObject* after_step(StepObject* self, PySendResult r, PyObject* result) {
     // The app raised. Cancellation is passed on so the Task ends cancelled; anything else
     // is reported here and the Task ends normally (nobody would retrieve its exception).
     Ref exc = Ref::steal(fetch_exception());
-    bool cancelled = exc && PyObject_IsInstance(exc.get(), bridge->cancelled_error()) == 1;
+    bool cancelled = exc && PyObject_IsInstance(exc.get(), services.cancelled_error()) == 1;
     cycle_complete(self->cycle, exc.get(), cancelled);
     if (cancelled) {
         PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
@@ -48,7 +62,9 @@ PyObject* step_send(PyObject* o, PyObject* value) {
         PyErr_SetNone(PyExc_StopIteration);
         return nullptr;
     }
-    self->cycle->s->bridge->step_begin(self->cycle);
+    if (!self->cycle->s->services)
+        return stopped();
+    self->cycle->s->services->step_begin(self->cycle);
     PyObject* result = nullptr;
     PySendResult r = PyIter_Send(self->iter, value, &result);
     return after_step(self, r, result);
@@ -58,44 +74,26 @@ PyObject* step_iternext(PyObject* o) { return step_send(o, Py_None); }
 
 PyObject* step_throw(PyObject* o, PyObject* args) {
     auto* self = reinterpret_cast<StepObject*>(o);
-    if (self->finished) {
-        PyObject *type, *value = nullptr, *tb = nullptr;
-        if (!PyArg_UnpackTuple(args, "throw", 1, 3, &type, &value, &tb))
-            return nullptr;
-        if (PyExceptionInstance_Check(type))
-            PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(type)), type);
-        else
-            PyErr_SetObject(type, value ? value : Py_None);
-        return nullptr;
-    }
-    self->cycle->s->bridge->step_begin(self->cycle);
+    if (self->finished)
+        return raise_thrown(args);
+    if (!self->cycle->s->services)
+        return stopped();
+    self->cycle->s->services->step_begin(self->cycle);
     Ref thrower = Ref::steal(PyObject_GetAttrString(self->iter, "throw"));
     PyObject* result = nullptr;
     PySendResult r;
     if (!thrower) {
         // An iterator without throw(): raise the exception as if from inside it.
         PyErr_Clear();
-        PyObject *type, *value = nullptr, *tb = nullptr;
-        if (!PyArg_UnpackTuple(args, "throw", 1, 3, &type, &value, &tb)) {
-            r = PYGEN_ERROR;
-        } else {
-            if (PyExceptionInstance_Check(type))
-                PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(type)), type);
-            else
-                PyErr_SetObject(type, value ? value : Py_None);
-            r = PYGEN_ERROR;
-        }
+        raise_thrown(args);
+        r = PYGEN_ERROR;
     } else {
         result = PyObject_Call(thrower.get(), args, nullptr);
         if (result) {
             r = PYGEN_NEXT;
         } else if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
             // Returned while handling the exception: its value is the app's result.
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            Py_XDECREF(t);
-            Py_XDECREF(v);
-            Py_XDECREF(tb);
+            PyErr_Clear();
             Py_INCREF(Py_None);
             result = Py_None;
             r = PYGEN_RETURN;
@@ -108,6 +106,8 @@ PyObject* step_throw(PyObject* o, PyObject* args) {
 
 PyObject* step_close(PyObject* o, PyObject*) {
     auto* self = reinterpret_cast<StepObject*>(o);
+    if (!self->iter)
+        Py_RETURN_NONE;
     Ref closer = Ref::steal(PyObject_GetAttrString(self->iter, "close"));
     if (!closer) {
         PyErr_Clear();
@@ -121,11 +121,31 @@ PyObject* step_await(PyObject* o) {
     return o;
 }
 
-void step_dealloc(PyObject* o) {
+int step_traverse(PyObject* o, visitproc visit, void* arg) {
     auto* self = reinterpret_cast<StepObject*>(o);
-    Py_XDECREF(self->iter);
-    Py_XDECREF(reinterpret_cast<PyObject*>(self->cycle));
-    Py_TYPE(o)->tp_free(o);
+    Py_VISIT(Py_TYPE(o));
+    Py_VISIT(self->iter);
+    Py_VISIT(reinterpret_cast<PyObject*>(self->cycle));
+    return 0;
+}
+
+// Breaks the cycles through the app's coroutine; the one through the cycle is broken by
+// the cycle itself. A cleared step is finished.
+int step_clear(PyObject* o) {
+    auto* self = reinterpret_cast<StepObject*>(o);
+    self->finished = true;
+    Py_CLEAR(self->iter);
+    return 0;
+}
+
+void step_dealloc(PyObject* o) {
+    PyTypeObject* type = Py_TYPE(o);
+    PyObject_GC_UnTrack(o);
+    auto* self = reinterpret_cast<StepObject*>(o);
+    Py_CLEAR(self->iter);
+    Py_CLEAR(self->cycle);
+    type->tp_free(o);
+    Py_DECREF(type);
 }
 
 PyMethodDef step_methods[] = {
@@ -135,12 +155,12 @@ PyMethodDef step_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyAsyncMethods step_async = {step_await, nullptr, nullptr, nullptr};
-
 // What the app's coroutine awaits, so tools that walk cr_await chains (our task_stack,
 // debuggers) see through this wrapper.
 PyObject* step_get_await(PyObject* o, void*) {
     auto* self = reinterpret_cast<StepObject*>(o);
+    if (!self->iter)
+        Py_RETURN_NONE;
     Py_INCREF(self->iter);
     return self->iter;
 }
@@ -150,30 +170,37 @@ PyGetSetDef step_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyTypeObject step_type = {PyVarObject_HEAD_INIT(nullptr, 0)};
+PyType_Slot step_slots[] = {
+    {Py_tp_traverse, reinterpret_cast<void*>(step_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(step_clear)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(step_dealloc)},
+    {Py_am_await, reinterpret_cast<void*>(step_await)},
+    {Py_tp_iter, reinterpret_cast<void*>(step_await)},
+    {Py_tp_iternext, reinterpret_cast<void*>(step_iternext)},
+    {Py_tp_methods, step_methods},
+    {Py_tp_getset, step_getset},
+    {Py_tp_doc, const_cast<char*>("Runs one ASGI request's coroutine inside its Task.")},
+    {0, nullptr},
+};
+
+PyType_Spec step_spec = {"narwhal.RequestStep", sizeof(StepObject), 0,
+                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+                             Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+                         step_slots};
 
 }  // namespace
 
-bool ready_request_step_type() {
-    step_type.tp_name = "narwhal.RequestStep";
-    step_type.tp_basicsize = sizeof(StepObject);
-    step_type.tp_flags = Py_TPFLAGS_DEFAULT;
-    step_type.tp_dealloc = step_dealloc;
-    step_type.tp_as_async = &step_async;
-    step_type.tp_iter = step_await;
-    step_type.tp_iternext = step_iternext;
-    step_type.tp_methods = step_methods;
-    step_type.tp_getset = step_getset;
-    step_type.tp_doc = "Runs one ASGI request's coroutine inside its Task.";
-    if (PyType_Ready(&step_type) < 0)
-        return false;
+int add_request_step_type(PyObject* module, NativeState& st) {
+    st.step_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &step_spec, nullptr));
+    if (!st.step_type)
+        return -1;
     // asyncio.Task accepts it as a coroutine.
     Ref abc = Ref::steal(PyImport_ImportModule("collections.abc"));
     Ref coroutine = abc ? Ref::steal(PyObject_GetAttrString(abc.get(), "Coroutine")) : Ref();
     Ref r = coroutine ? Ref::steal(PyObject_CallMethod(coroutine.get(), "register", "O",
-                                                       reinterpret_cast<PyObject*>(&step_type)))
+                                                       reinterpret_cast<PyObject*>(st.step_type)))
                       : Ref();
-    return r.get() != nullptr;
+    return r ? 0 : -1;
 }
 
 PyObject* new_request_step(CycleObject* cycle, PyObject* awaitable) {
@@ -192,13 +219,14 @@ PyObject* new_request_step(CycleObject* cycle, PyObject* awaitable) {
         if (!iter)
             return nullptr;
     }
-    auto* self = PyObject_New(StepObject, &step_type);
+    auto* self = PyObject_GC_New(StepObject, cycle->s->services->types().step_type);
     if (!self)
         return nullptr;
     self->iter = iter.release();
     Py_INCREF(cycle);
     self->cycle = cycle;
     self->finished = false;
+    PyObject_GC_Track(self);
     return reinterpret_cast<PyObject*>(self);
 }
 

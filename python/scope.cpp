@@ -151,12 +151,13 @@ PyObject* build_websocket_scope(const Names& n, const asgi::RequestHead& head,
             list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
         }
     }
-    Ref type = Ref::steal(PyUnicode_InternFromString("websocket"));
-    Ref scheme = Ref::steal(PyUnicode_FromString(peer.tls ? "wss" : "ws"));
-    Ref ext = Ref::steal(Py_BuildValue("{s:{}}", "websocket.http.response"));
-    if (!type || !scheme || !ext || PyDict_SetItem(d, n.type, type.get()) < 0 ||
-        PyDict_SetItem(d, n.scheme, scheme.get()) < 0 || PyDict_DelItem(d, n.method) < 0 ||
-        PyDict_SetItemString(d, "subprotocols", subprotocols.get()) < 0 ||
+    // {"websocket.http.response": {}}: the denial-response extension.
+    Ref ext = Ref::steal(PyDict_New());
+    Ref denial = Ref::steal(PyDict_New());
+    if (!ext || !denial || PyDict_SetItem(ext.get(), n.websocket_http_response, denial.get()) < 0 ||
+        PyDict_SetItem(d, n.type, n.websocket) < 0 ||
+        PyDict_SetItem(d, n.scheme, peer.tls ? n.scheme_wss : n.scheme_ws) < 0 ||
+        PyDict_DelItem(d, n.method) < 0 || PyDict_SetItem(d, n.subprotocols, subprotocols.get()) < 0 ||
         PyDict_SetItem(d, n.extensions, ext.get()) < 0)
         return nullptr;
     return scope.release();

@@ -62,40 +62,40 @@ def lifespan_state() -> dict[str, Any] | None:
     return _lifespan.state if _lifespan is not None and _lifespan.mode != "off" else None
 
 
-def serve(bridge: Any) -> None:
-    """Run the loop until shutdown finishes. The bridge's inbox wakes it through an fd."""
+def serve(dispatcher: Any) -> None:
+    """Run the loop until shutdown finishes. The dispatcher's inbox wakes it through an fd."""
     assert _loop is not None
-    _loop.add_reader(bridge.fd, bridge.drain)
+    _loop.add_reader(dispatcher.fd, dispatcher.drain)
     try:
         _loop.run_forever()
     finally:
-        _loop.remove_reader(bridge.fd)
+        _loop.remove_reader(dispatcher.fd)
 
 
-def begin_shutdown(bridge: Any, graceful_timeout: float, cancel_grace: float = 1.0) -> None:
+def begin_shutdown(dispatcher: Any, graceful_timeout: float, cancel_grace: float = 1.0) -> None:
     global _shutdown_task
     if _shutdown_task is None:
         assert _loop is not None
-        _shutdown_task = _loop.create_task(_shutdown(bridge, graceful_timeout, cancel_grace))
+        _shutdown_task = _loop.create_task(_shutdown(dispatcher, graceful_timeout, cancel_grace))
 
 
-async def _shutdown(bridge: Any, graceful_timeout: float, cancel_grace: float) -> None:
+async def _shutdown(dispatcher: Any, graceful_timeout: float, cancel_grace: float) -> None:
     try:
         info("Shutting down")
-        if bridge.inflight():
+        if dispatcher.inflight():
             info("Waiting for in-flight requests to finish. (CTRL+C to force quit)")
             try:
-                await asyncio.wait_for(bridge.idle(), graceful_timeout)
+                await asyncio.wait_for(dispatcher.idle(), graceful_timeout)
             except asyncio.TimeoutError:
-                count = bridge.inflight()
+                count = dispatcher.inflight()
                 warning(f"Cancelling {count} request(s) still running after "
                         f"{graceful_timeout:g}s (--timeout-graceful-shutdown).")
                 # Level-triggered: cancelled again each grace step, abandoned after three.
-                bridge.cancel_all()
+                dispatcher.cancel_all()
                 try:
-                    await asyncio.wait_for(bridge.idle(), 3 * cancel_grace + 1.0)
+                    await asyncio.wait_for(dispatcher.idle(), 3 * cancel_grace + 1.0)
                 except asyncio.TimeoutError:
-                    warning(f"{bridge.inflight()} request(s) still running; stopping anyway.")
+                    warning(f"{dispatcher.inflight()} request(s) still running; stopping anyway.")
         if _lifespan is not None:
             try:
                 await asyncio.wait_for(_lifespan.shutdown(), graceful_timeout)
@@ -129,11 +129,11 @@ _spawned: dict[int, list[weakref.ref]] = {}
 _orphan_timeout = 5.0
 
 
-def install_task_tracking(bridge: Any, orphan_timeout: float) -> None:
+def install_task_tracking(dispatcher: Any, orphan_timeout: float) -> None:
     global _orphan_timeout
     assert _loop is not None
     _orphan_timeout = orphan_timeout
-    current_request = bridge.current_request
+    current_request = dispatcher.current_request
 
     def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task:
         task = asyncio.Task(coro, loop=loop, **kwargs)

@@ -1,12 +1,13 @@
-#include "python/worker.hpp"
+#include "main/worker.hpp"
 
 #include "asgi/inbox.hpp"
 #include "asgi/log.hpp"
-#include "python/bridge.hpp"
+#include "python/dispatcher.hpp"
 #include "python/interpreter.hpp"
+#include "python/loop_services.hpp"
 #include "python/stack_reader.hpp"
-#include "server/watchdog.hpp"
 #include "server/front_end.hpp"
+#include "server/watchdog.hpp"
 
 #include <pybind11/embed.h>
 
@@ -16,7 +17,10 @@
 
 namespace py = pybind11;
 
-namespace narwhal::python {
+namespace narwhal {
+
+using python::Dispatcher;
+using python::LoopServices;
 
 namespace {
 
@@ -82,7 +86,7 @@ int serve(const config::Settings& settings) {
     py::object log_exception = py::module_::import("narwhal._log").attr("log_exception");
     py::object disconnected = py::module_::import("narwhal._errors").attr("ClientDisconnected");
     py::object loop = rt.attr("_loop");
-    BridgeConfig cfg;
+    python::LoopConfig cfg;
     cfg.root_path = settings.root_path;
     cfg.read_window = settings.read_window;
     cfg.send_high_water = settings.send_high_water;
@@ -95,22 +99,28 @@ int serve(const config::Settings& settings) {
     cfg.heartbeat_interval = settings.watchdog_threshold / 2;
     asgi::LoopMonitor monitor;
     monitor.thread_ident.store(PyThread_get_thread_ident());
-    py::object bridge_py;  // set below; the shutdown hook captures it by reference
+    std::unique_ptr<LoopServices> services = LoopServices::create(
+        py::module_::import("_narwhal").ptr(), front.context().stats, monitor, cfg, loop.ptr(),
+        rt.ptr(), log_exception.ptr(), disconnected.ptr());
+    if (!services)
+        throw py::error_already_set();
+    py::object dispatcher_py;  // set below; the shutdown hook captures it by reference
     py::cpp_function on_shutdown([&]() {
-        rt.attr("begin_shutdown")(bridge_py, settings.timeout_graceful_shutdown,
+        rt.attr("begin_shutdown")(dispatcher_py, settings.timeout_graceful_shutdown,
                                   settings.timeout_cancel_grace);
     });
-    Bridge bridge(inbox, front.context().stats, monitor, cfg, rt.attr("_app").ptr(), loop.ptr(),
-                  state.ptr(), rt.ptr(), log_exception.ptr(), disconnected.ptr(), on_shutdown.ptr());
-    bridge_py = py::cast(&bridge, py::return_value_policy::reference);
-    bridge.set_self(bridge_py.attr("drain").ptr(), bridge_py.attr("_flush").ptr(),
-                    bridge_py.attr("_beat").ptr());
-    rt.attr("install_task_tracking")(bridge_py, settings.timeout_orphan_tasks);
+    std::unique_ptr<Dispatcher> dispatcher =
+        Dispatcher::create(inbox, *services, rt.attr("_app").ptr(), loop.ptr(), state.ptr(),
+                           on_shutdown.ptr());
+    if (!dispatcher)
+        throw py::error_already_set();
+    dispatcher_py = py::reinterpret_borrow<py::object>(dispatcher->handle());
+    rt.attr("install_task_tracking")(dispatcher_py, settings.timeout_orphan_tasks);
 
-    std::unique_ptr<StackReader> stacks;
+    std::unique_ptr<python::StackReader> stacks;
     std::unique_ptr<server::Watchdog> watchdog;
     if (settings.watchdog_threshold > 0) {
-        stacks = std::make_unique<StackReader>();
+        stacks = std::make_unique<python::StackReader>();
         watchdog = std::make_unique<server::Watchdog>(monitor, front.context().stats, *stacks,
                                                       settings.watchdog_threshold, 0);
         watchdog->start();
@@ -127,14 +137,14 @@ int serve(const config::Settings& settings) {
 
     int status = 0;
     try {
-        rt.attr("serve")(bridge_py);
+        rt.attr("serve")(dispatcher_py);
     } catch (py::error_already_set& e) {
         py::module_::import("narwhal._log").attr("log_exception")("Event loop failed", e.value());
         status = 1;
     }
     // The loop stopped mid-iteration: responses the last tasks sent may still sit in the
     // deferred wake-ups (or a held start). Send them on their way.
-    bridge.flush();
+    services->flush();
     {
         py::gil_scoped_release nogil;  // I/O threads and the stack reader may want the GIL
         // Let the I/O threads write what they were handed and close those connections
@@ -153,7 +163,7 @@ int serve(const config::Settings& settings) {
     }
     front.log_stats();
     rt.attr("finish")();
-    bridge_py = py::object();
+    dispatcher_py = py::object();
     return status;
 }
 
@@ -161,7 +171,7 @@ int serve(const config::Settings& settings) {
 
 int run_worker(const config::Settings& settings, int argc, const char* const* argv) {
     try {
-        start_interpreter(argc, argv);
+        python::start_interpreter(argc, argv);
     } catch (const std::exception& e) {
         log::error("Cannot start Python: {}", e.what());
         return 1;
@@ -174,8 +184,8 @@ int run_worker(const config::Settings& settings, int argc, const char* const* ar
         status = 1;
     }
     log::info("Finished server process [{}]", ::getpid());
-    stop_interpreter();
+    python::stop_interpreter();
     return status;
 }
 
-}  // namespace narwhal::python
+}  // namespace narwhal

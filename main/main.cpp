@@ -1,7 +1,7 @@
 // narwhal: an ASGI application server. Reads the configuration, then runs a worker.
 #include "asgi/log.hpp"
 #include "config/loader.hpp"
-#include "python/worker.hpp"
+#include "main/worker.hpp"
 
 #include <Python.h>
 #include <fmt/format.h>
@@ -47,5 +47,5 @@ int main(int argc, char** argv) {
     for (const auto& w : loaded.warnings)
         log::warning("{}", w);
     std::fflush(stdout);
-    return python::run_worker(s, argc, argv);
+    return run_worker(s, argc, argv);
 }

@@ -1,13 +1,14 @@
 // One worker process: the interpreter thread (this thread) plus the front end's I/O
-// threads, from app import to shutdown.
+// threads, from app import to shutdown. The assembly that joins a server::FrontEnd to
+// the interpreter's dispatcher.
 #pragma once
 
 #include "config/settings.hpp"
 
-namespace narwhal::python {
+namespace narwhal {
 
 // Returns the process exit status: 0 after a clean shutdown, 1 when the app cannot be
 // loaded or the address cannot be bound, 3 when lifespan start-up fails.
 int run_worker(const config::Settings& settings, int argc, const char* const* argv);
 
-}  // namespace narwhal::python
+}  // namespace narwhal
