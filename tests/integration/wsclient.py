@@ -5,7 +5,8 @@ Debian 12 ships websockets 10.4, whose `connect` is the legacy client; Debian 13
 differ in the names tests touch: request headers (`extra_headers` / `additional_headers`),
 the rejected-handshake exception (`InvalidStatusCode.status_code` /
 `InvalidStatus.response.status_code`), and where the handshake response and the
-negotiated extensions live. The tests use only what this module exports.
+negotiated extensions live. The tests use only what this module exports (a bare
+`websockets.connect` is the same client that HandshakeRejected belongs to).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ try:  # websockets >= 13
     def rejected_status(exc: HandshakeRejected) -> int:
         return exc.response.status_code
 
+    def rejected_headers(exc: HandshakeRejected):
+        return exc.response.headers
+
     def response_header(ws, name: str) -> str | None:
         return ws.response.headers.get(name)
 
@@ -35,6 +39,9 @@ except ImportError:  # the legacy client
 
     def rejected_status(exc: HandshakeRejected) -> int:
         return exc.status_code
+
+    def rejected_headers(exc: HandshakeRejected):
+        return exc.headers
 
     def response_header(ws, name: str) -> str | None:
         return ws.response_headers.get(name)
