@@ -26,6 +26,11 @@ inline constexpr std::string_view headers_not_iterable =
 inline constexpr std::string_view header_not_bytes = "ASGI header names and values must be bytes.";
 inline constexpr std::string_view invalid_header_name = "Invalid HTTP header name.";
 inline constexpr std::string_view invalid_header_value = "Invalid HTTP header value.";
+// The client would see either no valid framing or two (a response smuggling risk).
+inline constexpr std::string_view invalid_content_length =
+    "Response Content-Length must be a non-negative integer.";
+inline constexpr std::string_view conflicting_content_length =
+    "Response has conflicting Content-Length headers.";
 inline constexpr std::string_view body_not_bytes = "ASGI 'body' must be bytes.";
 inline constexpr std::string_view client_disconnected = "The client disconnected.";
 inline constexpr std::string_view receive_unsupported = "receive() is not available here.";

@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace narwhal::asgi {
@@ -62,6 +64,9 @@ struct Peer {
     std::string server_host;  // for Unix sockets the socket path
     int server_port = 0;      // -1 for Unix sockets (scope "server" gets None as the port)
     bool tls = false;
+
+    // The client as access log lines name it: "host:port", or "unix".
+    std::string client_label() const;
 };
 
 // Events flow I/O thread -> interpreter, through the inbox.
@@ -86,6 +91,18 @@ struct Event {
     int code = 0;       // ws_closed: the close code (1006 when there was no close frame)
 };
 
+// Response header fields as the app gave them: names lowercased, values as they are.
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// What a response's headers mean for its framing, decided once where the app's headers
+// enter (asgi::ResponseHeaders, response_headers.hpp) so the network layer never parses
+// them again. A command built by hand (the interpreter's own 500) states its facts.
+struct HeaderFacts {
+    bool close = false;       // the app sent "connection: close": no request after this one
+    bool connection = false;  // the app sent a connection header: the server adds none
+    std::optional<uint64_t> content_length;  // the app's declared Content-Length
+};
+
 // Commands flow interpreter -> I/O thread, to the connection that owns the channel.
 struct Command {
     enum class Kind : uint8_t {
@@ -105,7 +122,9 @@ struct Command {
     bool more = false;
     bool text = false;
     std::size_t credit = 0;
-    std::vector<std::pair<std::string, std::string>> headers;
+    HeaderList headers;
+    // start, and a body command that carries the start (status != 0): about `headers`.
+    HeaderFacts facts;
     std::string body;
 };
 

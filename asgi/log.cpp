@@ -1,5 +1,7 @@
 #include "asgi/log.hpp"
 
+#include "asgi/target.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -125,6 +127,31 @@ void access(std::string_view client, std::string_view method, std::string_view t
             int http_version, int status) {
     write(Level::info, fmt::format("{} - \"{} {} HTTP/{}.{}\" {}", client, method, target,
                                    http_version / 10, http_version % 10, status));
+}
+
+void websocket_access(const WebSocketAccess& a) {
+    const bool accepted = a.status == 101;
+    std::string message =
+        accepted ? fmt::format("{} - \"WebSocket {}\" {} closed by {} after {:.3f} s, in: {} "
+                               "messages {} bytes, out: {} messages {} bytes",
+                               a.client, a.target, a.close_code, a.closed_by, a.seconds,
+                               a.messages_in, a.bytes_in, a.messages_out, a.bytes_out)
+                 : fmt::format("{} - \"WebSocket {}\" {} refused after {:.3f} s", a.client,
+                               a.target, a.status, a.seconds);
+    if (!json()) {
+        write(Level::info, message);
+        return;
+    }
+    auto parts = asgi::split_target(a.target);
+    std::string fields = fmt::format(
+        "\"event\": \"websocket\", \"client\": {}, \"path\": {}, \"query_string\": {}, "
+        "\"status\": {}, \"close_code\": {}, \"closed_by\": {}, \"duration_s\": {:.6f}, "
+        "\"messages_in\": {}, \"bytes_in\": {}, \"messages_out\": {}, \"bytes_out\": {}",
+        json_string(a.client), json_string(parts.raw_path), json_string(parts.query_string),
+        a.status, accepted ? std::to_string(a.close_code) : std::string("null"),
+        accepted ? json_string(a.closed_by) : std::string("null"), a.seconds, a.messages_in,
+        a.bytes_in, a.messages_out, a.bytes_out);
+    event(Level::info, message, fields);
 }
 
 }  // namespace narwhal::log

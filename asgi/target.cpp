@@ -1,5 +1,7 @@
 #include "asgi/target.hpp"
 
+#include "asgi/http_syntax.hpp"
+
 namespace narwhal::asgi {
 
 TargetParts split_target(std::string_view target) {
@@ -19,17 +21,7 @@ TargetParts split_target(std::string_view target) {
     return {path, query};
 }
 
-namespace {
-int hex_value(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-}  // namespace
+using syntax::hex_value;
 
 std::string percent_decode(std::string_view path) {
     std::string out;

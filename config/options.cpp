@@ -383,6 +383,10 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 
 } // namespace
 
+bool is_token_char(char c) {
+    return is_tchar(c);
+}
+
 std::span<const Option> options() {
     return table;
 }

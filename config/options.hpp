@@ -78,6 +78,9 @@ Value parse_text(const Option &option, std::string_view text, std::string_view l
 Value check_integer(const Option &option, std::int64_t number, std::string_view label);
 Value check_seconds(const Option &option, double seconds, std::string_view label);
 Value check_choice(const Option &option, std::string_view name, std::string_view label);
+// RFC 9110 token character (header names). The same rule as asgi/http_syntax.hpp, which
+// config/ may not include; a unit test checks that the two agree on every byte.
+bool is_token_char(char c);
 // One "name:value" entry: the name must be an HTTP token, the value free of CR, LF and
 // other control characters; whitespace around the value is dropped.
 std::pair<std::string, std::string> parse_header(std::string_view text, std::string_view label);

@@ -175,6 +175,7 @@ void finish(CycleObject* c) {
 void respond_500(CycleState& s) {
     asgi::Command cmd{.kind = asgi::Command::Kind::body, .status = 500};
     cmd.headers = {{"content-type", "text/plain; charset=utf-8"}, {"connection", "close"}};
+    cmd.facts = {.close = true, .connection = true};
     cmd.body = "Internal Server Error";
     cmd.more = false;
     if (s.channel)

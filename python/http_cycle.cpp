@@ -118,14 +118,10 @@ PyObject* http_send(SendObject* so, PyObject* message, std::string_view type) {
         if (code < 100 || code > 999)
             return raise(PyExc_RuntimeError, asgi::errors::status_out_of_range);
         asgi::Command cmd{.kind = asgi::Command::Kind::start, .status = static_cast<int>(code)};
-        std::optional<uint64_t> length;
-        if (PyObject* headers = PyDict_GetItemWithError(message, n.headers)) {
-            if (!parse_headers(headers, cmd, length))
-                return nullptr;
-        } else if (PyErr_Occurred()) {
+        PyObject* headers = PyDict_GetItemWithError(message, n.headers);
+        if ((!headers && PyErr_Occurred()) || !take_response_headers(headers, cmd))
             return nullptr;
-        }
-        s.response.on_start(static_cast<int>(code), length);
+        s.response.on_start(static_cast<int>(code), cmd.facts.content_length);
         s.held_start = std::move(cmd);
         s.start_held = true;
         services.schedule_start_flush(so->cycle);

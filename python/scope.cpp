@@ -94,12 +94,21 @@ PyObject* build_http_scope(const Names& n, const asgi::RequestHead& head, const 
         method = PyUnicode_DecodeLatin1(head.method_view().data(),
                                         static_cast<Py_ssize_t>(head.method_view().size()), nullptr);
 
-    // path is the request's own path, percent-decoded, undecodable bytes as U+FFFD; it
-    // does not repeat root_path. That is what Debian's uvicorn does and Debian's
-    // Starlette routes on; newer Starlette and Django accept either form.
-    std::string decoded = asgi::needs_decoding(parts.raw_path) ? asgi::percent_decode(parts.raw_path)
-                                                               : std::string(parts.raw_path);
+    // path is the request's path percent-decoded (undecodable bytes as U+FFFD), and like
+    // raw_path it starts with root_path: the ASGI spec's form, which uvicorn >= 0.26
+    // produces and current Starlette, FastAPI, Django and Quart route and build URLs on.
+    std::string decoded = root_path;
+    if (asgi::needs_decoding(parts.raw_path))
+        decoded += asgi::percent_decode(parts.raw_path);
+    else
+        decoded += parts.raw_path;
+    std::string raw_storage;
     std::string_view raw = parts.raw_path;
+    if (!root_path.empty()) {
+        raw_storage = root_path;
+        raw_storage += parts.raw_path;
+        raw = raw_storage;
+    }
 
     PyObject* state_copy = state ? PyDict_Copy(state) : PyDict_New();
 

@@ -94,10 +94,8 @@ PyObject* ws_send(SendObject* so, PyObject* message, std::string_view type) {
                 return raise(PyExc_TypeError, "ASGI 'subprotocol' must be a str or None.");
             cmd.body = PyUnicode_AsUTF8(sub);
         }
-        std::optional<uint64_t> ignored;
-        if (PyObject* headers = member(message, n.headers))
-            if (!parse_headers(headers, cmd, ignored))
-                return nullptr;
+        if (!take_response_headers(member(message, n.headers), cmd))
+            return nullptr;
     } else if (type == "websocket.send") {
         cmd.kind = asgi::Command::Kind::ws_send;
         PyObject* bytes = member(message, n.bytes);
@@ -139,10 +137,8 @@ PyObject* ws_send(SendObject* so, PyObject* message, std::string_view type) {
         if (!status || !PyLong_Check(status))
             return raise(PyExc_TypeError, asgi::errors::status_not_int);
         cmd.status = static_cast<int>(PyLong_AsLong(status));
-        std::optional<uint64_t> ignored;
-        if (PyObject* headers = member(message, n.headers))
-            if (!parse_headers(headers, cmd, ignored))
-                return nullptr;
+        if (!take_response_headers(member(message, n.headers), cmd))
+            return nullptr;
     } else {  // websocket.http.response.body
         cmd.kind = asgi::Command::Kind::body;
         if (PyObject* body = member(message, n.body)) {

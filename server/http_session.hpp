@@ -2,25 +2,29 @@
 // typed events, and writes the responses the interpreter sends back as commands.
 // Requests on a connection are handled one at a time; pipelined bytes wait in the read
 // buffer (bounded by the read window) until the current response is complete.
+//
+// The state is explicit: the connection's Phase, the Request in progress and its
+// response (an http::ResponseEncoder). Each request starts from fresh values
+// (`request_ = {}`, `response_ = {}`), so nothing of one request leaks into the next.
 #pragma once
 
 #include "asgi/admission.hpp"
 #include "asgi/channel.hpp"
 #include "asgi/events.hpp"
 #include "server/connection.hpp"
+#include "server/deadline_timer.hpp"
 #include "server/http/body_reader.hpp"
-#include "server/http/request_parser.hpp"
+#include "server/http/response_encoder.hpp"
 #include "server/read_buffer.hpp"
 #include "server/server_context.hpp"
+#include "server/write_queue.hpp"
 
 #include <boost/asio/generic/stream_protocol.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/error.hpp>
 
 #include <chrono>
 #include <memory>
-#include <optional>
 #include <string>
-#include <vector>
 
 namespace narwhal::server {
 
@@ -51,97 +55,95 @@ private:
     using error_code = boost::beast::error_code;
     using clock = std::chrono::steady_clock;
 
+    enum class Phase : uint8_t {
+        idle,       // between requests: waiting for the next head, or reading it
+        admission,  // a head is parsed; waiting for a --limit-concurrency slot
+        request,    // the app has the request: its body is read, its response written
+        closing,    // no further requests: what is queued is written, then lingering
+        lingering,  // the send side is shut down; input is drained until the client closes
+        closed,
+    };
+
+    // The request in progress, from its parsed head to the end of its response.
+    struct Request {
+        std::unique_ptr<asgi::RequestHead> head;  // until it goes to the app
+        std::string body_pending;  // body bytes read, not yet handed to the app
+        std::shared_ptr<asgi::Channel> channel;  // while the app has the request
+        uint64_t id = 0;
+        std::size_t credit = 0;  // body bytes the app is ready to take
+        int version = 11;
+        bool keep_alive = true;  // the client allows another request after this one
+        bool head_request = false;
+        bool body_done = false;
+        bool expect_pending = false;  // "Expect: 100-continue" not answered yet
+        bool disconnect_sent = false;
+    };
+
     void do_read();
     void on_read(error_code ec, std::size_t n);
     void process();
+    void maybe_read();
     void parse_head();
     void upgrade_to_websocket();
     void admit();
     void on_admitted();
     void dispatch_request();
+    bool read_body_bytes();
     void feed_body();
-    void parse_body_bytes();
-    void maybe_read();
+    bool push_event(asgi::Event::Kind kind, bool more_body = false);
+    void end_request();
+    void finish_request();
 
     void on_start(asgi::Command&& cmd);
-    void record_start(asgi::Command& cmd);
     void on_body(asgi::Command&& cmd);
     void on_credit(std::size_t credit);
-    void write_response_head(std::size_t first_body_size, bool more);
+    void write_head(std::string& out, std::size_t first_body_size, bool more);
 
-    void queue_write(std::string&& bytes, std::size_t app_bytes = 0);
+    void queue_write(std::string&& bytes);
     void do_write();
     void on_write(error_code ec, std::size_t n);
-    void finish_request();
 
     void reply_error(int status, const char* reason);
     void notify_disconnect();
     void close_gracefully();
+    void do_linger_read();
     void on_linger_read(error_code ec, std::size_t n);
     void close_now();
+    void fail(error_code ec, const char* what);
 
+    // What the connection is waiting for, if anything: one at a time. With the
+    // request's own deadline (--timeout-request), they share one timer.
     enum class Wait : uint8_t { none, keep_alive, header, queue, body, linger };
+    enum class Deadline : uint8_t { wait, request };
     void set_wait(Wait w, clock::duration d);
-    void clear_wait() { wait_ = Wait::none; }
-    void ensure_timer(clock::time_point when);
+    void clear_wait();
+    void start_timer();
     void on_timer(error_code ec);
     void on_wait_expired(Wait w);
     void on_request_deadline();
-    void fail(error_code ec, const char* what);
 
     Socket socket_;
     ServerContext& ctx_;
     IoThread& io_;
     std::shared_ptr<const asgi::Peer> peer_;
     ReadBuffer buffer_;
-    boost::asio::steady_timer timer_;
-    clock::time_point armed_for_ = clock::time_point::max();
+    DeadlineTimer<Deadline, 2> timer_;
     Wait wait_ = Wait::none;
-    clock::time_point wait_deadline_;
-    clock::time_point request_deadline_ = clock::time_point::max();
+    Phase phase_ = Phase::idle;
 
-    // The request in progress.
-    std::unique_ptr<asgi::RequestHead> head_;
-    std::optional<http::RequestParser> parser_;
+    Request request_;
+    // The request body's framing. Not in Request: read_request_head resets it for every
+    // request, and resetting it again with the request would be the same work twice.
     http::BodyReader body_;
-    std::shared_ptr<asgi::Channel> channel_;
-    uint64_t request_id_ = 0;
-    std::string body_pending_;
-    std::size_t credit_ = 0;
-    bool in_request_ = false;
-    bool body_done_ = false;
-    bool expect_pending_ = false;
-    bool keep_alive_ = true;
-    bool head_request_ = false;
-    int version_ = 11;
+    http::ResponseEncoder response_;
+    // For the access log line; kept across requests so their capacity is reused.
     std::string access_method_;
     std::string access_target_;
 
-    // The response in progress.
-    int status_ = 0;
-    http::HeaderList start_headers_;
-    std::optional<uint64_t> app_length_;
-    bool has_start_ = false;
-    bool head_written_ = false;
-    bool chunked_ = false;
-    bool body_allowed_ = true;
-    bool response_done_ = false;
-    bool disconnect_sent_ = false;
+    WriteQueue output_;
 
-    // Output.
-    std::vector<std::string> pending_;
-    std::vector<std::string> inflight_;
-    std::vector<boost::asio::const_buffer> gather_;
-    std::size_t pending_app_bytes_ = 0;
-    std::size_t inflight_app_bytes_ = 0;
-
-    bool waiting_admission_ = false;
-    bool counted_ = false;
+    bool counted_ = false;  // this connection still counts in Stats::connections
     bool reading_ = false;
-    bool writing_ = false;
-    bool closing_ = false;  // no further requests on this connection
-    bool lingering_ = false;
-    bool closed_ = false;
 };
 
 }  // namespace narwhal::server

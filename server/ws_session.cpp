@@ -25,6 +25,7 @@ WsSession::WsSession(Socket socket, ServerContext& ctx, IoThread& io,
       // 2^46-byte claim into a read error instead of a huge allocation. The slack lets
       // Beast's own limit check (close 1009) fire first for real oversized messages.
       read_buffer_(ctx.limits.ws_max_size + 64 * 1024), timer_(ws_.get_executor()) {
+    target_.assign(head->target_view());
     // Beast's handshake works on its own request type: rebuild it from the parsed head.
     upgrade_.method_string(head->method_view());
     upgrade_.target(head->target_view());
@@ -40,13 +41,24 @@ WsSession::~WsSession() { io_.remove_session(this); }
 void WsSession::start() {
     io_.add_session(this);
     channel_ = std::make_shared<asgi::Channel>(request_id_, shared_from_this());
-    asgi::Event ev;
-    ev.kind = asgi::Event::Kind::request;
-    ev.channel = channel_;
-    ev.head = std::move(head_);
-    ev.peer = peer_;
-    ctx_.inbox->push(std::move(ev));
+    push_event(asgi::Event::Kind::request);
     ctx_.stats.requests.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Every event about this socket goes to the interpreter through here. The request event
+// is never refused: a WebSocket holds no admission slot (--limit-connections bounds it).
+void WsSession::push_event(asgi::Event::Kind kind, std::string body, bool text, int code) {
+    asgi::Event ev;
+    ev.kind = kind;
+    ev.channel = channel_;
+    ev.body = std::move(body);
+    ev.text = text;
+    ev.code = code;
+    if (kind == asgi::Event::Kind::request) {
+        ev.head = std::move(head_);
+        ev.peer = peer_;
+    }
+    ctx_.inbox->push(std::move(ev));
 }
 
 void WsSession::on_command(asgi::Command&& cmd) {
@@ -63,18 +75,17 @@ void WsSession::on_command(asgi::Command&& cmd) {
         outbox_bytes_ += cmd.body.size();
         outbox_.push_back({std::move(cmd.body), cmd.text});
         if (ctx_.limits.ws_close_slow_consumers && outbox_bytes_ > ctx_.limits.send_high_water &&
-            slow_deadline_ == clock::time_point::max()) {
-            slow_deadline_ = clock::now() + ctx_.limits.ws_send_timeout;
-            arm_timer(slow_deadline_);
-        }
+            !timer_.is_set(Deadline::slow))
+            set_deadline(Deadline::slow, clock::now() + ctx_.limits.ws_send_timeout);
         do_write();
         break;
     case asgi::Command::Kind::ws_close:
         if (phase_ == Phase::connecting) {
             // Closed before the handshake: the client gets 403, as with uvicorn.
-            deny(403, "", nullptr);
+            deny(403, "");
             break;
         }
+        note_close(cmd.status, Closer::app);
         close_queued_ = true;
         close_reason_.code = static_cast<std::uint16_t>(cmd.status);
         close_reason_.reason = cmd.body;
@@ -89,15 +100,14 @@ void WsSession::on_command(asgi::Command&& cmd) {
         // The denial extension: an HTTP response instead of the handshake.
         if (phase_ != Phase::connecting)
             break;
-        if (cmd.status != 0) {
-            deny_status_ = cmd.status;
-            deny_headers_ = std::move(cmd.headers);
-        }
+        if (cmd.status != 0 && !deny_.started())
+            deny_.start(cmd.status, std::move(cmd.headers), cmd.facts);
         deny_body_.append(cmd.body);
         if (cmd.kind == asgi::Command::Kind::body && !cmd.more)
-            deny(deny_status_, deny_body_, &deny_headers_);
+            deny_with_app_response();
         break;
     case asgi::Command::Kind::abort:
+        note_close(1011, Closer::app);
         closed(1011);
         break;
     case asgi::Command::Kind::credit:
@@ -149,11 +159,11 @@ void WsSession::on_accept(error_code ec) {
         return;
     if (ec) {
         log::debug("websocket handshake failed: {}", ec.message());
+        note_close(1006, Closer::client);
         return closed(1006);
     }
     phase_ = Phase::open;
     // An idle gateway holds many sockets: drop what the handshake no longer needs.
-    upgrade_path_ = std::string(upgrade_.target());
     upgrade_ = {};
     credit_ = ctx_.limits.ws_max_queue;
     do_read();
@@ -180,22 +190,26 @@ void WsSession::on_read(error_code ec, std::size_t) {
     }
     if (ec) {
         int code = 1006;
-        if (ec == websocket::error::closed)
+        Closer by = Closer::client;
+        if (ec == websocket::error::closed) {
             code = ws_.reason().code;
-        else if (ec == websocket::error::message_too_big)
+        } else if (ec == websocket::error::message_too_big) {
             code = 1009;
+            by = Closer::server;
+        } else if (ec == beast::error::timeout) {
+            by = Closer::server;  // no answer to our pings
+        }
+        note_close(code, by);
         return closed(code);
     }
-    asgi::Event ev;
-    ev.kind = asgi::Event::Kind::ws_message;
-    ev.channel = channel_;
-    ev.body = beast::buffers_to_string(read_buffer_.data());
-    ev.text = ws_.got_text();
+    std::string message = beast::buffers_to_string(read_buffer_.data());
     read_buffer_.consume(read_buffer_.size());
     if (read_buffer_.capacity() > 16 * 1024)
         read_buffer_.shrink_to_fit();  // a big message need not cost an idle socket later
     --credit_;
-    ctx_.inbox->push(std::move(ev));
+    ++messages_in_;
+    bytes_in_ += message.size();
+    push_event(asgi::Event::Kind::ws_message, std::move(message), ws_.got_text());
     do_read();
 }
 
@@ -219,19 +233,19 @@ void WsSession::on_write(error_code ec, std::size_t) {
     writing_ = false;
     if (phase_ == Phase::closed)
         return;
-    if (ec)
+    if (ec) {
+        note_close(1006, Closer::client);
         return closed(1006);
+    }
     std::size_t sent = outbox_.front().data.size();
     outbox_.pop_front();
     outbox_bytes_ -= sent;
+    ++messages_out_;
+    bytes_out_ += sent;
     if (outbox_bytes_ <= ctx_.limits.send_low_water)
-        slow_deadline_ = clock::time_point::max();  // caught up
-    if (sent && channel_->on_written(sent, ctx_.limits.send_low_water)) {
-        asgi::Event ev;
-        ev.kind = asgi::Event::Kind::drained;
-        ev.channel = channel_;
-        ctx_.inbox->push(std::move(ev));
-    }
+        timer_.clear(Deadline::slow);  // caught up
+    if (sent && channel_->on_written(sent, ctx_.limits.send_low_water))
+        push_event(asgi::Event::Kind::drained);
     do_write();
 }
 
@@ -245,22 +259,25 @@ void WsSession::on_close(error_code) {
     closed(close_reason_.code);
 }
 
-void WsSession::deny(int status, std::string_view body, const http::HeaderList* headers) {
+void WsSession::deny(int status, std::string_view body) {
+    status_ = status;
+    raw_out_ = http::server_response(status, body, ctx_.defaults);
+    write_denial();
+}
+
+void WsSession::deny_with_app_response() {
+    if (!deny_.started())
+        deny_.start(500, {}, {});  // body parts without a start: not a valid answer
+    status_ = deny_.status();
+    raw_out_.clear();
+    // Framed like any HTTP response (decide_framing), and the connection closes after it.
+    deny_.append_head(raw_out_, {.keep_alive = false}, deny_body_.size(), false, ctx_.defaults);
+    deny_.append_body(raw_out_, std::move(deny_body_), false);
+    write_denial();
+}
+
+void WsSession::write_denial() {
     phase_ = Phase::closing;
-    if (headers) {
-        http::ResponseHeadSpec spec;
-        spec.status = status;
-        spec.app_headers = headers;
-        spec.framing = http::Framing::content_length;
-        spec.content_length = body.size();
-        spec.app_gave_length = http::app_content_length(*headers).has_value();
-        spec.close = true;
-        raw_out_.clear();
-        http::append_response_head(raw_out_, spec, ctx_.defaults);
-        raw_out_.append(body);
-    } else {
-        raw_out_ = http::server_response(status, body, ctx_.defaults);
-    }
     net::async_write(ws_.next_layer(), net::buffer(raw_out_),
                      [self = shared_from_this()](error_code ec, std::size_t) { self->on_denied(ec); });
 }
@@ -276,11 +293,7 @@ void WsSession::notify_closed(int code) {
     if (!closed_sent_) {
         closed_sent_ = true;
         channel_->cancel_wait();
-        asgi::Event ev;
-        ev.kind = asgi::Event::Kind::ws_closed;
-        ev.channel = channel_;
-        ev.code = code;
-        ctx_.inbox->push(std::move(ev));
+        push_event(asgi::Event::Kind::ws_closed, {}, false, code);
     }
 }
 
@@ -288,8 +301,10 @@ void WsSession::close_socket() {
     if (phase_ == Phase::closed)
         return;
     phase_ = Phase::closed;
+    if (log::access_enabled())
+        log_access();
     error_code ignored;
-    timer_.cancel();
+    timer_.stop();
     ws_.next_layer().shutdown(net::socket_base::shutdown_both, ignored);
     ws_.next_layer().close(ignored);
     ctx_.connection_closed();
@@ -299,10 +314,9 @@ void WsSession::close_socket() {
 void WsSession::on_server_shutdown() {
     if (phase_ == Phase::open || phase_ == Phase::accepting) {
         // Keep working for the drain period, then going away (1001).
-        drain_deadline_ = clock::now() + ctx_.limits.ws_drain;
-        arm_timer(drain_deadline_);
+        set_deadline(Deadline::drain, clock::now() + ctx_.limits.ws_drain);
     } else if (phase_ == Phase::connecting) {
-        deny(503, "Service unavailable.", nullptr);
+        deny(503, "Service unavailable.");
     }
 }
 
@@ -316,45 +330,74 @@ void WsSession::close_with(uint16_t code, bool drop_queued) {
             outbox_.pop_back();
         }
     }
+    note_close(code, Closer::server);
     close_queued_ = true;
     close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code));
     do_write();
 }
 
-void WsSession::arm_timer(clock::time_point when) {
-    if (when >= armed_for_ || phase_ == Phase::closed)
+void WsSession::note_close(int code, Closer by) {
+    if (std::exchange(close_noted_, true))
         return;
-    armed_for_ = when;
-    timer_.expires_at(when);
-    timer_.async_wait([self = shared_from_this()](error_code ec) { self->on_timer(ec); });
+    close_code_ = code;
+    closed_by_ = by;
+}
+
+void WsSession::log_access() {
+    const char* by = closed_by_ == Closer::app      ? "app"
+                     : closed_by_ == Closer::server ? "server"
+                                                    : "client";
+    log::websocket_access({
+        .client = peer_->client_label(),
+        .target = target_,
+        .status = status_,
+        .close_code = close_noted_ ? close_code_ : 1006,
+        .closed_by = by,
+        .seconds = std::chrono::duration<double>(clock::now() - began_).count(),
+        .messages_in = messages_in_,
+        .bytes_in = bytes_in_,
+        .messages_out = messages_out_,
+        .bytes_out = bytes_out_,
+    });
+}
+
+void WsSession::set_deadline(Deadline d, clock::time_point when) {
+    if (timer_.set(d, when))
+        start_timer();
+}
+
+void WsSession::start_timer() {
+    timer_.start([self = shared_from_this()](error_code ec) { self->on_timer(ec); });
 }
 
 void WsSession::on_timer(error_code ec) {
-    if (ec == net::error::operation_aborted || phase_ == Phase::closed)
+    if (!timer_.fired(ec) || phase_ == Phase::closed)
         return;
-    armed_for_ = clock::time_point::max();
     auto now = clock::now();
-    if (now >= drain_deadline_) {
-        drain_deadline_ = clock::time_point::max();
-        close_with(static_cast<uint16_t>(websocket::close_code::going_away), false);
-    }
-    if (now >= slow_deadline_) {
-        slow_deadline_ = clock::time_point::max();
-        log::warning("Closing a WebSocket whose client did not read {} bytes within {} ms "
-                     "(--ws-slow-consumer close): {} (id {})",
-                     outbox_bytes_, ctx_.limits.ws_send_timeout.count(), upgrade_path_,
-                     request_id_);
-        // The app learns now (its send() raises); the close frame may never get through
-        // to a client that reads nothing, so the socket is cut after one more timeout.
-        notify_closed(static_cast<int>(websocket::close_code::policy_error));
-        close_with(static_cast<uint16_t>(websocket::close_code::policy_error), true);
-        hard_close_deadline_ = now + ctx_.limits.ws_send_timeout;
-    }
-    if (now >= hard_close_deadline_)
-        return close_socket();
-    auto next = std::min({drain_deadline_, slow_deadline_, hard_close_deadline_});
-    if (next != clock::time_point::max())
-        arm_timer(next);
+    timer_.expire(now, [&](Deadline d) {
+        switch (d) {
+        case Deadline::drain:
+            close_with(static_cast<uint16_t>(websocket::close_code::going_away), false);
+            break;
+        case Deadline::slow:
+            log::warning("Closing a WebSocket whose client did not read {} bytes within {} ms "
+                         "(--ws-slow-consumer close): {} (id {})",
+                         outbox_bytes_, ctx_.limits.ws_send_timeout.count(), target_,
+                         request_id_);
+            // The app learns now (its send() raises); the close frame may never get
+            // through to a client that reads nothing, so the socket is cut after one more
+            // timeout.
+            notify_closed(static_cast<int>(websocket::close_code::policy_error));
+            close_with(static_cast<uint16_t>(websocket::close_code::policy_error), true);
+            timer_.set(Deadline::hard_close, now + ctx_.limits.ws_send_timeout);
+            break;
+        case Deadline::hard_close:
+            close_socket();
+            break;
+        }
+    });
+    if (timer_.pending())
+        start_timer();
 }
 
 }  // namespace narwhal::server

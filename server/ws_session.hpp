@@ -8,15 +8,18 @@
 #include "asgi/channel.hpp"
 #include "asgi/events.hpp"
 #include "server/connection.hpp"
+#include "server/deadline_timer.hpp"
+#include "server/http/response_encoder.hpp"
 #include "server/server_context.hpp"
 
 #include <boost/asio/generic/stream_protocol.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <string>
@@ -44,6 +47,8 @@ private:
     IoThread& io_thread() override { return io_; }
     std::shared_ptr<Connection> shared_connection() override { return shared_from_this(); }
 
+    void push_event(asgi::Event::Kind kind, std::string body = {}, bool text = false,
+                    int code = 0);
     void do_accept(asgi::Command&& cmd);
     void on_accept(error_code ec);
     void do_read();
@@ -52,7 +57,9 @@ private:
     void on_write(error_code ec, std::size_t n);
     void do_close();
     void on_close(error_code ec);
-    void deny(int status, std::string_view body, const http::HeaderList* headers);
+    void deny(int status, std::string_view body);  // a server-made HTTP answer
+    void deny_with_app_response();                  // the app's denial response
+    void write_denial();
     void on_denied(error_code ec);
     void closed(int code);  // the socket is done: tell the app once, then close
     void notify_closed(int code);  // tell the app once that the socket is closed
@@ -61,8 +68,19 @@ private:
     // when `drop_queued` (a slow consumer is not owed them).
     void close_with(uint16_t code, bool drop_queued);
 
+    // Who ended the session, for the access log line.
+    enum class Closer : uint8_t { client, app, server };
+    // The first close decided wins: later ones are consequences of it.
+    void note_close(int code, Closer by);
+    void log_access();
+
     using clock = std::chrono::steady_clock;
-    void arm_timer(clock::time_point when);
+    // One timer for three deadlines: a slow consumer's (--ws-send-timeout), the shutdown
+    // drain (--timeout-ws-drain), and the cut of a socket whose close frame does not get
+    // through. Checked in this order when the timer fires.
+    enum class Deadline : uint8_t { drain, slow, hard_close };
+    void set_deadline(Deadline d, clock::time_point when);
+    void start_timer();
     void on_timer(error_code ec);
 
     boost::beast::websocket::stream<Socket> ws_;
@@ -71,7 +89,7 @@ private:
     std::shared_ptr<const asgi::Peer> peer_;
     std::unique_ptr<asgi::RequestHead> head_;  // until start() hands it to the interpreter
     boost::beast::http::request<boost::beast::http::empty_body> upgrade_;  // until accepted
-    std::string upgrade_path_;  // for log lines after the handshake
+    std::string target_;  // the upgrade request's target, for log lines
     std::shared_ptr<asgi::Channel> channel_;
     uint64_t request_id_ = 0;
 
@@ -88,22 +106,26 @@ private:
     std::deque<Outgoing> outbox_;
     std::size_t outbox_bytes_ = 0;
     bool writing_ = false;
-    // One timer for both deadlines: a slow consumer's (--ws-send-timeout) and the
-    // shutdown drain (--timeout-ws-drain).
-    boost::asio::steady_timer timer_;
-    clock::time_point armed_for_ = clock::time_point::max();
-    clock::time_point slow_deadline_ = clock::time_point::max();
-    clock::time_point drain_deadline_ = clock::time_point::max();
-    clock::time_point hard_close_deadline_ = clock::time_point::max();
+    DeadlineTimer<Deadline, 3> timer_;
     bool close_queued_ = false;
     boost::beast::websocket::close_reason close_reason_;
 
     // Denial response (websocket.http.response.*), written when its last body arrives.
-    int deny_status_ = 0;
-    http::HeaderList deny_headers_;
+    http::ResponseEncoder deny_;
     std::string deny_body_;
     std::string raw_out_;
     bool closed_sent_ = false;
+
+    // For the access log line.
+    clock::time_point began_ = clock::now();
+    int status_ = 101;  // the HTTP status answered instead of the handshake, if any
+    int close_code_ = 0;
+    Closer closed_by_ = Closer::client;
+    bool close_noted_ = false;
+    uint64_t messages_in_ = 0;
+    uint64_t bytes_in_ = 0;
+    uint64_t messages_out_ = 0;
+    uint64_t bytes_out_ = 0;
 };
 
 }  // namespace narwhal::server

@@ -1,5 +1,7 @@
 #include "server/http/body_reader.hpp"
 
+#include "asgi/http_syntax.hpp"
+
 #include <algorithm>
 
 namespace narwhal::server::http {
@@ -10,20 +12,9 @@ namespace {
 constexpr std::size_t max_line = 4096;
 constexpr std::size_t max_trailers = 16384;
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-bool tchar(unsigned char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-}
+using asgi::syntax::hex_value;
+using asgi::syntax::is_field_value_char;
+using asgi::syntax::is_tchar;
 
 bool ws(char c) { return c == ' ' || c == '\t'; }
 
@@ -54,12 +45,12 @@ bool BodyReader::ext_step(char ch) {
     case Ext::name_start:
         if (ws(ch))
             return true;
-        if (!tchar(c))
+        if (!is_tchar(c))
             return false;
         ext_ = Ext::name;
         return true;
     case Ext::name:
-        if (tchar(c))
+        if (is_tchar(c))
             return true;
         ext_ = Ext::after_name;
         return ext_step(ch);
@@ -70,12 +61,12 @@ bool BodyReader::ext_step(char ch) {
             ext_ = Ext::quoted;
             return true;
         }
-        if (!tchar(c))
+        if (!is_tchar(c))
             return false;
         ext_ = Ext::value;
         return true;
     case Ext::value:
-        if (tchar(c))
+        if (is_tchar(c))
             return true;
         ext_ = Ext::after_value;
         return ext_step(ch);
@@ -133,7 +124,7 @@ BodyReader::Status BodyReader::feed(std::string_view in, std::size_t& credit, st
         char c = in[i];
         switch (state_) {
         case State::size: {
-            int d = hex_digit(c);
+            int d = hex_value(c);
             if (d >= 0) {
                 if (++size_digits_ > 15)
                     return fail("chunk size too large");
@@ -217,11 +208,11 @@ BodyReader::Status BodyReader::feed(std::string_view in, std::size_t& credit, st
                     return fail("invalid trailer");
                 state_ = State::trailer_lf;
             } else if (trailer_in_value_) {
-                if (!(c == '\t' || u >= 0x20) || u == 0x7f)
+                if (!is_field_value_char(u))
                     return fail("invalid trailer");
             } else if (c == ':' && !trailer_line_empty_) {
                 trailer_in_value_ = true;
-            } else if (tchar(u)) {
+            } else if (is_tchar(u)) {
                 trailer_line_empty_ = false;
             } else {
                 return fail("invalid trailer");

@@ -1,5 +1,7 @@
 #include "server/http/head_scanner.hpp"
 
+#include "asgi/http_syntax.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -8,33 +10,13 @@
 namespace narwhal::server::http {
 namespace {
 
-// Character classes, one bit each, so every byte costs one table load and one AND.
-enum : std::uint8_t {
-    k_tchar = 1,  // RFC 9110 5.6.2 token character: method and field name
-    k_target = 2, // request-target byte: any VCHAR (0x21..0x7E); its grammar is Beast's job
-    k_value = 4,  // field-value byte: SP, HTAB, VCHAR, obs-text (0x80..0xFF)
-};
-
-constexpr std::array<std::uint8_t, 256> make_classes() noexcept {
-    constexpr std::string_view tchar_symbols = "!#$%&'*+-.^_`|~";
-    std::array<std::uint8_t, 256> table{};
-    for (int c = 0; c < 256; ++c) {
-        const bool alnum =
-            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        const bool vchar = c >= 0x21 && c <= 0x7E;
-        std::uint8_t bits = 0;
-        if (alnum || tchar_symbols.find(static_cast<char>(c)) != std::string_view::npos)
-            bits |= k_tchar;
-        if (vchar)
-            bits |= k_target;
-        if (vchar || c == ' ' || c == '\t' || c >= 0x80)
-            bits |= k_value;
-        table[static_cast<std::size_t>(c)] = bits;
-    }
-    return table;
-}
-
-constexpr std::array<std::uint8_t, 256> k_classes = make_classes();
+// Character classes (asgi/http_syntax.hpp), one bit each, so every byte costs one table
+// load and one AND.
+using asgi::syntax::char_classes;
+constexpr std::uint8_t k_tchar = asgi::syntax::tchar;        // method and field name
+constexpr std::uint8_t k_target = asgi::syntax::vchar;       // request-target byte: any VCHAR;
+                                                             // its grammar is Beast's job
+constexpr std::uint8_t k_value = asgi::syntax::field_value;  // field-value byte
 
 // RFC 9112 2.2 asks servers to tolerate at least one empty line before the request line
 // (left over from a client's previous body); a handful is generous, more is abuse.
@@ -90,7 +72,7 @@ private:
     }
 
     void span(std::uint8_t mask) noexcept {
-        while (pos_ < stop_ && (k_classes[b_[pos_]] & mask) != 0)
+        while (pos_ < stop_ && (char_classes[b_[pos_]] & mask) != 0)
             ++pos_;
     }
 
@@ -111,7 +93,7 @@ private:
                 pos_ += 8;
             }
             const std::size_t end = std::min(pos_ + 8, stop_);
-            while (pos_ < end && (k_classes[b_[pos_]] & k_value) != 0)
+            while (pos_ < end && (char_classes[b_[pos_]] & k_value) != 0)
                 ++pos_;
             if (pos_ != end || pos_ == stop_)
                 return;

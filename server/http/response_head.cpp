@@ -64,12 +64,8 @@ void append_response_head(std::string& out, const ResponseHeadSpec& spec,
         fmt::format_to(std::back_inserter(out), "content-length: {}\r\n", spec.content_length);
     else if (spec.framing == Framing::chunked)
         out.append("transfer-encoding: chunked\r\n");
-    bool app_connection = false;
-    if (spec.app_headers)
-        for (const auto& h : *spec.app_headers)
-            app_connection = app_connection || h.first == "connection";
-    if (app_connection) {
-        // The app's own connection header stands (the session already honours "close").
+    if (spec.app_connection) {
+        // The app's own connection header stands.
     } else if (spec.close)
         out.append("connection: close\r\n");
     else if (spec.version == 10)
@@ -103,6 +99,32 @@ std::string server_response(int status, std::string_view body, const ResponseDef
     out.append("connection: close\r\n\r\n");
     out.append(body);
     return out;
+}
+
+namespace {
+std::string_view error_body(int status) {
+    switch (status) {
+    case 400: return "Invalid HTTP request received.";
+    case 405: return "Method not allowed.";
+    case 408: return "Request timeout.";
+    case 413: return "Request body too large.";
+    case 414: return "Request-URI too long.";
+    case 426: return "Upgrade required: this server speaks WebSocket version 13.";
+    case 431: return "Request header fields too large.";
+    case 501: return "Unsupported transfer coding.";
+    case 503: return "Service unavailable.";
+    case 504: return "Gateway timeout: the application did not answer in time.";
+    case 505: return "HTTP version not supported.";
+    default: return "Error.";
+    }
+}
+}  // namespace
+
+std::string error_response(int status, const ResponseDefaults& defaults) {
+    std::string_view extra = status == 503   ? "retry-after: 1\r\n"
+                             : status == 426 ? "sec-websocket-version: 13\r\n"
+                                             : "";
+    return server_response(status, error_body(status), defaults, extra);
 }
 
 }  // namespace narwhal::server::http

@@ -3,6 +3,9 @@
 // container per response; this needs only the app's header list.
 #pragma once
 
+#include "asgi/events.hpp"
+#include "server/http/response_framing.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,15 +15,13 @@
 
 namespace narwhal::server::http {
 
-using HeaderList = std::vector<std::pair<std::string, std::string>>;
+using asgi::HeaderList;
 
 struct ResponseDefaults {
     bool server_header = true;
     bool date_header = true;
     HeaderList extra;  // --header defaults, sent before the app's headers
 };
-
-enum class Framing { none, content_length, chunked };
 
 struct ResponseHeadSpec {
     int status = 200;
@@ -29,6 +30,9 @@ struct ResponseHeadSpec {
     Framing framing = Framing::none;
     uint64_t content_length = 0;  // added when framing is content_length and the app gave none
     bool app_gave_length = false;
+    // The app sent its own connection header (HeaderFacts::connection): it stands, and
+    // the server adds none (the session has already honoured a "close" in it).
+    bool app_connection = false;
     bool close = false;  // add "connection: close"
 };
 
@@ -44,6 +48,11 @@ std::optional<uint64_t> app_content_length(const HeaderList& headers);
 // closes the connection.
 std::string server_response(int status, std::string_view body, const ResponseDefaults& defaults,
                             std::string_view extra_header_lines = {});
+
+// The server's own answer when it refuses a request (400, 408, 413, 503, ...): a short
+// text body naming the problem, "retry-after: 1" on 503 (load was shed: try again) and
+// "sec-websocket-version: 13" on 426. Closes the connection, like server_response.
+std::string error_response(int status, const ResponseDefaults& defaults);
 
 // The IMF-fixdate for now, recomputed at most once per second per thread.
 std::string_view http_date();

@@ -385,7 +385,8 @@ def test_no_server_and_date_headers(narwhal):
 
 def test_root_path(narwhal):
     server = narwhal("env_app:app", "--root-path", "/api/v1")
-    assert _get(server, "/scope").json()["root_path"] == "/api/v1"
+    scope = _get(server, "/scope").json()
+    assert (scope["root_path"], scope["path"], scope["raw_path"]) == ("/api/v1", "/api/v1/scope", "/api/v1/scope")
 
 
 def test_timeout_keep_alive_closes_idle_connection(narwhal):

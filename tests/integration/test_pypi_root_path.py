@@ -4,13 +4,11 @@ client's `/api/where`. What a client must see: URLs, url_for/reverse and redirec
 carry the prefix, mounted sub-apps that still route, and no route for `/api/...`
 (that would be the client's `/api/api/...`).
 
-The ASGI spec has `path` include `root_path` (uvicorn does so since 0.26; the current
-releases of Starlette, FastAPI, Django and Quart rely on it). narwhal's scope leaves
-`root_path` out of `path` and `raw_path` (python/scope.cpp; README "ASGI behaviour"), as
-Debian 12's uvicorn 0.17 did: the tests marked ROOT_PATH_NOT_IN_PATH fail until that
-changes (strict: once they pass, the mark must go). Falcon 4 is the exception: it routes
-on `path` as given and prefixes `root_path` to build URIs itself, so it relies on the
-current form, and routes nothing under uvicorn 0.54 with `--root-path`.
+The ASGI spec has `path` and `raw_path` include `root_path`; uvicorn does so since 0.26,
+narwhal does too (python/scope.cpp; README "ASGI behaviour"), and the current releases of
+Starlette, FastAPI, Django and Quart rely on it. Falcon 4 is the exception: it routes on
+`path` as given, so under `--root-path` its routes must carry the prefix, exactly as
+under uvicorn 0.54.
 """
 
 from __future__ import annotations
@@ -21,10 +19,6 @@ import pypi_checks as checks
 from venv_util import serve_pypi
 
 ROOT = "/api"
-ROOT_PATH_NOT_IN_PATH = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="narwhal's scope['path'] excludes root_path; current frameworks expect it included "
-           "(ASGI spec, uvicorn >= 0.26)")
 
 
 def _serve(app: str, **kw):
@@ -72,7 +66,7 @@ def _redirect(server, path: str) -> tuple[int, str]:
     return r.status_code, r.headers.get("location", "")
 
 
-# --- passes with either form of path -------------------------------------------------
+# --- work with either form of path -------------------------------------------------
 
 def test_starlette_routes_and_url_for(starlette_server):
     base = starlette_server.url
@@ -110,71 +104,59 @@ def test_litestar_routes_urls_and_url_for(litestar_server):
     assert (where["url"], where["url_for"]) == (f"{base}{ROOT}/where", f"{base}{ROOT}/items/7")
 
 
-def test_falcon_routes_and_uri(falcon_server):
-    """Falcon routes on `path` as given and builds the URI as root_path + path: it needs
-    path without root_path, the form narwhal sends today (see the module docstring)."""
-    base = falcon_server.url
-    assert checks.get_json(falcon_server, "/items/3") == {"item_id": 3, "q": None}
-    where = checks.get_json(falcon_server, "/where")
-    assert (where["url"], where["relative_uri"], where["root_path"]) == (f"{base}{ROOT}/where", f"{ROOT}/where", ROOT)
+def test_falcon_routes_on_the_full_path(falcon_server):
+    """Falcon routes on `path` as given, which now starts with root_path (as under uvicorn
+    0.54): routes without the prefix do not match, so a Falcon app behind --root-path
+    declares its routes with it."""
+    assert _status(falcon_server, "/items/3") == 404
 
 
-# --- need path to include root_path ----------------------------------------------------
+# --- need path to include root_path (the ASGI spec's form) ----------------------------------------------------
 
-@ROOT_PATH_NOT_IN_PATH
 def test_starlette_request_url_has_the_prefix(starlette_server):
     where = checks.get_json(starlette_server, "/where")
     assert where["url"] == f"{starlette_server.url}{ROOT}/where"
 
 
-@ROOT_PATH_NOT_IN_PATH
 def test_starlette_mount_routes_below_root_path(starlette_server):
     """Mount gives its routes root_path + mount path and matches path against it."""
     assert checks.get_json(starlette_server, "/sub/hello") == {
         "sub": "hello", "url_for": f"{starlette_server.url}{ROOT}/sub/hello"}
 
 
-@ROOT_PATH_NOT_IN_PATH
 def test_starlette_slash_redirect_keeps_the_prefix(starlette_server):
     assert _redirect(starlette_server, "/slash") == (307, f"{starlette_server.url}{ROOT}/slash/")
 
 
-@ROOT_PATH_NOT_IN_PATH
 def test_starlette_prefix_lookalike_is_not_stripped(starlette_server):
     """`/api/items/3` reached narwhal, so the client asked for `/api/api/items/3`: no such
     route. With path lacking root_path, Starlette cannot tell and strips `/api` again."""
     assert _status(starlette_server, f"{ROOT}/items/3") == 404
 
 
-@ROOT_PATH_NOT_IN_PATH
 def test_fastapi_mounted_app_routes_below_root_path(fastapi_server):
     assert checks.get_json(fastapi_server, "/sub/hello") == {"sub": "hello", "root_path": f"{ROOT}/sub"}
 
 
-@ROOT_PATH_NOT_IN_PATH
 def test_fastapi_request_url_has_the_prefix(fastapi_server):
     assert checks.get_json(fastapi_server, "/where")["url"] == f"{fastapi_server.url}{ROOT}/where"
 
 
-@ROOT_PATH_NOT_IN_PATH
 def test_django_request_path_and_absolute_uri_have_the_prefix(django_server):
     """Django 5 takes request.path from scope['path'] and PATH_INFO from it minus root_path."""
     where = checks.get_json(django_server, "/where")
     assert (where["request_path"], where["url"]) == (f"{ROOT}/where", f"{django_server.url}{ROOT}/where")
 
 
-@ROOT_PATH_NOT_IN_PATH
 def test_django_append_slash_redirect_keeps_the_prefix(django_server):
     assert _redirect(django_server, "/slash") == (301, f"{ROOT}/slash/")
 
 
-@ROOT_PATH_NOT_IN_PATH
 def test_litestar_prefix_lookalike_is_not_stripped(litestar_server):
     """Litestar cuts path at the first occurrence of root_path, wherever it is."""
     assert _status(litestar_server, f"{ROOT}/items/3") == 404
 
 
-@ROOT_PATH_NOT_IN_PATH
 def test_quart_routes_below_root_path(quart_server):
     """Quart 0.22 answers 404 for every path that does not start with root_path."""
     assert checks.get_json(quart_server, "/items/3") == {"item_id": 3, "q": None}

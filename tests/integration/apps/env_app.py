@@ -51,7 +51,9 @@ async def app(scope, receive, send):
         message = await receive()
         if message["type"] != "http.request" or not message.get("more_body", False):
             break
-    path = scope["path"]
+    # Route on the path below root_path (--root-path), as frameworks do: scope["path"]
+    # starts with it.
+    path = scope["path"][len(scope.get("root_path", "")):] or "/"
     query = parse_qs(scope["query_string"].decode())
     if path == "/env":
         await _send_json(send, {name: os.environ.get(name) for name in query.get("name", [])})

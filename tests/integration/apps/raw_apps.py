@@ -241,7 +241,8 @@ async def partial_return(scope: Scope, receive: Receive, send: Send) -> None:
 @http_app
 async def wrong_order(scope: Scope, receive: Receive, send: Send) -> None:
     """Send messages in a wrong order (?case=body_first|double_start|after_complete|
-    start_after_complete|longer|longer_split|shorter).
+    start_after_complete|longer|longer_split|shorter|header_name|header_crlf|bad_length|
+    two_lengths).
 
     The RuntimeError the server raises in `send` is reported through `x-report`
     (exc_type, message, step = index of the send that raised), then re-raised.
@@ -260,6 +261,10 @@ async def wrong_order(scope: Scope, receive: Receive, send: Send) -> None:
         "longer_split": [cl5, {"type": "http.response.body", "body": b"012", "more_body": True},
                          {"type": "http.response.body", "body": b"345"}],
         "shorter": [cl10, {"type": "http.response.body", "body": b"01234"}],
+        "header_name": [{**start, "headers": [(b"bad name", b"x")]}],
+        "header_crlf": [{**start, "headers": [(b"x-a", b"1\r\nx-injected: 1")]}],
+        "bad_length": [{**start, "headers": [(b"content-length", b"-1")]}],
+        "two_lengths": [{**start, "headers": [(b"content-length", b"4"), (b"Content-Length", b"5")]}],
     }
     step = -1
     try:

@@ -104,4 +104,24 @@ TEST_CASE("events: defaults", "[asgi][events]") {
     CHECK(cmd.kind == Command::Kind::body);
     CHECK(cmd.request == 0);
     CHECK_FALSE(cmd.more);
+    // A command built by hand declares nothing about its headers unless it says so.
+    CHECK_FALSE(cmd.facts.close);
+    CHECK_FALSE(cmd.facts.connection);
+    CHECK_FALSE(cmd.facts.content_length.has_value());
+}
+
+TEST_CASE("events: Peer::client_label names the client as access lines do", "[asgi][events]") {
+    narwhal::asgi::Peer tcp;
+    tcp.client_host = "127.0.0.1";
+    tcp.client_port = 54321;
+    CHECK(tcp.client_label() == "127.0.0.1:54321");
+
+    narwhal::asgi::Peer v6;
+    v6.client_host = "::1";
+    v6.client_port = 8;
+    CHECK(v6.client_label() == "::1:8");
+
+    narwhal::asgi::Peer unix_socket;  // no client address on a Unix socket
+    unix_socket.server_host = "/run/narwhal.sock";
+    CHECK(unix_socket.client_label() == "unix");
 }

@@ -46,7 +46,7 @@ struct Parse {
         return out;
     }
 
-    // The status the session answers with (http_session.cpp: error_status() when our
+    // The status the session answers with (head_reader.cpp: error_status() when our
     // callbacks refused, else 431/413 for Beast's limits and 400 for any other error).
     int answered_status() const {
         if (parser.error_status())

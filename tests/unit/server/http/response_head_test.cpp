@@ -11,6 +11,7 @@
 using namespace std::string_literals;
 using narwhal::server::http::app_content_length;
 using narwhal::server::http::append_response_head;
+using narwhal::server::http::error_response;
 using narwhal::server::http::Framing;
 using narwhal::server::http::HeaderList;
 using narwhal::server::http::http_date;
@@ -197,6 +198,58 @@ TEST_CASE("response_head: connection handling", "[response_head]") {
         const std::string head = head_of(spec, bare());
         CHECK(head.find("connection: close\r\n") != std::string::npos);
         CHECK(head.find("keep-alive") == std::string::npos);
+    }
+    SECTION("the app's own connection header stands: nothing is added") {
+        HeaderList app = {{"connection", "close"}};
+        spec.app_headers = &app;
+        spec.app_connection = true;
+        spec.close = true;
+        CHECK(head_of(spec, bare()) ==
+              "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 3\r\n\r\n");
+        spec.close = false;
+        spec.version = 10;
+        CHECK(head_of(spec, bare()) ==
+              "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 3\r\n\r\n");
+    }
+    SECTION("the list is not scanned: app_connection alone decides") {
+        // Whether the app sent a connection header is decided where the headers enter
+        // (asgi::ResponseHeaders), not here.
+        HeaderList app = {{"connection", "keep-alive"}};
+        spec.app_headers = &app;
+        spec.close = true;
+        CHECK(head_of(spec, bare()) == "HTTP/1.1 200 OK\r\nconnection: keep-alive\r\n"
+                                       "content-length: 3\r\nconnection: close\r\n\r\n");
+    }
+}
+
+TEST_CASE("response_head: error_response", "[response_head]") {
+    SECTION("a text body naming the problem, and the connection closes") {
+        const std::string out = error_response(400, bare());
+        CHECK(out == "HTTP/1.1 400 Bad Request\r\n"
+                     "content-type: text/plain; charset=utf-8\r\n"
+                     "content-length: 30\r\n"
+                     "connection: close\r\n"
+                     "\r\n"
+                     "Invalid HTTP request received.");
+    }
+    SECTION("503 says when to retry") {
+        const std::string out = error_response(503, bare());
+        CHECK(out.find("retry-after: 1\r\n") != std::string::npos);
+        CHECK(out.substr(out.size() - 20) == "Service unavailable.");
+    }
+    SECTION("426 names the WebSocket version spoken") {
+        CHECK(error_response(426, bare()).find("sec-websocket-version: 13\r\n") !=
+              std::string::npos);
+    }
+    SECTION("every status the server refuses with has its own text") {
+        for (int status : {400, 405, 408, 413, 414, 426, 431, 501, 503, 504, 505}) {
+            INFO("status " << status);
+            const std::string out = error_response(status, bare());
+            CHECK(out.rfind("HTTP/1.1 " + std::to_string(status) + " ", 0) == 0);
+            CHECK(out.find("Error.") == std::string::npos);
+            CHECK((out.find("retry-after") != std::string::npos) == (status == 503));
+        }
+        CHECK(error_response(418, bare()).find("\r\n\r\nError.") != std::string::npos);
     }
 }
 

@@ -1,0 +1,98 @@
+// The WebSocket access line, as the logger writes it to stderr (captured in a file).
+#include "asgi/log.hpp"
+
+#include "catch.hpp"
+
+#include <cstdio>
+#include <string>
+#include <unistd.h>
+
+namespace nlog = narwhal::log;
+
+namespace {
+// Points fd 2 at a temporary file while it lives; text() is what was written.
+class StderrCapture {
+public:
+    StderrCapture() : file_(std::tmpfile()), saved_(::dup(2)) {
+        REQUIRE(file_);
+        REQUIRE(saved_ >= 0);
+        REQUIRE(::dup2(::fileno(file_), 2) >= 0);
+    }
+    ~StderrCapture() {
+        ::dup2(saved_, 2);
+        ::close(saved_);
+        std::fclose(file_);
+    }
+    std::string text() {
+        std::string out;
+        char buf[4096];
+        std::rewind(file_);
+        while (std::size_t n = std::fread(buf, 1, sizeof buf, file_))
+            out.append(buf, n);
+        return out;
+    }
+
+private:
+    std::FILE* file_;
+    int saved_;
+};
+
+// Restores the default logger configuration after a test changed it.
+struct LogConfig {
+    explicit LogConfig(bool json) { nlog::configure(nlog::Level::info, json, true); }
+    ~LogConfig() { nlog::configure(nlog::Level::info, false, true); }
+};
+
+nlog::WebSocketAccess accepted() {
+    return {.client = "127.0.0.1:54321",
+            .target = "/chat?room=1",
+            .status = 101,
+            .close_code = 1000,
+            .closed_by = "client",
+            .seconds = 2.3154,
+            .messages_in = 3,
+            .bytes_in = 45,
+            .messages_out = 4,
+            .bytes_out = 60};
+}
+}  // namespace
+
+TEST_CASE("log: WebSocket access line, text", "[log]") {
+    LogConfig config(false);
+    StderrCapture err;
+    nlog::websocket_access(accepted());
+    auto refused = accepted();
+    refused.status = 403;
+    refused.seconds = 0.0021;
+    nlog::websocket_access(refused);
+    CHECK(err.text() ==
+          "INFO:     127.0.0.1:54321 - \"WebSocket /chat?room=1\" 1000 closed by client after "
+          "2.315 s, in: 3 messages 45 bytes, out: 4 messages 60 bytes\n"
+          "INFO:     127.0.0.1:54321 - \"WebSocket /chat?room=1\" 403 refused after 0.002 s\n");
+}
+
+TEST_CASE("log: WebSocket access line, json", "[log]") {
+    LogConfig config(true);
+    StderrCapture err;
+    auto a = accepted();
+    a.target = "/a\"b?x=1";  // escaped in the JSON members
+    nlog::websocket_access(a);
+    const std::string line = err.text();
+    CHECK(line.rfind("{\"ts\": ", 0) == 0);
+    CHECK(line.find("\"level\": \"info\", \"event\": \"websocket\", \"client\": "
+                    "\"127.0.0.1:54321\", \"path\": \"/a\\\"b\", \"query_string\": \"x=1\", "
+                    "\"status\": 101, \"close_code\": 1000, \"closed_by\": \"client\", "
+                    "\"duration_s\": 2.315400, \"messages_in\": 3, \"bytes_in\": 45, "
+                    "\"messages_out\": 4, \"bytes_out\": 60, \"message\": ") != std::string::npos);
+    CHECK(line.back() == '\n');
+    CHECK(line.find('\n') == line.size() - 1);  // one line
+
+    StderrCapture again;
+    auto refused = accepted();
+    refused.status = 503;
+    nlog::websocket_access(refused);
+    const std::string r = again.text();
+    CHECK(r.find("\"status\": 503, \"close_code\": null, \"closed_by\": null") !=
+          std::string::npos);
+    CHECK(r.find("503 refused after") != std::string::npos);
+}
