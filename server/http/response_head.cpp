@@ -1,10 +1,8 @@
 #include "server/http/response_head.hpp"
 
-#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/status.hpp>
 #include <fmt/format.h>
 
-#include <charconv>
 #include <ctime>
 
 namespace narwhal::server::http {
@@ -71,18 +69,6 @@ void append_response_head(std::string& out, const ResponseHeadSpec& spec,
     else if (spec.version == 10)
         out.append("connection: keep-alive\r\n");  // HTTP/1.0 closes unless told otherwise
     out.append("\r\n");
-}
-
-std::optional<uint64_t> app_content_length(const HeaderList& headers) {
-    for (const auto& [name, value] : headers) {
-        if (!boost::beast::iequals(name, "content-length"))
-            continue;
-        uint64_t v = 0;
-        auto [p, err] = std::from_chars(value.data(), value.data() + value.size(), v);
-        if (err == std::errc() && p == value.data() + value.size())
-            return v;
-    }
-    return std::nullopt;
 }
 
 std::string server_response(int status, std::string_view body, const ResponseDefaults& defaults,

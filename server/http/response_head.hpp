@@ -39,11 +39,6 @@ struct ResponseHeadSpec {
 void append_response_head(std::string& out, const ResponseHeadSpec& spec,
                           const ResponseDefaults& defaults);
 
-// The Content-Length the app put in its own headers, when it is a valid number: then the
-// head carries the app's field and none of ours (`app_gave_length`). Two Content-Length
-// fields make a response that strict clients refuse.
-std::optional<uint64_t> app_content_length(const HeaderList& headers);
-
 // A complete response made by the server itself (errors such as 400, 503): always
 // closes the connection.
 std::string server_response(int status, std::string_view body, const ResponseDefaults& defaults,

@@ -9,7 +9,6 @@
 #include <vector>
 
 using namespace std::string_literals;
-using narwhal::server::http::app_content_length;
 using narwhal::server::http::append_response_head;
 using narwhal::server::http::error_response;
 using narwhal::server::http::Framing;
@@ -163,15 +162,6 @@ TEST_CASE("response_head: framing", "[response_head]") {
         CHECK(head_of(spec, bare()) ==
               "HTTP/1.1 204 No Content\r\ncontent-type: text/plain\r\n\r\n");
     }
-}
-
-TEST_CASE("response_head: app_content_length", "[response_head]") {
-    CHECK(app_content_length({}) == std::nullopt);
-    CHECK(app_content_length({{"content-type", "text/plain"}}) == std::nullopt);
-    CHECK(app_content_length({{"x-a", "1"}, {"content-length", "8"}}) == 8u);
-    CHECK(app_content_length({{"Content-Length", "0"}}) == 0u);
-    CHECK(app_content_length({{"content-length", "8x"}}) == std::nullopt);
-    CHECK(app_content_length({{"content-length", ""}}) == std::nullopt);
 }
 
 TEST_CASE("response_head: connection handling", "[response_head]") {
