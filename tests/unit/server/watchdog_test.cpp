@@ -85,7 +85,10 @@ std::size_t count(const std::string &haystack, const std::string &needle) {
     return n;
 }
 
-template <typename Pred> bool eventually(Pred pred, std::chrono::milliseconds timeout = 400ms) {
+// Waits until `pred` holds; the limit is only a failure guard (every use expects true, so
+// a passing run never waits it out). It is generous: a sanitizer build on a loaded
+// two-core machine missed 400 ms for the watchdog thread's first report.
+template <typename Pred> bool eventually(Pred pred, std::chrono::milliseconds timeout = 10s) {
     auto until = std::chrono::steady_clock::now() + timeout;
     while (!pred()) {
         if (std::chrono::steady_clock::now() >= until)
