@@ -9,10 +9,6 @@
 namespace narwhal::server {
 
 namespace {
-// How long a report waits for the stack before going out without it; the stack then
-// follows in its own line when the GIL frees up.
-constexpr auto stack_wait = std::chrono::milliseconds(50);
-
 struct RequestParts {
     std::string method, path;
 };
@@ -64,9 +60,10 @@ std::string format_stack(const std::vector<StackFrame>& frames) {
 }
 
 Watchdog::Watchdog(asgi::LoopMonitor& monitor, asgi::Stats& stats, StackReader& stacks,
-                   double threshold_seconds, int interpreter)
+                   double threshold_seconds, int interpreter, std::chrono::milliseconds stack_wait)
     : monitor_(monitor), stats_(stats), stacks_(stacks),
-      threshold_ns_(static_cast<int64_t>(threshold_seconds * 1e9)), interpreter_(interpreter) {}
+      threshold_ns_(static_cast<int64_t>(threshold_seconds * 1e9)), interpreter_(interpreter),
+      stack_wait_(stack_wait) {}
 
 Watchdog::~Watchdog() { stop(); }
 
@@ -145,7 +142,7 @@ void Watchdog::report_blocked(int64_t blocked_ns) {
     bool have_stack;
     {
         std::unique_lock lock(mu_);
-        cv_.wait_for(lock, stack_wait, [this] { return stack_ready_ || stopping_; });
+        cv_.wait_for(lock, stack_wait_, [this] { return stack_ready_ || stopping_; });
         waiting_for_stack_ = false;  // decided under the lock: the callback sees the same
         have_stack = stack_ready_;
         if (have_stack)

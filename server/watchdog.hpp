@@ -8,6 +8,7 @@
 #include "asgi/loop_monitor.hpp"
 #include "asgi/stats.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -34,10 +35,15 @@ public:
                          std::function<void(std::vector<StackFrame>)> done) = 0;
 };
 
+// How long a report waits for the stack before going out without it; the stack then
+// follows in its own line when the GIL frees up.
+inline constexpr std::chrono::milliseconds default_stack_wait{50};
+
 class Watchdog {
 public:
     Watchdog(asgi::LoopMonitor& monitor, asgi::Stats& stats, StackReader& stacks,
-             double threshold_seconds, int interpreter);
+             double threshold_seconds, int interpreter,
+             std::chrono::milliseconds stack_wait = default_stack_wait);
     ~Watchdog();
 
     void start();
@@ -56,6 +62,7 @@ private:
     StackReader& stacks_;
     int64_t threshold_ns_;
     int interpreter_;
+    std::chrono::milliseconds stack_wait_;
 
     std::thread thread_;
     std::mutex mu_;

@@ -176,8 +176,9 @@ private:
 struct Rig {
     explicit Rig(FakeStackReader::Mode mode = FakeStackReader::Mode::answer,
                  std::chrono::milliseconds delay = 0ms, std::chrono::milliseconds block = 0ms,
-                 double threshold = 0.02)
-        : reader(mode, delay, block), watchdog(monitor, stats, reader, threshold, 3) {
+                 double threshold = 0.02,
+                 std::chrono::milliseconds stack_wait = narwhal::server::default_stack_wait)
+        : reader(mode, delay, block), watchdog(monitor, stats, reader, threshold, 3, stack_wait) {
         monitor.thread_ident = 4242;
     }
     ~Rig() {
@@ -392,12 +393,15 @@ TEST_CASE("Watchdog: a stack answered after stop is dropped", "[server][watchdog
 }
 
 // Whether the stack is late is decided by the report's own wait, under the lock the
-// callback takes: a slow request() (30 ms) followed by an answer 30 ms later lands inside
-// the 50 ms wait and is printed once, in the stall's report.
-TEST_CASE("Watchdog: a stack arriving just past 50 ms is reported once, after the stall",
+// callback takes: a slow request() (1.5 s) followed by an answer 1 s later lands inside
+// a 2 s wait and is printed once, in the stall's report. A wait counted from before
+// request() would have run out (2.5 s); the answer still has 1 s to spare on a loaded
+// machine (with the 50 ms default and 30 ms steps, an ASan build missed it).
+TEST_CASE("Watchdog: a stack arriving after a slow request() but within the wait is reported "
+          "once, after the stall",
           "[server][watchdog]") {
     StderrCapture err;
-    Rig rig(FakeStackReader::Mode::answer, 30ms, 30ms);
+    Rig rig(FakeStackReader::Mode::answer, 1000ms, 1500ms, 0.02, 2000ms);
     rig.stall();
     rig.watchdog.start();
     REQUIRE(eventually([&] { return err.text().find(blocked_text) != std::string::npos; }));
