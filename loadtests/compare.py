@@ -1,12 +1,14 @@
 #!/usr/bin/python3
-"""Side-by-side wrk comparison of narwhal, uvicorn and a bare Beast server.
+"""Side-by-side wrk comparison of narwhal, uvicorn (Debian's and PyPI's), granian and a
+bare Beast server.
 
 Each scenario starts every selected server once (own free port on 127.0.0.1),
-warms it up, then runs wrk interleaved: round 1 = each server once per
-connection count, round 2 = the same again (server order rotated), ...
-Reported numbers are medians over rounds. Server CPU (utime+stime of the
-process, its threads and all its descendant processes, from /proc) is read
-right before and after each wrk run; CPU/request = delta / completed requests.
+checks its answer, warms it up, then runs wrk interleaved: round 1 = each server
+once per connection count, round 2 = the same again (server order rotated), ...
+Reported numbers are medians over rounds. Server CPU (utime+stime of the process,
+its threads and all its descendant processes, from /proc) is read right before and
+after each wrk run; CPU/request = delta / completed requests. Servers and scenarios
+are described in servers.py and scenarios.py.
 
 Run from anywhere:  /usr/bin/python3 loadtests/compare.py --help
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import resource
 import shlex
 import signal
@@ -24,84 +27,62 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from harness import (HOST, PYTHON, REPO, Server, check_alive, check_names, cpu_delta_seconds,
-                     csv, fmt, free_port, machine, median, on_sigterm, parse_wrk, parser,
-                     print_commands, problem, ratio, rel, tree_cpu, try_start, without_port,
-                     write_json)
+from harness import (HOST, REPO, Server, check_alive, check_names, cpu_delta_seconds, csv, fmt,
+                     free_port, machine, median, on_sigterm, parse_wrk, parser, print_commands,
+                     problem, ratio, tree_cpu, try_start, without_port, write_json)
+from scenarios import SCENARIOS, Scenario
+from servers import (ALL_SERVERS, DEFAULT_VENV, Setup, describe, ensure_beast, environment_of,
+                     environments, server_argv, skip_reason, uses_venv, version_mismatch)
 
-# scenario -> (module in loadtests/apps, wrk script or None)
-SCENARIOS: dict[str, tuple[str, Optional[str]]] = {
-    "plaintext": ("plaintext", None),
-    "json": ("json_app", None),
-    "echo4k": ("echo", "loadtests/post4k.lua"),
-    "starlette": ("starlette_app", None),
-}
-BEAST_SCENARIOS = {"plaintext"}  # the bare server only knows "Hello, world!"
-ALL_SERVERS = ("narwhal", "uvicorn", "beast")
+# ratios are against the first of these that runs (unless --baseline names one)
+BASELINE_PREFERENCE = ("granian", "uvicorn-pypi", "uvicorn")
 
 
 # ---------------------------------------------------------------- servers
 
-def server_argv(name: str, module: str, port: int, args: argparse.Namespace) -> list[str]:
-    if name == "narwhal":
-        return [rel(args.narwhal_bin), f"{module}:app", "--app-dir", "loadtests/apps",
-                "--host", HOST, "--port", str(port), "--no-access-log",
-                *shlex.split(args.narwhal_args)]
-    if name == "uvicorn":
-        return [PYTHON, "-m", "uvicorn", f"{module}:app", "--app-dir", "loadtests/apps",
-                "--host", HOST, "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-                "--no-access-log", "--workers", "1"]
-    if name == "beast":
-        return [rel(args.beast_bin), HOST, str(port)]
-    raise ValueError(name)
-
-
-def ensure_beast(binary: Path) -> None:
-    if binary.exists():
-        return
-    build = rel(binary.parent)
-    for cmd in (["cmake", "-S", "loadtests/bare_beast", "-B", build,
-                 "-DCMAKE_BUILD_TYPE=Release"],
-                ["cmake", "--build", str(build)]):
-        print(f"$ {shlex.join(cmd)}", flush=True)
-        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-
-
-def check_response(port: int, scenario: str) -> Optional[str]:
-    """One request before measuring; returns a problem description or None."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=5)
+def ask(port: int, method: str, path: str, body: bytes = b"",
+        content_type: Optional[str] = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
     try:
-        if scenario == "echo4k":
-            sent = b"x" * 4096
-            conn.request("POST", "/", body=sent)
-            want = sent
-        else:
-            conn.request("GET", "/")
-            want = b'{"message": "Hello, world!"}' if scenario == "json" else b"Hello, world!"
+        headers = {"Content-Type": content_type} if content_type else {}
+        conn.request(method, path, body=body or None, headers=headers)
         resp = conn.getresponse()
-        got = resp.read()
-        if resp.status != 200 or got != want:
-            return f"unexpected response {resp.status} {got[:60]!r}"
-        return None
-    except (OSError, http.client.HTTPException) as e:
-        return f"check request failed: {e}"
+        return resp.status, resp.read()
     finally:
         conn.close()
 
 
+def check_response(port: int, scenario: Scenario, expected_env: Optional[dict]) -> Optional[str]:
+    """One request before measuring (and, for framework apps, GET /versions compared with
+    the environment the server should run); returns a problem description or None."""
+    try:
+        status, body = ask(port, scenario.method, scenario.path, scenario.body,
+                           scenario.content_type)
+        if bad := scenario.check(status, body):
+            return bad
+        if scenario.framework and expected_env is not None:
+            status, body = ask(port, "GET", "/versions")
+            if status != 200:
+                return f"GET /versions: status {status}"
+            return version_mismatch(json.loads(body), expected_env)
+        return None
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        return f"check request failed: {e}"
+
+
 # ---------------------------------------------------------------- wrk
 
-def wrk_argv(port: int, conns: int, duration: int, script: Optional[str],
+def wrk_argv(port: int, conns: int, duration: int, scenario: Scenario,
              threads: int) -> list[str]:
     argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency"]
-    if script:
-        argv += ["-s", script]
-    return argv + [f"http://{HOST}:{port}/"]
+    if scenario.wrk_script:
+        argv += ["-s", scenario.wrk_script]
+    return argv + [f"http://{HOST}:{port}{scenario.path}"]
 
 
-def run_wrk(server: Server, conns: int, duration: int, script: Optional[str],
+def run_wrk(server: Server, conns: int, duration: int, scenario: Scenario,
             threads: int) -> dict:
-    argv = wrk_argv(server.port, conns, duration, script, threads)
+    argv = wrk_argv(server.port, conns, duration, scenario, threads)
     print(f"$ {shlex.join(argv)}", flush=True)
     assert server.proc is not None
     before = tree_cpu(server.proc.pid)
@@ -124,8 +105,9 @@ def run_wrk(server: Server, conns: int, duration: int, script: Optional[str],
 
 # ---------------------------------------------------------------- reporting
 
-def summarise(results: list[dict]) -> list[dict]:
-    """Median per (scenario, connections, server), in first-seen order."""
+def summarise(results: list[dict], skipped: list[dict], baseline: Optional[str]) -> list[dict]:
+    """Median per (scenario, connections, server) in first-seen order, plus a row per
+    skipped server; ratios against the baseline server in the same scenario/connections."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault((r["scenario"], r["connections"], r["server"]), []).append(r)
@@ -140,40 +122,57 @@ def summarise(results: list[dict]) -> list[dict]:
             "errors": sum(r.get("non2xx", 0) + r.get("socket_errors", 0) for r in runs),
             "failed_runs": sum(1 for r in runs if "error" in r),
         })
-    for row in rows:  # ratios against uvicorn in the same scenario/connections
-        base = next((b for b in rows if b["server"] == "uvicorn"
+    for row in rows:
+        base = next((b for b in rows if b["server"] == baseline
                      and b["scenario"] == row["scenario"]
                      and b["connections"] == row["connections"]), None)
         row["rps_ratio"] = ratio(row["rps"], base["rps"]) if base else None
         row["cpu_ratio"] = ratio(row["cpu_us_per_req"], base["cpu_us_per_req"]) if base else None
+    # a skipped server gets a row where its numbers would be (after the last row of its scenario)
+    for skip in skipped:
+        for conns in skip["connections"]:
+            at = max((i for i, r in enumerate(rows)
+                      if (r["scenario"], r["connections"]) == (skip["scenario"], conns)),
+                     default=len(rows) - 1)
+            rows.insert(at + 1, {"scenario": skip["scenario"], "connections": conns,
+                                 "server": skip["server"], "skipped": skip["reason"]})
     return rows
 
 
-def print_tables(rows: list[dict], rounds: int) -> None:
+def print_tables(rows: list[dict], rounds: int, baseline: Optional[str]) -> None:
     keys = list(dict.fromkeys((r["scenario"], r["connections"]) for r in rows))
     for scenario, conns in keys:
         group = [r for r in rows if (r["scenario"], r["connections"]) == (scenario, conns)]
         print(f"\n== {scenario}, {conns} connections (median of {rounds} rounds) ==")
-        print(f"{'server':<9}{'req/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"
+        print(f"{'server':<14}{'req/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"
               f"{'errors':>8}")
         for r in group:
+            if "skipped" in r:
+                print(f"{r['server']:<14}  skipped: {r['skipped']}")
+                continue
             note = f"  ({r['failed_runs']} failed runs)" if r["failed_runs"] else ""
-            print(f"{r['server']:<9}{fmt(r['rps']):>12}{fmt(r['p50_ms'], 2):>9}"
+            print(f"{r['server']:<14}{fmt(r['rps']):>12}{fmt(r['p50_ms'], 2):>9}"
                   f"{fmt(r['p99_ms'], 2):>9}{fmt(r['cpu_us_per_req']):>12}{r['errors']:>8}{note}")
         for r in group:
-            if r["server"] != "uvicorn" and (r["rps_ratio"] or r["cpu_ratio"]):
-                print(f"{r['server']}/uvicorn: req/s x{fmt(r['rps_ratio'], 2)}, "
+            if r["server"] != baseline and (r.get("rps_ratio") or r.get("cpu_ratio")):
+                print(f"{r['server']}/{baseline}: req/s x{fmt(r['rps_ratio'], 2)}, "
                       f"CPU/req x{fmt(r['cpu_ratio'], 2)}")
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
+    base = meta["baseline"] or "-"
     out = [f"Machine: {meta['machine']}. wrk runs on the same cores as the server. "
            f"{meta['rounds']} interleaved rounds of {meta['duration']}s per run, "
-           f"medians shown; ratios are against uvicorn.", "",
-           "| scenario | conns | server | req/s | p50 ms | p99 ms | CPU µs/req | errors "
-           "| req/s vs uvicorn | CPU/req vs uvicorn |",
+           f"medians shown; ratios are against {base}.", "",
+           *[f"* {line}" for line in meta["environments"]], "",
+           f"| scenario | conns | server | req/s | p50 ms | p99 ms | CPU µs/req | errors "
+           f"| req/s vs {base} | CPU/req vs {base} |",
            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        if "skipped" in r:
+            out.append(f"| {r['scenario']} | {r['connections']} | {r['server']} "
+                       f"| skipped: {r['skipped']} | | | | | | |")
+            continue
         out.append(f"| {r['scenario']} | {r['connections']} | {r['server']} | {fmt(r['rps'], 0)} "
                    f"| {fmt(r['p50_ms'], 2)} | {fmt(r['p99_ms'], 2)} "
                    f"| {fmt(r['cpu_us_per_req'])} | {r['errors']} "
@@ -187,8 +186,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
 
 def parse_args() -> argparse.Namespace:
     p = parser(__doc__)
-    p.add_argument("--servers", type=csv, default=["narwhal", "uvicorn"],
-                   help=f"comma list of {','.join(ALL_SERVERS)} (default narwhal,uvicorn)")
+    p.add_argument("--servers", type=csv, default=list(ALL_SERVERS),
+                   help=f"comma list of {','.join(ALL_SERVERS)} (default all)")
     p.add_argument("--scenarios", type=csv, default=list(SCENARIOS),
                    help=f"comma list of {','.join(SCENARIOS)} (default all)")
     p.add_argument("--connections", type=lambda s: [int(x) for x in csv(s)], default=[64, 256])
@@ -198,7 +197,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
     p.add_argument("--narwhal-bin", type=Path, default=REPO / "build" / "narwhal")
     p.add_argument("--narwhal-args", default="", help="extra narwhal arguments (one string)")
+    p.add_argument("--granian-args", default="",
+                   help="extra granian flags (one string); a repeated flag overrides ours")
     p.add_argument("--beast-bin", type=Path, default=REPO / "build" / "bare_beast" / "bare_beast")
+    p.add_argument("--venv", type=Path, default=DEFAULT_VENV,
+                   help="virtualenv with the pinned PyPI packages (make venv)")
+    p.add_argument("--baseline", choices=ALL_SERVERS,
+                   help=f"server the ratios are against (default: the first running of "
+                        f"{', '.join(BASELINE_PREFERENCE)})")
     p.add_argument("--json", type=Path, help="write raw per-run results here")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     args = p.parse_args()
@@ -206,41 +212,64 @@ def parse_args() -> argparse.Namespace:
     check_names(p, "scenario", args.scenarios, SCENARIOS)
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0:
         p.error("--rounds and --duration must be >= 1, --warmup >= 0 (wrk takes whole seconds)")
+    needs = [f"{srv}/{sc}" for sc in args.scenarios for srv in args.servers
+             if uses_venv(srv, SCENARIOS[sc]) and srv != "beast"]
+    if needs and not (args.venv / "bin" / "python").exists():
+        p.error(f"{args.venv} is not a virtualenv (no bin/python), needed by {', '.join(needs)}: "
+                f"create it with `make venv`, pass --venv PATH, or leave out "
+                f"uvicorn-pypi, granian and the starlette/fastapi scenarios")
+    if args.baseline is None:
+        args.baseline = next((s for s in BASELINE_PREFERENCE if s in args.servers), None)
     return args
 
 
 def main() -> int:
     args = parse_args()
     signal.signal(signal.SIGTERM, on_sigterm)
-    if "beast" in args.servers and BEAST_SCENARIOS & set(args.scenarios):
+    setup = Setup(args.narwhal_bin, args.narwhal_args, args.beast_bin, args.venv,
+                  args.granian_args)
+    if "beast" in args.servers and "plaintext" in args.scenarios:
         ensure_beast(args.beast_bin)
+    need_venv = any(uses_venv(srv, SCENARIOS[sc]) for sc in args.scenarios for srv in args.servers
+                    if srv != "beast")
+    envs = environments(setup, need_venv)
     logdir = Path(tempfile.mkdtemp(prefix="narwhal-bench-"))
     host = machine()
     print(f"# {host}; server logs in {logdir}", flush=True)
+    for line in describe(envs):
+        print(f"# {line}", flush=True)
     results: list[dict] = []
+    skipped: list[dict] = []
     commands: list[str] = []
     problems: list[str] = []
     running: list[Server] = []
     try:
-        for scenario in args.scenarios:
-            module, script = SCENARIOS[scenario]
-            names = [s for s in args.servers if s != "beast" or scenario in BEAST_SCENARIOS]
-            print(f"\n### scenario {scenario}", flush=True)
+        for name in args.scenarios:
+            scenario = SCENARIOS[name]
+            print(f"\n### scenario {name}", flush=True)
             servers = []
-            for name in names:
+            for server in args.servers:
+                if reason := skip_reason(server, scenario, envs):
+                    if server != "beast":  # the floor is plaintext-only by design: no row
+                        print(f"  {server}: skipped: {reason}", flush=True)
+                        skipped.append({"scenario": name, "server": server, "reason": reason,
+                                        "connections": args.connections})
+                    continue
                 port = free_port()
-                srv = Server(name, server_argv(name, module, port, args), port,
-                             logdir / f"{name}-{scenario}.log")
+                srv = Server(server, server_argv(server, scenario, port, setup), port,
+                             logdir / f"{server}-{name}.log")
                 running.append(srv)
-                if not try_start(srv, f"{scenario}/{name}", problems):
+                if not try_start(srv, f"{name}/{server}", problems):
                     continue
                 commands.append(shlex.join(srv.argv))
-                if bad := check_response(port, scenario):
-                    problem(problems, f"{scenario}/{name}: {bad}")
+                env = environment_of(server, scenario)
+                if bad := check_response(port, scenario, envs.get(env) if env else None):
+                    problem(problems, f"{name}/{server}: {bad}")
                 if args.warmup:
-                    warm = run_wrk(srv, max(args.connections), args.warmup, script, args.threads)
-                    print(f"  warm-up {name}: {fmt(warm['rps'])} req/s  {warm.get('error', '')}",
-                          flush=True)
+                    warm = run_wrk(srv, max(args.connections), args.warmup, scenario,
+                                   args.threads)
+                    print(f"  warm-up {server}: {fmt(warm['rps'])} req/s  "
+                          f"{warm.get('error', '')}", flush=True)
                 servers.append(srv)
             for rnd in range(1, args.rounds + 1):
                 shift = (rnd - 1) % max(len(servers), 1)  # rotate who goes first
@@ -249,17 +278,16 @@ def main() -> int:
                     for srv in order:
                         if not srv.alive():
                             continue
-                        r = run_wrk(srv, conns, args.duration, script, args.threads)
+                        r = run_wrk(srv, conns, args.duration, scenario, args.threads)
                         commands.append(r["command"])
-                        r.update(scenario=scenario, connections=conns, server=srv.name,
-                                 round=rnd)
+                        r.update(scenario=name, connections=conns, server=srv.name, round=rnd)
                         results.append(r)
-                        print(f"  r{rnd} {srv.name:<8} c={conns:<4} {fmt(r['rps']):>10} req/s  "
+                        print(f"  r{rnd} {srv.name:<12} c={conns:<4} {fmt(r['rps']):>10} req/s  "
                               f"p50 {fmt(r['p50_ms'], 2)} ms  p99 {fmt(r['p99_ms'], 2)} ms  "
                               f"cpu {fmt(r['cpu_us_per_req'])} us/req  "
                               f"err {r['non2xx'] + r['socket_errors']}"
                               + (f"  {r['error']}" if "error" in r else ""), flush=True)
-                        check_alive(srv, f"{scenario}/{srv.name}", problems)
+                        check_alive(srv, f"{name}/{srv.name}", problems)
             for srv in servers:
                 srv.stop()
     except KeyboardInterrupt:
@@ -269,11 +297,12 @@ def main() -> int:
         for srv in running:
             srv.stop()
 
-    rows = summarise(results)
-    print_tables(rows, args.rounds)
+    rows = summarise(results, skipped, args.baseline)
+    print_tables(rows, args.rounds, args.baseline)
     meta = {"machine": host, "rounds": args.rounds, "duration": args.duration,
             "warmup": args.warmup, "servers": args.servers, "scenarios": args.scenarios,
-            "connections": args.connections,
+            "connections": args.connections, "baseline": args.baseline,
+            "versions": envs, "environments": describe(envs),
             "commands": list(dict.fromkeys(without_port(c) for c in commands)),
             "note": "wrk runs on the same machine and cores as the servers"}
     print_commands(commands, problems)

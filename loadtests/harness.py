@@ -94,6 +94,46 @@ def rss_bytes(pids: list[int]) -> int:
     return 1024 * sum(status_kib(p, "VmRSS") or 0 for p in pids)
 
 
+def listen_inodes(port: int) -> set[str]:
+    """Socket inodes listening on `port` (any address, IPv4 or IPv6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        found.add(fields[9])
+        except (OSError, StopIteration):
+            continue
+    return found
+
+
+def owns_listener(root: int, port: int) -> bool:
+    """Whether root or one of its descendants holds the socket listening on `port`.
+
+    A free port found by bind(0) is free again once we close it, and other programs on
+    a shared machine pick ports the same way: a server that is slow to start (under
+    valgrind, seconds) can find its port taken, and a connect would then reach the
+    other program. Owning the listener is the proof that the server is ours."""
+    inodes = listen_inodes(port)
+    if not inodes:
+        return False
+    wanted = {f"socket:[{i}]" for i in inodes}
+    for pid in descendants(root):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
+                        return True
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return False
+
+
 # ---------------------------------------------------------------- descriptors
 
 def nofile_target() -> int:
@@ -155,13 +195,16 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before "
                                    f"serving\n{self.log_tail()}")
-            try:
-                socket.create_connection((HOST, self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.name} not accepting on port {self.port} after {timeout}s\n"
-                           f"{self.log_tail()}")
+            if owns_listener(self.proc.pid, self.port):
+                try:
+                    socket.create_connection((HOST, self.port), timeout=0.5).close()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        other = " (another process holds it)" if listen_inodes(self.port) else ""
+        raise RuntimeError(f"{self.name} not accepting on port {self.port}{other} after "
+                           f"{timeout}s\n{self.log_tail()}")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

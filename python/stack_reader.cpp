@@ -11,7 +11,7 @@ StackReader::StackReader() { thread_ = std::thread([this] { run(); }); }
 StackReader::~StackReader() { stop(); }
 
 void StackReader::request(unsigned long ident,
-                          std::function<void(std::vector<server::StackFrame>)> done) {
+                          std::function<void(std::vector<asgi::StackFrame>)> done) {
     {
         std::lock_guard lock(mu_);
         if (stopping_)
@@ -48,8 +48,8 @@ void StackReader::run() {
     }
 }
 
-std::vector<server::StackFrame> StackReader::read(unsigned long ident) {
-    std::vector<server::StackFrame> out;
+std::vector<asgi::StackFrame> StackReader::read(unsigned long ident) {
+    std::vector<asgi::StackFrame> out;
     PyGILState_STATE gil = PyGILState_Ensure();
     {
         // sys._current_frames()[ident], walked with traceback.extract_stack (oldest first).
@@ -66,7 +66,7 @@ std::vector<server::StackFrame> StackReader::read(unsigned long ident) {
                 Ref fs = Ref::steal(PyIter_Next(it.get()));
                 if (!fs)
                     break;
-                server::StackFrame f;
+                asgi::StackFrame f;
                 auto text = [&](const char* attr) {
                     Ref v = Ref::steal(PyObject_GetAttrString(fs.get(), attr));
                     const char* s = (v && PyUnicode_Check(v.get())) ? PyUnicode_AsUTF8(v.get()) : nullptr;

@@ -3,7 +3,7 @@
 // delays the stack, not the report.
 #pragma once
 
-#include "server/watchdog.hpp"
+#include "asgi/stack_reader.hpp"
 
 #include <condition_variable>
 #include <deque>
@@ -12,22 +12,22 @@
 
 namespace narwhal::python {
 
-class StackReader final : public server::StackReader {
+class StackReader final : public asgi::StackReader {
 public:
     StackReader();
     ~StackReader() override;
     void request(unsigned long ident,
-                 std::function<void(std::vector<server::StackFrame>)> done) override;
+                 std::function<void(std::vector<asgi::StackFrame>)> done) override;
     // Call without holding the GIL: the reader may be waiting for it.
     void stop();
 
 private:
     struct Job {
         unsigned long ident;
-        std::function<void(std::vector<server::StackFrame>)> done;
+        std::function<void(std::vector<asgi::StackFrame>)> done;
     };
     void run();
-    static std::vector<server::StackFrame> read(unsigned long ident);
+    static std::vector<asgi::StackFrame> read(unsigned long ident);
 
     std::thread thread_;
     std::mutex mu_;

@@ -4,11 +4,22 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <unistd.h>
 
 namespace narwhal::server {
 
 namespace {
+class SteadyClock final : public WatchdogClock {
+public:
+    int64_t now_ns() override { return asgi::LoopMonitor::now_ns(); }
+    bool wait_for(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                  std::chrono::nanoseconds timeout, const std::function<bool()>& ready) override {
+        return cv.wait_for(lock, timeout, ready);
+    }
+};
+
 struct RequestParts {
     std::string method, path;
 };
@@ -37,7 +48,7 @@ std::string request_json(const asgi::LoopMonitor::Step& step) {
                        log::json_string(path), step.id);
 }
 
-std::string stack_json(const std::vector<StackFrame>& frames) {
+std::string stack_json(const std::vector<asgi::StackFrame>& frames) {
     std::string out = "[";
     for (std::size_t i = 0; i < frames.size(); ++i) {
         const auto& f = frames[i];
@@ -49,7 +60,12 @@ std::string stack_json(const std::vector<StackFrame>& frames) {
 }
 }  // namespace
 
-std::string format_stack(const std::vector<StackFrame>& frames) {
+WatchdogClock& WatchdogClock::steady() {
+    static SteadyClock clock;
+    return clock;
+}
+
+std::string format_stack(const std::vector<asgi::StackFrame>& frames) {
     std::string out = "Stack of the event loop thread (most recent call last):";
     for (const auto& f : frames) {
         out += fmt::format("\n  File \"{}\", line {}, in {}", f.file, f.line, f.function);
@@ -59,11 +75,11 @@ std::string format_stack(const std::vector<StackFrame>& frames) {
     return out;
 }
 
-Watchdog::Watchdog(asgi::LoopMonitor& monitor, asgi::Stats& stats, StackReader& stacks,
-                   double threshold_seconds, int interpreter, std::chrono::milliseconds stack_wait)
-    : monitor_(monitor), stats_(stats), stacks_(stacks),
-      threshold_ns_(static_cast<int64_t>(threshold_seconds * 1e9)), interpreter_(interpreter),
-      stack_wait_(stack_wait) {}
+Watchdog::Watchdog(asgi::LoopMonitor& monitor, asgi::Stats& stats, asgi::StackReader& stacks,
+                   double threshold_seconds, int interpreter, WatchdogClock& clock)
+    : monitor_(monitor), stats_(stats), stacks_(stacks), clock_(clock),
+      threshold_ns_(static_cast<int64_t>(threshold_seconds * 1e9)),
+      period_(std::max<int64_t>(threshold_ns_ / 4, 1'000'000)), interpreter_(interpreter) {}
 
 Watchdog::~Watchdog() { stop(); }
 
@@ -80,12 +96,10 @@ void Watchdog::stop() {
 }
 
 void Watchdog::run() {
-    // Four looks per threshold: a stall is reported at most a quarter late.
-    auto period = std::chrono::nanoseconds(std::max<int64_t>(threshold_ns_ / 4, 1'000'000));
     std::unique_lock lock(mu_);
-    while (!cv_.wait_for(lock, period, [this] { return stopping_; })) {
+    while (!clock_.wait_for(lock, cv_, period_, [this] { return stopping_; })) {
         lock.unlock();
-        check(asgi::LoopMonitor::now_ns());
+        check(clock_.now_ns());
         lock.lock();
     }
 }
@@ -120,9 +134,9 @@ void Watchdog::report_blocked(int64_t blocked_ns) {
         waiting_for_stack_ = true;
         stack_.clear();
     }
-    int64_t asked = asgi::LoopMonitor::now_ns();
+    int64_t asked = clock_.now_ns();
     stacks_.request(monitor_.thread_ident.load(), [this, seq, asked, step = stall_step_](
-                                                       std::vector<StackFrame> frames) {
+                                                       std::vector<asgi::StackFrame> frames) {
         std::unique_lock lock(mu_);
         if (seq != stall_seq_ || stopping_)
             return;
@@ -136,13 +150,13 @@ void Watchdog::report_blocked(int64_t blocked_ns) {
         }
         // The report already went out without it: the stack follows on its own.
         lock.unlock();
-        report_stack_later(step, std::move(frames), asgi::LoopMonitor::now_ns() - asked);
+        report_stack_later(step, std::move(frames), clock_.now_ns() - asked);
     });
-    std::vector<StackFrame> frames;
+    std::vector<asgi::StackFrame> frames;
     bool have_stack;
     {
         std::unique_lock lock(mu_);
-        cv_.wait_for(lock, stack_wait_, [this] { return stack_ready_ || stopping_; });
+        clock_.wait_for(lock, cv_, stack_wait, [this] { return stack_ready_ || stopping_; });
         waiting_for_stack_ = false;  // decided under the lock: the callback sees the same
         have_stack = stack_ready_;
         if (have_stack)
@@ -164,7 +178,7 @@ void Watchdog::report_blocked(int64_t blocked_ns) {
 }
 
 void Watchdog::report_stack_later(const asgi::LoopMonitor::Step& step,
-                                  std::vector<StackFrame> frames, int64_t read_after_ns) {
+                                  std::vector<asgi::StackFrame> frames, int64_t read_after_ns) {
     std::string text = fmt::format(
         "stack of the blocked event loop (worker {}, interpreter {}) {}, read after {} ms\n{}", ::getpid(),
         interpreter_, request_text(step), read_after_ns / 1'000'000, format_stack(frames));

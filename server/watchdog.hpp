@@ -1,15 +1,17 @@
 // The blocked-loop watchdog: a C++ thread that holds no GIL while it waits. It checks
 // each loop's heartbeat; when a loop has not turned for the threshold it reports once:
 // worker, interpreter, how long so far, the request being run and the loop thread's
-// Python stack (read through a StackReader, which may have to wait for the GIL). When
-// the loop turns again it reports the whole stall.
+// Python stack (read through an asgi::StackReader, which may have to wait for the GIL).
+// When the loop turns again it reports the whole stall.
 #pragma once
 
 #include "asgi/loop_monitor.hpp"
+#include "asgi/stack_reader.hpp"
 #include "asgi/stats.hpp"
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -18,51 +20,57 @@
 
 namespace narwhal::server {
 
-struct StackFrame {
-    std::string file;
-    int line = 0;
-    std::string function;
-    std::string text;  // the source line, if known
-};
-
-// Implemented next to the interpreter (python/): reads a thread's Python stack.
-class StackReader {
+// The watchdog's sense of time: what "now" is, and how it waits. Every wait of the
+// watchdog thread (the check period, the wait for a stack) goes through here, so the unit
+// tests can move time themselves instead of depending on how fast a busy machine runs.
+class WatchdogClock {
 public:
-    virtual ~StackReader() = default;
-    // Reads the stack of Python thread `ident` and calls `done` with it, from another
-    // thread, as soon as the stack can be read (the GIL may be held by the blocked loop).
-    virtual void request(unsigned long ident,
-                         std::function<void(std::vector<StackFrame>)> done) = 0;
-};
+    virtual ~WatchdogClock() = default;
+    // On the scale of asgi::LoopMonitor's heartbeats.
+    virtual int64_t now_ns() = 0;
+    // Called with `lock` held on `cv`'s mutex, returns with it held: waits until `ready()`
+    // holds (checked under the lock, re-checked whenever `cv` is notified) or `timeout`
+    // has passed on this clock. Returns ready().
+    virtual bool wait_for(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                          std::chrono::nanoseconds timeout, const std::function<bool()>& ready) = 0;
 
-// How long a report waits for the stack before going out without it; the stack then
-// follows in its own line when the GIL frees up.
-inline constexpr std::chrono::milliseconds default_stack_wait{50};
+    // The steady clock (asgi::LoopMonitor::now_ns) and condition_variable::wait_for.
+    static WatchdogClock& steady();
+};
 
 class Watchdog {
 public:
-    Watchdog(asgi::LoopMonitor& monitor, asgi::Stats& stats, StackReader& stacks,
+    // How long a report waits for the stack before going out without it; the stack then
+    // follows in its own report when the GIL frees up.
+    static constexpr std::chrono::nanoseconds stack_wait = std::chrono::milliseconds(50);
+
+    Watchdog(asgi::LoopMonitor& monitor, asgi::Stats& stats, asgi::StackReader& stacks,
              double threshold_seconds, int interpreter,
-             std::chrono::milliseconds stack_wait = default_stack_wait);
+             WatchdogClock& clock = WatchdogClock::steady());
     ~Watchdog();
 
     void start();
     void stop();
 
+    // How often the heartbeat is checked: four times per threshold, so a stall is
+    // reported at most a quarter late.
+    std::chrono::nanoseconds period() const { return period_; }
+
 private:
     void run();
     void check(int64_t now);
     void report_blocked(int64_t blocked_ns);
-    void report_stack_later(const asgi::LoopMonitor::Step& step, std::vector<StackFrame> frames,
-                            int64_t read_after_ns);
+    void report_stack_later(const asgi::LoopMonitor::Step& step,
+                            std::vector<asgi::StackFrame> frames, int64_t read_after_ns);
     void report_unblocked(int64_t blocked_ns);
 
     asgi::LoopMonitor& monitor_;
     asgi::Stats& stats_;
-    StackReader& stacks_;
+    asgi::StackReader& stacks_;
+    WatchdogClock& clock_;
     int64_t threshold_ns_;
+    std::chrono::nanoseconds period_;
     int interpreter_;
-    std::chrono::milliseconds stack_wait_;
 
     std::thread thread_;
     std::mutex mu_;
@@ -76,9 +84,9 @@ private:
     uint64_t stall_seq_ = 0;  // guarded by mu_
     bool stack_ready_ = false;  // guarded by mu_
     bool waiting_for_stack_ = false;  // guarded by mu_: the report still waits for the stack
-    std::vector<StackFrame> stack_;  // guarded by mu_
+    std::vector<asgi::StackFrame> stack_;  // guarded by mu_
 };
 
-std::string format_stack(const std::vector<StackFrame>& frames);
+std::string format_stack(const std::vector<asgi::StackFrame>& frames);
 
 }  // namespace narwhal::server

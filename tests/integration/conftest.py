@@ -57,7 +57,7 @@ class Server:
         with self._lock:
             return "".join(self._lines)
 
-    def wait_for_log(self, pattern: str, timeout: float = 10.0) -> re.Match:
+    def wait_for_log(self, pattern: str, timeout: float = 30.0) -> re.Match:
         """Block until a log line matches `pattern` (a regex); fail after `timeout`."""
         rx = re.compile(pattern)
         found: list[re.Match] = []
@@ -108,7 +108,7 @@ def launch(
     app_dir: str | os.PathLike | None = APPS_DIR,
     port: str = "0",
     wait: bool = True,
-    timeout: float = 15.0,
+    timeout: float = 60.0,  # a failure guard: a sanitizer build importing Django on a busy machine
 ) -> Server:
     """Start narwhal serving `app`; with `wait`, return once it accepts connections."""
     cmd = [NARWHAL_BIN]

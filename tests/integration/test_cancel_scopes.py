@@ -15,7 +15,10 @@
   (level-triggered), then lifespan shutdown runs and the exit status is 0.
 
 What the app saw comes back through its `x-report` file (apps/overload_apps.py).
-Small flag values keep the durations short; bounds are generous for a busy machine.
+Small flag values keep the durations short. Durations are checked from below only (the
+server must not act before its timeout; a busy machine can only make it later); that
+it acts at all is a wait with a generous guard (GUARD), chosen below any default the
+flag could be confused with.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ from pathlib import Path
 from rawhttp import NoResponse, RawConnection, assert_alive, log_records, request, server_stats
 
 APP = "overload_apps:router"
+GUARD = 20.0
 
 
 # --- helpers -----------------------------------------------------------------------
 
-def read_report(path: Path, pred=lambda r: True, timeout: float = 10.0) -> tuple[dict, float]:
+def read_report(path: Path, pred=lambda r: True, timeout: float = GUARD) -> tuple[dict, float]:
     """(report, monotonic time first seen satisfying `pred`)."""
     deadline = time.monotonic() + timeout
     last = None
@@ -50,7 +54,7 @@ def read_report(path: Path, pred=lambda r: True, timeout: float = 10.0) -> tuple
     raise AssertionError(f"app report {path} never satisfied the condition within {timeout}s; last: {last}")
 
 
-def wait_record(server, needle: str, *must: str, timeout: float = 10.0) -> str:
+def wait_record(server, needle: str, *must: str, timeout: float = GUARD) -> str:
     """Wait for a log record whose first line matches the regex `needle` and whose
     text (with its continuation lines) contains all of `must`."""
     deadline = time.monotonic() + timeout
@@ -65,7 +69,7 @@ def wait_record(server, needle: str, *must: str, timeout: float = 10.0) -> str:
 
 
 def send_req(server, target: str, report: Path | None = None, gate: Path | None = None,
-             timeout: float = 10.0, extra: list[tuple[str, str]] | None = None) -> RawConnection:
+             timeout: float = GUARD, extra: list[tuple[str, str]] | None = None) -> RawConnection:
     headers = list(extra or [])
     if report is not None:
         headers.append(("x-report", str(report)))
@@ -87,15 +91,16 @@ def wait_exit(server, timeout: float) -> int:
 # --- client disconnect ---------------------------------------------------------------
 
 def test_pending_receive_returns_disconnect_at_once(narwhal, tmp_path):
-    server = narwhal(APP, "--timeout-disconnect-grace", "30")
+    # "At once" means: not through the cancellation that follows the grace period. With a
+    # 60 s grace, an http.disconnect seen within the guard (and no CancelledError) can
+    # only come from receive() itself.
+    server = narwhal(APP, "--timeout-disconnect-grace", "60")
     report = tmp_path / "wait.json"
     conn = send_req(server, "/wait-disconnect?tag=w", report)
     server.wait_for_log(r"overload_apps: waiting tag=w\b")
-    closed_at = time.monotonic()
     conn.close()
-    seen, at = read_report(report, timeout=10.0)
+    seen, _ = read_report(report)
     assert seen == {"type": "http.disconnect", "cancelled": False}, seen
-    assert at - closed_at < 1.5, f"receive() returned http.disconnect {at - closed_at:.2f}s after the client left"
     assert_alive(server.addr)
 
 
@@ -106,11 +111,11 @@ def test_app_ignoring_disconnect_is_cancelled_after_grace(narwhal, tmp_path):
     server.wait_for_log(r"overload_apps: sleeping tag=ign\b")
     closed_at = time.monotonic()
     conn.close()
-    seen, at = read_report(report, timeout=10.0)
+    seen, at = read_report(report)
     assert seen["cancelled"] is True, f"the app was not cancelled: {seen}"
     assert seen["finally"] is True and seen["completed"] is False, seen
     waited = at - closed_at
-    assert 0.4 <= waited < 6.0, f"cancelled {waited:.2f}s after the disconnect; grace is 0.5 s"
+    assert waited >= 0.45, f"cancelled {waited:.2f}s after the disconnect, before the 0.5 s grace"
     wait_record(server, "cancelled", "GET", "/ignore-disconnect")
     assert server_stats(server)["cancelled"] >= 1
     assert_alive(server.addr)
@@ -126,7 +131,7 @@ def test_request_deadline_before_response_gives_504(narwhal, tmp_path):
     resp = conn.read_response()
     elapsed = time.monotonic() - started
     assert resp.status == 504, f"{resp.status} {resp.body!r}"
-    assert 0.4 <= elapsed < 6.0, f"504 after {elapsed:.2f}s; --timeout-request 0.5"
+    assert elapsed >= 0.45, f"504 after {elapsed:.2f}s, before the 0.5 s --timeout-request"
     seen, _ = read_report(report)
     assert seen["cancelled"] is True and seen["finally"] is True, seen
     wait_record(server, r"\(id \d+\)", "GET", "/ignore-disconnect")
@@ -146,7 +151,7 @@ def test_request_deadline_after_response_started_aborts_connection(narwhal, tmp_
     assert not resp.complete, f"response completed although the deadline passed: {resp.raw_body!r}"
     assert b"late part" not in resp.body
     assert conn.eof, "connection still open after the deadline"
-    assert 0.4 <= elapsed < 6.0, f"connection closed after {elapsed:.2f}s; --timeout-request 0.5"
+    assert elapsed >= 0.45, f"connection closed after {elapsed:.2f}s, before the 0.5 s --timeout-request"
     seen, _ = read_report(report)
     assert seen["cancelled"] is True and seen["finally"] is True, seen
     wait_record(server, r"\(id \d+\)", "GET", "/start-then-sleep")
@@ -161,9 +166,9 @@ def test_task_swallowing_cancellation_is_cancelled_again_then_abandoned(narwhal,
     conn = send_req(server, "/stubborn?tag=st", report, gate)
     try:
         server.wait_for_log(r"overload_apps: stubborn tag=st\b")
-        rec = wait_record(server, "abandoned", "GET", "/stubborn", timeout=10.0)
+        rec = wait_record(server, "abandoned", "GET", "/stubborn")
         assert 'File "' in rec and "overload_apps.py" in rec, f"abandoned report without the app's stack:\n{rec}"
-        seen, _ = read_report(report, lambda r: len(r.get("cancels", [])) >= 3, timeout=5.0)
+        seen, _ = read_report(report, lambda r: len(r.get("cancels", [])) >= 3)
         cancels = seen["cancels"]
         assert len(cancels) == 3, f"expected exactly 3 cancellations before abandoning, got {cancels}"
         assert cancels[2] - cancels[0] >= 0.4, f"cancellations not spaced by the 0.3 s grace: {cancels}"
@@ -181,19 +186,21 @@ def test_task_swallowing_cancellation_is_cancelled_again_then_abandoned(narwhal,
 # --- spawned tasks --------------------------------------------------------------------------
 
 def test_spawned_task_outliving_request_is_reported(narwhal):
+    # The orphan finishes after 4 s: only a timeout below that (not the default 5 s) can
+    # report it, and 0.5 s leaves 3.5 s of slack for a slow machine.
     server = narwhal(APP, "--timeout-orphan-tasks", "0.5")
     started = time.monotonic()
     assert_alive(server.addr, "/spawn-orphan?s=4", b"spawned")
-    rec = wait_record(server, "still pending", "GET", "/spawn-orphan", timeout=6.0)
+    rec = wait_record(server, "still pending", "GET", "/spawn-orphan")
     took = time.monotonic() - started
-    assert 0.4 <= took < 6.0, f"reported after {took:.2f}s; --timeout-orphan-tasks 0.5"
+    assert took >= 0.45, f"reported after {took:.2f}s, before the 0.5 s --timeout-orphan-tasks"
     assert "/hello" not in rec
 
 
 def test_spawned_task_exception_never_retrieved_is_reported(narwhal):
     server = narwhal(APP)
     assert_alive(server.addr, "/spawn-failure", b"spawned")
-    rec = wait_record(server, "never retrieved", "GET", "/spawn-failure", timeout=10.0)
+    rec = wait_record(server, "never retrieved", "GET", "/spawn-failure")
     assert "spawned task failed (on purpose)" in server.log() or "AppBoom" in rec, rec
 
 
@@ -213,9 +220,9 @@ def test_shutdown_answers_in_flight_keep_alive_request_with_connection_close(nar
         raise AssertionError(f"in-flight request not answered during shutdown: {exc}\n{server.log()}")
     assert resp.status == 200 and resp.body == b"released ka"
     assert resp.has_token("connection", "close"), f"no 'connection: close' during shutdown: {resp.raw_head!r}"
-    assert conn.wait_closed(5.0)
+    assert conn.wait_closed()
     conn.close()
-    assert wait_exit(server, 10.0) == 0
+    assert wait_exit(server, GUARD) == 0
     assert "overload_apps: lifespan shutdown" in server.log()
 
 
@@ -227,14 +234,14 @@ def test_shutdown_cancels_leftover_stubborn_task_then_runs_lifespan_shutdown(nar
         server.wait_for_log(r"overload_apps: stubborn tag=sd\b")
         started = time.monotonic()
         server.signal(signal.SIGTERM)
-        rc = wait_exit(server, 12.0)
+        rc = wait_exit(server, GUARD)
         took = time.monotonic() - started
     finally:
         gate.touch()
         conn.close()
     log = server.log()
     assert rc == 0, log
-    seen, _ = read_report(report, timeout=1.0)
+    seen, _ = read_report(report)
     assert len(seen.get("cancels", [])) >= 2, f"shutdown cancellation was not level-triggered: {seen}\n{log}"
     assert "overload_apps: lifespan shutdown" in log, log
     first_cancel = log.find("overload_apps: stubborn tag=sd")

@@ -390,7 +390,9 @@ def test_root_path(narwhal):
 
 
 def test_timeout_keep_alive_closes_idle_connection(narwhal):
-    server = narwhal("env_app:app", "--timeout-keep-alive", "1")
+    # 2 s: the second request must come within it, which a busy machine still manages.
+    # That the value itself is applied is tested (from below) in test_http_protocol.py.
+    server = narwhal("env_app:app", "--timeout-keep-alive", "2")
     conn = http.client.HTTPConnection(server.host, server.port, timeout=15)
     try:
         for i in range(2):  # the connection is kept alive between requests...
@@ -398,9 +400,8 @@ def test_timeout_keep_alive_closes_idle_connection(narwhal):
             resp = conn.getresponse()
             assert resp.status == 200
             resp.read()
-        # ...and closed by the server once idle: recv() returns EOF, well before the
-        # 10 s guard.
-        conn.sock.settimeout(10)
+        # ...and closed by the server once idle: recv() returns EOF within the guard.
+        conn.sock.settimeout(30)
         assert conn.sock.recv(1) == b""
     finally:
         conn.close()

@@ -7,8 +7,9 @@ Side channel, as in raw_apps: what the client cannot see (what `send` raised, wh
 `x-report`, atomically (temporary file + rename). Apps that report several things
 over time rewrite the same file with the whole state each time.
 
-Apps that hold a slot wait for the file named by the header `x-gate` to exist, so
-the test decides when they finish; they give up after 30 s (failure guard).
+Apps that hold a slot (and /block/gate, which blocks the whole loop) wait for the
+file named by the header `x-gate` to exist, so the test decides when they finish;
+they give up after 30 s (failure guard).
 
 Markers the tests wait for go to stderr as `overload_apps: <event> tag=<tag>`; the
 tag comes from the query string (?tag=...).
@@ -17,8 +18,8 @@ tag comes from the query string (?tag=...).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
-import re
 import socket
 import sys
 import time
@@ -129,17 +130,22 @@ async def big_download(scope: Scope, receive: Receive, send: Send) -> None:
     """Stream ?total=N bytes (default 1 GiB) in ?chunk=N pieces (default 64 KiB).
 
     Reports how far it got, what `send` raised (class, module, whether it is an
-    OSError / narwhal.ClientDisconnected) and what `receive()` returned afterwards."""
+    OSError / narwhal.ClientDisconnected) and what `receive()` returned afterwards.
+    With ?progress=1 it logs `sent N MiB` each time another whole MiB went through
+    `send`, so a test can wait for progress instead of guessing how long it takes."""
     q = query(scope)
     total = int(q.get("total", str(1 << 30)))
     chunk = bytes(int(q.get("chunk", str(64 * 1024))))
+    progress = q.get("progress") == "1"
     sent = 0
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/octet-stream")]})
     try:
         while sent < total:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            sent += len(chunk)
+            before, sent = sent, sent + len(chunk)
+            if progress and sent >> 20 != before >> 20:
+                _log(f"sent {sent >> 20} MiB", scope)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except BaseException as exc:  # noqa: BLE001 - report whatever `send` raised
         try:
@@ -310,51 +316,45 @@ def block_on_socket_recv(seconds: float) -> None:
         b.close()
 
 
-_CATASTROPHIC = re.compile(r"(x+x+)+y")
+# ctypes.PyDLL calls, unlike CDLL's, keep the GIL for the whole C call.
+_LIBC_KEEPING_THE_GIL = ctypes.PyDLL(None)
 
 
-def _regex_seconds(n: int) -> float:
-    """CPU time of one match (CPU time, not wall time: stable on a busy machine)."""
-    t = time.thread_time()
-    _CATASTROPHIC.match("x" * n)
-    return time.thread_time() - t
+def block_in_c_call(seconds: float) -> None:
+    """One C call (libc usleep) that holds the GIL throughout, for a wall-clock time: a
+    stand-in for a C extension that forgot to release it. (CPU-bound C code, such as a
+    catastrophic regex, would hold it for a time that grows with the machine's load.)"""
+    _LIBC_KEEPING_THE_GIL.usleep(int(seconds * 1_000_000))
 
 
-def _calibrate_regex(target: float = 0.8) -> int:
-    """The subject length for which one catastrophic match takes about `target` s."""
-    n = 10
-    while True:
-        took = _regex_seconds(n)
-        if took > 0.01 or n > 40:
-            break
-        n += 1
-    # each extra character roughly doubles the time
-    while took < target / 2 and n < 45:
-        n += 1
-        took *= 2
-    return n
-
-
-def block_in_regex(seconds: float) -> None:
-    """One C call (re) that holds the GIL for about 0.8 s (calibrated at import)."""
-    _CATASTROPHIC.match("x" * _REGEX_N)
+def block_until_gate(gate: str) -> None:
+    """Block the loop (GIL free, as in time.sleep) until the file `gate` exists: the test
+    decides how long the loop stays blocked. Gives up after GATE_GIVE_UP."""
+    deadline = time.monotonic() + GATE_GIVE_UP
+    while not (gate and os.path.exists(gate)) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 BLOCKERS = {
     "sleep": block_with_time_sleep,
     "cpu": burn_cpu,
     "socket": block_on_socket_recv,
-    "regex": block_in_regex,
+    "gil": block_in_c_call,
 }
 
 
 async def block(scope: Scope, receive: Receive, send: Send) -> None:
-    """/block/<kind>?s=X: block the event loop for about X s (default 0.5)."""
+    """/block/<kind>?s=X: block the event loop for about X s (default 0.5);
+    /block/gate: until the file named by `x-gate` exists. Logs `blocking` first."""
     kind = scope["path"].rstrip("/").rsplit("/", 1)[-1]
     seconds = float(query(scope).get("s", "0.5"))
     await read_body(receive)
+    _log("blocking", scope)
     started = time.monotonic()
-    BLOCKERS[kind](seconds)
+    if kind == "gate":
+        block_until_gate(header(scope, "x-gate") or "")
+    else:
+        BLOCKERS[kind](seconds)
     took = time.monotonic() - started
     await respond(send, 200, f"blocked {took:.3f}".encode())
 
@@ -388,6 +388,3 @@ async def router(scope: Scope, receive: Receive, send: Send) -> None:
     first = scope.get("path", "/").lstrip("/").split("/", 1)[0]
     await ROUTES.get(first, hello)(scope, receive, send)
 
-
-# Calibrate the regex once at import (a few tens of ms), not inside the measured stall.
-_REGEX_N = _calibrate_regex(0.8)

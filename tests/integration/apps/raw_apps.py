@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 from typing import Any, Awaitable, Callable, MutableMapping
 
@@ -294,9 +295,11 @@ async def receive_after_complete(scope: Scope, receive: Receive, send: Send) -> 
 async def expect_gate(scope: Scope, receive: Receive, send: Send) -> None:
     """Wait until the file named by `x-gate` exists, then act on its content:
     "read" -> receive() the whole body and echo it (200); "reject" -> answer 417
-    without ever calling receive(). Gives up after 10 s with 504."""
+    without ever calling receive(). Gives up after 30 s with 504. Logs
+    `raw_apps: waiting for <gate>` first, so the test knows the app has the request."""
     gate = header(scope, "x-gate") or ""
-    deadline = time.monotonic() + 10.0
+    print(f"raw_apps: waiting for {gate}", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + 30.0
     while not os.path.exists(gate):
         if time.monotonic() > deadline:
             await respond(send, 504, b"gate never opened")

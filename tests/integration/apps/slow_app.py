@@ -1,8 +1,21 @@
-"""`GET /sleep?s=X` sleeps X seconds, then answers; markers go to the log."""
+"""`GET /sleep?s=X` sleeps X seconds, then answers; markers go to the log.
+
+With `&gate=PATH` it waits for that file to exist instead (giving up after 30 s), so
+the test decides when the request finishes rather than a clock."""
 
 import asyncio
+import os
 import sys
+import time
 from urllib.parse import parse_qs
+
+GATE_GIVE_UP = 30.0
+
+
+async def _wait_gate(gate: str) -> None:
+    deadline = time.monotonic() + GATE_GIVE_UP
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
 def _log(msg: str) -> None:
@@ -22,9 +35,13 @@ async def app(scope, receive, send):
     query = parse_qs(scope["query_string"].decode())
     seconds = float(query.get("s", ["0"])[0])
     tag = query.get("tag", ["-"])[0]
+    gate = query.get("gate", [""])[0]
     _log(f"sleeping {seconds} tag={tag}")
     try:
-        await asyncio.sleep(seconds)
+        if gate:
+            await _wait_gate(gate)
+        else:
+            await asyncio.sleep(seconds)
     except asyncio.CancelledError:
         _log(f"cancelled tag={tag}")
         raise

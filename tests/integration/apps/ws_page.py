@@ -1,23 +1,23 @@
 """An HTML page whose script talks WebSocket back to the server (for headless Chromium).
 
 GET / returns a page that opens `ws://<host>/ws`, sends "hello from the browser" and,
-on the echo, sets `document.title = "echo:" + data` and closes. /ws echoes every text
-and bytes message. The page then loads the script /settled, which the app answers only
-once the page's WebSocket has closed (or after a failure guard): the page's load event,
-after which Chromium's --dump-dom dumps, waits for the exchange, however slow the
-machine, instead of a clock. When /ws receives a message, the app writes what it saw (message, headers)
-as JSON to the file named by the environment variable WS_PAGE_REPORT (a side channel
-the test reads to double-check that the browser really spoke WebSocket).
+on the echo, closes the socket with 1000. Once the socket is closed (or failed), the
+page POSTs what it saw to /result as JSON: {"echo": data or null, "close_code",
+"was_clean", "errors"}; the app writes that to the file named by the environment
+variable WS_PAGE_RESULT. The test waits for that file: the browser says when it is
+done, no timer decides it.
+
+/ws echoes every text and bytes message. When /ws receives a text message, the app
+writes what it saw (message, headers) as JSON to the file named by WS_PAGE_REPORT (a
+side channel that shows the browser really spoke WebSocket to this server).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 
-SETTLED_GUARD = 30.0  # failure guard: answer /settled anyway, so the test sees the DOM
-_closed = asyncio.Event()  # the page's WebSocket has closed
+from app_util import write_report
 
 PAGE = b"""<!DOCTYPE html>
 <html>
@@ -26,26 +26,44 @@ PAGE = b"""<!DOCTYPE html>
 <p id="status">waiting</p>
 <script>
   const status = (s) => { document.getElementById("status").textContent = s; };
+  const seen = { echo: null, close_code: null, was_clean: null, errors: 0 };
+  const report = () => fetch("/result", { method: "POST", body: JSON.stringify(seen) });
   const ws = new WebSocket("ws://" + location.host + "/ws");
   ws.onopen = () => { status("open"); ws.send("hello from the browser"); };
-  ws.onmessage = (ev) => { document.title = "echo:" + ev.data; status("echoed"); ws.close(1000, "done"); };
-  ws.onerror = () => { status("error"); };
-  ws.onclose = (ev) => { if (document.title === "waiting") document.title = "closed:" + ev.code; };
+  ws.onmessage = (ev) => {
+    seen.echo = ev.data;
+    document.title = "echo:" + ev.data;
+    status("echoed");
+    ws.close(1000, "done");
+  };
+  ws.onerror = () => { seen.errors += 1; status("error"); };
+  ws.onclose = (ev) => {
+    seen.close_code = ev.code;
+    seen.was_clean = ev.wasClean;
+    report();
+  };
 </script>
-<script src="/settled"></script>
 </body>
 </html>
 """
 
 
-def _report(payload) -> None:
-    path = os.environ.get("WS_PAGE_REPORT")
-    if not path:
-        return
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f)
-    os.replace(tmp, path)
+async def read_body(receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return body
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+
+
+async def respond(send, status: int, ctype: bytes, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
+                            (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def app(scope, receive, send):
@@ -58,20 +76,18 @@ async def app(scope, receive, send):
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     if scope["type"] == "http":
-        if scope["path"] == "/":
-            status, ctype, body = 200, b"text/html; charset=utf-8", PAGE
-        elif scope["path"] == "/settled":
+        if scope["path"] == "/" and scope["method"] == "GET":
+            await respond(send, 200, b"text/html; charset=utf-8", PAGE)
+        elif scope["path"] == "/result" and scope["method"] == "POST":
+            body = await read_body(receive)
             try:
-                await asyncio.wait_for(_closed.wait(), SETTLED_GUARD)
-            except asyncio.TimeoutError:
-                pass
-            status, ctype, body = 200, b"text/javascript", b"/* the WebSocket closed */"
+                result = json.loads(body)
+            except ValueError:
+                result = {"unparsable": body.decode("utf-8", "replace")}
+            write_report(os.environ.get("WS_PAGE_RESULT"), result)
+            await respond(send, 200, b"text/plain", b"thanks")
         else:
-            status, ctype, body = 404, b"text/plain", b"not found"
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
-                                (b"cache-control", b"no-store")]})
-        await send({"type": "http.response.body", "body": body})
+            await respond(send, 404, b"text/plain", b"not found")
         return
     if scope["type"] != "websocket":
         return
@@ -85,11 +101,11 @@ async def app(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
-            _closed.set()
             return
         if message.get("text") is not None:
-            _report({"text": message["text"], "path": scope["path"], "origin": headers.get("origin"),
-                     "user_agent": headers.get("user-agent"), "host": headers.get("host")})
+            write_report(os.environ.get("WS_PAGE_REPORT"),
+                         {"text": message["text"], "path": scope["path"], "origin": headers.get("origin"),
+                          "user_agent": headers.get("user-agent"), "host": headers.get("host")})
             await send({"type": "websocket.send", "text": message["text"]})
         else:
             await send({"type": "websocket.send", "bytes": message["bytes"]})
