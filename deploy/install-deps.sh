@@ -3,8 +3,9 @@
 # (bookworm) or Debian 13 (trixie). Idempotent: packages already present are left alone,
 # and the package lists are refreshed only when something is missing.
 #
-# The names are the same on both releases; the versions are not (Boost 1.74 / 1.83,
-# Catch2 2 / 3, pybind11 2.10 / 2.13, Python 3.11 / 3.13), and the build handles both.
+# The names are the same on both releases but one (the form parser, below); the versions
+# are not (Boost 1.74 / 1.83, Catch2 2 / 3, pybind11 2.10 / 2.13, Python 3.11 / 3.13), and
+# the build handles both.
 # Python packages from PyPI (current frameworks, uvicorn, granian) are not installed
 # here: `make venv` puts them in a virtualenv in the build folder from a pinned file.
 set -euo pipefail
@@ -16,7 +17,15 @@ fi
 case "$release" in
     bookworm | trixie) ;;
     *) echo "install-deps: Debian '$release' is not one narwhal is tested on (bookworm, trixie);" \
-            "trying the same package names" >&2 ;;
+            "trying Debian 13's package names" >&2 ;;
+esac
+
+# Starlette's and FastAPI's form parser, python-multipart: Debian 12 calls it
+# python3-multipart; Debian 13 renamed it python3-python-multipart and gave the old name
+# to an unrelated parser with the same import name, which FastAPI refuses to load.
+case "$release" in
+    bookworm) form_parser=python3-multipart ;;
+    *) form_parser=python3-python-multipart ;;
 esac
 
 packages=(
@@ -29,7 +38,7 @@ packages=(
     python3 python3-dev python3-venv pybind11-dev
     # Python test and app dependencies
     python3-pytest python3-httpx python3-websockets python3-starlette python3-fastapi
-    python3-multipart python3-django python3-quart python3-falcon python3-anyio
+    "$form_parser" python3-django python3-quart python3-falcon python3-anyio
     python3-uvloop python3-httptools python3-uvicorn python3-django-channels
     # clients and load tools; real WebSocket clients (node `ws`, headless Chromium)
     curl wrk nodejs npm chromium

@@ -16,11 +16,10 @@ import signal
 import urllib.parse
 
 import pytest
-import websockets
-from websockets.exceptions import InvalidStatusCode
 
 from conftest import serving
 from rawhttp import wait_for_file
+import wsclient
 
 APP = "ws_apps:app"
 GUARD = 10.0  # failure guard for every wait
@@ -44,8 +43,8 @@ def run(coro):
 
 
 def connect(server, target: str):
-    return websockets.connect(f"ws://{server.host}:{server.port}{target}", ping_interval=None,
-                              open_timeout=GUARD, close_timeout=GUARD)
+    return wsclient.connect(f"ws://{server.host}:{server.port}{target}", ping_interval=None,
+                            open_timeout=GUARD, close_timeout=GUARD)
 
 
 async def echo_session(server, target: str) -> tuple[str, int]:
@@ -99,10 +98,10 @@ def test_app_close_line(text_server):
 
 def test_refused_handshake_line(text_server):
     async def main():
-        with pytest.raises(InvalidStatusCode) as refused:
+        with pytest.raises(wsclient.HandshakeRejected) as refused:
             async with connect(text_server, "/reject?who=me"):
                 pass
-        return refused.value.status_code
+        return wsclient.rejected_status(refused.value)
 
     assert run(main()) == 403
     text_server.wait_for_log(rf'- "WebSocket /reject\?who=me" 403 refused after {SECONDS} s$',
@@ -161,10 +160,10 @@ def test_json_members(json_server):
 
 def test_json_refused(json_server):
     async def main():
-        with pytest.raises(InvalidStatusCode) as refused:
+        with pytest.raises(wsclient.HandshakeRejected) as refused:
             async with connect(json_server, "/deny"):
                 pass
-        return refused.value.status_code
+        return wsclient.rejected_status(refused.value)
 
     assert run(main()) == 401
     json_server.wait_for_log(r'"event": "websocket".*"path": "/deny"', timeout=GUARD)

@@ -21,11 +21,11 @@ import time
 import urllib.parse
 
 import pytest
-import websockets
-from websockets.exceptions import ConnectionClosed, InvalidStatusCode
+from websockets.exceptions import ConnectionClosed
 
 from conftest import launch
 from rawhttp import RawConnection, exchange, request, wait_for_file
+import wsclient
 
 APP = "ws_apps:app"
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -60,7 +60,7 @@ def connect(url: str, **kw):
     kw.setdefault("ping_interval", None)
     kw.setdefault("open_timeout", GUARD)
     kw.setdefault("close_timeout", GUARD)
-    return websockets.connect(url, **kw)
+    return wsclient.connect(url, **kw)
 
 
 def read_report(path) -> dict:
@@ -177,10 +177,10 @@ def test_close_before_accept_is_403(ws_server, tmp_path):
 
 def test_close_before_accept_is_403_for_client(ws_server):
     async def main():
-        with pytest.raises(InvalidStatusCode) as info:
+        with pytest.raises(wsclient.HandshakeRejected) as info:
             async with connect(uri(ws_server, "/reject")):
                 pass
-        return info.value.status_code
+        return wsclient.rejected_status(info.value)
     assert run(main()) == 403
 
 
@@ -194,6 +194,24 @@ def test_denial_response(ws_server, tmp_path):
     assert resp.header("sec-websocket-accept") is None
     assert resp.closed, "server kept the connection open after the denial response"
     assert read_report(rep) == {"done": True}
+
+
+def test_denial_response_with_the_apps_content_length(ws_server):
+    """The app's content-length is the only one: a second, even equal, is refused by strict
+    clients (websockets >= 14)."""
+    resp = exchange(ws_server.addr, ws_request("/deny-sized"))
+    assert resp.status == 403, (resp.status, resp.raw_head)
+    assert resp.header_all("content-length") == ["6"], resp.raw_head
+    assert resp.body == b"sized!"
+
+
+def test_denial_response_rejected_for_the_client(ws_server):
+    async def main():
+        with pytest.raises(wsclient.HandshakeRejected) as info:
+            async with connect(uri(ws_server, "/deny-sized")):
+                pass
+        return wsclient.rejected_status(info.value)
+    assert run(main()) == 403
 
 
 def test_app_exception_before_accept_is_500(ws_server):
@@ -219,7 +237,7 @@ def test_scope(ws_server, tmp_path):
     url = f"ws://{ws_server.host}:{ws_server.port}/scope/a%20b?x=1&report={urllib.parse.quote(str(rep))}"
 
     async def main():
-        async with connect(url, subprotocols=["p1", "p2"], extra_headers=[("X-Custom", "v1")]) as ws:
+        async with connect(url, subprotocols=["p1", "p2"], headers=[("X-Custom", "v1")]) as ws:
             assert await ws.recv() == "hello"
             return ws.local_address
     local = run(main())
@@ -288,7 +306,7 @@ def test_subprotocol_and_accept_headers(ws_server, tmp_path):
     async def main():
         async with connect(uri(ws_server, "/subprotocol", report=str(rep)),
                            subprotocols=["chat", "superchat"]) as ws:
-            return ws.subprotocol, ws.response_headers.get("x-accepted-by"), await ws.recv()
+            return ws.subprotocol, wsclient.response_header(ws, "x-accepted-by"), await ws.recv()
     sub, hdr, msg = run(main())
     assert read_report(rep) == {"subprotocols": ["chat", "superchat"]}
     assert sub == "superchat"
@@ -492,7 +510,7 @@ def test_permessage_deflate_negotiated(narwhal, flags):
         async with connect(uri(server, "/echo")) as ws:
             await ws.send(text)
             got = await ws.recv()
-            return [type(e).__name__ for e in ws.extensions], ws.response_headers.get("sec-websocket-extensions"), got
+            return [type(e).__name__ for e in wsclient.extensions(ws)], wsclient.response_header(ws, "sec-websocket-extensions"), got
     exts, hdr, got = run(main())
     assert exts == ["PerMessageDeflate"], exts
     assert hdr is not None and "permessage-deflate" in hdr
@@ -506,7 +524,7 @@ def test_permessage_deflate_disabled(narwhal):
         async with connect(uri(server, "/echo")) as ws:
             await ws.send("plain")
             got = await ws.recv()
-            return ws.extensions, ws.response_headers.get("sec-websocket-extensions"), got
+            return wsclient.extensions(ws), wsclient.response_header(ws, "sec-websocket-extensions"), got
     exts, hdr, got = run(main())
     assert exts == []
     assert hdr is None

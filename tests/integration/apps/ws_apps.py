@@ -161,6 +161,14 @@ async def ws_deny(scope, receive, send):
     report(scope, {"done": True})
 
 
+async def ws_deny_sized(scope, receive, send):
+    """A denial whose headers carry the app's own content-length (as Starlette's Response)."""
+    await receive()
+    await send({"type": "websocket.http.response.start", "status": 403,
+                "headers": [(b"content-length", b"6"), (b"content-type", b"text/plain")]})
+    await send({"type": "websocket.http.response.body", "body": b"sized!"})
+
+
 async def ws_send_before_accept(scope, receive, send):
     """websocket.send before accept raises RuntimeError; then close (-> 403)."""
     await receive()
@@ -268,6 +276,7 @@ ROUTES = {
     "/close": ws_close,
     "/reject": ws_reject,
     "/deny": ws_deny,
+    "/deny-sized": ws_deny_sized,
     "/send-before-accept": ws_send_before_accept,
     "/accept-twice": ws_accept_twice,
     "/raise-before": ws_raise_before,

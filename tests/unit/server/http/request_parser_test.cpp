@@ -87,6 +87,15 @@ void require_refused_by_beast(const std::string &in, bhttp::error expected) {
     CHECK(p.answered_status() == 400);
 }
 
+// Beast's error for two different Content-Length values: its own name in newer Beast
+// (Boost 1.83 has it), bad_content_length in Boost 1.74. Detected, not version-guessed.
+template <class Error = bhttp::error> constexpr Error conflicting_content_length_error() {
+    if constexpr (requires { Error::multiple_content_length; })
+        return Error::multiple_content_length;
+    else
+        return Error::bad_content_length;
+}
+
 } // namespace
 
 TEST_CASE("request_parser: request line and fields", "[request_parser]") {
@@ -235,7 +244,7 @@ TEST_CASE("request_parser: Content-Length", "[request_parser]") {
     }
     SECTION("conflicting values are 400 (refused by Beast first)") {
         require_refused_by_beast(get11("Content-Length: 5\r\nContent-Length: 6\r\n"),
-                                 bhttp::error::bad_content_length);
+                                 conflicting_content_length_error());
     }
     SECTION("above body_limit is Beast's body_limit error (413)") {
         Parse over(get11("Content-Length: 101\r\n"), 100);
