@@ -23,7 +23,7 @@ PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
 # fake stacks (several MiB per thread) would count as server memory.
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=16:detect_stack_use_after_return=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build venv requirements run test unit integration asan tsan fuzz bench format clean
+.PHONY: all deps build venv requirements run test unit integration asan tsan fuzz bench format format-check clean
 
 all: build
 
@@ -73,7 +73,7 @@ tsan: deps
 	cmake --build $(TSAN_BUILD) --target narwhal_unit_tests
 	TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/tests/unit/narwhal_unit_tests
 
-test: unit integration asan tsan
+test: format-check unit integration asan tsan
 
 # libFuzzer, with clang, for $(FUZZ_SECONDS) each: the request path (head scanner, head
 # parser, body reader), then the WebSocket frame path (Beast's websocket::stream after the
@@ -92,8 +92,16 @@ fuzz: deps
 bench: build
 	$(PYTHON) loadtests/compare.py --narwhal-bin $(BUILD)/narwhal
 
-format:
-	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+# The C++ sources in .clang-format's style, with the clang-format pinned in the venv (the
+# distributions' versions format differently). `format-check` fails on any difference.
+CLANG_FORMAT := $(VENV)/bin/clang-format
+CXX_SOURCES = $$(git ls-files '*.cpp' '*.hpp')
+format: venv
+	$(CLANG_FORMAT) -i $(CXX_SOURCES)
+
+format-check: venv
+	@$(CLANG_FORMAT) --dry-run -Werror $(CXX_SOURCES) || \
+		{ echo "format-check: the files above are not formatted: run 'make format'" >&2; exit 1; }
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

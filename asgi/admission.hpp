@@ -25,7 +25,8 @@ public:
     enum class Result { admitted, queued, refused };
 
     // `limit` 0: unlimited (acquire always admits).
-    Admission(std::size_t limit, std::size_t queue_limit) : limit_(limit), queue_limit_(queue_limit) {}
+    Admission(std::size_t limit, std::size_t queue_limit)
+        : limit_(limit), queue_limit_(queue_limit) {}
 
     Result acquire(const std::shared_ptr<AdmissionWaiter>& waiter);
     // Frees a slot, or hands it to the oldest waiter still alive.

@@ -9,8 +9,7 @@ std::string expected_message(std::string_view expected, std::string_view got) {
 }
 
 std::string unexpected_after_complete(std::string_view got) {
-    return fmt::format("Unexpected ASGI message '{}' sent, after response already completed.",
-                       got);
+    return fmt::format("Unexpected ASGI message '{}' sent, after response already completed.", got);
 }
 
 }  // namespace narwhal::asgi::errors

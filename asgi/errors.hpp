@@ -18,7 +18,8 @@ inline constexpr std::string_view returned_without_complete =
     "ASGI callable returned without completing response.";
 inline constexpr std::string_view exception_in_app = "Exception in ASGI application";
 inline constexpr std::string_view message_not_dict = "ASGI message must be a dict, got '{}'.";
-inline constexpr std::string_view status_not_int = "ASGI 'http.response.start' status must be an int.";
+inline constexpr std::string_view status_not_int =
+    "ASGI 'http.response.start' status must be an int.";
 inline constexpr std::string_view status_out_of_range =
     "ASGI 'http.response.start' status must be between 100 and 999.";
 inline constexpr std::string_view headers_not_iterable =

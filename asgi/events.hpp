@@ -42,7 +42,7 @@ public:
     const std::vector<Field>& fields() const { return fields_; }
 
     Span method{};
-    Span target{};  // the raw request-target: path plus "?query"
+    Span target{};     // the raw request-target: path plus "?query"
     int version = 11;  // 10 or 11
     bool keep_alive = true;
     bool expect_continue = false;
@@ -106,11 +106,11 @@ struct HeaderFacts {
 // Commands flow interpreter -> I/O thread, to the connection that owns the channel.
 struct Command {
     enum class Kind : uint8_t {
-        start,   // response head (status + headers); may be held until the first body
-        body,    // response body bytes; more == false completes the response
-        credit,  // the app consumed request body: the connection may read `credit` more bytes
-        abort,   // close the connection now (app failed mid-response, or was abandoned)
-        release, // no-op: carries the interpreter's last reference back to the I/O thread
+        start,      // response head (status + headers); may be held until the first body
+        body,       // response body bytes; more == false completes the response
+        credit,     // the app consumed request body: the connection may read `credit` more bytes
+        abort,      // close the connection now (app failed mid-response, or was abandoned)
+        release,    // no-op: carries the interpreter's last reference back to the I/O thread
         ws_accept,  // complete the handshake: `body` = subprotocol (may be empty), `headers`
         ws_send,    // one message: `body`, `text`
         ws_close,   // `status` = close code, `body` = reason; before accept: 403

@@ -74,7 +74,9 @@ void configure(Level level, bool json, bool access_log) {
     access_on = access_log;
 }
 
-bool enabled(Level level) { return static_cast<int>(level) >= min_level.load(std::memory_order_relaxed); }
+bool enabled(Level level) {
+    return static_cast<int>(level) >= min_level.load(std::memory_order_relaxed);
+}
 
 bool access_enabled() { return access_on.load(std::memory_order_relaxed) && enabled(Level::info); }
 

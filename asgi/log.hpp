@@ -30,10 +30,10 @@ void access(std::string_view client, std::string_view method, std::string_view t
 // One WebSocket session, logged when it ends. Counts are of whole messages and their
 // payload bytes (before any compression); "in" is from the client.
 struct WebSocketAccess {
-    std::string_view client;  // "host:port" or "unix"
-    std::string_view target;  // the upgrade request's target: path and query
-    int status = 101;         // 101: accepted; else the HTTP status answered instead
-    int close_code = 0;       // accepted sessions: the close code (1006: no close frame)
+    std::string_view client;     // "host:port" or "unix"
+    std::string_view target;     // the upgrade request's target: path and query
+    int status = 101;            // 101: accepted; else the HTTP status answered instead
+    int close_code = 0;          // accepted sessions: the close code (1006: no close frame)
     std::string_view closed_by;  // accepted sessions: "client", "app" or "server"
     double seconds = 0;          // from the upgrade request to the close
     uint64_t messages_in = 0;
@@ -48,23 +48,19 @@ struct WebSocketAccess {
 // close_code, closed_by, duration_s, messages_in, bytes_in, messages_out, bytes_out.
 void websocket_access(const WebSocketAccess& a);
 
-template <typename... Args>
-void info(fmt::format_string<Args...> f, Args&&... args) {
+template <typename... Args> void info(fmt::format_string<Args...> f, Args&&... args) {
     if (enabled(Level::info))
         write(Level::info, fmt::format(f, std::forward<Args>(args)...));
 }
-template <typename... Args>
-void warning(fmt::format_string<Args...> f, Args&&... args) {
+template <typename... Args> void warning(fmt::format_string<Args...> f, Args&&... args) {
     if (enabled(Level::warning))
         write(Level::warning, fmt::format(f, std::forward<Args>(args)...));
 }
-template <typename... Args>
-void error(fmt::format_string<Args...> f, Args&&... args) {
+template <typename... Args> void error(fmt::format_string<Args...> f, Args&&... args) {
     if (enabled(Level::error))
         write(Level::error, fmt::format(f, std::forward<Args>(args)...));
 }
-template <typename... Args>
-void debug(fmt::format_string<Args...> f, Args&&... args) {
+template <typename... Args> void debug(fmt::format_string<Args...> f, Args&&... args) {
     if (enabled(Level::debug))
         write(Level::debug, fmt::format(f, std::forward<Args>(args)...));
 }

@@ -50,5 +50,4 @@ std::optional<uint64_t> parse_content_length(std::string_view value);
 // element of a comma-separated list).
 bool lists_close(std::string_view connection_value);
 
-
 }  // namespace narwhal::asgi

@@ -19,8 +19,7 @@ std::optional<std::string> ResponseState::check_order(std::string_view type) con
         if (type != body_type)
             return errors::expected_message(body_type, type);
         return std::nullopt;
-    case Phase::done:
-        return errors::unexpected_after_complete(type);
+    case Phase::done: return errors::unexpected_after_complete(type);
     }
     return std::nullopt;
 }

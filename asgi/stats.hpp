@@ -9,8 +9,8 @@
 namespace narwhal::asgi {
 
 struct Stats {
-    std::atomic<uint64_t> requests{0};        // handed to the interpreter
-    std::atomic<uint64_t> shed{0};            // answered 503: no slot, queue full, inbox full
+    std::atomic<uint64_t> requests{0};  // handed to the interpreter
+    std::atomic<uint64_t> shed{0};      // answered 503: no slot, queue full, inbox full
 
     std::atomic<uint64_t> queue_timeouts{0};  // of those, waited --timeout-queue
     std::atomic<int64_t> connections{0};      // open now

@@ -19,6 +19,8 @@ TargetParts split_target(std::string_view target);
 // replacement.
 std::string percent_decode(std::string_view path);
 // False when `path` has no '%' at all, i.e. decoding would be the identity.
-inline bool needs_decoding(std::string_view path) { return path.find('%') != std::string_view::npos; }
+inline bool needs_decoding(std::string_view path) {
+    return path.find('%') != std::string_view::npos;
+}
 
 }  // namespace narwhal::asgi

@@ -14,7 +14,7 @@
 namespace narwhal::config {
 namespace {
 
-std::string read_whole(const std::string &path, std::string_view origin) {
+std::string read_whole(const std::string& path, std::string_view origin) {
     auto fail = [&](int err) {
         return ConfigError(fmt::format("{}: cannot read config file {}: {}", origin, quote(path),
                                        std::strerror(err)));
@@ -38,41 +38,41 @@ std::string lower(std::string s) {
     return s;
 }
 
-[[noreturn]] void mismatch(const Option &o, const detail::FileValue &v, std::string_view label) {
+[[noreturn]] void mismatch(const Option& o, const detail::FileValue& v, std::string_view label) {
     throw ConfigError(fmt::format("{}: expected {}, got {}", label, expected(o), v.type));
 }
 
 // Types are checked, not coerced: "8000" where port wants a number is an error, so a
 // quoting mistake in the file cannot silently mean something else.
-Value convert(const Option &o, const detail::FileValue &v, std::string_view label) {
-    const auto &value = v.value;
+Value convert(const Option& o, const detail::FileValue& v, std::string_view label) {
+    const auto& value = v.value;
     switch (o.kind) {
     case Kind::string:
-        if (auto *s = std::get_if<std::string>(&value))
+        if (auto* s = std::get_if<std::string>(&value))
             return *s;
         break;
     case Kind::flag:
-        if (auto *b = std::get_if<bool>(&value))
+        if (auto* b = std::get_if<bool>(&value))
             return *b;
         break;
     case Kind::integer:
-        if (auto *n = std::get_if<std::int64_t>(&value))
+        if (auto* n = std::get_if<std::int64_t>(&value))
             return check_integer(o, *n, label);
         break;
     case Kind::seconds:
-        if (auto *n = std::get_if<std::int64_t>(&value))
+        if (auto* n = std::get_if<std::int64_t>(&value))
             return check_seconds(o, static_cast<double>(*n), label);
-        if (auto *d = std::get_if<double>(&value))
+        if (auto* d = std::get_if<double>(&value))
             return check_seconds(o, *d, label);
         break;
     case Kind::choice:
-        if (auto *s = std::get_if<std::string>(&value))
+        if (auto* s = std::get_if<std::string>(&value))
             return check_choice(o, *s, label);
         break;
     case Kind::headers:
-        if (auto *list = std::get_if<std::vector<std::string>>(&value)) {
+        if (auto* list = std::get_if<std::vector<std::string>>(&value)) {
             HeaderList headers;
-            for (const std::string &entry : *list)
+            for (const std::string& entry : *list)
                 headers.push_back(parse_header(entry, label));
             return headers;
         }
@@ -81,9 +81,9 @@ Value convert(const Option &o, const detail::FileValue &v, std::string_view labe
     mismatch(o, v, label);
 }
 
-} // namespace
+}  // namespace
 
-std::vector<Assignment> read_config_file(const std::string &path, std::string_view origin) {
+std::vector<Assignment> read_config_file(const std::string& path, std::string_view origin) {
     std::string text = read_whole(path, origin);
     std::filesystem::path p(path);
     std::string ext = lower(p.extension().string());
@@ -101,12 +101,12 @@ std::vector<Assignment> read_config_file(const std::string &path, std::string_vi
 
     std::string where = pyproject ? path + " [tool.narwhal]" : path;
     std::vector<std::string> keys;
-    for (const Option &o : options())
+    for (const Option& o : options())
         keys.emplace_back(o.key);
 
     std::vector<Assignment> out;
-    for (const auto &[key, value] : entries) {
-        const Option *o = find_by_key(key);
+    for (const auto& [key, value] : entries) {
+        const Option* o = find_by_key(key);
         if (o == nullptr) {
             std::string hint = closest(key, keys);
             throw ConfigError(
@@ -119,4 +119,4 @@ std::vector<Assignment> read_config_file(const std::string &path, std::string_vi
     return out;
 }
 
-} // namespace narwhal::config
+}  // namespace narwhal::config

@@ -15,7 +15,7 @@ namespace narwhal::config {
 
 // `origin` is where the path came from ("--config" or "NARWHAL_CONFIG"), cited when
 // the file cannot be read at all.
-std::vector<Assignment> read_config_file(const std::string &path, std::string_view origin);
+std::vector<Assignment> read_config_file(const std::string& path, std::string_view origin);
 
 namespace detail {
 
@@ -25,7 +25,7 @@ namespace detail {
 struct FileValue {
     std::variant<std::monostate, bool, std::int64_t, double, std::string, std::vector<std::string>>
         value;
-    std::string type; // "a string", "an integer", "a table", ...
+    std::string type;  // "a string", "an integer", "a table", ...
 };
 
 struct FileEntry {
@@ -35,8 +35,8 @@ struct FileEntry {
 
 // Syntax errors throw ConfigError citing `path` (and line:column where the format has
 // one). For pyproject.toml only the [tool.narwhal] table is returned.
-std::vector<FileEntry> parse_toml(const std::string &text, const std::string &path, bool pyproject);
-std::vector<FileEntry> parse_json(const std::string &text, const std::string &path);
+std::vector<FileEntry> parse_toml(const std::string& text, const std::string& path, bool pyproject);
+std::vector<FileEntry> parse_json(const std::string& text, const std::string& path);
 
-} // namespace detail
-} // namespace narwhal::config
+}  // namespace detail
+}  // namespace narwhal::config

@@ -16,10 +16,10 @@ constexpr std::size_t help_column = 34;
 
 // Appends `words` joined by spaces and wrapped to `width`, each line after the first
 // indented to `indent`; `column` is where the cursor stands when it starts.
-void wrap(std::string &out, const std::vector<std::string> &words, std::size_t indent,
+void wrap(std::string& out, const std::vector<std::string>& words, std::size_t indent,
           std::size_t column) {
     bool first = true;
-    for (const std::string &word : words) {
+    for (const std::string& word : words) {
         if (!first && column + 1 + word.size() > width) {
             out += '\n';
             out.append(indent, ' ');
@@ -47,7 +47,7 @@ std::vector<std::string> split(std::string_view text) {
     return words;
 }
 
-void entry(std::string &out, std::string_view left, std::vector<std::string> words) {
+void entry(std::string& out, std::string_view left, std::vector<std::string> words) {
     out += "  ";
     out += left;
     std::size_t column = 2 + left.size();
@@ -59,15 +59,13 @@ void entry(std::string &out, std::string_view left, std::vector<std::string> wor
     wrap(out, words, help_column, help_column);
 }
 
-std::string left_column(const Option &o) {
+std::string left_column(const Option& o) {
     switch (o.kind) {
     case Kind::flag:
         return o.negatable ? fmt::format("{} / --no-{}", o.flag, o.flag.substr(2))
                            : std::string(o.flag);
-    case Kind::choice:
-        return fmt::format("{} [{}]", o.flag, fmt::join(o.choices, "|"));
-    default:
-        return fmt::format("{} {}", o.flag, o.metavar);
+    case Kind::choice: return fmt::format("{} [{}]", o.flag, fmt::join(o.choices, "|"));
+    default: return fmt::format("{} {}", o.flag, o.metavar);
     }
 }
 
@@ -75,21 +73,11 @@ std::string toml_string(std::string_view s) {
     std::string out = "\"";
     for (unsigned char c : s) {
         switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
         default:
             if (c < 0x20 || c == 0x7f)
                 out += fmt::format("\\u{:04X}", c);
@@ -100,12 +88,10 @@ std::string toml_string(std::string_view s) {
     return out + "\"";
 }
 
-std::string toml_value(const Option &o, const Value &v) {
+std::string toml_value(const Option& o, const Value& v) {
     switch (o.kind) {
-    case Kind::string:
-        return toml_string(std::get<std::string>(v));
-    case Kind::choice:
-        return toml_string(format_value(o, v));
+    case Kind::string: return toml_string(std::get<std::string>(v));
+    case Kind::choice: return toml_string(format_value(o, v));
     case Kind::seconds: {
         // Shortest text that reads back to the same double, made a TOML float.
         std::string text = fmt::format("{}", std::get<double>(v));
@@ -115,16 +101,15 @@ std::string toml_value(const Option &o, const Value &v) {
     }
     case Kind::headers: {
         std::vector<std::string> items;
-        for (const auto &[name, value] : std::get<HeaderList>(v))
+        for (const auto& [name, value] : std::get<HeaderList>(v))
             items.push_back(toml_string(fmt::format("{}:{}", name, value)));
         return fmt::format("[{}]", fmt::join(items, ", "));
     }
-    default:
-        return format_value(o, v);
+    default: return format_value(o, v);
     }
 }
 
-} // namespace
+}  // namespace
 
 std::string help_text() {
     std::string out =
@@ -141,28 +126,28 @@ std::string help_text() {
          2, 2);
     out += "\nOptions:\n";
     Settings defaults;
-    for (const Option &o : options()) {
+    for (const Option& o : options()) {
         if (o.flag.empty())
-            continue; // APP is in the usage line
+            continue;  // APP is in the usage line
         std::vector<std::string> words = split(o.help);
         std::string shown = format_value(o, o.get(defaults));
         if (!shown.empty())
-            words.push_back(fmt::format("[default: {}]", shown)); // kept on one line
+            words.push_back(fmt::format("[default: {}]", shown));  // kept on one line
         entry(out, left_column(o), std::move(words));
     }
     out += "\nOther options:\n";
-    for (const MetaOption &m : meta_options())
+    for (const MetaOption& m : meta_options())
         entry(out,
               m.metavar.empty() ? std::string(m.flag) : fmt::format("{} {}", m.flag, m.metavar),
               split(m.help));
     return out;
 }
 
-std::string render_toml(const Settings &settings) {
+std::string render_toml(const Settings& settings) {
     std::string out = "# narwhal's effective settings; narwhal --config FILE reads this back.\n";
-    for (const Option &o : options())
+    for (const Option& o : options())
         out += fmt::format("{} = {}\n", o.key, toml_value(o, o.get(settings)));
     return out;
 }
 
-} // namespace narwhal::config
+}  // namespace narwhal::config

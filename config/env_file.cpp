@@ -21,16 +21,12 @@
 namespace narwhal::config {
 namespace {
 
-bool is_blank(char c) {
-    return c == ' ' || c == '\t' || c == '\f' || c == '\v';
-}
-bool is_space(char c) {
-    return is_blank(c) || c == '\n' || c == '\r';
-}
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\f' || c == '\v'; }
+bool is_space(char c) { return is_blank(c) || c == '\n' || c == '\r'; }
 
 class Reader {
 public:
-    Reader(std::string_view text, const std::string &path) : text_(text), path_(path) {
+    Reader(std::string_view text, const std::string& path) : text_(text), path_(path) {
         if (text_.starts_with("\xEF\xBB\xBF"))
             text_.remove_prefix(3);
     }
@@ -58,7 +54,7 @@ public:
     // A quoted run; `quote` is ' or ". A backslash before the quote keeps it open.
     std::string quoted(char quote) {
         int start_line = line_;
-        advance(); // opening quote
+        advance();  // opening quote
         std::string raw;
         while (!done() && peek() != quote) {
             if (peek() == '\\' && pos_ + 1 < text_.size() && text_[pos_ + 1] == quote) {
@@ -71,7 +67,7 @@ public:
         if (done())
             fail(start_line,
                  fmt::format("unterminated {} quote", quote == '"' ? "double" : "single"));
-        advance(); // closing quote
+        advance();  // closing quote
         return raw;
     }
 
@@ -90,7 +86,7 @@ public:
 
 private:
     std::string_view text_;
-    const std::string &path_;
+    const std::string& path_;
     std::size_t pos_ = 0;
     int line_ = 1;
 };
@@ -137,7 +133,7 @@ using Vars = std::vector<std::pair<std::string, std::string>>;
 
 // ${NAME} and ${NAME:-default}. As python-dotenv does by default, the process
 // environment wins over values defined earlier in the same file.
-std::string expand(std::string_view value, const Vars &earlier) {
+std::string expand(std::string_view value, const Vars& earlier) {
     std::string out;
     std::size_t pos = 0;
     while (true) {
@@ -162,11 +158,11 @@ std::string expand(std::string_view value, const Vars &earlier) {
             fallback = inner.substr(colon + 2);
         }
         std::string key(name);
-        if (const char *env = std::getenv(key.c_str())) {
+        if (const char* env = std::getenv(key.c_str())) {
             out += env;
         } else {
             auto it = std::find_if(earlier.begin(), earlier.end(),
-                                   [&](const auto &kv) { return kv.first == key; });
+                                   [&](const auto& kv) { return kv.first == key; });
             if (it != earlier.end())
                 out += it->second;
             else if (fallback)
@@ -176,8 +172,8 @@ std::string expand(std::string_view value, const Vars &earlier) {
     }
 }
 
-void set(Vars &vars, std::string key, std::string value) {
-    for (auto &[k, v] : vars)
+void set(Vars& vars, std::string key, std::string value) {
+    for (auto& [k, v] : vars)
         if (k == key) {
             v = std::move(value);
             return;
@@ -185,9 +181,9 @@ void set(Vars &vars, std::string key, std::string value) {
     vars.emplace_back(std::move(key), std::move(value));
 }
 
-} // namespace
+}  // namespace
 
-std::vector<std::pair<std::string, std::string>> read_env_file(const std::string &path) {
+std::vector<std::pair<std::string, std::string>> read_env_file(const std::string& path) {
     auto unreadable = [&](int err) {
         return ConfigError(
             fmt::format("cannot read env file {}: {}", quote(path), std::strerror(err)));
@@ -256,4 +252,4 @@ std::vector<std::pair<std::string, std::string>> read_env_file(const std::string
     return vars;
 }
 
-} // namespace narwhal::config
+}  // namespace narwhal::config

@@ -10,4 +10,4 @@ struct ConfigError : std::runtime_error {
     using runtime_error::runtime_error;
 };
 
-} // namespace narwhal::config
+}  // namespace narwhal::config

@@ -14,15 +14,12 @@ FileValue from_element(simdjson::dom::element element) {
     switch (element.type()) {
     case element_type::STRING:
         return {std::string(element.get_string().value_unsafe()), "a string"};
-    case element_type::INT64:
-        return {element.get_int64().value_unsafe(), "an integer"};
+    case element_type::INT64: return {element.get_int64().value_unsafe(), "an integer"};
     case element_type::UINT64:
         // Beyond int64_t: larger than any setting accepts.
         return {std::monostate{}, "an integer beyond 64 bits"};
-    case element_type::DOUBLE:
-        return {element.get_double().value_unsafe(), "a float"};
-    case element_type::BOOL:
-        return {element.get_bool().value_unsafe(), "a boolean"};
+    case element_type::DOUBLE: return {element.get_double().value_unsafe(), "a float"};
+    case element_type::BOOL: return {element.get_bool().value_unsafe(), "a boolean"};
     case element_type::ARRAY: {
         std::vector<std::string> items;
         // Named: a range-for over the temporary result would outlive it.
@@ -34,17 +31,15 @@ FileValue from_element(simdjson::dom::element element) {
         }
         return {std::move(items), "a list"};
     }
-    case element_type::OBJECT:
-        return {std::monostate{}, "an object"};
-    case element_type::NULL_VALUE:
-        return {std::monostate{}, "null"};
+    case element_type::OBJECT: return {std::monostate{}, "an object"};
+    case element_type::NULL_VALUE: return {std::monostate{}, "null"};
     }
     return {std::monostate{}, "an unknown JSON value"};
 }
 
-} // namespace
+}  // namespace
 
-std::vector<FileEntry> parse_json(const std::string &text, const std::string &path) {
+std::vector<FileEntry> parse_json(const std::string& text, const std::string& path) {
     simdjson::dom::parser parser;
     simdjson::padded_string padded(text);
     simdjson::dom::element root;
@@ -61,4 +56,4 @@ std::vector<FileEntry> parse_json(const std::string &text, const std::string &pa
     return out;
 }
 
-} // namespace narwhal::config::detail
+}  // namespace narwhal::config::detail

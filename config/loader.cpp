@@ -13,19 +13,19 @@ namespace {
 
 using Layer = std::vector<Assignment>;
 
-const Option &app_option() {
-    static const Option *app = find_by_key("app");
+const Option& app_option() {
+    static const Option* app = find_by_key("app");
     return *app;
 }
 
 // Repeated --header entries add up within one source; any other repeat is a plain
 // overwrite, so the last one wins when the layer is applied in order.
-void add(Layer &layer, Assignment a) {
+void add(Layer& layer, Assignment a) {
     if (a.option->kind == Kind::headers) {
-        for (Assignment &earlier : layer) {
+        for (Assignment& earlier : layer) {
             if (earlier.option == a.option) {
-                auto &list = std::get<HeaderList>(earlier.value);
-                auto &more = std::get<HeaderList>(a.value);
+                auto& list = std::get<HeaderList>(earlier.value);
+                auto& more = std::get<HeaderList>(a.value);
                 list.insert(list.end(), more.begin(), more.end());
                 return;
             }
@@ -34,7 +34,7 @@ void add(Layer &layer, Assignment a) {
     layer.push_back(std::move(a));
 }
 
-std::string hint(std::string_view wrong, const std::vector<std::string> &candidates) {
+std::string hint(std::string_view wrong, const std::vector<std::string>& candidates) {
     std::string best = closest(wrong, candidates);
     return best.empty() ? "" : fmt::format(" (did you mean {}?)", best);
 }
@@ -45,14 +45,14 @@ std::string hint(std::string_view wrong, const std::vector<std::string> &candida
             throw ConfigError(fmt::format(
                 "no such option: {} (a uvicorn option that narwhal does not support)", name));
     std::vector<std::string> flags;
-    for (const Option &o : options()) {
+    for (const Option& o : options()) {
         if (o.flag.empty())
             continue;
         flags.emplace_back(o.flag);
         if (o.negatable)
             flags.push_back(fmt::format("--no-{}", o.flag.substr(2)));
     }
-    for (const MetaOption &m : meta_options())
+    for (const MetaOption& m : meta_options())
         flags.emplace_back(m.flag);
     throw ConfigError(fmt::format("no such option: {}{}", name, hint(name, flags)));
 }
@@ -65,7 +65,7 @@ struct CommandLine {
 
 // --help and --version answer before anything else is parsed, so that they work even
 // next to an option that would fail.
-std::optional<Action> eager_action(int argc, const char *const *argv) {
+std::optional<Action> eager_action(int argc, const char* const* argv) {
     std::optional<Action> found;
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
@@ -79,7 +79,7 @@ std::optional<Action> eager_action(int argc, const char *const *argv) {
     return found;
 }
 
-CommandLine parse_command_line(int argc, const char *const *argv) {
+CommandLine parse_command_line(int argc, const char* const* argv) {
     CommandLine cl;
     bool positional_only = false;
     bool have_app = false;
@@ -126,15 +126,15 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
             no_value();
             cl.print_config = true;
         } else if (name == "--help" || name == "--version") {
-            no_value(); // the bare forms returned early in eager_action
-        } else if (const Option *o = find_by_flag(name)) {
+            no_value();  // the bare forms returned early in eager_action
+        } else if (const Option* o = find_by_flag(name)) {
             if (o->kind == Kind::flag) {
                 no_value();
                 add(cl.layer, {o, true, std::string(name)});
             } else {
                 add(cl.layer, {o, parse_text(*o, value(), name), std::string(name)});
             }
-        } else if (const Option *neg = name.starts_with("--no-")
+        } else if (const Option* neg = name.starts_with("--no-")
                                            ? find_by_flag(fmt::format("--{}", name.substr(5)))
                                            : nullptr;
                    neg != nullptr && neg->negatable) {
@@ -152,14 +152,14 @@ struct Environment {
     Layer layer;
 };
 
-Environment parse_environment(const std::vector<std::string> &environ,
-                              std::vector<std::string> &warnings) {
+Environment parse_environment(const std::vector<std::string>& environ,
+                              std::vector<std::string>& warnings) {
     Environment env;
     std::vector<std::string> names;
-    for (const Option &o : options())
+    for (const Option& o : options())
         names.emplace_back(o.env);
     names.emplace_back("NARWHAL_CONFIG");
-    for (const std::string &entry : environ) {
+    for (const std::string& entry : environ) {
         auto eq = entry.find('=');
         if (eq == std::string::npos || !entry.starts_with("NARWHAL_"))
             continue;
@@ -168,7 +168,7 @@ Environment parse_environment(const std::vector<std::string> &environ,
         if (name == "NARWHAL_CONFIG") {
             if (!text.empty())
                 env.config_path = std::string(text);
-        } else if (const Option *o = find_by_env(name)) {
+        } else if (const Option* o = find_by_env(name)) {
             // Empty means unset, as in uvicorn (click): `NARWHAL_PORT=${PORT}` in a compose
             // file with PORT undefined should fall through to the next layer down.
             if (!text.empty())
@@ -195,8 +195,8 @@ private:
     std::map<std::string_view, std::string> sources_;
 };
 
-void validate(const Settings &s, const Sources &from, Action action,
-              std::vector<std::string> &warnings) {
+void validate(const Settings& s, const Sources& from, Action action,
+              std::vector<std::string>& warnings) {
     if (s.app.empty()) {
         if (action == Action::run)
             throw ConfigError("missing argument APP ('module:attribute')");
@@ -234,15 +234,15 @@ void validate(const Settings &s, const Sources &from, Action action,
     if (!s.env_file.empty()) {
         try {
             read_env_file(s.env_file);
-        } catch (const ConfigError &e) {
+        } catch (const ConfigError& e) {
             throw ConfigError(fmt::format("{}: {}", from.of("env_file"), e.what()));
         }
     }
 }
 
-} // namespace
+}  // namespace
 
-Loaded load(int argc, const char *const *argv, const std::vector<std::string> &environ) {
+Loaded load(int argc, const char* const* argv, const std::vector<std::string>& environ) {
     Loaded out;
     if (auto eager = eager_action(argc, argv)) {
         out.action = *eager;
@@ -259,8 +259,8 @@ Loaded load(int argc, const char *const *argv, const std::vector<std::string> &e
         file = read_config_file(*env.config_path, "NARWHAL_CONFIG");
 
     Sources sources;
-    for (const Layer *layer : {&file, &env.layer, &cli.layer}) {
-        for (const Assignment &a : *layer) {
+    for (const Layer* layer : {&file, &env.layer, &cli.layer}) {
+        for (const Assignment& a : *layer) {
             a.option->set(out.settings, a.value);
             sources.set(a.option->key, a.source);
         }
@@ -269,4 +269,4 @@ Loaded load(int argc, const char *const *argv, const std::vector<std::string> &e
     return out;
 }
 
-} // namespace narwhal::config
+}  // namespace narwhal::config

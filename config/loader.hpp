@@ -29,17 +29,17 @@ struct Loaded {
 // tests never touch the process environment. --help and --version win over everything
 // else on the command line and skip loading; --print-config loads and validates all
 // layers but does not require APP.
-Loaded load(int argc, const char *const *argv, const std::vector<std::string> &environ);
+Loaded load(int argc, const char* const* argv, const std::vector<std::string>& environ);
 
-std::string help_text(); // usage, then every option with its default and help
+std::string help_text();  // usage, then every option with its default and help
 // What --print-config prints: valid TOML that load() reads back to the same Settings.
-std::string render_toml(const Settings &settings);
+std::string render_toml(const Settings& settings);
 
 // A dotenv file as python-dotenv (uvicorn's --env-file) reads it: KEY=VALUE lines,
 // comments, quotes, `export ` prefixes and ${VAR} expansion. In file order; a repeated
 // key keeps its first position and its last value. Like load_dotenv, the caller should
 // set only variables the process environment does not already have. Throws ConfigError
 // when the file cannot be read or a line cannot be parsed.
-std::vector<std::pair<std::string, std::string>> read_env_file(const std::string &path);
+std::vector<std::pair<std::string, std::string>> read_env_file(const std::string& path);
 
-} // namespace narwhal::config
+}  // namespace narwhal::config

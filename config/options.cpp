@@ -19,49 +19,37 @@ constexpr std::int64_t int_max = std::numeric_limits<int>::max();
 
 // Accessors, one instantiation per Settings field. The member pointer is a template
 // argument so each row holds plain function pointers and the table stays constexpr.
-template <auto Member> void set_string(Settings &s, const Value &v) {
+template <auto Member> void set_string(Settings& s, const Value& v) {
     s.*Member = std::get<std::string>(v);
 }
-template <auto Member> Value get_string(const Settings &s) {
-    return s.*Member;
-}
+template <auto Member> Value get_string(const Settings& s) { return s.*Member; }
 
-template <auto Member> void set_bool(Settings &s, const Value &v) {
-    s.*Member = std::get<bool>(v);
-}
-template <auto Member> Value get_bool(const Settings &s) {
-    return s.*Member;
-}
+template <auto Member> void set_bool(Settings& s, const Value& v) { s.*Member = std::get<bool>(v); }
+template <auto Member> Value get_bool(const Settings& s) { return s.*Member; }
 
 // Integers and enums alike: the Value holds the number (for enums, the choice index).
-template <auto Member> void set_number(Settings &s, const Value &v) {
+template <auto Member> void set_number(Settings& s, const Value& v) {
     using T = std::remove_reference_t<decltype(s.*Member)>;
     s.*Member = static_cast<T>(std::get<std::int64_t>(v));
 }
-template <auto Member> Value get_number(const Settings &s) {
+template <auto Member> Value get_number(const Settings& s) {
     return static_cast<std::int64_t>(s.*Member);
 }
 
-template <auto Member> void set_seconds(Settings &s, const Value &v) {
+template <auto Member> void set_seconds(Settings& s, const Value& v) {
     s.*Member = std::get<double>(v);
 }
-template <auto Member> Value get_seconds(const Settings &s) {
-    return s.*Member;
-}
+template <auto Member> Value get_seconds(const Settings& s) { return s.*Member; }
 
-void set_headers(Settings &s, const Value &v) {
-    s.headers = std::get<HeaderList>(v);
-}
-Value get_headers(const Settings &s) {
-    return s.headers;
-}
+void set_headers(Settings& s, const Value& v) { s.headers = std::get<HeaderList>(v); }
+Value get_headers(const Settings& s) { return s.headers; }
 
 struct Names {
     std::string_view key, flag, env;
 };
 
 constexpr Option row(Names n, Kind kind, std::string_view metavar, std::string_view help,
-                     void (*set)(Settings &, const Value &), Value (*get)(const Settings &)) {
+                     void (*set)(Settings&, const Value&), Value (*get)(const Settings&)) {
     Option o;
     o.key = n.key;
     o.flag = n.flag;
@@ -196,16 +184,15 @@ constexpr Option table[] = {
                               "down to; at most --send-high-water."),
     // --- admission
     integer<&S::limit_concurrency>(
-        {"limit_concurrency", "--limit-concurrency", "NARWHAL_LIMIT_CONCURRENCY"}, "N", 0,
-        int_max,
+        {"limit_concurrency", "--limit-concurrency", "NARWHAL_LIMIT_CONCURRENCY"}, "N", 0, int_max,
         "HTTP requests in flight per interpreter; more wait in the queue. 0: no limit."),
     integer<&S::limit_queue>({"limit_queue", "--limit-queue", "NARWHAL_LIMIT_QUEUE"}, "N", 0,
                              int_max,
                              "Requests waiting for a slot beyond --limit-concurrency; more are "
                              "answered 503 at once."),
     integer<&S::limit_connections>(
-        {"limit_connections", "--limit-connections", "NARWHAL_LIMIT_CONNECTIONS"}, "N", 1,
-        int_max, "Open connections per worker; at the limit it stops accepting."),
+        {"limit_connections", "--limit-connections", "NARWHAL_LIMIT_CONNECTIONS"}, "N", 1, int_max,
+        "Open connections per worker; at the limit it stops accepting."),
     // --- timeouts
     seconds<&S::timeout_keep_alive>(
         {"timeout_keep_alive", "--timeout-keep-alive", "NARWHAL_TIMEOUT_KEEP_ALIVE"},
@@ -222,10 +209,10 @@ constexpr Option table[] = {
                                 "(408 and close otherwise)."),
     seconds<&S::timeout_body>({"timeout_body", "--timeout-body", "NARWHAL_TIMEOUT_BODY"},
                               "Longest silence between parts of a request body being read."),
-    seconds<&S::timeout_request>({"timeout_request", "--timeout-request",
-                                  "NARWHAL_TIMEOUT_REQUEST"},
-                                 "Deadline per request: the task is cancelled, the client gets "
-                                 "504 (or a closed connection). 0: none."),
+    seconds<&S::timeout_request>(
+        {"timeout_request", "--timeout-request", "NARWHAL_TIMEOUT_REQUEST"},
+        "Deadline per request: the task is cancelled, the client gets "
+        "504 (or a closed connection). 0: none."),
     seconds<&S::timeout_disconnect_grace>(
         {"timeout_disconnect_grace", "--timeout-disconnect-grace",
          "NARWHAL_TIMEOUT_DISCONNECT_GRACE"},
@@ -244,29 +231,28 @@ constexpr Option table[] = {
                               int_max,
                               "WebSocket messages queued for the app before the socket stops "
                               "being read."),
-    seconds<&S::ws_ping_interval>({"ws_ping_interval", "--ws-ping-interval",
-                                   "NARWHAL_WS_PING_INTERVAL"},
-                                  "Ping an idle WebSocket peer this often. 0: no pings."),
-    seconds<&S::ws_ping_timeout>({"ws_ping_timeout", "--ws-ping-timeout",
-                                  "NARWHAL_WS_PING_TIMEOUT"},
-                                 "Close a WebSocket whose peer stays silent this long after a "
-                                 "ping."),
-    flag<&S::ws_per_message_deflate>({"ws_per_message_deflate", "--ws-per-message-deflate",
-                                      "NARWHAL_WS_PER_MESSAGE_DEFLATE"},
-                                     true, "Offer permessage-deflate compression (RFC 7692)."),
-    choice<&S::ws_slow_consumer>({"ws_slow_consumer", "--ws-slow-consumer",
-                                  "NARWHAL_WS_SLOW_CONSUMER"},
-                                 slow_consumer_names,
-                                 "A WebSocket client that does not keep up: wait makes send() "
-                                 "wait; close closes it with 1008 after --ws-send-timeout."),
-    seconds<&S::ws_send_timeout>({"ws_send_timeout", "--ws-send-timeout",
-                                  "NARWHAL_WS_SEND_TIMEOUT"},
-                                 "With --ws-slow-consumer close: how long a socket's send buffer "
-                                 "may stay full."),
-    seconds<&S::timeout_ws_drain>({"timeout_ws_drain", "--timeout-ws-drain",
-                                   "NARWHAL_TIMEOUT_WS_DRAIN"},
-                                  "On shutdown, time open WebSockets keep working before they "
-                                  "are closed with 1001."),
+    seconds<&S::ws_ping_interval>(
+        {"ws_ping_interval", "--ws-ping-interval", "NARWHAL_WS_PING_INTERVAL"},
+        "Ping an idle WebSocket peer this often. 0: no pings."),
+    seconds<&S::ws_ping_timeout>(
+        {"ws_ping_timeout", "--ws-ping-timeout", "NARWHAL_WS_PING_TIMEOUT"},
+        "Close a WebSocket whose peer stays silent this long after a "
+        "ping."),
+    flag<&S::ws_per_message_deflate>(
+        {"ws_per_message_deflate", "--ws-per-message-deflate", "NARWHAL_WS_PER_MESSAGE_DEFLATE"},
+        true, "Offer permessage-deflate compression (RFC 7692)."),
+    choice<&S::ws_slow_consumer>(
+        {"ws_slow_consumer", "--ws-slow-consumer", "NARWHAL_WS_SLOW_CONSUMER"}, slow_consumer_names,
+        "A WebSocket client that does not keep up: wait makes send() "
+        "wait; close closes it with 1008 after --ws-send-timeout."),
+    seconds<&S::ws_send_timeout>(
+        {"ws_send_timeout", "--ws-send-timeout", "NARWHAL_WS_SEND_TIMEOUT"},
+        "With --ws-slow-consumer close: how long a socket's send buffer "
+        "may stay full."),
+    seconds<&S::timeout_ws_drain>(
+        {"timeout_ws_drain", "--timeout-ws-drain", "NARWHAL_TIMEOUT_WS_DRAIN"},
+        "On shutdown, time open WebSockets keep working before they "
+        "are closed with 1001."),
     seconds<&S::watchdog_threshold>(
         {"watchdog_threshold", "--watchdog-threshold", "NARWHAL_WATCHDOG_THRESHOLD"},
         "Report an event loop that has not turned for this long, with its stack. 0: off."),
@@ -330,14 +316,14 @@ constexpr std::string_view uvicorn_only[] = {
     "--h11-max-incomplete-event-size",
 };
 
-template <typename Field> const Option *find(std::string_view wanted, Field field) {
-    for (const Option &o : table)
+template <typename Field> const Option* find(std::string_view wanted, Field field) {
+    for (const Option& o : table)
         if (o.*field == wanted && !wanted.empty())
             return &o;
     return nullptr;
 }
 
-[[noreturn]] void invalid(const Option &o, std::string_view text, std::string_view label) {
+[[noreturn]] void invalid(const Option& o, std::string_view text, std::string_view label) {
     throw ConfigError(
         fmt::format("{}: invalid value {} (expected {})", label, quote(text), expected(o)));
 }
@@ -381,36 +367,21 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
     return d[a.size()][b.size()];
 }
 
-} // namespace
+}  // namespace
 
-bool is_token_char(char c) {
-    return is_tchar(c);
-}
+bool is_token_char(char c) { return is_tchar(c); }
 
-std::span<const Option> options() {
-    return table;
-}
-std::span<const MetaOption> meta_options() {
-    return meta_table;
-}
-std::span<const std::string_view> unsupported_uvicorn_flags() {
-    return uvicorn_only;
-}
+std::span<const Option> options() { return table; }
+std::span<const MetaOption> meta_options() { return meta_table; }
+std::span<const std::string_view> unsupported_uvicorn_flags() { return uvicorn_only; }
 
-const Option *find_by_key(std::string_view key) {
-    return find(key, &Option::key);
-}
-const Option *find_by_flag(std::string_view flag) {
-    return find(flag, &Option::flag);
-}
-const Option *find_by_env(std::string_view name) {
-    return find(name, &Option::env);
-}
+const Option* find_by_key(std::string_view key) { return find(key, &Option::key); }
+const Option* find_by_flag(std::string_view flag) { return find(flag, &Option::flag); }
+const Option* find_by_env(std::string_view name) { return find(name, &Option::env); }
 
-Value parse_text(const Option &o, std::string_view text, std::string_view label) {
+Value parse_text(const Option& o, std::string_view text, std::string_view label) {
     switch (o.kind) {
-    case Kind::string:
-        return std::string(text);
+    case Kind::string: return std::string(text);
     case Kind::flag:
         // The spellings environment variables use for booleans in the wild.
         for (std::string_view yes : {"1", "true", "yes", "on"})
@@ -437,8 +408,7 @@ Value parse_text(const Option &o, std::string_view text, std::string_view label)
             invalid(o, text, label);
         return d;
     }
-    case Kind::choice:
-        return check_choice(o, text, label);
+    case Kind::choice: return check_choice(o, text, label);
     case Kind::headers: {
         // One entry per line, so the environment can carry several in one variable.
         HeaderList list;
@@ -458,21 +428,21 @@ Value parse_text(const Option &o, std::string_view text, std::string_view label)
     invalid(o, text, label);
 }
 
-Value check_integer(const Option &o, std::int64_t number, std::string_view label) {
+Value check_integer(const Option& o, std::int64_t number, std::string_view label) {
     if (number < o.min || number > o.max)
         throw ConfigError(
             fmt::format("{}: invalid value {} (expected {})", label, number, expected(o)));
     return number;
 }
 
-Value check_seconds(const Option &o, double seconds, std::string_view label) {
+Value check_seconds(const Option& o, double seconds, std::string_view label) {
     if (!std::isfinite(seconds) || seconds < 0)
         throw ConfigError(
             fmt::format("{}: invalid value {} (expected {})", label, seconds, expected(o)));
     return seconds;
 }
 
-Value check_choice(const Option &o, std::string_view name, std::string_view label) {
+Value check_choice(const Option& o, std::string_view name, std::string_view label) {
     for (std::size_t i = 0; i < o.choices.size(); ++i)
         if (o.choices[i] == name)
             return static_cast<std::int64_t>(i);
@@ -500,12 +470,10 @@ std::pair<std::string, std::string> parse_header(std::string_view text, std::str
     return {std::string(name), std::string(value)};
 }
 
-std::string expected(const Option &o) {
+std::string expected(const Option& o) {
     switch (o.kind) {
-    case Kind::string:
-        return "a string";
-    case Kind::flag:
-        return "a boolean: true/false, 1/0, yes/no or on/off";
+    case Kind::string: return "a string";
+    case Kind::flag: return "a boolean: true/false, 1/0, yes/no or on/off";
     case Kind::integer: {
         std::string_view unit = o.metavar == "BYTES" ? " (bytes)" : "";
         if (o.max == int64_max || o.max == int_max) {
@@ -517,26 +485,19 @@ std::string expected(const Option &o) {
         }
         return fmt::format("an integer {}-{}", o.min, o.max);
     }
-    case Kind::seconds:
-        return "a non-negative number of seconds";
-    case Kind::choice:
-        return fmt::format("one of {}", fmt::join(o.choices, ", "));
-    case Kind::headers:
-        return "NAME:VALUE";
+    case Kind::seconds: return "a non-negative number of seconds";
+    case Kind::choice: return fmt::format("one of {}", fmt::join(o.choices, ", "));
+    case Kind::headers: return "NAME:VALUE";
     }
     return "a value";
 }
 
-std::string format_value(const Option &o, const Value &v) {
+std::string format_value(const Option& o, const Value& v) {
     switch (o.kind) {
-    case Kind::string:
-        return std::get<std::string>(v);
-    case Kind::flag:
-        return std::get<bool>(v) ? "true" : "false";
-    case Kind::integer:
-        return fmt::format("{}", std::get<std::int64_t>(v));
-    case Kind::seconds:
-        return fmt::format("{}", std::get<double>(v));
+    case Kind::string: return std::get<std::string>(v);
+    case Kind::flag: return std::get<bool>(v) ? "true" : "false";
+    case Kind::integer: return fmt::format("{}", std::get<std::int64_t>(v));
+    case Kind::seconds: return fmt::format("{}", std::get<double>(v));
     case Kind::choice: {
         auto i = std::get<std::int64_t>(v);
         return i >= 0 && static_cast<std::size_t>(i) < o.choices.size() ? std::string(o.choices[i])
@@ -544,7 +505,7 @@ std::string format_value(const Option &o, const Value &v) {
     }
     case Kind::headers: {
         std::string out;
-        for (const auto &[name, value] : std::get<HeaderList>(v))
+        for (const auto& [name, value] : std::get<HeaderList>(v))
             out += fmt::format("{}{}:{}", out.empty() ? "" : ", ", name, value);
         return out;
     }
@@ -573,7 +534,7 @@ std::string closest(std::string_view wrong, std::span<const std::string> candida
     // At most a third of the word (and at least one edit): typos, not unrelated names.
     std::size_t best = std::max<std::size_t>(1, wrong.size() / 3) + 1;
     std::string found;
-    for (const std::string &c : candidates) {
+    for (const std::string& c : candidates) {
         std::size_t d = edit_distance(wrong, c);
         if (d < best) {
             best = d;
@@ -583,4 +544,4 @@ std::string closest(std::string_view wrong, std::span<const std::string> candida
     return found;
 }
 
-} // namespace narwhal::config
+}  // namespace narwhal::config

@@ -18,12 +18,12 @@
 namespace narwhal::config {
 
 enum class Kind {
-    string,  // any text
-    flag,    // boolean; on the CLI a bare --x (and --no-x when negatable)
-    integer, // whole number within [min, max]; sizes are integers in bytes
-    seconds, // non-negative, finite, fractional seconds
-    choice,  // one of `choices`; the Value is the index, equal to the enum's value
-    headers, // "name:value" entries; repeatable on the CLI
+    string,   // any text
+    flag,     // boolean; on the CLI a bare --x (and --no-x when negatable)
+    integer,  // whole number within [min, max]; sizes are integers in bytes
+    seconds,  // non-negative, finite, fractional seconds
+    choice,   // one of `choices`; the Value is the index, equal to the enum's value
+    headers,  // "name:value" entries; repeatable on the CLI
 };
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
@@ -34,32 +34,32 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 using Value = std::variant<bool, std::int64_t, double, std::string, HeaderList>;
 
 struct Option {
-    std::string_view key;  // config-file key, snake_case; the Settings field name
-    std::string_view flag; // "--timeout-keep-alive"; empty for the positional APP
-    std::string_view env;  // "NARWHAL_TIMEOUT_KEEP_ALIVE"
+    std::string_view key;   // config-file key, snake_case; the Settings field name
+    std::string_view flag;  // "--timeout-keep-alive"; empty for the positional APP
+    std::string_view env;   // "NARWHAL_TIMEOUT_KEEP_ALIVE"
     Kind kind = Kind::string;
-    std::string_view metavar; // placeholder in --help ("PATH", "BYTES", ...)
+    std::string_view metavar;  // placeholder in --help ("PATH", "BYTES", ...)
     std::string_view help;
-    std::int64_t min = 0; // integer range, inclusive
+    std::int64_t min = 0;  // integer range, inclusive
     std::int64_t max = 0;
     std::span<const std::string_view> choices = {};
-    bool negatable = false; // flags only: --no-<name> sets false
-    void (*set)(Settings &, const Value &) = nullptr;
-    Value (*get)(const Settings &) = nullptr;
+    bool negatable = false;  // flags only: --no-<name> sets false
+    void (*set)(Settings&, const Value&) = nullptr;
+    Value (*get)(const Settings&) = nullptr;
 };
 
 // Flags that steer the loader rather than set a setting.
 struct MetaOption {
     std::string_view flag;
-    std::string_view metavar; // empty: takes no value
+    std::string_view metavar;  // empty: takes no value
     std::string_view help;
 };
 
 // One value from one source, kept with the label that error messages cite.
 struct Assignment {
-    const Option *option = nullptr;
+    const Option* option = nullptr;
     Value value;
-    std::string source; // "--port", "NARWHAL_PORT", "narwhal.toml: port"
+    std::string source;  // "--port", "NARWHAL_PORT", "narwhal.toml: port"
 };
 
 std::span<const Option> options();
@@ -68,16 +68,16 @@ std::span<const MetaOption> meta_options();
 // command line fails with a reason instead of a bare "no such option".
 std::span<const std::string_view> unsupported_uvicorn_flags();
 
-const Option *find_by_key(std::string_view key);
-const Option *find_by_flag(std::string_view flag); // exact match; "--no-x" is not found
-const Option *find_by_env(std::string_view name);
+const Option* find_by_key(std::string_view key);
+const Option* find_by_flag(std::string_view flag);  // exact match; "--no-x" is not found
+const Option* find_by_env(std::string_view name);
 
 // Conversions shared by every source. `label` names the source and starts each error
 // message: "--port: invalid value 'abc' (expected an integer 0-65535)".
-Value parse_text(const Option &option, std::string_view text, std::string_view label);
-Value check_integer(const Option &option, std::int64_t number, std::string_view label);
-Value check_seconds(const Option &option, double seconds, std::string_view label);
-Value check_choice(const Option &option, std::string_view name, std::string_view label);
+Value parse_text(const Option& option, std::string_view text, std::string_view label);
+Value check_integer(const Option& option, std::int64_t number, std::string_view label);
+Value check_seconds(const Option& option, double seconds, std::string_view label);
+Value check_choice(const Option& option, std::string_view name, std::string_view label);
 // RFC 9110 token character (header names). The same rule as asgi/http_syntax.hpp, which
 // config/ may not include; a unit test checks that the two agree on every byte.
 bool is_token_char(char c);
@@ -85,11 +85,11 @@ bool is_token_char(char c);
 // other control characters; whitespace around the value is dropped.
 std::pair<std::string, std::string> parse_header(std::string_view text, std::string_view label);
 
-std::string expected(const Option &option); // "an integer 0-65535", "one of auto, on, off"
-std::string format_value(const Option &option, const Value &value); // for --help and docs
-std::string quote(std::string_view text); // 'text', control characters escaped
+std::string expected(const Option& option);  // "an integer 0-65535", "one of auto, on, off"
+std::string format_value(const Option& option, const Value& value);  // for --help and docs
+std::string quote(std::string_view text);  // 'text', control characters escaped
 // The candidate closest to a misspelt name, if it is close enough to be the likely
 // intent; else empty. For "did you mean" hints.
 std::string closest(std::string_view wrong, std::span<const std::string> candidates);
 
-} // namespace narwhal::config
+}  // namespace narwhal::config

@@ -18,15 +18,15 @@ enum class LogFormat { text, json };
 
 struct Settings {
     // --- application -------------------------------------------------------
-    std::string app;             // "module:attribute" (positional argument)
-    std::string app_dir = ".";   // uvicorn's default: the current directory goes on sys.path
-    bool factory = false;        // treat app as a zero-argument callable returning the app
-    Interface interface = Interface::auto_;  // detect ASGI 2 vs 3 like uvicorn does
+    std::string app;            // "module:attribute" (positional argument)
+    std::string app_dir = ".";  // uvicorn's default: the current directory goes on sys.path
+    bool factory = false;       // treat app as a zero-argument callable returning the app
+    Interface interface = Interface::auto_;       // detect ASGI 2 vs 3 like uvicorn does
     LifespanMode lifespan = LifespanMode::auto_;  // tolerate apps without lifespan support
     LoopKind loop = LoopKind::auto_;  // uvloop when importable: the fastest loop available
-    std::string root_path;       // empty: the app is mounted at the root
-    std::string env_file;        // empty: load no dotenv file
-    std::string venv;            // empty: use $VIRTUAL_ENV when set
+    std::string root_path;            // empty: the app is mounted at the root
+    std::string env_file;             // empty: load no dotenv file
+    std::string venv;                 // empty: use $VIRTUAL_ENV when set
 
     // --- listening ---------------------------------------------------------
     std::string host = "127.0.0.1";  // loopback: never expose a server by accident
@@ -94,7 +94,7 @@ struct Settings {
 
     // --- WebSocket ------------------------------------------------------------
     std::size_t ws_max_size = 16 * 1024 * 1024;  // uvicorn's default largest message
-    int ws_max_queue = 32;  // uvicorn's: messages queued for the app before reading stops
+    int ws_max_queue = 32;           // uvicorn's: messages queued for the app before reading stops
     double ws_ping_interval = 20.0;  // uvicorn's: ping an idle peer this often
     double ws_ping_timeout = 20.0;   // uvicorn's: close when the peer stays silent this long
     bool ws_per_message_deflate = true;  // uvicorn's default; negotiated per RFC 7692
@@ -126,7 +126,7 @@ struct Settings {
     std::vector<std::pair<std::string, std::string>> headers;  // --header name:value defaults
 
     // --- logging ------------------------------------------------------------
-    LogLevel log_level = LogLevel::info;  // uvicorn's default
+    LogLevel log_level = LogLevel::info;     // uvicorn's default
     LogFormat log_format = LogFormat::text;  // humans first; json for log shippers
     bool access_log = true;                  // uvicorn's default
 };

@@ -21,17 +21,14 @@ int main(int argc, char** argv) {
     try {
         loaded = config::load(argc, argv, env);
         switch (loaded.action) {
-        case config::Action::help:
-            fmt::print("{}", config::help_text());
-            return 0;
+        case config::Action::help: fmt::print("{}", config::help_text()); return 0;
         case config::Action::version:
             fmt::print("narwhal {} with CPython {}\n", NARWHAL_VERSION, PY_VERSION);
             return 0;
         case config::Action::print_config:
             fmt::print("{}", config::render_toml(loaded.settings));
             return 0;
-        case config::Action::run:
-            break;
+        case config::Action::run: break;
         }
         if (!loaded.settings.env_file.empty())
             for (const auto& [key, value] : config::read_env_file(loaded.settings.env_file))

@@ -99,9 +99,9 @@ int serve(const config::Settings& settings) {
     cfg.heartbeat_interval = settings.watchdog_threshold / 2;
     asgi::LoopMonitor monitor;
     monitor.thread_ident.store(PyThread_get_thread_ident());
-    std::unique_ptr<LoopServices> services = LoopServices::create(
-        py::module_::import("_narwhal").ptr(), front.context().stats, monitor, cfg, loop.ptr(),
-        rt.ptr(), log_exception.ptr(), disconnected.ptr());
+    std::unique_ptr<LoopServices> services =
+        LoopServices::create(py::module_::import("_narwhal").ptr(), front.context().stats, monitor,
+                             cfg, loop.ptr(), rt.ptr(), log_exception.ptr(), disconnected.ptr());
     if (!services)
         throw py::error_already_set();
     py::object dispatcher_py;  // set below; the shutdown hook captures it by reference
@@ -109,9 +109,8 @@ int serve(const config::Settings& settings) {
         rt.attr("begin_shutdown")(dispatcher_py, settings.timeout_graceful_shutdown,
                                   settings.timeout_cancel_grace);
     });
-    std::unique_ptr<Dispatcher> dispatcher =
-        Dispatcher::create(inbox, *services, rt.attr("_app").ptr(), loop.ptr(), state.ptr(),
-                           on_shutdown.ptr());
+    std::unique_ptr<Dispatcher> dispatcher = Dispatcher::create(
+        inbox, *services, rt.attr("_app").ptr(), loop.ptr(), state.ptr(), on_shutdown.ptr());
     if (!dispatcher)
         throw py::error_already_set();
     dispatcher_py = py::reinterpret_borrow<py::object>(dispatcher->handle());

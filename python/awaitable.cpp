@@ -59,7 +59,8 @@ PyObject* ready(PyObject* self, PyObject* value_stolen, LoopServices& services) 
     Ref fut = Ref::steal(services.create_future());
     if (!fut)
         return nullptr;
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), services.names().set_result, value.get()));
+    Ref r =
+        Ref::steal(PyObject_CallMethodOneArg(fut.get(), services.names().set_result, value.get()));
     if (!r)
         return nullptr;
     return fut.release();

@@ -16,8 +16,8 @@ class LoopServices;
 
 // The head of every object that awaits itself; the type adds the awaitable_* slots.
 struct AwaitableObject {
-    PyObject_HEAD
-    PyObject* pending;  // what the next fast-path await returns (owned); nullptr: None
+    PyObject_HEAD PyObject*
+        pending;  // what the next fast-path await returns (owned); nullptr: None
 };
 
 // Returns `self` as its own awaitable completing with `value_stolen`, or, if `self`

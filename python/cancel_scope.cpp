@@ -12,8 +12,7 @@ namespace {
 
 // narwhal.CancelStep: one scheduled escalation step of a cycle's scope.
 struct CancelStepObject {
-    PyObject_HEAD
-    CycleObject* cycle;  // strong reference
+    PyObject_HEAD CycleObject* cycle;  // strong reference
 };
 
 void schedule_step(CycleObject* c, double delay);
@@ -32,7 +31,8 @@ void cancel_step(CycleObject* c) {
         services.stats().cancelled.fetch_add(1, std::memory_order_relaxed);
     else
         log::warning("Request task ignored cancellation, cancelling again ({} of {}): {} (id {})",
-                     s.cancel_attempts, cancel_attempts, s.request_line, s.channel ? s.channel->id() : 0);
+                     s.cancel_attempts, cancel_attempts, s.request_line,
+                     s.channel ? s.channel->id() : 0);
     Ref r = Ref::steal(PyObject_CallMethodNoArgs(s.task.get(), services.names().cancel));
     if (!r)
         PyErr_WriteUnraisable(s.task.get());

@@ -151,7 +151,7 @@ PyType_Slot send_slots[] = {
 };
 
 constexpr unsigned int type_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
-                                     Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE;
+                                    Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE;
 
 PyType_Spec receive_spec = {"narwhal.Receive", sizeof(CycleObject), 0, type_flags, receive_slots};
 PyType_Spec send_spec = {"narwhal.Send", sizeof(SendObject), 0, type_flags, send_slots};
@@ -198,11 +198,10 @@ void settle_websocket(CycleState& s, bool failed) {
         s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::abort});
         break;
     case asgi::WebSocketState::Phase::open:
-        s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::ws_close,
-                                        .status = failed ? 1011 : 1000});
+        s.channel->submit(
+            asgi::Command{.kind = asgi::Command::Kind::ws_close, .status = failed ? 1011 : 1000});
         break;
-    case asgi::WebSocketState::Phase::closed:
-        break;
+    case asgi::WebSocketState::Phase::closed: break;
     }
 }
 
@@ -240,15 +239,18 @@ bool set_type_attr(PyTypeObject* type, const char* name, PyObject* value) {
 }  // namespace
 
 int add_cycle_types(PyObject* module, NativeState& st) {
-    st.receive_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &receive_spec, nullptr));
-    st.send_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &send_spec, nullptr));
+    st.receive_type =
+        reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &receive_spec, nullptr));
+    st.send_type =
+        reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &send_spec, nullptr));
     if (!st.receive_type || !st.send_type)
         return -1;
     // Look like `async def` to asyncio.iscoroutinefunction (and so to asgiref, which
     // warns when handed something that does not): asyncio's marker on 3.11 to 3.13, and
     // inspect's from 3.12 on (named _is_coroutine_marker in the first 3.12 releases).
     Ref coroutines = Ref::steal(PyImport_ImportModule("asyncio.coroutines"));
-    Ref marker = coroutines ? Ref::steal(PyObject_GetAttrString(coroutines.get(), "_is_coroutine")) : Ref();
+    Ref marker =
+        coroutines ? Ref::steal(PyObject_GetAttrString(coroutines.get(), "_is_coroutine")) : Ref();
     PyErr_Clear();
     Ref inspect = Ref::steal(PyImport_ImportModule("inspect"));
     Ref mark312;
@@ -302,9 +304,12 @@ void cycle_on_disconnect(CycleObject* c) {
     scope_on_disconnect(c);
     if (s.send_waiter) {
         std::string_view text = asgi::errors::client_disconnected;
-        Ref message = Ref::steal(PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size())));
-        Ref exc = message ? Ref::steal(PyObject_CallOneArg(s.services->disconnected_type(), message.get()))
-                          : Ref();
+        Ref message = Ref::steal(
+            PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size())));
+        Ref exc =
+            message
+                ? Ref::steal(PyObject_CallOneArg(s.services->disconnected_type(), message.get()))
+                : Ref();
         if (exc)
             fail_waiter(s.services->names(), s.send_waiter, exc.get());
         else

@@ -7,7 +7,6 @@
 #include "python/scope.hpp"
 #include "python/ws_cycle.hpp"
 
-
 #include <exception>
 #include <new>
 
@@ -18,15 +17,13 @@ namespace narwhal::python {
 namespace {
 
 struct DispatcherObject {
-    PyObject_HEAD
-    Dispatcher* d;  // not owned; nullptr once the dispatcher is gone
+    PyObject_HEAD Dispatcher* d;  // not owned; nullptr once the dispatcher is gone
 };
 
 Dispatcher* dispatcher_of(PyObject* self) { return reinterpret_cast<DispatcherObject*>(self)->d; }
 
 // Runs `fn` for a handle method: a C++ exception must not cross into the interpreter.
-template <typename Fn>
-PyObject* guarded(Fn&& fn) {
+template <typename Fn> PyObject* guarded(Fn&& fn) {
     try {
         return fn();
     } catch (const std::bad_alloc&) {
@@ -122,7 +119,8 @@ PyType_Slot handle_slots[] = {
     {Py_tp_dealloc, reinterpret_cast<void*>(handle_dealloc)},
     {Py_tp_methods, handle_methods},
     {Py_tp_getset, handle_getset},
-    {Py_tp_doc, const_cast<char*>("The interpreter's request dispatcher, as narwhal._runtime drives it.")},
+    {Py_tp_doc,
+     const_cast<char*>("The interpreter's request dispatcher, as narwhal._runtime drives it.")},
     {0, nullptr},
 };
 
@@ -184,9 +182,7 @@ void Dispatcher::drain() {
     bool more = inbox_.take(batch_, services_.config().batch);
     for (auto& ev : batch_) {
         switch (ev.kind) {
-        case asgi::Event::Kind::request:
-            start_request(ev);
-            break;
+        case asgi::Event::Kind::request: start_request(ev); break;
         case asgi::Event::Kind::body:
             if (auto* c = static_cast<CycleObject*>(ev.channel->owner))
                 cycle_on_body(c, std::move(ev.body), ev.more_body);
@@ -265,14 +261,15 @@ void Dispatcher::start_request(asgi::Event& ev) {
         cycle_fail(c, exc.get() ? exc.get() : Py_None);
         return;
     }
-    Ref coro = Ref::steal(
-        PyObject_CallFunctionObjArgs(app_.get(), scope.get(), cycle_obj.get(), send.get(), nullptr));
+    Ref coro = Ref::steal(PyObject_CallFunctionObjArgs(app_.get(), scope.get(), cycle_obj.get(),
+                                                       send.get(), nullptr));
     Ref step = coro ? Ref::steal(new_request_step(c, coro.get())) : Ref();
     // asyncio.Task directly, not loop.create_task: the app's task factory (ours, which
     // tracks tasks the app spawns) is not for the request's own task.
     PyObject* args[] = {step.get(), loop_.get()};
-    Ref task = step ? Ref::steal(PyObject_Vectorcall(task_type_.get(), args, 1, loop_kwnames_.get()))
-                    : Ref();
+    Ref task = step
+                   ? Ref::steal(PyObject_Vectorcall(task_type_.get(), args, 1, loop_kwnames_.get()))
+                   : Ref();
     if (!task) {
         Ref exc = Ref::steal(fetch_exception());
         cycle_fail(c, exc.get() ? exc.get() : Py_None);

@@ -26,7 +26,8 @@ PyObject* request_message(CycleState& s) {
     if (s.body_queue.size() == 1) {
         auto& chunk = s.body_queue.front();
         consumed = chunk.size();
-        body = Ref::steal(PyBytes_FromStringAndSize(chunk.data(), static_cast<Py_ssize_t>(chunk.size())));
+        body = Ref::steal(
+            PyBytes_FromStringAndSize(chunk.data(), static_cast<Py_ssize_t>(chunk.size())));
     } else if (s.body_queue.empty()) {
         body = Ref::borrow(n.empty_bytes);
     } else {
@@ -52,7 +53,8 @@ PyObject* request_message(CycleState& s) {
     PyObject* d = PyDict_New();
     if (!d)
         return nullptr;
-    if (PyDict_SetItem(d, n.type, n.http_request) < 0 || PyDict_SetItem(d, n.body, body.get()) < 0 ||
+    if (PyDict_SetItem(d, n.type, n.http_request) < 0 ||
+        PyDict_SetItem(d, n.body, body.get()) < 0 ||
         PyDict_SetItem(d, n.more_body, more ? Py_True : Py_False) < 0) {
         Py_DECREF(d);
         return nullptr;
@@ -137,9 +139,9 @@ PyObject* http_send(SendObject* so, PyObject* message, std::string_view type) {
         return raise(PyExc_TypeError, asgi::errors::body_not_bytes);
     if (body && PyObject_GetBuffer(body, &view, PyBUF_SIMPLE) < 0)
         return nullptr;
-    std::string data = body ? std::string(static_cast<const char*>(view.buf),
-                                          static_cast<std::size_t>(view.len))
-                            : std::string();
+    std::string data =
+        body ? std::string(static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len))
+             : std::string();
     if (body)
         PyBuffer_Release(&view);
     PyObject* more_obj = PyDict_GetItemWithError(message, n.more_body);

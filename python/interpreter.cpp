@@ -25,11 +25,14 @@ bool load_embedded_package() {
     for (const auto& mod : embedded_modules()) {
         std::string source(mod.source), filename(mod.filename);
         Ref code = Ref::steal(Py_CompileString(source.c_str(), filename.c_str(), Py_file_input));
-        Ref name = Ref::steal(PyUnicode_FromStringAndSize(mod.name.data(), static_cast<Py_ssize_t>(mod.name.size())));
-        Ref file = Ref::steal(PyUnicode_FromStringAndSize(filename.data(), static_cast<Py_ssize_t>(filename.size())));
+        Ref name = Ref::steal(
+            PyUnicode_FromStringAndSize(mod.name.data(), static_cast<Py_ssize_t>(mod.name.size())));
+        Ref file = Ref::steal(
+            PyUnicode_FromStringAndSize(filename.data(), static_cast<Py_ssize_t>(filename.size())));
         if (!code || !name || !file)
             return false;
-        Ref module = Ref::steal(PyImport_ExecCodeModuleObject(name.get(), code.get(), file.get(), nullptr));
+        Ref module =
+            Ref::steal(PyImport_ExecCodeModuleObject(name.get(), code.get(), file.get(), nullptr));
         if (!module)
             return false;
     }

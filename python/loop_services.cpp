@@ -37,8 +37,8 @@ LoopServices::LoopServices(PyObject* native_module, NativeState* native, asgi::S
                            asgi::LoopMonitor& monitor, LoopConfig cfg)
     : module_(Ref::borrow(native_module)), native_(native), names_(native->names),
       cfg_(std::move(cfg)), stats_(stats), monitor_(monitor) {
-    asgi::set_wake_scheduler(
-        [](void* self) { static_cast<LoopServices*>(self)->request_flush(); }, this);
+    asgi::set_wake_scheduler([](void* self) { static_cast<LoopServices*>(self)->request_flush(); },
+                             this);
 }
 
 LoopServices::~LoopServices() {
@@ -61,13 +61,15 @@ bool LoopServices::call_soon(PyObject* callable) {
 
 bool LoopServices::call_later(double delay, PyObject* callable) {
     Ref d = Ref::steal(PyFloat_FromDouble(delay));
-    Ref r = d ? Ref::steal(PyObject_CallFunctionObjArgs(call_later_.get(), d.get(), callable, nullptr))
-              : Ref();
+    Ref r =
+        d ? Ref::steal(PyObject_CallFunctionObjArgs(call_later_.get(), d.get(), callable, nullptr))
+          : Ref();
     return r.get() != nullptr;
 }
 
 void LoopServices::log_exception(const std::string& what, PyObject* exc) {
-    Ref msg = Ref::steal(PyUnicode_FromStringAndSize(what.data(), static_cast<Py_ssize_t>(what.size())));
+    Ref msg =
+        Ref::steal(PyUnicode_FromStringAndSize(what.data(), static_cast<Py_ssize_t>(what.size())));
     Ref r = Ref::steal(PyObject_CallFunctionObjArgs(log_exception_.get(), msg.get(), exc, nullptr));
     if (!r) {
         PyErr_Clear();
@@ -138,7 +140,8 @@ PyObject* LoopServices::current_request() {
     auto sp1 = s.request_line.find(' ');
     auto sp2 = s.request_line.rfind(' ');
     std::string method = s.request_line.substr(0, sp1);
-    std::string target = sp1 == std::string::npos ? "" : s.request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+    std::string target =
+        sp1 == std::string::npos ? "" : s.request_line.substr(sp1 + 1, sp2 - sp1 - 1);
     return Py_BuildValue("(Kss)", static_cast<unsigned long long>(s.channel ? s.channel->id() : 0),
                          method.c_str(), target.c_str());
 }

@@ -45,11 +45,9 @@ public:
     // event loop, the narwhal._runtime module (task_stack, request_finished hooks),
     // narwhal._log.log_exception and ClientDisconnected. nullptr with a Python error
     // set when the loop lacks what is needed.
-    static std::unique_ptr<LoopServices> create(PyObject* native_module, asgi::Stats& stats,
-                                                asgi::LoopMonitor& monitor, LoopConfig cfg,
-                                                PyObject* loop, PyObject* runtime,
-                                                PyObject* log_exception,
-                                                PyObject* disconnected_type);
+    static std::unique_ptr<LoopServices>
+    create(PyObject* native_module, asgi::Stats& stats, asgi::LoopMonitor& monitor, LoopConfig cfg,
+           PyObject* loop, PyObject* runtime, PyObject* log_exception, PyObject* disconnected_type);
     ~LoopServices();
     LoopServices(const LoopServices&) = delete;
     LoopServices& operator=(const LoopServices&) = delete;
@@ -59,7 +57,7 @@ public:
     const LoopConfig& config() const { return cfg_; }
     asgi::Stats& stats() { return stats_; }
 
-    PyObject* create_future();  // new reference, or nullptr with an error set
+    PyObject* create_future();           // new reference, or nullptr with an error set
     bool call_soon(PyObject* callable);  // false: reported as unraisable
     bool call_later(double delay, PyObject* callable);  // false: error set
     void log_exception(const std::string& what, PyObject* exc);

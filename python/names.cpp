@@ -6,16 +6,45 @@ namespace narwhal::python {
 
 namespace {
 constexpr std::string_view common_headers[] = {
-    "host", "user-agent", "accept", "accept-encoding", "accept-language", "connection",
-    "content-type", "content-length", "cookie", "authorization", "cache-control", "origin",
-    "referer", "upgrade-insecure-requests", "x-forwarded-for", "x-forwarded-proto",
-    "x-request-id", "if-none-match", "if-modified-since", "pragma", "sec-fetch-mode",
-    "sec-fetch-site", "sec-fetch-dest", "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform",
-    "transfer-encoding", "expect", "upgrade", "sec-websocket-key", "sec-websocket-version",
-    "sec-websocket-extensions", "sec-websocket-protocol", "dnt", "te", "x-real-ip",
+    "host",
+    "user-agent",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "connection",
+    "content-type",
+    "content-length",
+    "cookie",
+    "authorization",
+    "cache-control",
+    "origin",
+    "referer",
+    "upgrade-insecure-requests",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-request-id",
+    "if-none-match",
+    "if-modified-since",
+    "pragma",
+    "sec-fetch-mode",
+    "sec-fetch-site",
+    "sec-fetch-dest",
+    "sec-ch-ua",
+    "sec-ch-ua-mobile",
+    "sec-ch-ua-platform",
+    "transfer-encoding",
+    "expect",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+    "dnt",
+    "te",
+    "x-real-ip",
 };
-constexpr std::string_view common_methods[] = {"GET",     "POST",    "PUT",   "DELETE", "HEAD",
-                                               "OPTIONS", "PATCH",   "TRACE", "CONNECT"};
+constexpr std::string_view common_methods[] = {"GET",     "POST",  "PUT",   "DELETE", "HEAD",
+                                               "OPTIONS", "PATCH", "TRACE", "CONNECT"};
 }  // namespace
 
 PyObject* Names::own(PyObject* o) {
@@ -77,7 +106,8 @@ Names::Names() {
     cancelled = intern("cancelled");
     exception = intern("exception");
     for (auto h : common_headers)
-        header_names_[h] = own(PyBytes_FromStringAndSize(h.data(), static_cast<Py_ssize_t>(h.size())));
+        header_names_[h] =
+            own(PyBytes_FromStringAndSize(h.data(), static_cast<Py_ssize_t>(h.size())));
     for (auto m : common_methods)
         methods_[m] = intern(std::string(m).c_str());
 }

@@ -13,7 +13,9 @@ namespace narwhal::python {
 
 namespace {
 
-NativeState* state_of(PyObject* module) { return static_cast<NativeState*>(PyModule_GetState(module)); }
+NativeState* state_of(PyObject* module) {
+    return static_cast<NativeState*>(PyModule_GetState(module));
+}
 
 // _narwhal.log(level, message): Python messages into the server's logger.
 PyObject* log_message(PyObject*, PyObject* args, PyObject* kwargs) {
@@ -36,7 +38,7 @@ PyObject* log_message(PyObject*, PyObject* args, PyObject* kwargs) {
         return raise(PyExc_TypeError, "log(): message must be a str");
     }
     using narwhal::log::Level;
-    Level l = level <= 1 ? Level::debug
+    Level l = level <= 1   ? Level::debug
               : level == 2 ? Level::info
               : level == 3 ? Level::warning
                            : Level::error;

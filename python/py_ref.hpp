@@ -60,7 +60,8 @@ inline PyObject* fetch_exception() {
 
 // Raises `type(message)` and returns nullptr, for `return raise(...)` from a C-API function.
 inline PyObject* raise(PyObject* type, std::string_view message) {
-    PyObject* text = PyUnicode_FromStringAndSize(message.data(), static_cast<Py_ssize_t>(message.size()));
+    PyObject* text =
+        PyUnicode_FromStringAndSize(message.data(), static_cast<Py_ssize_t>(message.size()));
     if (text) {
         PyErr_SetObject(type, text);
         Py_DECREF(text);

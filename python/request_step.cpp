@@ -11,9 +11,8 @@ namespace {
 // GC-tracked: the Task holds the step, the step holds the app's coroutine and the cycle,
 // and both of those can lead back to the Task.
 struct StepObject {
-    PyObject_HEAD
-    PyObject* iter;       // the app's coroutine, or its awaitable's __await__() iterator
-    CycleObject* cycle;   // strong reference
+    PyObject_HEAD PyObject* iter;  // the app's coroutine, or its awaitable's __await__() iterator
+    CycleObject* cycle;            // strong reference
     bool finished;
 };
 
@@ -191,7 +190,8 @@ PyType_Spec step_spec = {"narwhal.RequestStep", sizeof(StepObject), 0,
 }  // namespace
 
 int add_request_step_type(PyObject* module, NativeState& st) {
-    st.step_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &step_spec, nullptr));
+    st.step_type =
+        reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &step_spec, nullptr));
     if (!st.step_type)
         return -1;
     // asyncio.Task accepts it as a coroutine.
@@ -208,8 +208,8 @@ PyObject* new_request_step(CycleObject* cycle, PyObject* awaitable) {
     if (PyCoro_CheckExact(awaitable)) {
         iter = Ref::borrow(awaitable);
     } else {
-        unaryfunc am_await = Py_TYPE(awaitable)->tp_as_async ? Py_TYPE(awaitable)->tp_as_async->am_await
-                                                             : nullptr;
+        unaryfunc am_await =
+            Py_TYPE(awaitable)->tp_as_async ? Py_TYPE(awaitable)->tp_as_async->am_await : nullptr;
         if (!am_await) {
             PyErr_Format(PyExc_TypeError, "ASGI callable returned a non-awaitable: '%s'",
                          Py_TYPE(awaitable)->tp_name);

@@ -21,7 +21,8 @@ bool set(PyObject* d, PyObject* key, PyObject* value_stolen) {
 PyObject* address(std::string_view host, int port) {
     if (host.empty())
         Py_RETURN_NONE;
-    PyObject* h = PyUnicode_DecodeUTF8(host.data(), static_cast<Py_ssize_t>(host.size()), "replace");
+    PyObject* h =
+        PyUnicode_DecodeUTF8(host.data(), static_cast<Py_ssize_t>(host.size()), "replace");
     if (!h)
         return nullptr;
     PyObject* p;
@@ -77,8 +78,8 @@ PyObject* headers_list(const Names& n, const asgi::RequestHead& head) {
 bool ScopeBuilder::init(const Names& n, const std::string& root_path) {
     n_ = &n;
     root_path_ = root_path;
-    Ref root = Ref::steal(
-        PyUnicode_DecodeUTF8(root_path.data(), static_cast<Py_ssize_t>(root_path.size()), "replace"));
+    Ref root = Ref::steal(PyUnicode_DecodeUTF8(
+        root_path.data(), static_cast<Py_ssize_t>(root_path.size()), "replace"));
     asgi_template_ = Ref::steal(PyDict_New());
     http_template_ = Ref::steal(PyDict_New());
     websocket_template_ = Ref::steal(PyDict_New());
@@ -87,12 +88,12 @@ bool ScopeBuilder::init(const Names& n, const std::string& root_path) {
         PyDict_SetItem(asgi_template_.get(), n.spec_version, n.spec_2_4) < 0)
         return false;
     // Key order is the order of the spec's tables; None marks a per-request value.
-    PyObject* http_keys[] = {n.type,   n.asgi,     n.http_version, n.server,       n.client,
-                             n.scheme, n.method,   n.root_path,    n.path,         n.raw_path,
-                             n.query_string, n.headers, n.state,   n.extensions};
-    PyObject* ws_keys[] = {n.type,   n.asgi,         n.http_version, n.server,  n.client,
-                           n.scheme, n.root_path,    n.path,         n.raw_path, n.query_string,
-                           n.headers, n.subprotocols, n.state,       n.extensions};
+    PyObject* http_keys[] = {n.type,         n.asgi,    n.http_version, n.server,    n.client,
+                             n.scheme,       n.method,  n.root_path,    n.path,      n.raw_path,
+                             n.query_string, n.headers, n.state,        n.extensions};
+    PyObject* ws_keys[] = {n.type,    n.asgi,         n.http_version, n.server,    n.client,
+                           n.scheme,  n.root_path,    n.path,         n.raw_path,  n.query_string,
+                           n.headers, n.subprotocols, n.state,        n.extensions};
     for (PyObject* k : http_keys)
         if (PyDict_SetItem(http_template_.get(), k, Py_None) < 0)
             return false;
@@ -147,8 +148,8 @@ PyObject* ScopeBuilder::http(const asgi::RequestHead& head, const asgi::Peer& pe
     if (method)
         Py_INCREF(method);
     else
-        method = PyUnicode_DecodeLatin1(head.method_view().data(),
-                                        static_cast<Py_ssize_t>(head.method_view().size()), nullptr);
+        method = PyUnicode_DecodeLatin1(
+            head.method_view().data(), static_cast<Py_ssize_t>(head.method_view().size()), nullptr);
     if (!fill_common(d, head, peer, state) ||
         PyDict_SetItem(d, n.scheme, peer.tls ? n.scheme_https : n.scheme_http) < 0 ||
         !set(d, n.method, method) || !set(d, n.extensions, PyDict_New()))
@@ -178,7 +179,8 @@ PyObject* ScopeBuilder::websocket(const asgi::RequestHead& head, const asgi::Pee
             while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
                 item.remove_suffix(1);
             if (!item.empty()) {
-                Ref s = Ref::steal(PyUnicode_DecodeLatin1(item.data(), static_cast<Py_ssize_t>(item.size()), nullptr));
+                Ref s = Ref::steal(PyUnicode_DecodeLatin1(
+                    item.data(), static_cast<Py_ssize_t>(item.size()), nullptr));
                 if (!s || PyList_Append(subprotocols.get(), s.get()) < 0)
                     return nullptr;
             }

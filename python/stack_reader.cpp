@@ -6,7 +6,9 @@
 
 namespace narwhal::python {
 
-StackReader::StackReader() { thread_ = std::thread([this] { run(); }); }
+StackReader::StackReader() {
+    thread_ = std::thread([this] { run(); });
+}
 
 StackReader::~StackReader() { stop(); }
 
@@ -54,7 +56,8 @@ std::vector<asgi::StackFrame> StackReader::read(unsigned long ident) {
     {
         // sys._current_frames()[ident], walked with traceback.extract_stack (oldest first).
         Ref sys = Ref::steal(PyImport_ImportModule("sys"));
-        Ref frames = sys ? Ref::steal(PyObject_CallMethod(sys.get(), "_current_frames", nullptr)) : Ref();
+        Ref frames =
+            sys ? Ref::steal(PyObject_CallMethod(sys.get(), "_current_frames", nullptr)) : Ref();
         Ref key = Ref::steal(PyLong_FromUnsignedLong(ident));
         PyObject* frame = (frames && key) ? PyDict_GetItem(frames.get(), key.get()) : nullptr;
         Ref tb = frame ? Ref::steal(PyImport_ImportModule("traceback")) : Ref();
@@ -69,14 +72,17 @@ std::vector<asgi::StackFrame> StackReader::read(unsigned long ident) {
                 asgi::StackFrame f;
                 auto text = [&](const char* attr) {
                     Ref v = Ref::steal(PyObject_GetAttrString(fs.get(), attr));
-                    const char* s = (v && PyUnicode_Check(v.get())) ? PyUnicode_AsUTF8(v.get()) : nullptr;
+                    const char* s =
+                        (v && PyUnicode_Check(v.get())) ? PyUnicode_AsUTF8(v.get()) : nullptr;
                     return s ? std::string(s) : std::string();
                 };
                 f.file = text("filename");
                 f.function = text("name");
                 f.text = text("line");
                 Ref line = Ref::steal(PyObject_GetAttrString(fs.get(), "lineno"));
-                f.line = line && PyLong_Check(line.get()) ? static_cast<int>(PyLong_AsLong(line.get())) : 0;
+                f.line = line && PyLong_Check(line.get())
+                             ? static_cast<int>(PyLong_AsLong(line.get()))
+                             : 0;
                 out.push_back(std::move(f));
             }
         }

@@ -35,8 +35,10 @@ PyObject* next_message(CycleState& s) {
     Ref d = Ref::steal(simple_message(n, n.websocket_receive));
     if (!d)
         return nullptr;
-    Ref value = text ? Ref::steal(PyUnicode_DecodeUTF8(data.data(), static_cast<Py_ssize_t>(data.size()), "replace"))
-                     : Ref::steal(PyBytes_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size())));
+    Ref value = text ? Ref::steal(PyUnicode_DecodeUTF8(
+                           data.data(), static_cast<Py_ssize_t>(data.size()), "replace"))
+                     : Ref::steal(PyBytes_FromStringAndSize(data.data(),
+                                                            static_cast<Py_ssize_t>(data.size())));
     if (!value || PyDict_SetItem(d.get(), text ? n.text : n.bytes, value.get()) < 0)
         return nullptr;
     return d.release();
@@ -115,7 +117,8 @@ PyObject* ws_send(SendObject* so, PyObject* message, std::string_view type) {
         } else {
             if (!PyBytes_Check(bytes))
                 return raise(PyExc_TypeError, "ASGI 'bytes' must be bytes.");
-            cmd.body.assign(PyBytes_AS_STRING(bytes), static_cast<std::size_t>(PyBytes_GET_SIZE(bytes)));
+            cmd.body.assign(PyBytes_AS_STRING(bytes),
+                            static_cast<std::size_t>(PyBytes_GET_SIZE(bytes)));
         }
         wait_bytes = cmd.body.size();
     } else if (type == "websocket.close") {
@@ -144,7 +147,8 @@ PyObject* ws_send(SendObject* so, PyObject* message, std::string_view type) {
         if (PyObject* body = member(message, n.body)) {
             if (!PyBytes_Check(body))
                 return raise(PyExc_TypeError, asgi::errors::body_not_bytes);
-            cmd.body.assign(PyBytes_AS_STRING(body), static_cast<std::size_t>(PyBytes_GET_SIZE(body)));
+            cmd.body.assign(PyBytes_AS_STRING(body),
+                            static_cast<std::size_t>(PyBytes_GET_SIZE(body)));
         }
         cmd.more = more;
     }

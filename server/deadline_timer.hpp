@@ -32,15 +32,13 @@
 namespace narwhal::server {
 
 // `Slot` is an enum whose values are 0..N-1.
-template <typename Slot, std::size_t N>
-class DeadlineTimer {
+template <typename Slot, std::size_t N> class DeadlineTimer {
 public:
     using clock = std::chrono::steady_clock;
     using time_point = clock::time_point;
     static constexpr time_point never = time_point::max();
 
-    template <typename Executor>
-    explicit DeadlineTimer(const Executor& ex) : timer_(ex) {
+    template <typename Executor> explicit DeadlineTimer(const Executor& ex) : timer_(ex) {
         deadlines_.fill(never);
     }
 
@@ -69,8 +67,7 @@ public:
 
     // Waits for the earliest deadline; `handler(error_code)` runs when it passes (or
     // when the wait is replaced or cancelled). Replacing a pending wait cancels it.
-    template <typename Handler>
-    void start(Handler&& handler) {
+    template <typename Handler> void start(Handler&& handler) {
         time_point when = next();
         if (when == never || stopped_)
             return;
@@ -91,8 +88,7 @@ public:
     // Clears every deadline at or before `now` and calls `on_due(slot)` for each, in slot
     // order. `on_due` may set or clear deadlines; a slot it sets is looked at in this pass
     // only if it comes later in the order.
-    template <typename OnDue>
-    void expire(time_point now, OnDue&& on_due) {
+    template <typename OnDue> void expire(time_point now, OnDue&& on_due) {
         for (std::size_t i = 0; i < N; ++i) {
             if (deadlines_[i] <= now) {
                 deadlines_[i] = never;

@@ -7,8 +7,8 @@
 #include <fmt/format.h>
 
 #include <csignal>
-#include <sys/resource.h>
 #include <cstdlib>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace narwhal::server {
@@ -37,7 +37,8 @@ FrontEnd::FrontEnd(const config::Settings& settings, asgi::Inbox& inbox) : setti
     ctx_.limits.ws_ping_interval = ms(s.ws_ping_interval);
     ctx_.limits.ws_ping_timeout = ms(s.ws_ping_timeout);
     ctx_.limits.ws_deflate = s.ws_per_message_deflate;
-    ctx_.limits.ws_close_slow_consumers = s.ws_slow_consumer == config::Settings::SlowConsumer::close;
+    ctx_.limits.ws_close_slow_consumers =
+        s.ws_slow_consumer == config::Settings::SlowConsumer::close;
     ctx_.limits.ws_send_timeout = ms(s.ws_send_timeout);
     ctx_.limits.ws_drain = ms(s.timeout_ws_drain);
     admission_ = std::make_unique<asgi::Admission>(static_cast<std::size_t>(s.limit_concurrency),

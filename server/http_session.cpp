@@ -57,9 +57,7 @@ void HttpSession::maybe_read() {
     if (reading_)
         return;
     switch (phase_) {
-    case Phase::idle:
-        do_read();
-        break;
+    case Phase::idle: do_read(); break;
     case Phase::request:
         if (!request_.body_done) {
             if (request_.credit > 0) {
@@ -78,8 +76,7 @@ void HttpSession::maybe_read() {
     case Phase::admission:  // nothing more is read for a request that waits for a slot
     case Phase::closing:
     case Phase::lingering:
-    case Phase::closed:
-        break;
+    case Phase::closed: break;
     }
 }
 
@@ -88,10 +85,9 @@ void HttpSession::do_read() {
     std::size_t want = head_read_size;
     if (phase_ == Phase::request && !request_.body_done)
         want = std::clamp(request_.credit, head_read_size, body_read_size);
-    socket_.async_read_some(buffer_.prepare(want),
-                            [self = shared_from_this()](error_code ec, std::size_t n) {
-                                self->on_read(ec, n);
-                            });
+    socket_.async_read_some(
+        buffer_.prepare(want),
+        [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
 
 void HttpSession::on_read(error_code ec, std::size_t n) {
@@ -134,8 +130,8 @@ void HttpSession::parse_head() {
             buffer_.shrink();
         return;
     }
-    auto read = http::read_request_head(buffer_.data(), ctx_.limits.head, ctx_.limits.body_limit,
-                                        body_);
+    auto read =
+        http::read_request_head(buffer_.data(), ctx_.limits.head, ctx_.limits.body_limit, body_);
     if (read.outcome == http::HeadRead::Outcome::incomplete) {
         if (wait_ != Wait::header)
             set_wait(Wait::header, ctx_.limits.header);  // from the head's first byte
@@ -171,9 +167,7 @@ void HttpSession::upgrade_to_websocket() {
 
 void HttpSession::admit() {
     switch (ctx_.admission->acquire(shared_from_this())) {
-    case asgi::Admission::Result::admitted:
-        dispatch_request();
-        break;
+    case asgi::Admission::Result::admitted: dispatch_request(); break;
     case asgi::Admission::Result::queued:
         phase_ = Phase::admission;
         set_wait(Wait::queue, ctx_.limits.queue);
@@ -234,8 +228,7 @@ void HttpSession::dispatch_request() {
 // too large: the connection is then answering that, or closed.
 bool HttpSession::read_body_bytes() {
     std::size_t used = 0;
-    auto status =
-        body_.feed(buffer_.data(), request_.credit, request_.body_pending, used);
+    auto status = body_.feed(buffer_.data(), request_.credit, request_.body_pending, used);
     buffer_.consume(used);
     if (status != http::BodyReader::Status::bad_request &&
         status != http::BodyReader::Status::too_large) {
@@ -379,10 +372,9 @@ void HttpSession::queue_write(std::string&& bytes) {
 void HttpSession::do_write() {
     if (output_.writing() || !output_.waiting() || phase_ == Phase::closed)
         return;
-    net::async_write(socket_, output_.begin_write(),
-                     [self = shared_from_this()](error_code ec, std::size_t n) {
-                         self->on_write(ec, n);
-                     });
+    net::async_write(
+        socket_, output_.begin_write(),
+        [self = shared_from_this()](error_code ec, std::size_t n) { self->on_write(ec, n); });
 }
 
 void HttpSession::on_write(error_code ec, std::size_t) {
@@ -436,10 +428,8 @@ void HttpSession::on_server_shutdown() {
             return reply_error(503, "shutting down");
         }
         break;  // admitted() is on its way; on_admitted passes the slot on
-    case Phase::closed:
-        return;
-    default:
-        break;
+    case Phase::closed: return;
+    default: break;
     }
     close_now();
 }
@@ -465,10 +455,9 @@ void HttpSession::close_gracefully() {
 void HttpSession::do_linger_read() {
     buffer_.clear();
     reading_ = true;
-    socket_.async_read_some(buffer_.prepare(head_read_size),
-                            [self = shared_from_this()](error_code ec, std::size_t n) {
-                                self->on_linger_read(ec, n);
-                            });
+    socket_.async_read_some(
+        buffer_.prepare(head_read_size),
+        [self = shared_from_this()](error_code ec, std::size_t n) { self->on_linger_read(ec, n); });
 }
 
 void HttpSession::on_linger_read(error_code ec, std::size_t) {

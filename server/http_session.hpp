@@ -67,8 +67,8 @@ private:
     // The request in progress, from its parsed head to the end of its response.
     struct Request {
         std::unique_ptr<asgi::RequestHead> head;  // until it goes to the app
-        std::string body_pending;  // body bytes read, not yet handed to the app
-        std::shared_ptr<asgi::Channel> channel;  // while the app has the request
+        std::string body_pending;                 // body bytes read, not yet handed to the app
+        std::shared_ptr<asgi::Channel> channel;   // while the app has the request
         uint64_t id = 0;
         std::size_t credit = 0;  // body bytes the app is ready to take
         int version = 11;

@@ -35,8 +35,7 @@ void HttpSession::on_timer(error_code ec) {
 
 void HttpSession::on_wait_expired(Wait w) {
     switch (w) {
-    case Wait::none:
-        break;
+    case Wait::none: break;
     case Wait::keep_alive:
         if (phase_ == Phase::idle)
             close_now();  // idle keep-alive connection
@@ -62,9 +61,7 @@ void HttpSession::on_wait_expired(Wait w) {
             reply_error(408, "request body stalled longer than --timeout-body");
         }
         break;
-    case Wait::linger:
-        close_now();
-        break;
+    case Wait::linger: close_now(); break;
     }
 }
 

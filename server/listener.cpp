@@ -100,7 +100,7 @@ Listener::Listener(net::io_context& ioc, const ListenSpec& spec)
     }
     generic::endpoint endpoint;
     if (!spec.uds.empty()) {
-        struct stat st {};
+        struct stat st{};
         // Replace a stale socket file from an earlier run, never a regular file.
         if (::stat(spec.uds.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
             ::unlink(spec.uds.c_str());
@@ -108,7 +108,8 @@ Listener::Listener(net::io_context& ioc, const ListenSpec& spec)
         unix_ = true;
         uds_path_ = spec.uds;
     } else {
-        endpoint = generic::endpoint(net::ip::tcp::endpoint(resolve_host(ioc, spec.host), spec.port));
+        endpoint =
+            generic::endpoint(net::ip::tcp::endpoint(resolve_host(ioc, spec.host), spec.port));
     }
     auto where = spec.uds.empty() ? fmt::format("{}:{}", spec.host, spec.port) : spec.uds;
     acceptor_.open(endpoint.protocol(), ec);

@@ -4,8 +4,8 @@
 
 #include "server/server_context.hpp"
 
-#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>

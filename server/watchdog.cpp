@@ -29,7 +29,8 @@ RequestParts split_line(const std::string& line) {
     auto sp2 = line.rfind(' ');
     if (sp1 == std::string::npos)
         return {line, ""};
-    return {line.substr(0, sp1), line.substr(sp1 + 1, sp2 > sp1 ? sp2 - sp1 - 1 : std::string::npos)};
+    return {line.substr(0, sp1),
+            line.substr(sp1 + 1, sp2 > sp1 ? sp2 - sp1 - 1 : std::string::npos)};
 }
 
 std::string request_text(const asgi::LoopMonitor::Step& step) {
@@ -44,8 +45,8 @@ std::string request_json(const asgi::LoopMonitor::Step& step) {
     auto parts = split_line(step.line);
     std::string_view path = parts.path;
     path = path.substr(0, path.find('?'));  // the ASGI path: no query string
-    return fmt::format("{{\"method\": {}, \"path\": {}, \"id\": {}}}", log::json_string(parts.method),
-                       log::json_string(path), step.id);
+    return fmt::format("{{\"method\": {}, \"path\": {}, \"id\": {}}}",
+                       log::json_string(parts.method), log::json_string(path), step.id);
 }
 
 std::string stack_json(const std::vector<asgi::StackFrame>& frames) {
@@ -83,7 +84,9 @@ Watchdog::Watchdog(asgi::LoopMonitor& monitor, asgi::Stats& stats, asgi::StackRe
 
 Watchdog::~Watchdog() { stop(); }
 
-void Watchdog::start() { thread_ = std::thread([this] { run(); }); }
+void Watchdog::start() {
+    thread_ = std::thread([this] { run(); });
+}
 
 void Watchdog::stop() {
     {
@@ -135,23 +138,23 @@ void Watchdog::report_blocked(int64_t blocked_ns) {
         stack_.clear();
     }
     int64_t asked = clock_.now_ns();
-    stacks_.request(monitor_.thread_ident.load(), [this, seq, asked, step = stall_step_](
-                                                       std::vector<asgi::StackFrame> frames) {
-        std::unique_lock lock(mu_);
-        if (seq != stall_seq_ || stopping_)
-            return;
-        if (waiting_for_stack_) {
-            // In time: the main report carries it.
-            stack_ready_ = true;
-            stack_ = std::move(frames);
-            lock.unlock();
-            cv_.notify_all();
-            return;
-        }
-        // The report already went out without it: the stack follows on its own.
-        lock.unlock();
-        report_stack_later(step, std::move(frames), clock_.now_ns() - asked);
-    });
+    stacks_.request(monitor_.thread_ident.load(),
+                    [this, seq, asked, step = stall_step_](std::vector<asgi::StackFrame> frames) {
+                        std::unique_lock lock(mu_);
+                        if (seq != stall_seq_ || stopping_)
+                            return;
+                        if (waiting_for_stack_) {
+                            // In time: the main report carries it.
+                            stack_ready_ = true;
+                            stack_ = std::move(frames);
+                            lock.unlock();
+                            cv_.notify_all();
+                            return;
+                        }
+                        // The report already went out without it: the stack follows on its own.
+                        lock.unlock();
+                        report_stack_later(step, std::move(frames), clock_.now_ns() - asked);
+                    });
     std::vector<asgi::StackFrame> frames;
     bool have_stack;
     {
@@ -162,9 +165,9 @@ void Watchdog::report_blocked(int64_t blocked_ns) {
         if (have_stack)
             frames = std::move(stack_);
     }
-    std::string text = fmt::format(
-        "event loop blocked for {} ms so far (worker {}, interpreter {}) {}", blocked_ns / 1'000'000,
-        ::getpid(), interpreter_, request_text(stall_step_));
+    std::string text =
+        fmt::format("event loop blocked for {} ms so far (worker {}, interpreter {}) {}",
+                    blocked_ns / 1'000'000, ::getpid(), interpreter_, request_text(stall_step_));
     text += "\n";
     text += have_stack ? format_stack(frames)
                        : "Stack not readable yet: the loop thread holds the GIL (a C call?); it "
@@ -180,8 +183,9 @@ void Watchdog::report_blocked(int64_t blocked_ns) {
 void Watchdog::report_stack_later(const asgi::LoopMonitor::Step& step,
                                   std::vector<asgi::StackFrame> frames, int64_t read_after_ns) {
     std::string text = fmt::format(
-        "stack of the blocked event loop (worker {}, interpreter {}) {}, read after {} ms\n{}", ::getpid(),
-        interpreter_, request_text(step), read_after_ns / 1'000'000, format_stack(frames));
+        "stack of the blocked event loop (worker {}, interpreter {}) {}, read after {} ms\n{}",
+        ::getpid(), interpreter_, request_text(step), read_after_ns / 1'000'000,
+        format_stack(frames));
     std::string fields = fmt::format(
         "\"event\": \"loop_blocked_stack\", \"worker\": {}, \"interpreter\": {}, \"request\": {}, "
         "\"stack\": {}",

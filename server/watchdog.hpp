@@ -81,9 +81,9 @@ private:
     bool stalled_ = false;
     int64_t stall_due_ns_ = 0;  // when the heartbeat should have run
     asgi::LoopMonitor::Step stall_step_;
-    uint64_t stall_seq_ = 0;  // guarded by mu_
-    bool stack_ready_ = false;  // guarded by mu_
-    bool waiting_for_stack_ = false;  // guarded by mu_: the report still waits for the stack
+    uint64_t stall_seq_ = 0;               // guarded by mu_
+    bool stack_ready_ = false;             // guarded by mu_
+    bool waiting_for_stack_ = false;       // guarded by mu_: the report still waits for the stack
     std::vector<asgi::StackFrame> stack_;  // guarded by mu_
 };
 

@@ -111,8 +111,7 @@ void WsSession::on_command(asgi::Command&& cmd) {
         closed(1011);
         break;
     case asgi::Command::Kind::credit:
-    case asgi::Command::Kind::release:
-        break;
+    case asgi::Command::Kind::release: break;
     }
 }
 
@@ -224,9 +223,9 @@ void WsSession::do_write() {
     writing_ = true;
     auto& msg = outbox_.front();
     ws_.text(msg.text);
-    ws_.async_write(net::buffer(msg.data), [self = shared_from_this()](error_code ec, std::size_t n) {
-        self->on_write(ec, n);
-    });
+    ws_.async_write(
+        net::buffer(msg.data),
+        [self = shared_from_this()](error_code ec, std::size_t n) { self->on_write(ec, n); });
 }
 
 void WsSession::on_write(error_code ec, std::size_t) {
@@ -251,7 +250,8 @@ void WsSession::on_write(error_code ec, std::size_t) {
 
 void WsSession::do_close() {
     phase_ = Phase::closing;
-    ws_.async_close(close_reason_, [self = shared_from_this()](error_code ec) { self->on_close(ec); });
+    ws_.async_close(close_reason_,
+                    [self = shared_from_this()](error_code ec) { self->on_close(ec); });
 }
 
 void WsSession::on_close(error_code) {
@@ -278,8 +278,9 @@ void WsSession::deny_with_app_response() {
 
 void WsSession::write_denial() {
     phase_ = Phase::closing;
-    net::async_write(ws_.next_layer(), net::buffer(raw_out_),
-                     [self = shared_from_this()](error_code ec, std::size_t) { self->on_denied(ec); });
+    net::async_write(
+        ws_.next_layer(), net::buffer(raw_out_),
+        [self = shared_from_this()](error_code ec, std::size_t) { self->on_denied(ec); });
 }
 
 void WsSession::on_denied(error_code) { closed(1006); }
@@ -382,8 +383,7 @@ void WsSession::on_timer(error_code ec) {
         case Deadline::slow:
             log::warning("Closing a WebSocket whose client did not read {} bytes within {} ms "
                          "(--ws-slow-consumer close): {} (id {})",
-                         outbox_bytes_, ctx_.limits.ws_send_timeout.count(), target_,
-                         request_id_);
+                         outbox_bytes_, ctx_.limits.ws_send_timeout.count(), target_, request_id_);
             // The app learns now (its send() raises); the close frame may never get
             // through to a client that reads nothing, so the socket is cut after one more
             // timeout.
@@ -391,9 +391,7 @@ void WsSession::on_timer(error_code ec) {
             close_with(static_cast<uint16_t>(websocket::close_code::policy_error), true);
             timer_.set(Deadline::hard_close, now + ctx_.limits.ws_send_timeout);
             break;
-        case Deadline::hard_close:
-            close_socket();
-            break;
+        case Deadline::hard_close: close_socket(); break;
         }
     });
     if (timer_.pending())

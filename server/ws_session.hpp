@@ -47,8 +47,7 @@ private:
     IoThread& io_thread() override { return io_; }
     std::shared_ptr<Connection> shared_connection() override { return shared_from_this(); }
 
-    void push_event(asgi::Event::Kind kind, std::string body = {}, bool text = false,
-                    int code = 0);
+    void push_event(asgi::Event::Kind kind, std::string body = {}, bool text = false, int code = 0);
     void do_accept(asgi::Command&& cmd);
     void on_accept(error_code ec);
     void do_read();
@@ -58,10 +57,10 @@ private:
     void do_close();
     void on_close(error_code ec);
     void deny(int status, std::string_view body);  // a server-made HTTP answer
-    void deny_with_app_response();                  // the app's denial response
+    void deny_with_app_response();                 // the app's denial response
     void write_denial();
     void on_denied(error_code ec);
-    void closed(int code);  // the socket is done: tell the app once, then close
+    void closed(int code);         // the socket is done: tell the app once, then close
     void notify_closed(int code);  // tell the app once that the socket is closed
     void close_socket();
     // Closes with `code` after what is being written now; queued messages are dropped

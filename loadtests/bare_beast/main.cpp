@@ -32,10 +32,9 @@ public:
 private:
     void read() {
         req_ = {};
-        http::async_read(socket_, buffer_, req_,
-                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                             self->on_read(ec);
-                         });
+        http::async_read(
+            socket_, buffer_, req_,
+            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
     }
 
     void on_read(beast::error_code ec) {
@@ -79,7 +78,8 @@ void accept(tcp::acceptor& acceptor) {
             socket.set_option(tcp::no_delay(true), ec);
             std::make_shared<Session>(std::move(socket))->start();
         }
-        if (acceptor.is_open()) accept(acceptor);
+        if (acceptor.is_open())
+            accept(acceptor);
     });
 }
 

@@ -106,20 +106,34 @@ Options parse(int argc, char** argv) {
                 usage(("bad value for " + k).c_str());
             return d;
         };
-        if (k == "--host") o.host = v;
-        else if (k == "--path") o.path = v;
-        else if (k == "--port") o.port = static_cast<unsigned short>(num(1));
-        else if (k == "--sockets") o.sockets = static_cast<int>(num(1));
-        else if (k == "--seconds") o.seconds = num(0.001);
-        else if (k == "--warmup") o.warmup = num(0);
-        else if (k == "--size") o.size = static_cast<std::size_t>(num(1));
-        else if (k == "--interval-ms") o.interval_ms = num(0);
-        else if (k == "--connect-concurrency") o.connect_concurrency = static_cast<int>(num(1));
-        else if (k == "--connect-timeout") o.connect_timeout = num(0.001);
-        else if (k == "--fanout-timeout-ms") o.fanout_timeout_ms = num(1);
-        else if (k == "--sync-timeout") o.sync_timeout = num(0);
-        else if (k == "--close-timeout") o.close_timeout = num(0.001);
-        else usage(("unknown option " + k).c_str());
+        if (k == "--host")
+            o.host = v;
+        else if (k == "--path")
+            o.path = v;
+        else if (k == "--port")
+            o.port = static_cast<unsigned short>(num(1));
+        else if (k == "--sockets")
+            o.sockets = static_cast<int>(num(1));
+        else if (k == "--seconds")
+            o.seconds = num(0.001);
+        else if (k == "--warmup")
+            o.warmup = num(0);
+        else if (k == "--size")
+            o.size = static_cast<std::size_t>(num(1));
+        else if (k == "--interval-ms")
+            o.interval_ms = num(0);
+        else if (k == "--connect-concurrency")
+            o.connect_concurrency = static_cast<int>(num(1));
+        else if (k == "--connect-timeout")
+            o.connect_timeout = num(0.001);
+        else if (k == "--fanout-timeout-ms")
+            o.fanout_timeout_ms = num(1);
+        else if (k == "--sync-timeout")
+            o.sync_timeout = num(0);
+        else if (k == "--close-timeout")
+            o.close_timeout = num(0.001);
+        else
+            usage(("unknown option " + k).c_str());
     }
     if (o.port == 0)
         usage("--port is required");
@@ -197,9 +211,9 @@ struct Errors {
     uint64_t total() const { return connect + handshake + read + write + mismatch; }
     std::string json() const {
         std::ostringstream o;
-        o << "{\"connect\": " << connect << ", \"handshake\": " << handshake << ", \"read\": " << read
-          << ", \"write\": " << write << ", \"mismatch\": " << mismatch << ", \"close\": " << close
-          << "}";
+        o << "{\"connect\": " << connect << ", \"handshake\": " << handshake
+          << ", \"read\": " << read << ", \"write\": " << write << ", \"mismatch\": " << mismatch
+          << ", \"close\": " << close << "}";
         return o.str();
     }
 };
@@ -218,11 +232,9 @@ struct Conn {
 class Runner {
 public:
     explicit Runner(Options o)
-        : opt_(std::move(o)),
-          endpoint_(net::ip::make_address(opt_.host), opt_.port),
-          host_header_(opt_.host + ":" + std::to_string(opt_.port)),
-          warm_timer_(io_), end_timer_(io_), hard_timer_(io_), pub_timer_(io_),
-          fanout_timer_(io_) {
+        : opt_(std::move(o)), endpoint_(net::ip::make_address(opt_.host), opt_.port),
+          host_header_(opt_.host + ":" + std::to_string(opt_.port)), warm_timer_(io_),
+          end_timer_(io_), hard_timer_(io_), pub_timer_(io_), fanout_timer_(io_) {
         broadcast_ = opt_.mode == "broadcast";
         if (broadcast_)
             opt_.size = std::max<std::size_t>(opt_.size, kHeaderLen + 1);
@@ -260,9 +272,9 @@ private:
         bool measured = false;  // published inside the measurement window
     };
 
-    template <class F>
-    void deadline(net::steady_timer& t, double secs, F f) {
-        t.expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(secs)));
+    template <class F> void deadline(net::steady_timer& t, double secs, F f) {
+        t.expires_after(
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(secs)));
         t.async_wait([f](error_code ec) {
             if (!ec)
                 f();
@@ -278,7 +290,8 @@ private:
             return;
         Conn& c = *conns_[next_connect_++];
         c.state = Conn::State::connecting;
-        c.ws.next_layer().async_connect(endpoint_, [this, &c](error_code ec) { on_connect(c, ec); });
+        c.ws.next_layer().async_connect(endpoint_,
+                                        [this, &c](error_code ec) { on_connect(c, ec); });
     }
 
     void on_connect(Conn& c, error_code ec) {
@@ -498,7 +511,8 @@ private:
             return;
         const uint64_t seq = ++seq_;
         const auto now = Clock::now();
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
+        const auto ns =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
         char head[kHeaderLen + 1];
         std::snprintf(head, sizeof head, "%020llu %020llu ", static_cast<unsigned long long>(seq),
                       static_cast<unsigned long long>(ns.count()));
@@ -598,7 +612,8 @@ private:
         o << "{\"mode\": \"" << opt_.mode << "\", \"sockets\": " << opt_.sockets
           << ", \"connected\": " << connected_ - (publisher_ok_ ? 1 : 0)
           << ", \"size\": " << opt_.size << ", \"warmup_s\": " << json_num(opt_.warmup)
-          << ", \"connect_s\": " << json_num(connect_seconds_) << ", \"seconds\": " << json_num(secs)
+          << ", \"connect_s\": " << json_num(connect_seconds_)
+          << ", \"seconds\": " << json_num(secs)
           << ", \"measured\": " << (measured_ ? "true" : "false");
         if (broadcast_) {
             o << ", \"interval_ms\": " << json_num(opt_.interval_ms)

@@ -107,7 +107,8 @@ BodyReader::Status BodyReader::feed(std::string_view in, std::size_t& credit, st
     if (done_)
         return Status::done;
     if (!chunked_) {
-        std::size_t n = static_cast<std::size_t>(std::min<uint64_t>({remaining_, in.size(), credit}));
+        std::size_t n =
+            static_cast<std::size_t>(std::min<uint64_t>({remaining_, in.size(), credit}));
         out.append(in.data(), n);
         credit -= n;
         remaining_ -= n;
@@ -175,8 +176,8 @@ BodyReader::Status BodyReader::feed(std::string_view in, std::size_t& credit, st
                 consumed = i;
                 return Status::paused;
             }
-            std::size_t n = static_cast<std::size_t>(
-                std::min<uint64_t>({remaining_, in.size() - i, credit}));
+            std::size_t n =
+                static_cast<std::size_t>(std::min<uint64_t>({remaining_, in.size() - i, credit}));
             out.append(in.data() + i, n);
             credit -= n;
             remaining_ -= n;
@@ -235,9 +236,7 @@ BodyReader::Status BodyReader::feed(std::string_view in, std::size_t& credit, st
             trailer_in_value_ = false;
             line_bytes_ = 0;
             break;
-        case State::done:
-            consumed = i;
-            return Status::done;
+        case State::done: consumed = i; return Status::done;
         }
     }
     consumed = i;

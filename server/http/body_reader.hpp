@@ -16,7 +16,10 @@ public:
     enum class Status { need_more, paused, done, bad_request, too_large };
 
     // No body, a Content-Length body, or a chunked body; `limit` caps the decoded size.
-    void reset_none() { *this = BodyReader(); done_ = true; }
+    void reset_none() {
+        *this = BodyReader();
+        done_ = true;
+    }
     void reset_length(uint64_t length, uint64_t limit);
     void reset_chunked(uint64_t limit);
 
@@ -29,8 +32,17 @@ public:
 
 private:
     enum class State { size, size_ext, size_lf, data, data_cr, data_lf, trailer, trailer_lf, done };
-    enum class Ext { after_size, name_start, name, after_name, value_start, value, quoted, escape,
-                     after_value };
+    enum class Ext {
+        after_size,
+        name_start,
+        name,
+        after_name,
+        value_start,
+        value,
+        quoted,
+        escape,
+        after_value
+    };
     bool ext_step(char c);
     Status fail(const char* why) {
         reason_ = why;

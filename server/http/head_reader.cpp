@@ -69,8 +69,8 @@ void read_into(HeadRead& r, std::string_view buffered, const HeadLimits& limits,
 }
 }  // namespace
 
-HeadRead read_request_head(std::string_view buffered, const HeadLimits& limits,
-                           uint64_t body_limit, BodyReader& body) {
+HeadRead read_request_head(std::string_view buffered, const HeadLimits& limits, uint64_t body_limit,
+                           BodyReader& body) {
     HeadRead r;
     read_into(r, buffered, limits, body_limit, body);
     return r;

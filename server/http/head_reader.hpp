@@ -27,7 +27,7 @@ struct HeadRead {
     // Bytes at the front of the buffer the head took (leading empty lines included);
     // they are done with, whatever the outcome but incomplete.
     std::size_t consumed = 0;
-    int status = 0;          // invalid: 400, 405, 413, 414, 426, 431, 501 or 505
+    int status = 0;           // invalid: 400, 405, 413, 414, 426, 431, 501 or 505
     const char* reason = "";  // invalid: a short static text for the debug log
     std::unique_ptr<asgi::RequestHead> head;
 };
@@ -35,7 +35,7 @@ struct HeadRead {
 // `body` is reset for the request's body (none, Content-Length or chunked) when the
 // outcome is `request`. `body_limit` caps a request body (--limit-request-body): a larger
 // Content-Length is 413 here, a chunked body over it is found by the BodyReader.
-HeadRead read_request_head(std::string_view buffered, const HeadLimits& limits,
-                           uint64_t body_limit, BodyReader& body);
+HeadRead read_request_head(std::string_view buffered, const HeadLimits& limits, uint64_t body_limit,
+                           BodyReader& body);
 
 }  // namespace narwhal::server::http

@@ -22,12 +22,8 @@ constexpr std::uint8_t k_value = asgi::syntax::field_value;  // field-value byte
 // (left over from a client's previous body); a handful is generous, more is abuse.
 constexpr std::size_t k_max_leading_empty_lines = 4;
 
-constexpr bool is_eol(unsigned char c) noexcept {
-    return c == '\r' || c == '\n';
-}
-constexpr bool is_digit(unsigned char c) noexcept {
-    return c >= '0' && c <= '9';
-}
+constexpr bool is_eol(unsigned char c) noexcept { return c == '\r' || c == '\n'; }
+constexpr bool is_digit(unsigned char c) noexcept { return c >= '0' && c <= '9'; }
 
 // One scan. Member functions return false once the result in `r_` is final (ok, an error,
 // or incomplete) and true to go on. Positions index the window `b_[0, n_)`: the first
@@ -35,8 +31,8 @@ constexpr bool is_digit(unsigned char c) noexcept {
 // acceptable head. That bounds the work per call whatever the caller has buffered.
 class Scanner {
 public:
-    Scanner(std::string_view buffered, const HeadLimits &limits) noexcept
-        : b_(reinterpret_cast<const unsigned char *>(buffered.data())),
+    Scanner(std::string_view buffered, const HeadLimits& limits) noexcept
+        : b_(reinterpret_cast<const unsigned char*>(buffered.data())),
           n_(std::min(buffered.size(), limits.head)), total_(buffered.size()), limits_(limits) {}
 
     HeadScan run() noexcept {
@@ -47,7 +43,7 @@ public:
     }
 
 private:
-    bool fail(HeadStatus status, const char *reason) noexcept {
+    bool fail(HeadStatus status, const char* reason) noexcept {
         r_.status = status;
         r_.reason = reason;
         return false;
@@ -64,7 +60,7 @@ private:
 
     // Starts a line at `pos_` whose content (without CRLF) may hold at most `limit` bytes.
     // Content may extend up to `stop_`; a non-EOL byte at `stop_` breaks the limit.
-    void begin_line(std::size_t limit, HeadStatus too_long, const char *reason) noexcept {
+    void begin_line(std::size_t limit, HeadStatus too_long, const char* reason) noexcept {
         line_ = pos_;
         stop_ = pos_ + std::min(limit, n_ - pos_);
         too_long_ = too_long;
@@ -86,7 +82,7 @@ private:
             while (stop_ - pos_ >= 8) {
                 std::uint64_t w;
                 std::memcpy(&w, b_ + pos_, 8);
-                const std::uint64_t del = w ^ (ones * 0x7F); // zero byte where w has 0x7F
+                const std::uint64_t del = w ^ (ones * 0x7F);  // zero byte where w has 0x7F
                 // Classic "has a byte less than n" test; exact as to whether any byte is.
                 if ((((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & highs)
                     break;
@@ -114,7 +110,7 @@ private:
     // but a line that is malformed as it stands fails already: whatever follows, it is a
     // 400 (either the line ends here, or the CR is bare). Other verdicts (505) wait for
     // the LF, so that a verdict, once given, never changes as more bytes arrive.
-    bool end_line(HeadStatus status, const char *reason) noexcept {
+    bool end_line(HeadStatus status, const char* reason) noexcept {
         if (b_[pos_] == '\n')
             return fail(HeadStatus::bad_request, "bare LF in request head");
         const bool pending = pos_ + 1 == n_;
@@ -244,40 +240,35 @@ private:
                     c == 0 ? "NUL in header value" : "control character in header value");
     }
 
-    const unsigned char *b_;
-    std::size_t n_;     // window size: min(buffer size, limits.head)
-    std::size_t total_; // bytes the caller has buffered
-    const HeadLimits &limits_;
+    const unsigned char* b_;
+    std::size_t n_;      // window size: min(buffer size, limits.head)
+    std::size_t total_;  // bytes the caller has buffered
+    const HeadLimits& limits_;
     HeadScan r_;
     std::size_t pos_ = 0;
-    std::size_t line_ = 0; // start of the current line
-    std::size_t stop_ = 0; // end of the content the current line may have
+    std::size_t line_ = 0;  // start of the current line
+    std::size_t stop_ = 0;  // end of the content the current line may have
     HeadStatus too_long_ = HeadStatus::head_too_large;
-    const char *too_long_reason_ = "";
+    const char* too_long_reason_ = "";
     std::size_t fields_ = 0;
 };
 
-} // namespace
+}  // namespace
 
-HeadScan scan_head(std::string_view buffered, const HeadLimits &limits) noexcept {
+HeadScan scan_head(std::string_view buffered, const HeadLimits& limits) noexcept {
     return Scanner(buffered, limits).run();
 }
 
 int http_status(HeadStatus status) noexcept {
     switch (status) {
     case HeadStatus::ok:
-    case HeadStatus::incomplete:
-        return 0;
-    case HeadStatus::bad_request:
-        return 400;
-    case HeadStatus::uri_too_long:
-        return 414;
-    case HeadStatus::head_too_large:
-        return 431;
-    case HeadStatus::version_not_supported:
-        return 505;
+    case HeadStatus::incomplete: return 0;
+    case HeadStatus::bad_request: return 400;
+    case HeadStatus::uri_too_long: return 414;
+    case HeadStatus::head_too_large: return 431;
+    case HeadStatus::version_not_supported: return 505;
     }
     return 400;
 }
 
-} // namespace narwhal::server::http
+}  // namespace narwhal::server::http

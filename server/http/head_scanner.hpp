@@ -24,10 +24,10 @@ enum class HeadStatus {
 };
 
 struct HeadLimits {
-    std::size_t request_line = 8190; // bytes of the request line without CRLF
-    std::size_t head = 32768;        // whole head incl. request line and the final CRLFCRLF
-    std::size_t field_size = 8190;   // one field line without CRLF
-    std::size_t fields = 100;        // number of field lines
+    std::size_t request_line = 8190;  // bytes of the request line without CRLF
+    std::size_t head = 32768;         // whole head incl. request line and the final CRLFCRLF
+    std::size_t field_size = 8190;    // one field line without CRLF
+    std::size_t fields = 100;         // number of field lines
 };
 
 struct HeadScan {
@@ -38,7 +38,7 @@ struct HeadScan {
     // skipped empty lines). Bytes after it belong to the body or the next request.
     std::size_t size = 0;
     // When an error: a short static English reason, e.g. "obs-fold in header".
-    const char *reason = "";
+    const char* reason = "";
 };
 
 // Scans `buffered`, the bytes received so far for a new request.
@@ -49,9 +49,9 @@ struct HeadScan {
 //  - any other status: reject the request with http_status(status) and close.
 // Every byte is checked as soon as it arrives, not only when the head is complete, so
 // garbage (a TLS handshake on a plain port, a NUL in a header) fails on the first read.
-HeadScan scan_head(std::string_view buffered, const HeadLimits &limits) noexcept;
+HeadScan scan_head(std::string_view buffered, const HeadLimits& limits) noexcept;
 
 // The response status for an error: 400, 414, 431 or 505; 0 for ok and incomplete.
 int http_status(HeadStatus status) noexcept;
 
-} // namespace narwhal::server::http
+}  // namespace narwhal::server::http

@@ -12,7 +12,8 @@ namespace bhttp = boost::beast::http;
 
 namespace {
 bool all_digits(std::string_view v) {
-    return !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+    return !v.empty() &&
+           std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 }  // namespace
 
@@ -45,19 +46,19 @@ void RequestParser::on_field_impl(bhttp::field name, string_view name_string, st
     case bhttp::field::transfer_encoding:
         if (++transfer_encoding_fields_ > 1)
             return fail(400, "repeated Transfer-Encoding", ec);
-    {
-        // Only "chunked" alone: any other coding would have to be decoded (501), and
-        // "chunked" twice is malformed (RFC 9112 7: chunked only once, last).
-        int chunked = 0, other = 0;
-        for (auto token : boost::beast::http::token_list{value})
-            boost::beast::iequals(token, "chunked") ? ++chunked : ++other;
-        if (other)
-            return fail(501, "unsupported Transfer-Encoding", ec);
-        if (chunked != 1 || !boost::beast::iequals(value, "chunked"))
-            return fail(400, "malformed Transfer-Encoding", ec);
-        chunked_ = true;
-        break;
-    }
+        {
+            // Only "chunked" alone: any other coding would have to be decoded (501), and
+            // "chunked" twice is malformed (RFC 9112 7: chunked only once, last).
+            int chunked = 0, other = 0;
+            for (auto token : boost::beast::http::token_list{value})
+                boost::beast::iequals(token, "chunked") ? ++chunked : ++other;
+            if (other)
+                return fail(501, "unsupported Transfer-Encoding", ec);
+            if (chunked != 1 || !boost::beast::iequals(value, "chunked"))
+                return fail(400, "malformed Transfer-Encoding", ec);
+            chunked_ = true;
+            break;
+        }
     case bhttp::field::host:
         if (++host_fields_ > 1)
             return fail(400, "repeated Host", ec);
@@ -66,8 +67,7 @@ void RequestParser::on_field_impl(bhttp::field name, string_view name_string, st
         if (boost::beast::iequals(value, "100-continue"))
             head_.expect_continue = true;
         break;
-    default:
-        break;
+    default: break;
     }
     head_.add_field(name_string, value);
 }

@@ -32,15 +32,13 @@ private:
     void on_request_impl(boost::beast::http::verb method, string_view method_str,
                          string_view target, int version, error_code& ec) override;
     void on_response_impl(int, string_view, int, error_code&) override {}
-    void on_field_impl(boost::beast::http::field name, string_view name_string,
-                       string_view value, error_code& ec) override;
+    void on_field_impl(boost::beast::http::field name, string_view name_string, string_view value,
+                       error_code& ec) override;
     void on_header_impl(error_code& ec) override;
     void on_body_init_impl(boost::optional<std::uint64_t> const& length, error_code& ec) override;
     std::size_t on_body_impl(string_view body, error_code& ec) override;
-    void on_chunk_header_impl(std::uint64_t size, string_view extensions,
-                              error_code& ec) override;
-    std::size_t on_chunk_body_impl(std::uint64_t remain, string_view body,
-                                   error_code& ec) override;
+    void on_chunk_header_impl(std::uint64_t size, string_view extensions, error_code& ec) override;
+    std::size_t on_chunk_body_impl(std::uint64_t remain, string_view body, error_code& ec) override;
     void on_finish_impl(error_code& ec) override {}
 
     asgi::RequestHead& head_;

@@ -25,7 +25,7 @@ struct Log {
 
 class RecordingWaiter : public AdmissionWaiter {
 public:
-    RecordingWaiter(int id, Log &log, const Admission &adm) : id_(id), log_(log), adm_(adm) {}
+    RecordingWaiter(int id, Log& log, const Admission& adm) : id_(id), log_(log), adm_(adm) {}
     void admitted() override {
         ++calls;
         log_.order.push_back(id_);
@@ -35,15 +35,15 @@ public:
 
 private:
     int id_;
-    Log &log_;
-    const Admission &adm_;
+    Log& log_;
+    const Admission& adm_;
 };
 
-std::shared_ptr<RecordingWaiter> waiter(int id, Log &log, const Admission &adm) {
+std::shared_ptr<RecordingWaiter> waiter(int id, Log& log, const Admission& adm) {
     return std::make_shared<RecordingWaiter>(id, log, adm);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("Admission: limit 0 admits everything", "[asgi][admission]") {
     Admission adm(0, 0);
@@ -113,7 +113,7 @@ TEST_CASE("Admission: release hands the slot to waiters in FIFO order", "[asgi][
 
     adm.release();
     CHECK(log.order == std::vector<int>{1});
-    CHECK(adm.in_flight() == 2); // the slot passed on without being freed
+    CHECK(adm.in_flight() == 2);  // the slot passed on without being freed
     CHECK(adm.queued() == 3);
 
     adm.release();
@@ -124,7 +124,7 @@ TEST_CASE("Admission: release hands the slot to waiters in FIFO order", "[asgi][
     CHECK(adm.queued() == 0);
     // admitted() is called after the hand-off, with in_flight unchanged.
     CHECK(log.in_flight_at_admit == std::vector<std::size_t>{2, 2, 2, 2});
-    for (auto &w : ws)
+    for (auto& w : ws)
         CHECK(w->calls == 1);
 
     // No waiters left: release frees slots.
@@ -145,7 +145,7 @@ TEST_CASE("Admission: release with no waiters decrements, never below zero", "[a
     CHECK(adm.in_flight() == 1);
     adm.release();
     CHECK(adm.in_flight() == 0);
-    adm.release(); // unbalanced: stays at zero
+    adm.release();  // unbalanced: stays at zero
     CHECK(adm.in_flight() == 0);
     CHECK(w->calls == 0);
 }
@@ -177,7 +177,7 @@ TEST_CASE("Admission: a waiter whose shared_ptr expired is skipped", "[asgi][adm
         a.reset();
         b.reset();
         c.reset();
-        CHECK(adm.queued() == 3); // expired entries are dropped lazily
+        CHECK(adm.queued() == 3);  // expired entries are dropped lazily
         adm.release();
         CHECK(log.order.empty());
         CHECK(adm.in_flight() == 0);
@@ -208,7 +208,7 @@ TEST_CASE("Admission: cancel", "[asgi][admission]") {
     SECTION("removes a queued waiter") {
         CHECK(adm.cancel(b.get()));
         CHECK(adm.queued() == 2);
-        CHECK_FALSE(adm.cancel(b.get())); // already gone
+        CHECK_FALSE(adm.cancel(b.get()));  // already gone
         adm.release();
         adm.release();
         CHECK(log.order == std::vector<int>{1, 3});
@@ -250,9 +250,9 @@ TEST_CASE("Admission: a freed slot can be acquired again while nobody waits", "[
     auto q = waiter(2, log, adm);
     REQUIRE(adm.acquire(w) == Result::admitted);
     REQUIRE(adm.acquire(q) == Result::queued);
-    adm.release();                           // to q
-    CHECK(adm.acquire(w) == Result::queued); // q holds the only slot
-    adm.release();                           // q done: to w
+    adm.release();                            // to q
+    CHECK(adm.acquire(w) == Result::queued);  // q holds the only slot
+    adm.release();                            // q done: to w
     CHECK(log.order == std::vector<int>{2, 1});
     adm.release();
     CHECK(adm.in_flight() == 0);
@@ -278,7 +278,7 @@ struct Tracker {
 // Releases its slot as soon as it gets one.
 class ReleasingWaiter : public AdmissionWaiter {
 public:
-    ReleasingWaiter(Admission &adm, Tracker &t) : adm_(adm), t_(t) {}
+    ReleasingWaiter(Admission& adm, Tracker& t) : adm_(adm), t_(t) {}
     void admitted() override {
         t_.enter();
         t_.admitted_late.fetch_add(1);
@@ -289,11 +289,11 @@ public:
     std::atomic<int> calls{0};
 
 private:
-    Admission &adm_;
-    Tracker &t_;
+    Admission& adm_;
+    Tracker& t_;
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("Admission: concurrent acquire/release keeps the counters consistent",
           "[asgi][admission][threads]") {
@@ -330,7 +330,7 @@ TEST_CASE("Admission: concurrent acquire/release keeps the counters consistent",
     std::vector<std::thread> pool;
     for (int k = 0; k < threads; ++k) {
         pool.emplace_back([&, k] {
-            std::deque<int> held; // slots this thread owns
+            std::deque<int> held;  // slots this thread owns
             auto release_oldest = [&] {
                 held.pop_front();
                 t.leave();
@@ -342,7 +342,7 @@ TEST_CASE("Admission: concurrent acquire/release keeps the counters consistent",
                 std::this_thread::yield();
             for (int i = 0; i < iterations; ++i) {
                 auto w = std::make_shared<ReleasingWaiter>(adm, t);
-                keep[k].push_back(w); // alive until the end: every waiter gets its slot
+                keep[k].push_back(w);  // alive until the end: every waiter gets its slot
                 Result r = adm.acquire(w);
                 switch (r) {
                 case Result::admitted:
@@ -350,12 +350,8 @@ TEST_CASE("Admission: concurrent acquire/release keeps the counters consistent",
                     admitted_now.fetch_add(1);
                     held.push_back(i);
                     break;
-                case Result::queued:
-                    queued.fetch_add(1);
-                    break;
-                case Result::refused:
-                    refused.fetch_add(1);
-                    break;
+                case Result::queued: queued.fetch_add(1); break;
+                case Result::refused: refused.fetch_add(1); break;
                 }
                 note_in_flight();
                 if (!held.empty() && (held.size() >= hold || r != Result::admitted))
@@ -373,7 +369,7 @@ TEST_CASE("Admission: concurrent acquire/release keeps the counters consistent",
         t.leave();
         adm.release();
     }
-    for (auto &th : pool)
+    for (auto& th : pool)
         th.join();
 
     INFO("admitted " << admitted_now << ", queued " << queued << ", refused " << refused);
@@ -383,12 +379,12 @@ TEST_CASE("Admission: concurrent acquire/release keeps the counters consistent",
     CHECK(t.max.load() <= static_cast<int>(limit));
     CHECK(observed_in_flight_max.load() <= limit);
     CHECK(admitted_now + queued + refused == threads * iterations);
-    CHECK(queued.load() > 0); // the queue path was exercised
+    CHECK(queued.load() > 0);  // the queue path was exercised
     // Every queued waiter was handed a slot exactly once.
     CHECK(t.admitted_late.load() == queued.load());
     long calls = 0, twice = 0;
-    for (auto &v : keep)
-        for (auto &w : v) {
+    for (auto& v : keep)
+        for (auto& w : v) {
             calls += w->calls.load();
             twice += w->calls.load() > 1;
         }

@@ -25,13 +25,13 @@ public:
         std::shared_ptr<CommandSink> self;
         Command cmd;
     };
-    void submit(std::shared_ptr<CommandSink> self_or_null, Command &&cmd) override {
+    void submit(std::shared_ptr<CommandSink> self_or_null, Command&& cmd) override {
         log.push_back({std::move(self_or_null), std::move(cmd)});
     }
     std::vector<Submitted> log;
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("channel: submit stamps the channel id and forwards without a reference",
           "[asgi][channel]") {
@@ -42,7 +42,7 @@ TEST_CASE("channel: submit stamps the channel id and forwards without a referenc
 
     Command cmd;
     cmd.kind = Command::Kind::start;
-    cmd.request = 7; // whatever the caller left there is overwritten
+    cmd.request = 7;  // whatever the caller left there is overwritten
     cmd.status = 201;
     cmd.headers = {{"content-type", "text/plain"}};
     ch.submit(std::move(cmd));
@@ -71,9 +71,9 @@ TEST_CASE("channel: detach hands the sink reference back with a release command"
           "[asgi][channel]") {
     auto sink = std::make_shared<FakeSink>();
     std::weak_ptr<FakeSink> weak = sink;
-    FakeSink *raw = sink.get();
+    FakeSink* raw = sink.get();
     auto ch = std::make_shared<Channel>(9, std::move(sink));
-    REQUIRE(weak.use_count() == 1); // only the channel holds it now
+    REQUIRE(weak.use_count() == 1);  // only the channel holds it now
 
     ch->detach();
     CHECK_FALSE(ch->attached());
@@ -107,7 +107,7 @@ TEST_CASE("channel: a channel without a sink drops everything", "[asgi][channel]
     Channel ch(1, nullptr);
     CHECK_FALSE(ch.attached());
     ch.submit(Command{});
-    ch.detach(); // no crash, nothing to hand back
+    ch.detach();  // no crash, nothing to hand back
     CHECK_FALSE(ch.attached());
 }
 
@@ -117,21 +117,21 @@ TEST_CASE("channel: outbound high/low water", "[asgi][channel]") {
 
     SECTION("at or below high water the sender never waits") {
         CHECK_FALSE(ch.add_outbound(40, high, low));
-        CHECK_FALSE(ch.add_outbound(60, high, low)); // exactly high
+        CHECK_FALSE(ch.add_outbound(60, high, low));  // exactly high
         // Nobody waits, so draining wakes nobody.
         CHECK_FALSE(ch.on_written(100, low));
     }
     SECTION("above high water the sender waits, and is woken once at low water") {
         CHECK_FALSE(ch.add_outbound(60, high, low));
-        CHECK(ch.add_outbound(60, high, low)); // 120 > 100
-        CHECK_FALSE(ch.on_written(50, low));   // 70: still above low
-        CHECK_FALSE(ch.on_written(30, low));   // 40
-        CHECK(ch.on_written(20, low));         // 20: exactly low -> wake
-        CHECK_FALSE(ch.on_written(20, low));   // 0: already woken
+        CHECK(ch.add_outbound(60, high, low));  // 120 > 100
+        CHECK_FALSE(ch.on_written(50, low));    // 70: still above low
+        CHECK_FALSE(ch.on_written(30, low));    // 40
+        CHECK(ch.on_written(20, low));          // 20: exactly low -> wake
+        CHECK_FALSE(ch.on_written(20, low));    // 0: already woken
         // The next wait works the same way.
         CHECK(ch.add_outbound(101, high, low));
-        CHECK_FALSE(ch.on_written(80, low)); // 21
-        CHECK(ch.on_written(1, low));        // 20
+        CHECK_FALSE(ch.on_written(80, low));  // 21
+        CHECK(ch.on_written(1, low));         // 20
     }
     SECTION("a single write can take it from above high to zero") {
         CHECK(ch.add_outbound(1000, high, low));
@@ -140,10 +140,10 @@ TEST_CASE("channel: outbound high/low water", "[asgi][channel]") {
     }
     SECTION("a further send while waiting still gets exactly one wake") {
         CHECK(ch.add_outbound(150, high, low));
-        CHECK(ch.add_outbound(10, high, low)); // 160, still over
-        CHECK_FALSE(ch.on_written(100, low));  // 60
-        CHECK(ch.on_written(50, low));         // 10
-        CHECK_FALSE(ch.on_written(10, low));   // 0
+        CHECK(ch.add_outbound(10, high, low));  // 160, still over
+        CHECK_FALSE(ch.on_written(100, low));   // 60
+        CHECK(ch.on_written(50, low));          // 10
+        CHECK_FALSE(ch.on_written(10, low));    // 0
     }
     SECTION("cancel_wait: nobody is woken") {
         CHECK(ch.add_outbound(150, high, low));
@@ -212,7 +212,7 @@ TEST_CASE("channel: every wait is woken exactly once under concurrency", "[asgi]
     CHECK_FALSE(lost);
     CHECK(waits > 0);
     CHECK(wakes.load() == waits);
-    CHECK_FALSE(wake.try_acquire()); // no surplus wake-up
+    CHECK_FALSE(wake.try_acquire());  // no surplus wake-up
     // Everything written: a fresh small send does not wait.
     CHECK_FALSE(ch.add_outbound(1, high, low));
 }

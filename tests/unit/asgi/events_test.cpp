@@ -37,7 +37,7 @@ TEST_CASE("events: add_field lowercases the name and keeps the value", "[asgi][e
     head.add_field("Content-Type", "Text/HTML; Charset=UTF-8");
     head.add_field("X-EMPTY", "");
     head.add_field("x-bin", "a\0B"s);
-    const auto &fields = head.fields();
+    const auto& fields = head.fields();
     REQUIRE(fields.size() == 3);
     CHECK(head.view(fields[0].name) == "content-type");
     CHECK(head.view(fields[0].value) == "Text/HTML; Charset=UTF-8");
@@ -56,7 +56,7 @@ TEST_CASE("events: spans stay valid after many adds (arena growth)", "[asgi][eve
     for (int i = 0; i < n; ++i) {
         std::string value = "Value-" + std::to_string(i);
         if (i % 100 == 0)
-            value += big; // forces reallocations of the arena
+            value += big;  // forces reallocations of the arena
         head.add_field("X-Header-" + std::to_string(i), value);
     }
     CHECK(head.method_view() == "PROPFIND");

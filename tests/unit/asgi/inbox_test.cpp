@@ -62,7 +62,7 @@ std::string encode(uint32_t producer, uint32_t seq) {
     return s;
 }
 
-void decode(const std::string &s, uint32_t &producer, uint32_t &seq) {
+void decode(const std::string& s, uint32_t& producer, uint32_t& seq) {
     REQUIRE(s.size() == 8);
     std::memcpy(&producer, s.data(), 4);
     std::memcpy(&seq, s.data() + 4, 4);
@@ -70,25 +70,25 @@ void decode(const std::string &s, uint32_t &producer, uint32_t &seq) {
 
 struct SchedulerCount {
     int calls = 0;
-    static void schedule(void *self) { ++static_cast<SchedulerCount *>(self)->calls; }
+    static void schedule(void* self) { ++static_cast<SchedulerCount*>(self)->calls; }
 };
 
 // Installs a wake scheduler on this thread; on scope exit runs what is pending (so no
 // stale pointer outlives the inboxes declared before it) and uninstalls it.
 class ScopedScheduler {
 public:
-    explicit ScopedScheduler(SchedulerCount &count) {
+    explicit ScopedScheduler(SchedulerCount& count) {
         asgi::set_wake_scheduler(&SchedulerCount::schedule, &count);
     }
     ~ScopedScheduler() {
         asgi::run_deferred_wakes();
         asgi::set_wake_scheduler(nullptr, nullptr);
     }
-    ScopedScheduler(const ScopedScheduler &) = delete;
-    ScopedScheduler &operator=(const ScopedScheduler &) = delete;
+    ScopedScheduler(const ScopedScheduler&) = delete;
+    ScopedScheduler& operator=(const ScopedScheduler&) = delete;
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("inbox: single producer keeps order", "[asgi][inbox]") {
     Inbox inbox(8);
@@ -178,7 +178,7 @@ TEST_CASE("inbox: many producers, one consumer draining in bounded batches", "[a
     while (received < total) {
         // The consumer's protocol: sleep on the fd, then take until nothing remains.
         if (!readable(inbox.fd(), 5000)) {
-            stalled = true; // a wake-up was lost: events queued, fd never readable
+            stalled = true;  // a wake-up was lost: events queued, fd never readable
             break;
         }
         bool more = true;
@@ -188,7 +188,7 @@ TEST_CASE("inbox: many producers, one consumer draining in bounded batches", "[a
             more = inbox.take(out, max);
             if (out.size() > max)
                 over_max = true;
-            for (const Event &ev : out) {
+            for (const Event& ev : out) {
                 uint32_t p = 0, seq = 0;
                 decode(ev.body, p, seq);
                 if (p >= producers) {
@@ -204,7 +204,7 @@ TEST_CASE("inbox: many producers, one consumer draining in bounded batches", "[a
             }
         }
     }
-    for (auto &t : threads)
+    for (auto& t : threads)
         t.join();
 
     CHECK_FALSE(stalled);
@@ -247,7 +247,7 @@ TEST_CASE("inbox: the eventfd is written only on empty -> non-empty", "[asgi][in
         inbox.push(body_event("b"));
         REQUIRE(readable(inbox.fd()));
         std::vector<Event> out;
-        CHECK(inbox.take(out, 1)); // one left: the caller reschedules itself
+        CHECK(inbox.take(out, 1));  // one left: the caller reschedules itself
         CHECK_FALSE(readable(inbox.fd()));
         CHECK_FALSE(inbox.take(out, 1));
         CHECK_FALSE(readable(inbox.fd()));
@@ -289,10 +289,10 @@ TEST_CASE("inbox: request capacity", "[asgi][inbox]") {
     Event a = request_event("a"), b = request_event("b");
     REQUIRE(inbox.push_request(a));
     REQUIRE(inbox.push_request(b));
-    CHECK(a.head == nullptr); // moved into the queue
+    CHECK(a.head == nullptr);  // moved into the queue
 
     Event c = request_event("c");
-    RequestHead *c_head = c.head.get();
+    RequestHead* c_head = c.head.get();
     CHECK_FALSE(inbox.push_request(c));
     // Refused: the event is left untouched for the caller's 503.
     CHECK(c.head.get() == c_head);
@@ -316,10 +316,10 @@ TEST_CASE("inbox: request capacity", "[asgi][inbox]") {
     std::vector<Event> out;
     REQUIRE(inbox.take(out, 1));
     REQUIRE(out.back().body == "a");
-    CHECK(inbox.push_request(c)); // one slot freed
+    CHECK(inbox.push_request(c));  // one slot freed
     CHECK(c.head == nullptr);
     Event d = request_event("d");
-    CHECK_FALSE(inbox.push_request(d)); // b and c are queued: full again
+    CHECK_FALSE(inbox.push_request(d));  // b and c are queued: full again
 
     // Draining everything frees both slots.
     CHECK_FALSE(inbox.take(out, 1000));
@@ -337,7 +337,7 @@ TEST_CASE("inbox: non-request events taken do not free request slots", "[asgi][i
     Event r = request_event("r");
     REQUIRE(inbox.push_request(r));
     std::vector<Event> out;
-    REQUIRE(inbox.take(out, 1)); // takes only the body event
+    REQUIRE(inbox.take(out, 1));  // takes only the body event
     REQUIRE(out.back().kind == Event::Kind::body);
     Event r2 = request_event("r2");
     CHECK_FALSE(inbox.push_request(r2));
@@ -357,7 +357,7 @@ TEST_CASE("inbox: without a wake scheduler the eventfd write is immediate",
     Inbox inbox(8);
     inbox.push(body_event("a"));
     CHECK(readable(inbox.fd()));
-    CHECK_FALSE(asgi::defer_wake([](void *) {}, &inbox));
+    CHECK_FALSE(asgi::defer_wake([](void*) {}, &inbox));
 }
 
 TEST_CASE("inbox: a wake scheduler defers the eventfd write to the end of the batch",
@@ -404,7 +404,7 @@ TEST_CASE("inbox: a target is woken once per batch even if it empties and refill
     std::vector<Event> out;
     inbox.push(body_event("a"));
     REQUIRE_FALSE(inbox.take(out, 10));
-    inbox.push(body_event("b")); // empty -> non-empty again, same batch
+    inbox.push(body_event("b"));  // empty -> non-empty again, same batch
     CHECK(count.calls == 1);
     asgi::run_deferred_wakes();
     CHECK(eventfd_count(inbox.fd()) == 1);

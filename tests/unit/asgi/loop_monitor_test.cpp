@@ -22,8 +22,8 @@ TEST_CASE("LoopMonitor: beat sets last beat and due time", "[asgi][loop_monitor]
     LoopMonitor m;
     m.beat(1'000, 500);
     CHECK(m.last_beat_ns() == 1'000);
-    CHECK(m.overdue_ns(1'200) == -300); // early: negative
-    CHECK(m.overdue_ns(1'500) == 0);    // exactly due
+    CHECK(m.overdue_ns(1'200) == -300);  // early: negative
+    CHECK(m.overdue_ns(1'500) == 0);     // exactly due
     CHECK(m.overdue_ns(2'000) == 500);
 
     m.beat(3'000, 1'000);
@@ -38,7 +38,7 @@ TEST_CASE("LoopMonitor: stop disables the overdue check until the next beat",
     m.beat(1'000, 500);
     m.stop();
     CHECK(m.overdue_ns(1'000'000'000) == 0);
-    CHECK(m.last_beat_ns() == 1'000); // stop keeps the last beat
+    CHECK(m.last_beat_ns() == 1'000);  // stop keeps the last beat
     m.beat(2'000, 500);
     CHECK(m.overdue_ns(3'000) == 500);
 }
@@ -89,7 +89,7 @@ TEST_CASE("LoopMonitor: long request lines are truncated to 255 characters",
     m.step_begin(1, exact);
     CHECK(m.current_step().line == exact);
 
-    std::string one_more = "GET /" + std::string(251, 'y'); // 256 chars
+    std::string one_more = "GET /" + std::string(251, 'y');  // 256 chars
     REQUIRE(one_more.size() == 256);
     m.step_begin(2, one_more);
     auto s = m.current_step();
@@ -117,7 +117,7 @@ std::string line_for(uint64_t id) {
         line += "/" + std::string(100 + id % 100, static_cast<char>('a' + id % 26));
     return line + " HTTP/1.1";
 }
-} // namespace
+}  // namespace
 
 TEST_CASE("LoopMonitor: current_step never sees a torn step", "[asgi][loop_monitor][threads]") {
     LoopMonitor m;
@@ -170,5 +170,5 @@ TEST_CASE("LoopMonitor: current_step never sees a torn step", "[asgi][loop_monit
     CHECK(torn == 0);
     CHECK_FALSE(backwards);
     CHECK(written.load() > 0);
-    CHECK(busy > 0); // the check saw real steps, not just idle ones
+    CHECK(busy > 0);  // the check saw real steps, not just idle ones
 }

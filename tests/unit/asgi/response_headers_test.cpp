@@ -13,9 +13,9 @@ using namespace std::string_view_literals;
 using narwhal::asgi::Command;
 using narwhal::asgi::HeaderFacts;
 using narwhal::asgi::HeaderList;
-using narwhal::asgi::ResponseHeaders;
 using narwhal::asgi::lists_close;
 using narwhal::asgi::parse_content_length;
+using narwhal::asgi::ResponseHeaders;
 namespace errors = narwhal::asgi::errors;
 
 TEST_CASE("response_headers: valid headers are kept in order, names lowercased",
@@ -67,8 +67,8 @@ TEST_CASE("response_headers: invalid names", "[asgi][response_headers]") {
 }
 
 TEST_CASE("response_headers: CR, LF and NUL in values", "[asgi][response_headers]") {
-    for (std::string_view value : {"a\rb"sv, "a\nb"sv, "injected\r\nx-evil: 1"sv,
-                                   std::string_view("a\0b", 3), "\n"sv}) {
+    for (std::string_view value :
+         {"a\rb"sv, "a\nb"sv, "injected\r\nx-evil: 1"sv, std::string_view("a\0b", 3), "\n"sv}) {
         ResponseHeaders check;
         auto error = check.add("x-header", value);
         REQUIRE(error);
@@ -109,9 +109,9 @@ TEST_CASE("response_headers: Content-Length is decided once", "[asgi][response_h
         CHECK(check.headers().size() == 1);
     }
     SECTION("invalid values are an app error") {
-        for (std::string_view value : {""sv, " "sv, "abc"sv, "-1"sv, "+5"sv, "5 5"sv, "5,5"sv,
-                                       "5, 5"sv, "0x10"sv, "1e3"sv, "5."sv,
-                                       "18446744073709551616"sv, "99999999999999999999999"sv}) {
+        for (std::string_view value :
+             {""sv, " "sv, "abc"sv, "-1"sv, "+5"sv, "5 5"sv, "5,5"sv, "5, 5"sv, "0x10"sv, "1e3"sv,
+              "5."sv, "18446744073709551616"sv, "99999999999999999999999"sv}) {
             INFO("value '" << std::string(value) << "'");
             ResponseHeaders check;
             auto error = check.add("content-length", value);
@@ -126,7 +126,7 @@ TEST_CASE("response_headers: Content-Length is decided once", "[asgi][response_h
         CHECK_FALSE(check.add("content-length", "11"));
         Command cmd{.kind = Command::Kind::start, .status = 200};
         check.finish(cmd);
-            CHECK(cmd.facts.content_length == std::optional<uint64_t>(11));
+        CHECK(cmd.facts.content_length == std::optional<uint64_t>(11));
         CHECK(cmd.status == 200);
     }
 }
@@ -190,4 +190,3 @@ TEST_CASE("response_headers: lists_close", "[asgi][response_headers]") {
     CHECK_FALSE(lists_close("x-close"));
     CHECK_FALSE(lists_close(","));
 }
-

@@ -13,8 +13,8 @@ namespace errors = narwhal::asgi::errors;
 
 namespace {
 
-constexpr const char *start = "http.response.start";
-constexpr const char *body = "http.response.body";
+constexpr const char* start = "http.response.start";
+constexpr const char* body = "http.response.body";
 
 // uvicorn's exact wording (uvicorn/protocols/http/*_impl.py).
 const std::string start_expected_got_body =
@@ -26,7 +26,7 @@ const std::string body_after_complete =
 const std::string start_after_complete =
     "Unexpected ASGI message 'http.response.start' sent, after response already completed.";
 
-} // namespace
+}  // namespace
 
 TEST_CASE("errors: ordering messages use uvicorn's wording", "[asgi][errors]") {
     CHECK(errors::expected_message(start, body) == start_expected_got_body);

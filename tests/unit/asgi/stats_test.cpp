@@ -63,7 +63,7 @@ TEST_CASE("Stats: note_lag keeps the maximum under concurrent writers", "[asgi][
                 for (int64_t v : values[k])
                     s.note_lag(v);
             });
-        for (auto &t : pool)
+        for (auto& t : pool)
             t.join();
         INFO("round " << round);
         CHECK(s.loop_lag_max_us.load() == expected);

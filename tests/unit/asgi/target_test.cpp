@@ -20,7 +20,7 @@ void check_split(std::string_view target, std::string_view path, std::string_vie
     CHECK(parts.query_string == query);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("target: origin-form with and without a query", "[asgi][target]") {
     check_split("/", "/", "");
@@ -100,7 +100,7 @@ TEST_CASE("target: percent_decode keeps malformed escapes", "[asgi][target]") {
 TEST_CASE("target: needs_decoding is true exactly when there is a '%'", "[asgi][target]") {
     CHECK(needs_decoding("/a%20b"));
     CHECK(needs_decoding("%"));
-    CHECK(needs_decoding("/a%zz")); // malformed, but still has to go through the decoder
+    CHECK(needs_decoding("/a%zz"));  // malformed, but still has to go through the decoder
     CHECK_FALSE(needs_decoding("/a/b"));
     CHECK_FALSE(needs_decoding(""));
     // Without '%' decoding is the identity.

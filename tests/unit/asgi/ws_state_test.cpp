@@ -41,7 +41,8 @@ TEST_CASE("ws_state: denial response: start, body parts, then nothing", "[ws_sta
     CHECK(s.phase() == Phase::denial);
     auto err = s.on_send("websocket.accept");
     REQUIRE(err);
-    CHECK(*err == "Expected ASGI message 'websocket.http.response.body' but got 'websocket.accept'.");
+    CHECK(*err ==
+          "Expected ASGI message 'websocket.http.response.body' but got 'websocket.accept'.");
     CHECK_FALSE(s.on_send("websocket.http.response.body", true));
     CHECK(s.phase() == Phase::denial);
     CHECK_FALSE(s.on_send("websocket.http.response.body", false));
@@ -53,8 +54,9 @@ TEST_CASE("ws_state: after accept only send and close", "[ws_state]") {
     REQUIRE_FALSE(s.on_send("websocket.accept"));
     auto err = s.on_send("websocket.accept");
     REQUIRE(err);
-    CHECK(*err ==
-          "Expected ASGI message 'websocket.send' or 'websocket.close', but got 'websocket.accept'.");
+    CHECK(
+        *err ==
+        "Expected ASGI message 'websocket.send' or 'websocket.close', but got 'websocket.accept'.");
     s.on_closed();
     CHECK(s.phase() == Phase::closed);
     CHECK(s.on_send("websocket.close"));

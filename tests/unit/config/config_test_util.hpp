@@ -14,9 +14,9 @@
 
 namespace narwhal::config::test {
 
-inline Loaded load_args(std::initializer_list<const char *> args,
-                        const std::vector<std::string> &environ = {}) {
-    std::vector<const char *> argv{"narwhal"};
+inline Loaded load_args(std::initializer_list<const char*> args,
+                        const std::vector<std::string>& environ = {}) {
+    std::vector<const char*> argv{"narwhal"};
     argv.insert(argv.end(), args.begin(), args.end());
     return load(static_cast<int>(argv.size()), argv.data(), environ);
 }
@@ -32,26 +32,26 @@ public:
         std::error_code ec;
         std::filesystem::remove_all(path_, ec);
     }
-    ScratchDir(const ScratchDir &) = delete;
-    ScratchDir &operator=(const ScratchDir &) = delete;
+    ScratchDir(const ScratchDir&) = delete;
+    ScratchDir& operator=(const ScratchDir&) = delete;
 
-    std::string write(const std::string &name, const std::string &text) const {
+    std::string write(const std::string& name, const std::string& text) const {
         std::filesystem::path p = path_ / name;
         std::filesystem::create_directories(p.parent_path());
         std::ofstream(p, std::ios::binary) << text;
         return p.string();
     }
-    std::string path(const std::string &name) const { return (path_ / name).string(); }
+    std::string path(const std::string& name) const { return (path_ / name).string(); }
 
 private:
     std::filesystem::path path_;
 };
 
-inline bool same_settings(const Settings &a, const Settings &b) {
-    for (const Option &o : options())
+inline bool same_settings(const Settings& a, const Settings& b) {
+    for (const Option& o : options())
         if (o.get(a) != o.get(b))
             return false;
     return true;
 }
 
-} // namespace narwhal::config::test
+}  // namespace narwhal::config::test

@@ -37,7 +37,8 @@ TEST_CASE("actions", "[config][loader]") {
     CHECK(p.settings.port == 9000);
     CHECK_THROWS_WITH(load_args({"--print-config", "--port", "x"}), StartsWith("--port:"));
     CHECK_THROWS_WITH(load_args({}), Equals("missing argument APP ('module:attribute')"));
-    CHECK_THROWS_WITH(load_args({"--help=1"}), ContainsSubstring("--help: option does not take a value"));
+    CHECK_THROWS_WITH(load_args({"--help=1"}),
+                      ContainsSubstring("--help: option does not take a value"));
 }
 
 TEST_CASE("CLI: --flag value and --flag=value", "[config][loader]") {
@@ -52,7 +53,7 @@ TEST_CASE("CLI: --flag value and --flag=value", "[config][loader]") {
     CHECK(a.settings.lifespan == LifespanMode::off);
     CHECK(a.settings.log_level == LogLevel::debug);
     CHECK(a.settings.limit_request_body == 1048576u);
-    CHECK(a.settings.fd == 3); // the last repeat wins
+    CHECK(a.settings.fd == 3);  // the last repeat wins
     // APP may come anywhere, and after "--" even when it looks like an option.
     CHECK(load_args({"--port", "1", "pkg.mod:app"}).settings.app == "pkg.mod:app");
     CHECK(load_args({"--", "-weird:app"}).settings.app == "-weird:app");
@@ -148,7 +149,7 @@ TEST_CASE("layers: file < environment < CLI", "[config][loader]") {
         load_args({"--config", file.c_str()}, {"NARWHAL_PORT=2222", "NARWHAL_HEADERS=x-env:2"});
     CHECK(e.settings.port == 2222);
     CHECK(e.settings.host == "0.0.0.0");
-    CHECK(e.settings.headers == HeaderList{{"x-env", "2"}}); // a later source replaces the list
+    CHECK(e.settings.headers == HeaderList{{"x-env", "2"}});  // a later source replaces the list
 
     Loaded c = load_args({"--config", file.c_str(), "--port=3333", "cli:app"},
                          {"NARWHAL_PORT=2222", "NARWHAL_BACKLOG=20"});
@@ -186,11 +187,11 @@ headers = ["x-a: 1", "x-b:2"]
     CHECK_FALSE(s.access_log);
     CHECK(s.headers == HeaderList{{"x-a", "1"}, {"x-b", "2"}});
 
-    auto error_for = [&](const std::string &body) {
+    auto error_for = [&](const std::string& body) {
         std::string path = dir.write("bad.toml", body);
         try {
             load_args({"m:a", "--config", path.c_str()});
-        } catch (const ConfigError &e) {
+        } catch (const ConfigError& e) {
             std::string what = e.what();
             // Strip the scratch directory so the expectations read plainly.
             return what.substr(what.find("bad.toml"));
@@ -265,11 +266,11 @@ TEST_CASE("json: a flat object, types checked", "[config][loader]") {
     CHECK(s.loop == LoopKind::asyncio);
     CHECK(s.headers == HeaderList{{"x-j", "1"}});
 
-    auto error_for = [&](const std::string &body) {
+    auto error_for = [&](const std::string& body) {
         std::string path = dir.write("bad.json", body);
         try {
             load_args({"m:a", "--config", path.c_str()});
-        } catch (const ConfigError &e) {
+        } catch (const ConfigError& e) {
             std::string what = e.what();
             return what.substr(what.find("bad.json"));
         }
@@ -313,7 +314,7 @@ TEST_CASE("validation after all layers names both sides", "[config][loader]") {
         Equals("send_low_water (2000, from NARWHAL_SEND_LOW_WATER) must not exceed "
                "send_high_water (1000, from --send-high-water)"));
     CHECK_NOTHROW(load_args({"m:a", "--send-high-water", "1000", "--send-low-water", "1000"}));
-    CHECK(load_args({"m:a", "--port", "0"}).settings.port == 0); // ephemeral
+    CHECK(load_args({"m:a", "--port", "0"}).settings.port == 0);  // ephemeral
     CHECK_THROWS_WITH(load_args({"m:a", "--host", ""}),
                       Equals("--host: invalid value '' (expected a host name or address)"));
     CHECK_THROWS_WITH(load_args({}, {"NARWHAL_APP=nocolon"}),
@@ -396,13 +397,13 @@ TEST_CASE("render_toml round-trips through load", "[config][loader]") {
 TEST_CASE("help_text lists every option with its default", "[config][loader]") {
     std::string help = help_text();
     CHECK_THAT(help, StartsWith("Usage: narwhal [OPTIONS] APP"));
-    for (const Option &o : options()) {
+    for (const Option& o : options()) {
         if (o.flag.empty())
             continue;
         INFO(o.flag);
         CHECK_THAT(help, ContainsSubstring(std::string(o.flag)));
     }
-    for (const MetaOption &m : meta_options())
+    for (const MetaOption& m : meta_options())
         CHECK_THAT(help, ContainsSubstring(std::string(m.flag)));
     CHECK_THAT(help, ContainsSubstring("--access-log / --no-access-log"));
     CHECK_THAT(help, ContainsSubstring("--lifespan [auto|on|off]"));
@@ -445,7 +446,7 @@ TEST_CASE("read_env_file: python-dotenv's dialect", "[config][env_file]") {
     auto vars = read_env_file(path);
     ::unsetenv("NARWHAL_TEST_FROM_PROCESS");
     std::vector<std::pair<std::string, std::string>> expected{
-        {"PLAIN", "again"}, // first position, last value
+        {"PLAIN", "again"},  // first position, last value
         {"EXPORTED", "yes"},
         {"SPACED", "padded value"},
         {"INLINE", "abc"},
@@ -468,11 +469,11 @@ TEST_CASE("read_env_file: python-dotenv's dialect", "[config][env_file]") {
 
 TEST_CASE("read_env_file: errors name the file and line", "[config][env_file]") {
     ScratchDir dir;
-    auto error_for = [&](const std::string &body) {
+    auto error_for = [&](const std::string& body) {
         std::string path = dir.write("e.env", body);
         try {
             read_env_file(path);
-        } catch (const ConfigError &e) {
+        } catch (const ConfigError& e) {
             std::string what = e.what();
             return what.substr(what.find("e.env"));
         }

@@ -16,14 +16,14 @@ namespace {
 
 std::string upper(std::string_view s) {
     std::string out(s);
-    for (char &c : out)
+    for (char& c : out)
         c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return out;
 }
 
 std::string dashed(std::string_view key) {
     std::string out(key);
-    for (char &c : out)
+    for (char& c : out)
         if (c == '_')
             c = '-';
     return "--" + out;
@@ -40,17 +40,17 @@ template <typename T, typename... Given> constexpr std::size_t field_count() {
         return sizeof...(Given);
 }
 
-const Option &opt(std::string_view key) {
-    const Option *o = find_by_key(key);
+const Option& opt(std::string_view key) {
+    const Option* o = find_by_key(key);
     REQUIRE(o != nullptr);
     return *o;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("every option names itself consistently in every source", "[config][options]") {
     std::set<std::string_view> keys, flags, envs;
-    for (const Option &o : options()) {
+    for (const Option& o : options()) {
         INFO(o.key);
         CHECK(keys.insert(o.key).second);
         CHECK(envs.insert(o.env).second);
@@ -59,9 +59,9 @@ TEST_CASE("every option names itself consistently in every source", "[config][op
         CHECK(o.set != nullptr);
         CHECK(o.get != nullptr);
         if (o.key == "app") {
-            CHECK(o.flag.empty()); // positional
+            CHECK(o.flag.empty());  // positional
         } else if (o.key == "headers") {
-            CHECK(o.flag == "--header"); // uvicorn's singular, repeatable flag
+            CHECK(o.flag == "--header");  // uvicorn's singular, repeatable flag
         } else {
             CHECK(o.flag == dashed(o.key));
         }
@@ -117,14 +117,14 @@ TEST_CASE("the table has the flags narwhal promises", "[config][options]") {
     CHECK(opt("date_header").negatable);
     CHECK_FALSE(opt("factory").negatable);
     std::set<std::string_view> meta;
-    for (const MetaOption &m : meta_options())
+    for (const MetaOption& m : meta_options())
         meta.insert(m.flag);
     CHECK(meta == std::set<std::string_view>{"--config", "--print-config", "--version", "--help"});
 }
 
 TEST_CASE("every Settings field is reachable and set/get round-trips", "[config][options]") {
     Settings defaults;
-    for (const Option &o : options()) {
+    for (const Option& o : options()) {
         INFO(o.key);
         Settings s;
         o.set(s, o.get(defaults));
@@ -161,9 +161,9 @@ TEST_CASE("parse_text converts each kind", "[config][options]") {
     CHECK(parse_text(opt("timeout_keep_alive"), "0", "x") == Value(0.0));
     CHECK(parse_text(opt("host"), "0.0.0.0", "x") == Value(std::string("0.0.0.0")));
     CHECK(parse_text(opt("lifespan"), "on", "x") == Value(std::int64_t{1}));
-    for (const char *yes : {"1", "true", "TRUE", "yes", "on", "On"})
+    for (const char* yes : {"1", "true", "TRUE", "yes", "on", "On"})
         CHECK(parse_text(opt("access_log"), yes, "x") == Value(true));
-    for (const char *no : {"0", "false", "False", "no", "off"})
+    for (const char* no : {"0", "false", "False", "no", "off"})
         CHECK(parse_text(opt("access_log"), no, "x") == Value(false));
     CHECK(parse_text(opt("headers"), "x-a: 1\nx-b:2\n", "x") ==
           Value(HeaderList{{"x-a", "1"}, {"x-b", "2"}}));
@@ -174,7 +174,8 @@ TEST_CASE("parse_text errors name the source and what was expected", "[config][o
                       Equals("--port: invalid value 'abc' (expected an integer 0-65535)"));
     CHECK_THROWS_WITH(parse_text(opt("port"), "65536", "NARWHAL_PORT"),
                       Equals("NARWHAL_PORT: invalid value '65536' (expected an integer 0-65535)"));
-    CHECK_THROWS_WITH(parse_text(opt("port"), "80 ", "--port"), ContainsSubstring("invalid value '80 '"));
+    CHECK_THROWS_WITH(parse_text(opt("port"), "80 ", "--port"),
+                      ContainsSubstring("invalid value '80 '"));
     CHECK_THROWS_WITH(parse_text(opt("port"), "", "--port"), ContainsSubstring("invalid value ''"));
     CHECK_THROWS_WITH(parse_text(opt("io_threads"), "65", "--io-threads"),
                       Equals("--io-threads: invalid value '65' (expected an integer 1-64)"));
@@ -187,7 +188,8 @@ TEST_CASE("parse_text errors name the source and what was expected", "[config][o
                       ContainsSubstring("invalid value '64k'"));
     CHECK_THROWS_WITH(parse_text(opt("limit_request_body"), "99999999999999999999", "x"),
                       ContainsSubstring("expected a positive integer (bytes)"));
-    CHECK_THROWS_WITH(parse_text(opt("fd"), "-2", "--fd"), ContainsSubstring("expected an integer >= -1"));
+    CHECK_THROWS_WITH(parse_text(opt("fd"), "-2", "--fd"),
+                      ContainsSubstring("expected an integer >= -1"));
     CHECK_THROWS_WITH(parse_text(opt("timeout_keep_alive"), "-1", "--timeout-keep-alive"),
                       Equals("--timeout-keep-alive: invalid value '-1' (expected a non-negative "
                              "number of seconds)"));
@@ -197,8 +199,9 @@ TEST_CASE("parse_text errors name the source and what was expected", "[config][o
                       ContainsSubstring("invalid value '5s'"));
     CHECK_THROWS_WITH(parse_text(opt("lifespan"), "maybe", "--lifespan"),
                       Equals("--lifespan: invalid choice 'maybe' (choose from auto, on, off)"));
-    CHECK_THROWS_WITH(parse_text(opt("access_log"), "sure", "NARWHAL_ACCESS_LOG"),
-                      ContainsSubstring("NARWHAL_ACCESS_LOG: invalid value 'sure' (expected a boolean"));
+    CHECK_THROWS_WITH(
+        parse_text(opt("access_log"), "sure", "NARWHAL_ACCESS_LOG"),
+        ContainsSubstring("NARWHAL_ACCESS_LOG: invalid value 'sure' (expected a boolean"));
     CHECK_THROWS_AS(parse_text(opt("port"), "x", "y"), ConfigError);
 }
 
@@ -250,7 +253,7 @@ TEST_CASE("docs/configuration.md documents every option", "[config][options][doc
         return doc.find(fmt::format("`{}`", word)) != std::string::npos ||
                doc.find(fmt::format("`{} ", word)) != std::string::npos;
     };
-    for (const Option &o : options()) {
+    for (const Option& o : options()) {
         INFO(o.key);
         CHECK(documented(o.key));
         CHECK(documented(o.env));
@@ -259,7 +262,7 @@ TEST_CASE("docs/configuration.md documents every option", "[config][options][doc
         if (o.negatable)
             CHECK(documented(fmt::format("--no-{}", o.flag.substr(2))));
     }
-    for (const MetaOption &m : meta_options()) {
+    for (const MetaOption& m : meta_options()) {
         INFO(m.flag);
         CHECK(documented(m.flag));
     }

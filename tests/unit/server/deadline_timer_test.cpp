@@ -22,8 +22,8 @@ using namespace std::chrono_literals;
 struct Harness {
     boost::asio::io_context ioc;
     Timer timer{ioc.get_executor()};
-    int wakes = 0;     // handler calls
-    int current = 0;   // of those, fired() == true
+    int wakes = 0;    // handler calls
+    int current = 0;  // of those, fired() == true
     std::vector<Slot> due;
     clock_type::time_point now = clock_type::now();
 
@@ -109,8 +109,7 @@ TEST_CASE("deadline_timer: a wake that finds nothing due re-arms for what is lef
     CHECK(h.current == 1);
 }
 
-TEST_CASE("deadline_timer: clear leaves the wait, which then finds nothing",
-          "[deadline_timer]") {
+TEST_CASE("deadline_timer: clear leaves the wait, which then finds nothing", "[deadline_timer]") {
     Harness h;
     CHECK(h.timer.set(Slot::c, h.now - 1s));
     h.start();

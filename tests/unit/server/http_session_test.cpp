@@ -98,8 +98,7 @@ struct Rig {
     }
 
     // Runs the connection's handlers until `done()` holds; false after 10 s without.
-    template <typename Done>
-    bool run_until(Done done) {
+    template <typename Done> bool run_until(Done done) {
         auto deadline = std::chrono::steady_clock::now() + 10s;
         for (;;) {
             pump_client();
@@ -164,8 +163,8 @@ TEST_CASE("http_session: decided facts frame the response; pipelined requests fo
 
     // The boundary decided: the app declared 2 bytes. The head carries the app's header
     // and no second one.
-    first.channel->submit(body_command(200, {{"content-length", "2"}},
-                                       {.content_length = 2}, "ok", false));
+    first.channel->submit(
+        body_command(200, {{"content-length", "2"}}, {.content_length = 2}, "ok", false));
     const std::string response1 = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
     REQUIRE(rig.run_until([&] { return rig.received == response1; }));
 
@@ -196,8 +195,7 @@ TEST_CASE("http_session: undecided facts are read from the headers: connection: 
           "\r\noops");
 }
 
-TEST_CASE("http_session: a start alone, then streamed parts, go out chunked",
-          "[http_session]") {
+TEST_CASE("http_session: a start alone, then streamed parts, go out chunked", "[http_session]") {
     Rig rig;
     rig.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
     REQUIRE(rig.run_until([&] { return rig.events.size() == 1; }));
@@ -241,7 +239,7 @@ TEST_CASE("http_session: bytes that arrive while a request waits for a slot are 
     rig.events[0].channel->submit(body_command(200, {}, {}, "1", false));
     REQUIRE(rig.run_until([&] { return rig.admission.queued() == 1; }));
     rig.send("ab\r\n\r");  // would read as a malformed head if parsed as one
-    rig.settle();           // ...and the session has read it while the request waits
+    rig.settle();          // ...and the session has read it while the request waits
     CHECK_FALSE(rig.received_contains("400"));
     rig.events[0].channel->detach();
     REQUIRE(rig.run_until([&] { return rig.events.size() == 2; }));

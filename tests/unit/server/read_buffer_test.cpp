@@ -18,18 +18,16 @@ namespace net = boost::asio;
 namespace {
 
 // Copies `bytes` into the region prepare() returns and commits them: a read that got them.
-void append(ReadBuffer &buf, std::string_view bytes) {
+void append(ReadBuffer& buf, std::string_view bytes) {
     auto region = buf.prepare(bytes.size());
     REQUIRE(region.size() == bytes.size());
     std::memcpy(region.data(), bytes.data(), bytes.size());
     buf.commit(bytes.size());
 }
 
-const char *storage_of(const ReadBuffer &buf) {
-    return buf.data().data();
-}
+const char* storage_of(const ReadBuffer& buf) { return buf.data().data(); }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("ReadBuffer: starts empty, without memory", "[server][read_buffer]") {
     ReadBuffer buf;
@@ -44,13 +42,13 @@ TEST_CASE("ReadBuffer: prepare gives room after the data, commit makes it data",
     auto region = buf.prepare(8);
     CHECK(region.size() == 8);
     CHECK(buf.capacity() >= 8);
-    CHECK(buf.size() == 0); // prepared bytes are not data yet
+    CHECK(buf.size() == 0);  // prepared bytes are not data yet
     std::memcpy(region.data(), "hello", 5);
     buf.commit(5);
     CHECK(buf.data() == "hello");
 
     auto more = buf.prepare(3);
-    CHECK(static_cast<const char *>(more.data()) == buf.data().data() + 5);
+    CHECK(static_cast<const char*>(more.data()) == buf.data().data() + 5);
     std::memcpy(more.data(), "!!!", 3);
     buf.commit(3);
     CHECK(buf.data() == "hello!!!");
@@ -59,12 +57,12 @@ TEST_CASE("ReadBuffer: prepare gives room after the data, commit makes it data",
 TEST_CASE("ReadBuffer: consume never moves the remaining bytes", "[server][read_buffer]") {
     ReadBuffer buf;
     append(buf, "GET / HTTP/1.1\r\n\r\nnext");
-    const char *first = storage_of(buf);
+    const char* first = storage_of(buf);
     std::size_t cap = buf.capacity();
 
     buf.consume(4);
     CHECK(buf.data() == "/ HTTP/1.1\r\n\r\nnext");
-    CHECK(storage_of(buf) == first + 4); // same bytes, same place
+    CHECK(storage_of(buf) == first + 4);  // same bytes, same place
     buf.consume(14);
     CHECK(buf.data() == "next");
     CHECK(storage_of(buf) == first + 18);
@@ -83,7 +81,7 @@ TEST_CASE("ReadBuffer: prepare compacts consumed bytes away before growing",
     ReadBuffer buf;
     append(buf, std::string(60, 'a') + "bcde");
     std::size_t cap = buf.capacity();
-    const char *start = storage_of(buf);
+    const char* start = storage_of(buf);
     buf.consume(60);
     REQUIRE(storage_of(buf) == start + 60);
 
@@ -93,20 +91,20 @@ TEST_CASE("ReadBuffer: prepare compacts consumed bytes away before growing",
         CHECK(storage_of(buf) == start);
         CHECK(buf.data() == "bcde");
         CHECK(region.size() == cap - 4);
-        CHECK(static_cast<const char *>(region.data()) == start + 4);
+        CHECK(static_cast<const char*>(region.data()) == start + 4);
     }
     SECTION("it grows when even the compacted bytes leave too little room") {
         auto region = buf.prepare(cap);
         CHECK(buf.capacity() >= 4 + cap);
-        CHECK(buf.capacity() >= 2 * cap); // at least doubles: few reallocations
+        CHECK(buf.capacity() >= 2 * cap);  // at least doubles: few reallocations
         CHECK(buf.data() == "bcde");
         CHECK(region.size() == cap);
-        CHECK(static_cast<const char *>(region.data()) == storage_of(buf) + 4);
+        CHECK(static_cast<const char*>(region.data()) == storage_of(buf) + 4);
     }
     SECTION("nothing moves while nothing was consumed") {
         ReadBuffer fresh;
         append(fresh, "xy");
-        const char *at = storage_of(fresh);
+        const char* at = storage_of(fresh);
         fresh.prepare(fresh.capacity() - 2);
         CHECK(storage_of(fresh) == at);
         CHECK(fresh.data() == "xy");
@@ -141,7 +139,7 @@ TEST_CASE("ReadBuffer: shrink gives the memory back only when empty", "[server][
     std::size_t cap = buf.capacity();
     buf.consume(5);
 
-    buf.shrink(); // "me" is still unread: nothing changes
+    buf.shrink();  // "me" is still unread: nothing changes
     CHECK(buf.data() == "me");
     CHECK(buf.capacity() == cap);
 

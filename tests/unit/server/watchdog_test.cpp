@@ -58,8 +58,8 @@ public:
         restore();
         ::close(fd_);
     }
-    StderrCapture(const StderrCapture &) = delete;
-    StderrCapture &operator=(const StderrCapture &) = delete;
+    StderrCapture(const StderrCapture&) = delete;
+    StderrCapture& operator=(const StderrCapture&) = delete;
 
     void restore() {
         if (saved_ < 0)
@@ -89,7 +89,7 @@ private:
     int saved_ = -1;
 };
 
-std::size_t count(const std::string &haystack, const std::string &needle) {
+std::size_t count(const std::string& haystack, const std::string& needle) {
     std::size_t n = 0;
     for (auto pos = haystack.find(needle); pos != std::string::npos;
          pos = haystack.find(needle, pos + needle.size()))
@@ -97,12 +97,12 @@ std::size_t count(const std::string &haystack, const std::string &needle) {
     return n;
 }
 
-bool contains(const std::string &haystack, const std::string &needle) {
+bool contains(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;
 }
 
 // The line of `text` holding `needle`, without its newline.
-std::string line_with(const std::string &text, const std::string &needle) {
+std::string line_with(const std::string& text, const std::string& needle) {
     auto pos = text.find(needle);
     if (pos == std::string::npos)
         return {};
@@ -113,7 +113,7 @@ std::string line_with(const std::string &text, const std::string &needle) {
 }
 
 // The integer after the first `prefix` in `text`, -1 if none.
-long number_after(const std::string &text, const std::string &prefix) {
+long number_after(const std::string& text, const std::string& prefix) {
     auto pos = text.find(prefix);
     if (pos == std::string::npos)
         return -1;
@@ -134,7 +134,7 @@ public:
 
     // Blocks until `pred()` holds; false if it still does not after the guard. `pred` runs
     // without any lock held, so it may look at anything (the clock, the log, the stats).
-    bool await(const std::function<bool()> &pred) {
+    bool await(const std::function<bool()>& pred) {
         auto until = std::chrono::steady_clock::now() + guard;
         std::unique_lock lock(mu_);
         for (;;) {
@@ -159,12 +159,12 @@ protected:
         changed_.notify_all();
     }
 
-    std::mutex mu_; // taken after the watchdog's own mutex, never before it
+    std::mutex mu_;  // taken after the watchdog's own mutex, never before it
 
 private:
     std::condition_variable changed_;
-    std::map<int64_t, int> waits_; // guarded by mu_
-    uint64_t started_ = 0;         // guarded by mu_
+    std::map<int64_t, int> waits_;  // guarded by mu_
+    uint64_t started_ = 0;          // guarded by mu_
 };
 
 // Time that moves only in advance(). A wait ends when its predicate holds or when
@@ -173,8 +173,8 @@ class ManualClock final : public ObservedClock {
 public:
     int64_t now_ns() override { return now_.load(); }
 
-    bool wait_for(std::unique_lock<std::mutex> &lock, std::condition_variable &cv,
-                  std::chrono::nanoseconds timeout, const std::function<bool()> &ready) override {
+    bool wait_for(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                  std::chrono::nanoseconds timeout, const std::function<bool()>& ready) override {
         Waiter self{lock.mutex(), &cv};
         int64_t deadline;
         {
@@ -197,32 +197,34 @@ public:
         {
             std::lock_guard lock(mu_);
             now_ += by.count();
-            for (auto *w : waiters_)
+            for (auto* w : waiters_)
                 waiting.push_back(*w);
         }
         // Taking the waiter's mutex once orders this after its predicate check (it holds
         // the mutex until it sleeps), so the notification cannot be lost.
-        for (auto &w : waiting) {
-            { std::lock_guard lock(*w.mutex); }
+        for (auto& w : waiting) {
+            {
+                std::lock_guard lock(*w.mutex);
+            }
             w.cv->notify_all();
         }
     }
 
 private:
     struct Waiter {
-        std::mutex *mutex;
-        std::condition_variable *cv;
+        std::mutex* mutex;
+        std::condition_variable* cv;
     };
-    std::atomic<int64_t> now_{1'000'000'000'000}; // 1000 s: "a second ago" is positive
-    std::vector<Waiter *> waiters_;               // guarded by mu_
+    std::atomic<int64_t> now_{1'000'000'000'000};  // 1000 s: "a second ago" is positive
+    std::vector<Waiter*> waiters_;                 // guarded by mu_
 };
 
 // The production clock, observed: for the one test that checks real waiting.
 class SteadyObservedClock final : public ObservedClock {
 public:
     int64_t now_ns() override { return WatchdogClock::steady().now_ns(); }
-    bool wait_for(std::unique_lock<std::mutex> &lock, std::condition_variable &cv,
-                  std::chrono::nanoseconds timeout, const std::function<bool()> &ready) override {
+    bool wait_for(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                  std::chrono::nanoseconds timeout, const std::function<bool()>& ready) override {
         {
             std::lock_guard guard_lock(mu_);
             note_wait(timeout);
@@ -261,7 +263,7 @@ public:
             std::lock_guard lock(mu_);
             kept.swap(kept_);
         }
-        for (auto &done : kept)
+        for (auto& done : kept)
             done(sleeping_stack());
         return kept.size();
     }
@@ -340,7 +342,7 @@ const std::string unblocked_text = "event loop unblocked after ";
 const std::string stack_line = "File \"app.py\", line 7, in handler";
 const std::string not_readable = "Stack not readable yet";
 
-} // namespace
+}  // namespace
 
 TEST_CASE("format_stack", "[server][watchdog]") {
     CHECK(format_stack({}) == "Stack of the event loop thread (most recent call last):");
@@ -365,16 +367,14 @@ TEST_CASE("Watchdog: checks four times per threshold, at least every millisecond
 TEST_CASE("Watchdog: a loop on time is not reported", "[server][watchdog]") {
     StderrCapture err;
     Rig rig;
-    SECTION("beating") {
-        rig.unstall();
-    }
+    SECTION("beating") { rig.unstall(); }
     SECTION("never beat") {}
     SECTION("stopped after a beat long ago") {
         rig.stall();
         rig.monitor.stop();
     }
     rig.start();
-    for (int i = 0; i < 8; ++i) // two thresholds' worth of checks
+    for (int i = 0; i < 8; ++i)  // two thresholds' worth of checks
         rig.tick();
     rig.watchdog.stop();
     err.restore();
@@ -420,7 +420,7 @@ TEST_CASE("Watchdog: a stall is counted and reported once, with request and stac
     StderrCapture err;
     Rig rig;
     rig.monitor.step_begin(42, "GET /slow HTTP/1.1");
-    rig.stall(); // the beat was due 990 ms ago
+    rig.stall();  // the beat was due 990 ms ago
     rig.start();
     // 995 ms overdue at the first check: reported. The loop stays blocked for three more.
     for (int i = 0; i < 4; ++i)
@@ -488,7 +488,7 @@ TEST_CASE("Watchdog: each new stall is counted and reported", "[server][watchdog
     CHECK(count(text, blocked_text) == 2);
     CHECK(count(text, unblocked_text) == 2);
     CHECK(count(text, stack_line) == 2);
-    CHECK(count(text, "(id 7)") == 2); // blocked + unblocked of the first stall
+    CHECK(count(text, "(id 7)") == 2);  // blocked + unblocked of the first stall
     CHECK(count(text, "in request GET /again HTTP/1.1 (id 8)") == 2);
 }
 
@@ -512,7 +512,7 @@ TEST_CASE("Watchdog: a stack read late follows in its own report", "[server][wat
     rig.stall();
     rig.start();
     rig.tick_to_stack_wait();
-    CHECK(err.text().empty()); // the report waits for the stack, up to stack_wait
+    CHECK(err.text().empty());  // the report waits for the stack, up to stack_wait
 
     // The wait runs out: the report goes out without the stack.
     rig.stack_wait_runs_out();
@@ -592,7 +592,7 @@ TEST_CASE("Watchdog: a stack answered after stop is dropped", "[server][watchdog
     rig.tick_to_stack_wait();
     rig.stack_wait_runs_out();
     rig.watchdog.stop();
-    REQUIRE(rig.reader.answer() == 1); // reaches a stopped (still alive) watchdog
+    REQUIRE(rig.reader.answer() == 1);  // reaches a stopped (still alive) watchdog
     err.restore();
     CHECK(count(err.text(), not_readable) == 1);
     CHECK_FALSE(contains(err.text(), stack_line));
@@ -604,7 +604,7 @@ TEST_CASE("Watchdog: stop ends the wait for a stack at once", "[server][watchdog
     rig.stall();
     rig.start();
     rig.tick_to_stack_wait();
-    rig.watchdog.stop(); // returns although no time passes on the clock
+    rig.watchdog.stop();  // returns although no time passes on the clock
     REQUIRE(rig.reader.answer() == 1);
     err.restore();
     CHECK(count(err.text(), blocked_text) == 1);
@@ -628,7 +628,7 @@ TEST_CASE("Watchdog: json reports", "[server][watchdog]") {
         std::string text = err.text();
 
         CHECK(count(text, "\"event\": \"loop_blocked\"") == 1);
-        CHECK(count(text, "\n") == 2); // two reports, one line each
+        CHECK(count(text, "\n") == 2);  // two reports, one line each
         auto line = line_with(text, "\"event\": \"loop_blocked\"");
         INFO(line);
         REQUIRE_FALSE(line.empty());

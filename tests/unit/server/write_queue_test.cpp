@@ -34,8 +34,7 @@ TEST_CASE("write_queue: pieces queued together leave in one write", "[write_queu
     CHECK_FALSE(q.writing());
 }
 
-TEST_CASE("write_queue: what is queued during a write waits for the next one",
-          "[write_queue]") {
+TEST_CASE("write_queue: what is queued during a write waits for the next one", "[write_queue]") {
     WriteQueue q;
     q.tail() = "first";
     q.count_app_bytes(5);

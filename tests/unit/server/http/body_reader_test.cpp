@@ -25,12 +25,12 @@ bool terminal(Status s) {
 struct Run {
     Status status = Status::need_more;
     std::string out;
-    std::string rest; // bytes not consumed (pipelined data after the body)
+    std::string rest;  // bytes not consumed (pipelined data after the body)
 };
 
 // Drives `reader` the way the session does: bytes arrive in `pieces`, the unconsumed
 // tail of the buffer is fed again with the next piece.
-Run run_pieces(BodyReader &reader, const std::vector<std::string_view> &pieces,
+Run run_pieces(BodyReader& reader, const std::vector<std::string_view>& pieces,
                std::size_t credit = unlimited_credit) {
     Run r;
     std::size_t next = 0;
@@ -49,11 +49,11 @@ Run run_pieces(BodyReader &reader, const std::vector<std::string_view> &pieces,
     return r;
 }
 
-Run run_whole(BodyReader &reader, std::string_view in, std::size_t credit = unlimited_credit) {
+Run run_whole(BodyReader& reader, std::string_view in, std::size_t credit = unlimited_credit) {
     return run_pieces(reader, {in}, credit);
 }
 
-Run run_bytes(BodyReader &reader, std::string_view in) {
+Run run_bytes(BodyReader& reader, std::string_view in) {
     std::vector<std::string_view> pieces;
     for (std::size_t i = 0; i < in.size(); ++i)
         pieces.push_back(in.substr(i, 1));
@@ -116,7 +116,7 @@ std::string reason_of(std::string_view in) {
     return r.reason();
 }
 
-} // namespace
+}  // namespace
 
 // --- no body -------------------------------------------------------------------
 
@@ -321,7 +321,7 @@ TEST_CASE("body_reader: chunked credit pauses inside chunk data", "[body_reader]
     std::size_t credit = 2;
     CHECK(r.feed(pending, credit, out, used) == Status::paused);
     CHECK(out == "he");
-    CHECK(used == 5); // "5\r\n" and "he"
+    CHECK(used == 5);  // "5\r\n" and "he"
     CHECK(credit == 0);
     pending.erase(0, used);
 
@@ -330,14 +330,14 @@ TEST_CASE("body_reader: chunked credit pauses inside chunk data", "[body_reader]
     CHECK(used == 0);
     CHECK(out == "he");
 
-    credit = 4; // "llo", then "a" from the next chunk
+    credit = 4;  // "llo", then "a" from the next chunk
     CHECK(r.feed(pending, credit, out, used) == Status::paused);
     CHECK(out == "helloa");
     CHECK(credit == 0);
     pending.erase(0, used);
     CHECK(pending == "bc\r\n0\r\n\r\nNEXT");
 
-    credit = 2; // exactly the rest of the data: the terminator needs no credit
+    credit = 2;  // exactly the rest of the data: the terminator needs no credit
     CHECK(r.feed(pending, credit, out, used) == Status::done);
     CHECK(out == "helloabc");
     CHECK(credit == 0);
@@ -364,19 +364,19 @@ TEST_CASE("body_reader: chunked with no credit still reads the chunk header",
 // --- chunked: rejected -----------------------------------------------------------
 
 TEST_CASE("body_reader: chunk size line errors", "[body_reader][chunked]") {
-    require_bad_chunked("\r\n");                        // empty size line
-    require_bad_chunked("\r\n5\r\nhello\r\n0\r\n\r\n"); // empty line before the size
-    require_bad_chunked(";a\r\n0\r\n\r\n");             // extension without a size
-    require_bad_chunked("g\r\n");                       // non-hex
+    require_bad_chunked("\r\n");                         // empty size line
+    require_bad_chunked("\r\n5\r\nhello\r\n0\r\n\r\n");  // empty line before the size
+    require_bad_chunked(";a\r\n0\r\n\r\n");              // extension without a size
+    require_bad_chunked("g\r\n");                        // non-hex
     require_bad_chunked("5g\r\nhello\r\n0\r\n\r\n");
     require_bad_chunked("0x5\r\nhello\r\n0\r\n\r\n");
     require_bad_chunked("-5\r\nhello\r\n0\r\n\r\n");
     require_bad_chunked("+5\r\nhello\r\n0\r\n\r\n");
     require_bad_chunked(" 5\r\nhello\r\n0\r\n\r\n");
-    require_bad_chunked("5\nhello\r\n0\r\n\r\n");     // bare LF
-    require_bad_chunked("5\rhello\r\n0\r\n\r\n");     // bare CR
-    require_bad_chunked("5\r\r\nhello\r\n0\r\n\r\n"); // CR CR LF
-    require_bad_chunked("5;a\nhello\r\n0\r\n\r\n");   // bare LF after an extension
+    require_bad_chunked("5\nhello\r\n0\r\n\r\n");      // bare LF
+    require_bad_chunked("5\rhello\r\n0\r\n\r\n");      // bare CR
+    require_bad_chunked("5\r\r\nhello\r\n0\r\n\r\n");  // CR CR LF
+    require_bad_chunked("5;a\nhello\r\n0\r\n\r\n");    // bare LF after an extension
     // 16 or more hex digits, even when leading zeros keep the value small.
     require_bad_chunked("1000000000000000\r\n");
     require_bad_chunked("0000000000000005\r\nhello\r\n0\r\n\r\n");
@@ -387,36 +387,36 @@ TEST_CASE("body_reader: chunk size line errors", "[body_reader][chunked]") {
 }
 
 TEST_CASE("body_reader: chunk extension errors", "[body_reader][chunked]") {
-    require_bad_chunked("5;\r\nhello\r\n0\r\n\r\n");   // empty name
-    require_bad_chunked("5; \r\nhello\r\n0\r\n\r\n");  // empty name after BWS
-    require_bad_chunked("5;=b\r\nhello\r\n0\r\n\r\n"); // no name
-    require_bad_chunked("5;a=\r\nhello\r\n0\r\n\r\n"); // empty value
+    require_bad_chunked("5;\r\nhello\r\n0\r\n\r\n");    // empty name
+    require_bad_chunked("5; \r\nhello\r\n0\r\n\r\n");   // empty name after BWS
+    require_bad_chunked("5;=b\r\nhello\r\n0\r\n\r\n");  // no name
+    require_bad_chunked("5;a=\r\nhello\r\n0\r\n\r\n");  // empty value
     require_bad_chunked("5;a==b\r\nhello\r\n0\r\n\r\n");
-    require_bad_chunked("5;a b\r\nhello\r\n0\r\n\r\n"); // two tokens
+    require_bad_chunked("5;a b\r\nhello\r\n0\r\n\r\n");  // two tokens
     require_bad_chunked("5;a=b c\r\nhello\r\n0\r\n\r\n");
-    require_bad_chunked("5;a=\"q\"x\r\nhello\r\n0\r\n\r\n"); // token after quoted value
+    require_bad_chunked("5;a=\"q\"x\r\nhello\r\n0\r\n\r\n");  // token after quoted value
     require_bad_chunked("5;a;\r\nhello\r\n0\r\n\r\n");
-    require_bad_chunked("5;a(b)\r\nhello\r\n0\r\n\r\n");  // non-tchar in name
-    require_bad_chunked("5;a=b@c\r\nhello\r\n0\r\n\r\n"); // non-tchar in value
+    require_bad_chunked("5;a(b)\r\nhello\r\n0\r\n\r\n");   // non-tchar in name
+    require_bad_chunked("5;a=b@c\r\nhello\r\n0\r\n\r\n");  // non-tchar in value
     require_bad_chunked("5x\r\nhello\r\n0\r\n\r\n");
-    require_bad_chunked("5;a=\"x\r\n"); // unterminated quote
+    require_bad_chunked("5;a=\"x\r\n");  // unterminated quote
     require_bad_chunked("5;a=\"x\r\nhello\r\n0\r\n\r\n");
-    require_bad_chunked("5;a=\"x\ry\"\r\nhello\r\n0\r\n\r\n");    // CR in quote
-    require_bad_chunked("5;a=\"x\ny\"\r\nhello\r\n0\r\n\r\n");    // LF in quote
-    require_bad_chunked("5;a=\"x\\\r\"\r\nhello\r\n0\r\n\r\n");   // escaped CR
-    require_bad_chunked("5;a=\"x\x7f\"\r\nhello\r\n0\r\n\r\n");   // DEL in quote
-    require_bad_chunked("5;a=\"x\x01\"\r\nhello\r\n0\r\n\r\n");   // CTL in quote
-    require_bad_chunked("5;a=\"x\\\x7f\"\r\nhello\r\n0\r\n\r\n"); // escaped DEL
-    require_bad_chunked("5;a\0\r\nhello\r\n0\r\n\r\n"s);          // NUL
+    require_bad_chunked("5;a=\"x\ry\"\r\nhello\r\n0\r\n\r\n");     // CR in quote
+    require_bad_chunked("5;a=\"x\ny\"\r\nhello\r\n0\r\n\r\n");     // LF in quote
+    require_bad_chunked("5;a=\"x\\\r\"\r\nhello\r\n0\r\n\r\n");    // escaped CR
+    require_bad_chunked("5;a=\"x\x7f\"\r\nhello\r\n0\r\n\r\n");    // DEL in quote
+    require_bad_chunked("5;a=\"x\x01\"\r\nhello\r\n0\r\n\r\n");    // CTL in quote
+    require_bad_chunked("5;a=\"x\\\x7f\"\r\nhello\r\n0\r\n\r\n");  // escaped DEL
+    require_bad_chunked("5;a\0\r\nhello\r\n0\r\n\r\n"s);           // NUL
     CHECK(reason_of("5;\r\n") == "invalid chunk extension");
 }
 
 TEST_CASE("body_reader: chunk data framing errors", "[body_reader][chunked]") {
-    require_bad_chunked("5\r\nhelloX\r\n0\r\n\r\n"); // missing CRLF after data
-    require_bad_chunked("5\r\nhello0\r\n\r\n");      // missing CRLF, next size follows
-    require_bad_chunked("3\r\nhello\r\n0\r\n\r\n");  // data longer than the size
-    require_bad_chunked("5\r\nhello\n0\r\n\r\n");    // LF only after data
-    require_bad_chunked("5\r\nhello\r0\r\n\r\n");    // CR only after data
+    require_bad_chunked("5\r\nhelloX\r\n0\r\n\r\n");  // missing CRLF after data
+    require_bad_chunked("5\r\nhello0\r\n\r\n");       // missing CRLF, next size follows
+    require_bad_chunked("3\r\nhello\r\n0\r\n\r\n");   // data longer than the size
+    require_bad_chunked("5\r\nhello\n0\r\n\r\n");     // LF only after data
+    require_bad_chunked("5\r\nhello\r0\r\n\r\n");     // CR only after data
     require_bad_chunked("5\r\nhello\r\r\n0\r\n\r\n");
     CHECK(reason_of("3\r\nhello\r\n") == "chunk data longer than its size");
 }
@@ -444,21 +444,21 @@ TEST_CASE("body_reader: chunk line length is bounded", "[body_reader][chunked]")
 }
 
 TEST_CASE("body_reader: invalid trailers", "[body_reader][chunked]") {
-    require_bad_chunked("0\r\nbad trailer\r\n\r\n"); // no colon
+    require_bad_chunked("0\r\nbad trailer\r\n\r\n");  // no colon
     require_bad_chunked("0\r\nNoColon\r\n\r\n");
-    require_bad_chunked("0\r\nX: a\r\n folded\r\n\r\n"); // obs-fold
+    require_bad_chunked("0\r\nX: a\r\n folded\r\n\r\n");  // obs-fold
     require_bad_chunked("0\r\nX: a\r\n\tfolded\r\n\r\n");
-    require_bad_chunked("0\r\n X: a\r\n\r\n");      // leading space
-    require_bad_chunked("0\r\n: v\r\n\r\n");        // empty name
-    require_bad_chunked("0\r\nX : v\r\n\r\n");      // space before the colon
-    require_bad_chunked("0\r\nX(y): v\r\n\r\n");    // non-tchar in the name
-    require_bad_chunked("0\r\nX: a\nY: b\r\n\r\n"); // bare LF in a value
-    require_bad_chunked("0\r\nX: a\rY: b\r\n\r\n"); // bare CR in a value
-    require_bad_chunked("0\r\nX: a\x01\r\n\r\n");   // CTL in a value
-    require_bad_chunked("0\r\nX: a\x7f\r\n\r\n");   // DEL in a value
-    require_bad_chunked("0\r\nX: a\0\r\n\r\n"s);    // NUL in a value
-    require_bad_chunked("0\r\n\n");                 // bare LF ends the trailers
-    require_bad_chunked("0\r\n\r\r");               // CR not followed by LF
+    require_bad_chunked("0\r\n X: a\r\n\r\n");       // leading space
+    require_bad_chunked("0\r\n: v\r\n\r\n");         // empty name
+    require_bad_chunked("0\r\nX : v\r\n\r\n");       // space before the colon
+    require_bad_chunked("0\r\nX(y): v\r\n\r\n");     // non-tchar in the name
+    require_bad_chunked("0\r\nX: a\nY: b\r\n\r\n");  // bare LF in a value
+    require_bad_chunked("0\r\nX: a\rY: b\r\n\r\n");  // bare CR in a value
+    require_bad_chunked("0\r\nX: a\x01\r\n\r\n");    // CTL in a value
+    require_bad_chunked("0\r\nX: a\x7f\r\n\r\n");    // DEL in a value
+    require_bad_chunked("0\r\nX: a\0\r\n\r\n"s);     // NUL in a value
+    require_bad_chunked("0\r\n\n");                  // bare LF ends the trailers
+    require_bad_chunked("0\r\n\r\r");                // CR not followed by LF
     CHECK(reason_of("0\r\nbad trailer\r\n\r\n") == "invalid trailer");
 }
 
@@ -475,8 +475,7 @@ TEST_CASE("body_reader: trailer section is bounded", "[body_reader][chunked]") {
 
 // One trailer line is bounded like a chunk-size line (4096 bytes), not only by the
 // 16 KiB total.
-TEST_CASE("body_reader: a trailer line over 4096 bytes is rejected",
-          "[body_reader][chunked]") {
+TEST_CASE("body_reader: a trailer line over 4096 bytes is rejected", "[body_reader][chunked]") {
     const std::string in = "0\r\nX: " + std::string(5000, 'v') + "\r\n\r\n";
     BodyReader r;
     r.reset_chunked(big_limit);

@@ -118,10 +118,10 @@ TEST_CASE("head_reader: invalid requests get their status", "[head_reader]") {
         int status;
     };
     const Case cases[] = {
-        {"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400},              // scanner
-        {"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},                          // scanner
-        {"GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n", 414},      // scanner
-        {"GET / HTTP/1.1\r\n\r\n", 400},                                     // parser: no Host
+        {"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400},          // scanner
+        {"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},                     // scanner
+        {"GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n", 414},  // scanner
+        {"GET / HTTP/1.1\r\n\r\n", 400},                                // parser: no Host
         {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", 400},
         {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
         {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3000000\r\n\r\n", 413},  // body limit

@@ -16,17 +16,13 @@ using narwhal::server::http::scan_head;
 
 namespace {
 
-HeadScan scan(std::string_view s, const HeadLimits &limits = {}) {
-    return scan_head(s, limits);
-}
+HeadScan scan(std::string_view s, const HeadLimits& limits = {}) { return scan_head(s, limits); }
 
-HeadStatus status_of(std::string_view s, const HeadLimits &limits = {}) {
+HeadStatus status_of(std::string_view s, const HeadLimits& limits = {}) {
     return scan_head(s, limits).status;
 }
 
-bool is_error(HeadStatus s) {
-    return s != HeadStatus::ok && s != HeadStatus::incomplete;
-}
+bool is_error(HeadStatus s) { return s != HeadStatus::ok && s != HeadStatus::incomplete; }
 
 // A request line with `name` as the only header, for the field-line cases.
 std::string with_field(std::string_view field) {
@@ -34,7 +30,7 @@ std::string with_field(std::string_view field) {
 }
 
 // Every strict prefix of a valid head is incomplete (never an error), and the whole is ok.
-void require_prefixes_incomplete(const std::string &head, const HeadLimits &limits = {}) {
+void require_prefixes_incomplete(const std::string& head, const HeadLimits& limits = {}) {
     for (std::size_t i = 0; i < head.size(); ++i) {
         INFO("prefix of " << i << " bytes");
         REQUIRE(status_of(std::string_view(head).substr(0, i), limits) == HeadStatus::incomplete);
@@ -55,10 +51,10 @@ const std::vector<std::string> k_valid_heads = {
     "GET http://example.com/a/b HTTP/1.1\r\n!#$%&'*+-.^_`|~09azAZ: x\r\n\r\n",
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("head_scanner: valid heads are ok with exact size", "[head_scanner]") {
-    for (const auto &head : k_valid_heads) {
+    for (const auto& head : k_valid_heads) {
         INFO(head);
         const HeadScan r = scan(head);
         CHECK(r.status == HeadStatus::ok);
@@ -68,7 +64,7 @@ TEST_CASE("head_scanner: valid heads are ok with exact size", "[head_scanner]") 
 }
 
 TEST_CASE("head_scanner: every prefix of a valid head is incomplete", "[head_scanner]") {
-    for (const auto &head : k_valid_heads) {
+    for (const auto& head : k_valid_heads) {
         INFO(head);
         require_prefixes_incomplete(head);
     }
@@ -77,7 +73,7 @@ TEST_CASE("head_scanner: every prefix of a valid head is incomplete", "[head_sca
 
 TEST_CASE("head_scanner: size is exact with pipelined bytes after the head", "[head_scanner]") {
     const std::string head = "POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n";
-    for (const std::string &tail : {"body"s, "\r\n"s, "\n"s, "\r\n\r\n"s, "\0\x01"s,
+    for (const std::string& tail : {"body"s, "\r\n"s, "\n"s, "\r\n\r\n"s, "\0\x01"s,
                                     "GET / HTTP/1.1\r\n\r\n"s, "garbage\n\n\r \x7f"s}) {
         const HeadScan r = scan(head + tail);
         REQUIRE(r.status == HeadStatus::ok);
@@ -120,11 +116,11 @@ TEST_CASE("head_scanner: leading empty lines", "[head_scanner]") {
 
 TEST_CASE("head_scanner: method", "[head_scanner]") {
     SECTION("any token is accepted") {
-        for (const char *m : {"GET", "PROPFIND", "M-SEARCH", "get", "X", "!#$%&'*+-.^_`|~09azAZ"})
+        for (const char* m : {"GET", "PROPFIND", "M-SEARCH", "get", "X", "!#$%&'*+-.^_`|~09azAZ"})
             CHECK(status_of(std::string(m) + " / HTTP/1.1\r\n\r\n") == HeadStatus::ok);
     }
     SECTION("non-token bytes are rejected, before the line is complete") {
-        for (const std::string &m : {"GE(T"s, "GE\"T"s, "G,ET"s, "GE/T"s, "G\x80T"s, "GE\0T"s,
+        for (const std::string& m : {"GE(T"s, "GE\"T"s, "G,ET"s, "GE/T"s, "G\x80T"s, "GE\0T"s,
                                      "GE\x7fT"s, "G\tT"s, "GE@T"s, "GET{"s})
             CHECK(status_of(m + " / HTTP/1.1\r\n\r\n") == HeadStatus::bad_request);
         CHECK(status_of("GE(") == HeadStatus::bad_request);
@@ -141,14 +137,14 @@ TEST_CASE("head_scanner: method", "[head_scanner]") {
 
 TEST_CASE("head_scanner: single spaces in the request line", "[head_scanner]") {
     CHECK(status_of("GET / HTTP/1.1\r\n\r\n") == HeadStatus::ok);
-    for (const char *line :
+    for (const char* line :
          {"GET  / HTTP/1.1", "GET /  HTTP/1.1", "GET / HTTP/1.1 ", "GET\t/ HTTP/1.1",
           "GET /\tHTTP/1.1", " GET / HTTP/1.1", "GET / HTTP/1.1\t"}) {
         INFO(line);
         CHECK(status_of(std::string(line) + "\r\n\r\n") == HeadStatus::bad_request);
     }
     // Missing parts.
-    for (const char *line : {"GET", "GET ", "GET /", "GET / ", "GET /HTTP/1.1"})
+    for (const char* line : {"GET", "GET ", "GET /", "GET / ", "GET /HTTP/1.1"})
         CHECK(status_of(std::string(line) + "\r\n\r\n") == HeadStatus::bad_request);
 }
 
@@ -163,7 +159,7 @@ TEST_CASE("head_scanner: request target", "[head_scanner]") {
         for (int c = 0; c < 256; ++c) {
             if (c >= 0x21 && c <= 0x7E)
                 continue;
-            if (c == ' ') // would be the separator, i.e. a malformed version
+            if (c == ' ')  // would be the separator, i.e. a malformed version
                 continue;
             INFO("byte " << c);
             const std::string head = "GET /a"s + static_cast<char>(c) + "b HTTP/1.1\r\n\r\n";
@@ -179,7 +175,7 @@ TEST_CASE("head_scanner: HTTP version", "[head_scanner]") {
     CHECK(status_of("GET / HTTP/1.1\r\n\r\n") == HeadStatus::ok);
     CHECK(status_of("GET / HTTP/1.0\r\n\r\n") == HeadStatus::ok);
     SECTION("other well-formed versions are 505") {
-        for (const char *v : {"HTTP/2.0", "HTTP/0.9", "HTTP/1.2", "HTTP/9.9", "HTTP/3.0"}) {
+        for (const char* v : {"HTTP/2.0", "HTTP/0.9", "HTTP/1.2", "HTTP/9.9", "HTTP/3.0"}) {
             INFO(v);
             const HeadScan r = scan("GET / "s + v + "\r\n\r\n");
             CHECK(r.status == HeadStatus::version_not_supported);
@@ -191,7 +187,7 @@ TEST_CASE("head_scanner: HTTP version", "[head_scanner]") {
         CHECK(status_of("GET / HTTP/2.0\rX") == HeadStatus::bad_request);
     }
     SECTION("anything else is 400") {
-        for (const char *v : {"HTTP/1.10", "HTTP/11", "HTTP/1", "HTTP/1.", "http/1.1", "HTTPS/1.1",
+        for (const char* v : {"HTTP/1.10", "HTTP/11", "HTTP/1", "HTTP/1.", "http/1.1", "HTTPS/1.1",
                               "HTTP/1.1x", "HTTP/a.1", "HTTP/1.b", "HTTP 1.1", "HTTP/1,1", "HTTP/",
                               "H", "HTTP/1.1/", "XTTP/1.1"}) {
             INFO(v);
@@ -205,7 +201,7 @@ TEST_CASE("head_scanner: HTTP version", "[head_scanner]") {
 
 TEST_CASE("head_scanner: line endings", "[head_scanner]") {
     SECTION("bare LF anywhere") {
-        for (const std::string &head :
+        for (const std::string& head :
              {"GET / HTTP/1.1\n\r\n"s, "GET / HTTP/1.1\r\nHost: a\n\r\n"s,
               "GET / HTTP/1.1\r\nHost: a\r\n\n"s, "GET / HTTP/1.1\r\nHost: a\nb\r\n\r\n"s,
               "GET / HTTP/1.1\n\n"s, "GET / HTTP/1.1\r\nHost\n: a\r\n\r\n"s,
@@ -217,7 +213,7 @@ TEST_CASE("head_scanner: line endings", "[head_scanner]") {
         CHECK(std::string_view(r.reason) == "bare LF in request head");
     }
     SECTION("bare CR anywhere") {
-        for (const std::string &head :
+        for (const std::string& head :
              {"GET / HTTP/1.1\rX\r\n\r\n"s, "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n"s,
               "GET / HTTP/1.1\r\nHost: a\r\r\n\r\n"s, "GET / HTTP/1.1\r\n\r\r\n"s,
               "GET / HTTP/1.1\r\n\rX"s, "GET /\r HTTP/1.1\r\n\r\n"s, "GET\r / HTTP/1.1\r\n\r\n"s,
@@ -237,7 +233,7 @@ TEST_CASE("head_scanner: line endings", "[head_scanner]") {
 
 TEST_CASE("head_scanner: field lines", "[head_scanner]") {
     SECTION("well-formed fields") {
-        for (const char *f : {"Host: a", "Host:a", "Host:", "Host: ", "Host:\t a b\t", "X-A-B: 1",
+        for (const char* f : {"Host: a", "Host:a", "Host:", "Host: ", "Host:\t a b\t", "X-A-B: 1",
                               "x: \"quoted, list\"; q=0.5", "Cookie: a=b; c=d"})
             CHECK(status_of(with_field(f)) == HeadStatus::ok);
     }
@@ -247,7 +243,7 @@ TEST_CASE("head_scanner: field lines", "[head_scanner]") {
         CHECK(std::string_view(r.reason) == "empty header name");
     }
     SECTION("whitespace between name and colon") {
-        for (const char *f : {"Host : a", "Host\t: a", "Host  :a"}) {
+        for (const char* f : {"Host : a", "Host\t: a", "Host  :a"}) {
             const HeadScan r = scan(with_field(f));
             CHECK(r.status == HeadStatus::bad_request);
             CHECK(std::string_view(r.reason) == "whitespace before colon in header");
@@ -255,7 +251,7 @@ TEST_CASE("head_scanner: field lines", "[head_scanner]") {
         CHECK(status_of("GET / HTTP/1.1\r\nHost ") == HeadStatus::bad_request);
     }
     SECTION("obs-fold") {
-        for (const char *f : {"Host: a\r\n b", "Host: a\r\n\tb", "X: a\r\n  "}) {
+        for (const char* f : {"Host: a\r\n b", "Host: a\r\n\tb", "X: a\r\n  "}) {
             const HeadScan r = scan(with_field(f));
             CHECK(r.status == HeadStatus::bad_request);
             CHECK(std::string_view(r.reason) == "obs-fold in header");
@@ -271,7 +267,7 @@ TEST_CASE("head_scanner: field lines", "[head_scanner]") {
         CHECK(status_of("GET / HTTP/1.1\r\nHost\r") == HeadStatus::bad_request);
     }
     SECTION("non-token bytes in the name") {
-        for (const std::string &f : {"Ho(st: a"s, "Ho/st: a"s, "H\xc3\xb3st: a"s, "Ho\0st: a"s,
+        for (const std::string& f : {"Ho(st: a"s, "Ho/st: a"s, "H\xc3\xb3st: a"s, "Ho\0st: a"s,
                                      "Ho\x7fst: a"s, "[Host]: a"s, "Ho\"st: a"s, "Ho;st: a"s})
             CHECK(status_of(with_field(f)) == HeadStatus::bad_request);
     }
@@ -351,9 +347,9 @@ TEST_CASE("head_scanner: value bytes at every offset", "[head_scanner]") {
 TEST_CASE("head_scanner: request line limit", "[head_scanner]") {
     HeadLimits limits;
     limits.request_line = 20;
-    const std::string at = "GET /" + std::string(6, 'a') + " HTTP/1.1"; // 20 bytes
+    const std::string at = "GET /" + std::string(6, 'a') + " HTTP/1.1";  // 20 bytes
     REQUIRE(at.size() == 20);
-    const std::string past = "GET /" + std::string(7, 'a') + " HTTP/1.1"; // 21 bytes
+    const std::string past = "GET /" + std::string(7, 'a') + " HTTP/1.1";  // 21 bytes
 
     SECTION("at the limit") {
         require_prefixes_incomplete(at + "\r\n\r\n", limits);
@@ -373,7 +369,7 @@ TEST_CASE("head_scanner: request line limit", "[head_scanner]") {
               HeadStatus::uri_too_long);
     }
     SECTION("default limit") {
-        const std::string target(8190 - 4 - 9, 'a'); // "GET " + target + " HTTP/1.1"
+        const std::string target(8190 - 4 - 9, 'a');  // "GET " + target + " HTTP/1.1"
         CHECK(status_of("GET " + target + " HTTP/1.1\r\n\r\n") == HeadStatus::ok);
         CHECK(status_of("GET " + target + "a HTTP/1.1\r\n\r\n") == HeadStatus::uri_too_long);
     }
@@ -382,12 +378,10 @@ TEST_CASE("head_scanner: request line limit", "[head_scanner]") {
 TEST_CASE("head_scanner: field size limit", "[head_scanner]") {
     HeadLimits limits;
     limits.field_size = 16;
-    const std::string at = "X-Long: " + std::string(8, 'v'); // 16 bytes
+    const std::string at = "X-Long: " + std::string(8, 'v');  // 16 bytes
     REQUIRE(at.size() == 16);
 
-    SECTION("at the limit") {
-        require_prefixes_incomplete(with_field(at), limits);
-    }
+    SECTION("at the limit") { require_prefixes_incomplete(with_field(at), limits); }
     SECTION("one past the limit is 431, even while incomplete") {
         const HeadScan r = scan(with_field(at + "v"), limits);
         CHECK(r.status == HeadStatus::head_too_large);
@@ -406,9 +400,7 @@ TEST_CASE("head_scanner: field count limit", "[head_scanner]") {
     HeadLimits limits;
     limits.fields = 3;
     const std::string three = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n";
-    SECTION("at the limit") {
-        require_prefixes_incomplete(three + "\r\n", limits);
-    }
+    SECTION("at the limit") { require_prefixes_incomplete(three + "\r\n", limits); }
     SECTION("one past the limit is 431, as soon as the extra line starts") {
         CHECK(status_of(three + "D: 4\r\n\r\n", limits) == HeadStatus::head_too_large);
         CHECK(status_of(three + "D", limits) == HeadStatus::head_too_large);
@@ -444,16 +436,16 @@ TEST_CASE("head_scanner: whole head limit", "[head_scanner]") {
     SECTION("an incomplete head already longer than the limit is 431") {
         HeadLimits small;
         small.head = 20;
-        const std::string partial = "GET / HTTP/1.1\r\nHost";                 // 20 bytes
-        CHECK(status_of(partial, small) == HeadStatus::incomplete);           // at the limit
-        CHECK(status_of(partial + ":", small) == HeadStatus::head_too_large); // one past
+        const std::string partial = "GET / HTTP/1.1\r\nHost";                  // 20 bytes
+        CHECK(status_of(partial, small) == HeadStatus::incomplete);            // at the limit
+        CHECK(status_of(partial + ":", small) == HeadStatus::head_too_large);  // one past
         // Holds whatever limit would otherwise be hit first.
         CHECK(status_of(std::string(21, 'A'), small) == HeadStatus::head_too_large);
     }
     SECTION("default limit") {
         std::string big = "GET / HTTP/1.1\r\n";
         while (big.size() < 32768 - 2 - 8002)
-            big += "X: " + std::string(7995, 'v') + "\r\n"; // 8000-byte lines
+            big += "X: " + std::string(7995, 'v') + "\r\n";  // 8000-byte lines
         const std::size_t fill = 32768 - 2 - big.size() - 5;
         big += "Y: " + std::string(fill, 'v') + "\r\n";
         REQUIRE(big.size() + 2 == 32768);
@@ -473,7 +465,7 @@ TEST_CASE("head_scanner: http_status", "[head_scanner]") {
 }
 
 TEST_CASE("head_scanner: errors have reasons", "[head_scanner]") {
-    for (const std::string &head : {"GET / HTTP/1.1\r\nHost : a\r\n\r\n"s, "GE(T"s, "\n"s,
+    for (const std::string& head : {"GET / HTTP/1.1\r\nHost : a\r\n\r\n"s, "GE(T"s, "\n"s,
                                     "GET / HTTP/2.0\r\n\r\n"s, std::string(9000, 'A')}) {
         const HeadScan r = scan(head);
         REQUIRE(is_error(r.status));
@@ -503,7 +495,7 @@ TEST_CASE("head_scanner: verdicts are stable as bytes arrive", "[head_scanner]")
         for (int e = 0; e < edits; ++e)
             s[next() % s.size()] = alphabet[next() % alphabet.size()];
         s += "GET / HTTP/1.1\r\n\r\n";
-        for (const HeadLimits &l : {HeadLimits{}, limits}) {
+        for (const HeadLimits& l : {HeadLimits{}, limits}) {
             HeadScan first_final;
             bool seen_final = false;
             for (std::size_t i = 0; i <= s.size(); ++i) {

@@ -6,7 +6,7 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/optional/optional_io.hpp> // lets Catch print boost::optional
+#include <boost/optional/optional_io.hpp>  // lets Catch print boost::optional
 
 #include <cstdint>
 #include <string>
@@ -41,7 +41,7 @@ struct Parse {
 
     std::vector<std::pair<std::string, std::string>> fields() const {
         std::vector<std::pair<std::string, std::string>> out;
-        for (const auto &f : head.fields())
+        for (const auto& f : head.fields())
             out.emplace_back(head.view(f.name), head.view(f.value));
         return out;
     }
@@ -68,7 +68,7 @@ std::string get11(std::string_view fields) {
 }
 
 // Refused by our callbacks with `status`.
-void require_refused(const std::string &in, int status, std::string_view reason) {
+void require_refused(const std::string& in, int status, std::string_view reason) {
     INFO("head: " << in);
     Parse p(in);
     CHECK(p.ec);
@@ -79,7 +79,7 @@ void require_refused(const std::string &in, int status, std::string_view reason)
 
 // Refused by Beast before our callbacks see the field: no error_status of our own, but
 // the session still answers 400.
-void require_refused_by_beast(const std::string &in, bhttp::error expected) {
+void require_refused_by_beast(const std::string& in, bhttp::error expected) {
     INFO("head: " << in);
     Parse p(in);
     CHECK(p.ec == expected);
@@ -96,7 +96,7 @@ template <class Error = bhttp::error> constexpr Error conflicting_content_length
         return Error::bad_content_length;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("request_parser: request line and fields", "[request_parser]") {
     const std::string in = "GET /a/b?x=1&y=%20 HTTP/1.1\r\n"
@@ -158,8 +158,8 @@ TEST_CASE("request_parser: put stops at the end of the head", "[request_parser]"
 
 TEST_CASE("request_parser: keep_alive", "[request_parser]") {
     struct Case {
-        const char *version;
-        const char *connection; // nullptr: no Connection header
+        const char* version;
+        const char* connection;  // nullptr: no Connection header
         bool keep_alive;
     };
     const Case cases[] = {
@@ -169,7 +169,7 @@ TEST_CASE("request_parser: keep_alive", "[request_parser]") {
         {"HTTP/1.0", nullptr, false},          {"HTTP/1.0", "keep-alive", true},
         {"HTTP/1.0", "Keep-Alive", true},      {"HTTP/1.0", "close", false},
     };
-    for (const Case &c : cases) {
+    for (const Case& c : cases) {
         INFO(c.version << " Connection: " << (c.connection ? c.connection : "(none)"));
         std::string fields = "Host: h\r\n";
         if (c.connection)
@@ -260,7 +260,7 @@ TEST_CASE("request_parser: Content-Length", "[request_parser]") {
 
 TEST_CASE("request_parser: Transfer-Encoding", "[request_parser]") {
     SECTION("chunked alone is accepted") {
-        for (const char *te : {"chunked", "Chunked", "CHUNKED"}) {
+        for (const char* te : {"chunked", "Chunked", "CHUNKED"}) {
             INFO(te);
             Parse p(get11("Transfer-Encoding: "s + te + "\r\n"));
             REQUIRE(p.ok());
@@ -312,8 +312,7 @@ TEST_CASE("request_parser: a refused field is not added to the head", "[request_
 
 // RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding is treated as having faulty
 // framing: served, then the connection is closed.
-TEST_CASE("request_parser: HTTP/1.0 with Transfer-Encoding is not kept alive",
-          "[request_parser]") {
+TEST_CASE("request_parser: HTTP/1.0 with Transfer-Encoding is not kept alive", "[request_parser]") {
     Parse p(request("POST / HTTP/1.0", "Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n"));
     CHECK((p.ec || !p.head.keep_alive));
 }

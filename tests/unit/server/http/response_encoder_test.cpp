@@ -151,8 +151,8 @@ TEST_CASE("response_encoder: closing", "[response_encoder]") {
         CHECK(enc.keep_alive());
     }
     SECTION("draining or an unread request body close with connection: close") {
-        for (Side side : {Side{.draining = true}, Side{.body_done = false},
-                          Side{.keep_alive = false}}) {
+        for (Side side :
+             {Side{.draining = true}, Side{.body_done = false}, Side{.keep_alive = false}}) {
             ResponseEncoder enc;
             enc.start(200, {}, decided());
             CHECK(respond(enc, side, {"x"}) ==
@@ -161,7 +161,6 @@ TEST_CASE("response_encoder: closing", "[response_encoder]") {
         }
     }
 }
-
 
 TEST_CASE("response_encoder: decided facts are trusted, not re-read", "[response_encoder]") {
     // The boundary decided: no length, no close. A header list that says otherwise is

@@ -31,14 +31,14 @@ ResponseDefaults bare() {
     return d;
 }
 
-std::string head_of(const ResponseHeadSpec &spec, const ResponseDefaults &defaults) {
+std::string head_of(const ResponseHeadSpec& spec, const ResponseDefaults& defaults) {
     std::string out;
     append_response_head(out, spec, defaults);
     return out;
 }
 
 // The head split into lines (without CRLF); the final empty line is checked and dropped.
-std::vector<std::string> lines_of(const std::string &head) {
+std::vector<std::string> lines_of(const std::string& head) {
     REQUIRE(head.size() >= 4);
     REQUIRE(head.substr(head.size() - 4) == "\r\n\r\n");
     std::vector<std::string> lines;
@@ -54,7 +54,7 @@ std::vector<std::string> lines_of(const std::string &head) {
 
 // Replaces a date line's value so whole heads can be compared.
 std::vector<std::string> normalise_date(std::vector<std::string> lines) {
-    for (auto &line : lines)
+    for (auto& line : lines)
         if (line.rfind("date: ", 0) == 0) {
             CHECK(std::regex_match(line.substr(6), imf_fixdate));
             line = "date: <date>";
@@ -62,7 +62,7 @@ std::vector<std::string> normalise_date(std::vector<std::string> lines) {
     return lines;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("response_head: status line and minimal head", "[response_head]") {
     ResponseHeadSpec spec;
@@ -151,7 +151,7 @@ TEST_CASE("response_head: framing", "[response_head]") {
     }
     SECTION("chunked adds transfer-encoding") {
         spec.framing = Framing::chunked;
-        spec.content_length = 99; // ignored
+        spec.content_length = 99;  // ignored
         CHECK(head_of(spec, bare()) ==
               "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n");
     }
@@ -262,8 +262,7 @@ TEST_CASE("response_head: reason_phrase", "[response_head]") {
 
 // Beast's obsolete_reason() answers "<unknown-status>" for codes outside its table;
 // narwhal sends "Unknown" instead so the status line stays plain.
-TEST_CASE("response_head: reason_phrase of unregistered codes is 'Unknown'",
-          "[response_head]") {
+TEST_CASE("response_head: reason_phrase of unregistered codes is 'Unknown'", "[response_head]") {
     CHECK(reason_phrase(418) == "Unknown");
     CHECK(reason_phrase(299) == "Unknown");
     CHECK(reason_phrase(999) == "Unknown");
@@ -342,7 +341,7 @@ TEST_CASE("response_head: server_response", "[response_head]") {
                      "\r\n");
     }
     SECTION("content-length counts bytes, not characters") {
-        const std::string body = "caf\xc3\xa9"s; // 5 bytes
+        const std::string body = "caf\xc3\xa9"s;  // 5 bytes
         const std::string out = server_response(400, body, bare());
         CHECK(out.find("content-length: 5\r\n") != std::string::npos);
     }

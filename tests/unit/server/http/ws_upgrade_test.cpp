@@ -17,16 +17,16 @@ namespace {
 
 using Fields = std::vector<std::pair<std::string_view, std::string_view>>;
 
-constexpr std::string_view key = "dGhlIHNhbXBsZSBub25jZQ=="; // RFC 6455 1.3
+constexpr std::string_view key = "dGhlIHNhbXBsZSBub25jZQ==";  // RFC 6455 1.3
 
 // A head as RequestParser fills it: the method as sent, the fields in wire order with
 // their names lowercased and their values as sent (Beast has trimmed the whitespace).
-RequestHead head(std::string_view method, int version, const Fields &fields) {
+RequestHead head(std::string_view method, int version, const Fields& fields) {
     RequestHead h;
     h.method = h.add(method);
     h.target = h.add("/chat");
     h.version = version;
-    for (const auto &[name, value] : fields)
+    for (const auto& [name, value] : fields)
         h.add_field(name, value);
     return h;
 }
@@ -52,11 +52,11 @@ Fields with(std::string_view name, std::string_view value) {
     return out;
 }
 
-UpgradeCheck check(std::string_view method, int version, const Fields &fields) {
+UpgradeCheck check(std::string_view method, int version, const Fields& fields) {
     return check_websocket_upgrade(head(method, version, fields));
 }
 
-void require_refused(const UpgradeCheck &r, int status, std::string_view reason) {
+void require_refused(const UpgradeCheck& r, int status, std::string_view reason) {
     CHECK(r.websocket);
     CHECK(r.status == status);
     CHECK(std::string_view(r.reason) == reason);
@@ -68,7 +68,7 @@ const std::string_view bad_connection =
 const std::string_view bad_key = "missing or invalid Sec-WebSocket-Key";
 const std::string_view bad_version = "unsupported Sec-WebSocket-Version";
 
-} // namespace
+}  // namespace
 
 TEST_CASE("ws_upgrade: a valid handshake request", "[server][http][ws_upgrade]") {
     auto r = check("GET", 11, valid_fields());
@@ -138,9 +138,7 @@ TEST_CASE("ws_upgrade: 405 for any method but GET", "[server][http][ws_upgrade]"
 
 TEST_CASE("ws_upgrade: 400 without HTTP/1.1 and Connection: upgrade",
           "[server][http][ws_upgrade]") {
-    SECTION("HTTP/1.0") {
-        require_refused(check("GET", 10, valid_fields()), 400, bad_connection);
-    }
+    SECTION("HTTP/1.0") { require_refused(check("GET", 10, valid_fields()), 400, bad_connection); }
     SECTION("no Connection field") {
         require_refused(check("GET", 11, with("Connection", "")), 400, bad_connection);
     }
@@ -163,13 +161,13 @@ TEST_CASE("ws_upgrade: 400 for a missing, repeated or malformed key",
     }
     SECTION("not 16 bytes of base64") {
         for (std::string_view k : {
-                 "dGhlIHNhbXBsZQ==",          // 10 bytes
-                 "dGhlIHNhbXBsZSBub25jZSE=",  // 17 bytes: 24 characters, one "="
-                 "dGhlIHNhbXBsZSBub25jZQ",    // no padding
-                 "dGhlIHNhbXBsZSBub25jZQ===", // 25 characters
-                 "dGhlIHNhbXBsZSBub25jZ-==",  // base64url alphabet
-                 "dGhlIHNhbXBsZSBub2 jZQ==",  // a space inside
-                 "not a base64 key!!!!!!==",  // 24 characters, wrong alphabet
+                 "dGhlIHNhbXBsZQ==",           // 10 bytes
+                 "dGhlIHNhbXBsZSBub25jZSE=",   // 17 bytes: 24 characters, one "="
+                 "dGhlIHNhbXBsZSBub25jZQ",     // no padding
+                 "dGhlIHNhbXBsZSBub25jZQ===",  // 25 characters
+                 "dGhlIHNhbXBsZSBub25jZ-==",   // base64url alphabet
+                 "dGhlIHNhbXBsZSBub2 jZQ==",   // a space inside
+                 "not a base64 key!!!!!!==",   // 24 characters, wrong alphabet
              }) {
             INFO(k);
             require_refused(check("GET", 11, with("Sec-WebSocket-Key", k)), 400, bad_key);
