@@ -79,7 +79,8 @@ test: format-check unit integration asan tsan
 # parser, body reader), then the WebSocket frame path (Beast's websocket::stream after the
 # handshake). Each keeps its working corpus in the build directory (libFuzzer reads a corpus
 # directory recursively: the two are siblings, not nested).
-fuzz: deps
+fuzz:
+	bash deploy/install-deps.sh fuzz
 	cmake -S . -B $(FUZZ_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNARWHAL_FUZZ=ON \
 		-DNARWHAL_TESTS=OFF -DCMAKE_CXX_COMPILER=clang++
 	cmake --build $(FUZZ_BUILD) --target http_request_fuzz ws_frame_fuzz

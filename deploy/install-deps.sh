@@ -42,7 +42,18 @@ packages=(
     python3-uvloop python3-httptools python3-uvicorn python3-django-channels
     # clients and load tools; real WebSocket clients (node `ws`, headless Chromium)
     curl wrk nodejs npm chromium
+    # callgrind for loadtests/instructions.py (instructions per request)
+    valgrind
 )
+
+# Optional groups, named on the command line: `fuzz` for `make fuzz` (libFuzzer needs
+# clang and its runtime; too heavy to install for everyone).
+for group in "$@"; do
+    case "$group" in
+        fuzz) packages+=(clang libclang-rt-dev) ;;
+        *) echo "install-deps: unknown group '$group' (known: fuzz)" >&2; exit 2 ;;
+    esac
+done
 
 # A package counts as present when it is installed, or when an installed package
 # Provides it (NodeSource's `nodejs` provides and conflicts with Debian's `npm`:
