@@ -54,7 +54,6 @@ def create_loop(kind: str) -> asyncio.AbstractEventLoop:
     """The loop, with narwhal's task factory and exception handler installed before the
     app's lifespan startup runs, so that what the app installs there composes with them."""
     global _loop
-    base: type | None = None
     if kind in ("auto", "uvloop"):
         try:
             import uvloop
@@ -63,48 +62,55 @@ def create_loop(kind: str) -> asyncio.AbstractEventLoop:
                 raise
             uvloop = None
         if uvloop is not None:
-            base = uvloop.Loop
-    if base is None:
-        base = asyncio.SelectorEventLoop
-    _loop = type(base.__name__, (_AppHooks, base), {"__qualname__": base.__qualname__})()
-    _AppHooks.install(_loop)
+            _loop = uvloop.new_event_loop()
+    if _loop is None:
+        _loop = asyncio.new_event_loop()
+    _hooks.install(_loop)
     asyncio.set_event_loop(_loop)
     return _loop
 
 
 class _AppHooks:
-    """Mixed into the loop narwhal creates. narwhal's task factory (which notes the
-    request that spawned each task) and exception handler (which names that request)
-    stay installed for the loop's lifetime; what the app passes to set_task_factory /
-    set_exception_handler (Sentry, OpenTelemetry, aiomonitor do so in lifespan startup)
-    is called from them, and the getters return what the app set, as if narwhal had
-    installed nothing: an app that chains to the previous factory then cannot loop."""
+    """narwhal's task factory (which notes the request that spawned each task) and
+    exception handler (which names that request) stay installed on the loop for its
+    lifetime. The loop's own setters and getters are wrapped, on this loop object only
+    (its type stays uvloop.Loop or asyncio's): what the app sets (Sentry, OpenTelemetry,
+    aiomonitor do so in lifespan startup) is called from narwhal's, and the getters
+    return what the app set, as if narwhal had installed nothing, so an app that chains
+    to the previous factory cannot end up calling itself."""
 
-    _app_task_factory: Callable | None = None
-    _app_exception_handler: Callable | None = None
+    def __init__(self) -> None:
+        self.task_factory: Callable | None = None
+        self.exception_handler: Callable | None = None
 
-    @staticmethod
-    def install(loop: asyncio.AbstractEventLoop) -> None:
-        super(_AppHooks, loop).set_task_factory(_task_factory)  # type: ignore[misc]
-        super(_AppHooks, loop).set_exception_handler(_exception_handler)  # type: ignore[misc]
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.set_task_factory(_task_factory)
+        loop.set_exception_handler(_exception_handler)
+        loop.set_task_factory = self.set_task_factory  # type: ignore[method-assign]
+        loop.get_task_factory = self.get_task_factory  # type: ignore[method-assign]
+        loop.set_exception_handler = self.set_exception_handler  # type: ignore[method-assign]
+        loop.get_exception_handler = self.get_exception_handler  # type: ignore[method-assign]
 
     def set_task_factory(self, factory: Callable | None) -> None:
         if factory is not None and not callable(factory):
             raise TypeError("task factory must be a callable or None")
-        self._app_task_factory = factory
+        self.task_factory = factory
         if _dispatcher is not None:
             _dispatcher.set_task_factory(factory)
 
     def get_task_factory(self) -> Callable | None:
-        return self._app_task_factory
+        return self.task_factory
 
     def set_exception_handler(self, handler: Callable | None) -> None:
         if handler is not None and not callable(handler):
             raise TypeError(f"A callable object or None is expected, got {handler!r}")
-        self._app_exception_handler = handler
+        self.exception_handler = handler
 
     def get_exception_handler(self) -> Callable | None:
-        return self._app_exception_handler
+        return self.exception_handler
+
+
+_hooks = _AppHooks()
 
 
 def startup(lifespan_mode: str) -> bool:
@@ -230,14 +236,13 @@ def attach_dispatcher(dispatcher: Any, orphan_timeout: float) -> None:
     """Connects the task factory to the dispatcher (which knows the running request) and
     hands the dispatcher the factory the app installed, for the requests' own tasks."""
     global _orphan_timeout, _dispatcher
-    assert isinstance(_loop, _AppHooks)
     _orphan_timeout = orphan_timeout
     _dispatcher = dispatcher
-    dispatcher.set_task_factory(_loop.get_task_factory())
+    dispatcher.set_task_factory(_hooks.task_factory)
 
 
 def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future:
-    app_factory = loop.get_task_factory()
+    app_factory = _hooks.task_factory
     if app_factory is not None:
         task = app_factory(loop, coro, **kwargs)
     else:
@@ -287,7 +292,7 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
         log_exception(message, exc)
     else:
         error(message)
-    app_handler = loop.get_exception_handler()
+    app_handler = _hooks.exception_handler
     if app_handler is not None:
         try:
             app_handler(loop, context)
