@@ -1,12 +1,12 @@
 """Lifespan startup and shutdown each leave a file behind, so a test can tell that they
-ran even when the server never served: the paths come from NARWHAL_TEST_MARKERS."""
+ran even when the server never served: the paths come from LIFESPAN_MARKERS_DIR."""
 
 import os
 from pathlib import Path
 
 
 def _marker(name: str) -> None:
-    Path(os.environ["NARWHAL_TEST_MARKERS"], name).write_text(str(os.getpid()))
+    Path(os.environ["LIFESPAN_MARKERS_DIR"], name).write_text(str(os.getpid()))
 
 
 async def app(scope, receive, send):
