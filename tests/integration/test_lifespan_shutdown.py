@@ -262,3 +262,28 @@ def test_second_signal_cancels_requests_and_still_runs_lifespan_shutdown(narwhal
     _assert_order(log, "Second stop signal", "slow_app: cancelled tag=long",
                   "slow_app: lifespan shutdown", "Application shutdown complete.",
                   "Finished server process")
+
+
+def test_third_signal_exits_at_once(narwhal, tmp_path):
+    # The request swallows every cancellation, and the cancel grace (30 s) would keep the
+    # server waiting for it past the guard: only the third signal can end it in time.
+    server = narwhal("overload_apps:router", "--timeout-cancel-grace", "30")
+
+    def stubborn():
+        try:
+            with httpx.Client(timeout=httpx.Timeout(60.0)) as c:
+                return c.get(f"{server.url}/stubborn", params={"tag": "third"},
+                             headers={"x-gate": str(tmp_path / "never-opened")})
+        except httpx.HTTPError as exc:
+            return exc
+
+    pending = _in_background(stubborn)
+    server.wait_for_log(r"overload_apps: stubborn tag=third\b")
+    server.signal(signal.SIGTERM)
+    server.wait_for_log(r"Waiting for in-flight requests to finish")
+    server.signal(signal.SIGTERM)
+    server.wait_for_log(r"Cancelling 1 request\(s\) still running \(second stop signal\)")
+    server.signal(signal.SIGTERM)
+    assert _wait_exit(server, timeout=15.0) == 1, server.log()
+    assert "Third stop signal: exiting without waiting." in server.log()
+    assert isinstance(pending.result(timeout=15), httpx.TransportError)
