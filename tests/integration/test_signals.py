@@ -5,6 +5,7 @@ of killing the server, and signal.getsignal() answers what it answers in a plain
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,6 +18,16 @@ TIMEOUT = httpx.Timeout(30.0)
 # Handled by narwhal's C++ side (docs/architecture.md, "Signals"): SIGINT and SIGTERM
 # stop the server, SIGUSR1 logs the counters.
 OWNED = {"SIGINT", "SIGTERM", "SIGUSR1"}
+
+
+def _without_sanitizer_handlers() -> dict[str, str]:
+    """A sanitizer build's runtime installs its own SIGSEGV/SIGBUS/SIGFPE handlers (to
+    report crashes); told not to, the binary shows the dispositions narwhal leaves."""
+    env = {}
+    for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        if var in os.environ:
+            env[var] = os.environ[var] + ":handle_segv=0:handle_sigbus=0:handle_sigfpe=0"
+    return env
 
 
 def _get(server, path: str) -> httpx.Response:
@@ -37,7 +48,7 @@ def test_write_to_closed_pipe_raises_broken_pipe_error(narwhal):
 
 
 def test_signal_dispositions_match_plain_python(narwhal):
-    server = narwhal("process_apps:app")
+    server = narwhal("process_apps:app", env=_without_sanitizer_handlers())
     in_app = _get(server, "/signals").json()
     # Started the way the server was (from this process, same inherited dispositions).
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
