@@ -84,7 +84,9 @@ std::string venv_python(const std::string& venv) {
         if (fs::exists(root / "bin" / name, ec))
             return (root / "bin" / name).string();
     }
-    throw VenvError(venv + " has no bin/python (" + embeds + ")");
+    // No python in it (a venv laid out by hand): its path still leads CPython to
+    // pyvenv.cfg, so its packages are importable; only running sys.executable fails.
+    return (root / "bin" / "python").string();
 }
 
 }  // namespace
