@@ -2,9 +2,9 @@
 
 Without --log-config: the loggers "uvicorn", "uvicorn.error", "uvicorn.access" (and
 "narwhal", for the watchdog and stats reports) get a handler that writes through
-narwhal's own writer, at --log-level, with uvicorn's propagation. Records nobody
-handles (the root logger, an app's logger without handlers) go to the same writer
-instead of Python's bare last-resort print, so they come out in narwhal's format.
+narwhal's own writer, at --log-level, with uvicorn's propagation. The root logger gets
+the same handler (an app's logging.basicConfig still replaces it), so the app's records
+come out in narwhal's format too.
 narwhal's records keep their fast C++ path as long as the app leaves those loggers
 alone; once it attaches a handler or a filter, changes a level or disables one, that
 logger's records are forwarded through Python (python/log_bridge.cpp), so the app's
@@ -148,6 +148,20 @@ def _watched_logger(name: str) -> _WatchedLogger:
     return logger
 
 
+_original_basic_config: Callable[..., None] | None = None
+
+
+def _basic_config(**kwargs: Any) -> None:
+    """logging.basicConfig, as if narwhal's root handler were not there: it does
+    nothing when the root logger has handlers, and ours must not count."""
+    root = logging.getLogger()
+    if root.handlers and all(isinstance(h, NarwhalHandler) for h in root.handlers):
+        for h in list(root.handlers):
+            root.removeHandler(h)
+    assert _original_basic_config is not None
+    _original_basic_config(**kwargs)
+
+
 def _default_config(level: int, access_log: bool) -> None:
     handler = NarwhalHandler()
     loggers = {name: _watched_logger(name) for name in _BITS}
@@ -165,8 +179,16 @@ def _default_config(level: int, access_log: bool) -> None:
     own.handlers = [handler]
     own.setLevel(level)
     own.propagate = False
-    # Records no handler took (the root logger's, an app logger's without handlers):
-    # narwhal's format instead of the bare print of Python's last resort.
+    # The root logger's records (and so an app logger's without handlers): narwhal's
+    # format, instead of basicConfig's that logging.warning() would set up. An app that
+    # calls basicConfig itself still gets its own setup: see _basic_config.
+    logging.getLogger().addHandler(handler)
+    global _original_basic_config
+    if _original_basic_config is None:
+        _original_basic_config = logging.basicConfig
+        logging.basicConfig = _basic_config
+    # Records of a logger that does not propagate and has no handler: the same, instead
+    # of the bare print of Python's last resort.
     logging.lastResort = NarwhalHandler()
     for logger in loggers.values():
         logger._narwhal_ready = True
