@@ -1,5 +1,6 @@
 // The WebSocket access line, as the logger writes it to stderr (captured in a file).
 #include "asgi/log.hpp"
+#include "asgi/log_queue.hpp"
 
 #include "catch.hpp"
 
