@@ -73,7 +73,7 @@ int serve(const config::Settings& settings) {
         py::module_::import("narwhal._logconfig")
             .attr("install")(settings.log_config, log_level_name(settings.log_level),
                              settings.log_format == config::LogFormat::json, settings.access_log,
-                             settings.venv);
+                             settings.venv, settings.app_dir);
     } catch (py::error_already_set& e) {
         log::error("{}", py::str(e.value()).cast<std::string>());
         return 1;

@@ -289,14 +289,20 @@ def _capture_output() -> None:
 # --- entry points -------------------------------------------------------------------------
 
 
-def install(log_config: str, level: str, json_format: bool, access_log: bool,
-            venv: str) -> None:
+def install(log_config: str, level: str, json_format: bool, access_log: bool, venv: str,
+            app_dir: str = "") -> None:
     """Called once, before the app is imported (as uvicorn configures logging first).
     Raises LogConfigError when --log-config cannot be applied."""
     global installed
     logging.addLevelName(TRACE, "TRACE")
     levelno = TRACE if level == "trace" else logging.getLevelName(level.upper())
     if log_config:
+        # As under uvicorn, the file may name the app's own handler and filter classes.
+        import sys
+
+        path = os.path.abspath(app_dir) if app_dir else os.getcwd()
+        if path not in sys.path:
+            sys.path.insert(0, path)
         _apply_file(log_config, venv or os.environ.get("VIRTUAL_ENV", ""))
         if not access_log:  # uvicorn's --no-access-log next to a config file
             access = logging.getLogger("uvicorn.access")

@@ -230,6 +230,51 @@ def test_log_config_yaml_without_pyyaml_in_venv(tmp_path):
     assert "python3-yaml" in r.stderr
 
 
+def test_log_config_slow_handler_drops_and_counts(narwhal, tmp_path):
+    """A handler that blocks: I/O threads keep serving, the queue into Python fills up,
+    the overflow is dropped and its count reported once the handler moves again."""
+    config = dict(CONFIG)
+    config["handlers"] = {"err": {"class": "logging_apps.HoldingHandler", "formatter": "custom",
+                                  "stream": "ext://sys.stderr"}}
+    path = tmp_path / "holding.json"
+    path.write_text(json.dumps(config))
+    server = narwhal("logging_apps:app", "--log-config", str(path))
+    get(server, "/hold")  # its access line is the one the handler holds
+    total = 10_300  # beyond the 10000 records the queue holds
+    answered = pipeline(server, total)
+    assert answered == total  # every request served while Python's logging was stuck
+    get(server, "/release")
+    m = server.wait_for_log(r"CUSTOM\[uvicorn\.error\|WARNING\] (\d+) log records dropped: ")
+    assert int(m.group(1)) >= total - 10_000, m.string
+    server.wait_for_log(r'"GET /release HTTP/1\.1" 200')
+
+
+def pipeline(server, count: int) -> int:
+    """Sends `count` pipelined GETs on one connection; returns how many 200s came back."""
+    import socket
+    import threading
+
+    request = b"GET /p HTTP/1.1\r\nhost: t\r\n\r\n"
+    with socket.create_connection(server.addr, timeout=GUARD) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(request * count,), daemon=True)
+        sender.start()
+        marker = b"HTTP/1.1 200 "
+        pending = b""
+        answered = 0
+        while answered < count:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            pending += chunk
+            answered += pending.count(marker)
+            last = pending.rfind(marker)
+            if last >= 0:
+                pending = pending[last + len(marker):]
+            pending = pending[-(len(marker) - 1):]  # a marker split across reads
+        sender.join(GUARD)
+    return answered
+
+
 # --- --log-format json --------------------------------------------------------------------
 
 

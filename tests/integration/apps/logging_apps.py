@@ -4,6 +4,8 @@
   GET /log      logs through the root logger, "uvicorn.error", "uvicorn.access" and an
                 app logger without handlers, each message naming its logger; and prints
   GET /loggers  uvicorn's loggers as the app sees them (handlers, level, propagate)
+  GET /hold     HoldingHandler (for --log-config) blocks on the next record it gets
+  GET /release  ... until this
   anything else 200 "ok"
 
 logging_watch_app.py imports it and does what apps do to uvicorn's access log when
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 
 
 async def _send(send, body: bytes, content_type: bytes = b"text/plain") -> None:
@@ -48,6 +51,12 @@ async def app(scope, receive, send):
         await _send(send, b"logged")
     elif path == "/loggers":
         await _send(send, json.dumps(_loggers()).encode(), b"application/json")
+    elif path == "/hold":
+        _hold.set()
+        await _send(send, b"holding")
+    elif path == "/release":
+        _release.set()
+        await _send(send, b"released")
     elif path == "/seen":
         body = json.dumps([{"args": list(r.args) if isinstance(r.args, tuple) else None,
                             "message": r.getMessage()} for r in _seen]).encode()
@@ -76,3 +85,17 @@ def watch() -> None:
     access = logging.getLogger("uvicorn.access")
     access.addHandler(_Keep())
     access.addFilter(_HideHidden())
+
+
+_hold = threading.Event()
+_release = threading.Event()
+
+
+class HoldingHandler(logging.StreamHandler):
+    """A handler that stops, as a handler writing to a stuck network sink does: after
+    GET /hold, its next record waits for GET /release (at most a minute)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if _hold.is_set() and not _release.is_set():
+            _release.wait(60)
+        super().emit(record)
