@@ -129,7 +129,8 @@ void write_line(Level level, std::string_view logger, std::string_view message,
         line.reserve(message.size() + fields.size() + 120);
         fmt::format_to(std::back_inserter(line), "{{\"ts\": {:.6f}, \"timestamp\": \"", ts);
         append_timestamp(line, ts, true);
-        fmt::format_to(std::back_inserter(line), "\", \"level\": \"{}\", \"logger\": ", name(level));
+        fmt::format_to(std::back_inserter(line),
+                       "\", \"level\": \"{}\", \"logger\": ", name(level));
         append_json_string(line, logger);
         line.append(", ");
         if (!fields.empty()) {
@@ -151,7 +152,9 @@ void write_line(Level level, std::string_view logger, std::string_view message,
     emit(line);
 }
 
-bool forwarding(Logger l) { return (forward_mask.load(std::memory_order_relaxed) & logger_bit(l)) != 0; }
+bool forwarding(Logger l) {
+    return (forward_mask.load(std::memory_order_relaxed) & logger_bit(l)) != 0;
+}
 
 void forward(Record&& r) { queue().push(std::move(r)); }
 

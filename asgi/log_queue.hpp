@@ -20,9 +20,9 @@ namespace narwhal::log {
 struct Record {
     Level level = Level::info;
     Logger logger = Logger::error;
-    double ts = 0;          // creation time, seconds since the epoch
-    std::string message;    // the whole human text
-    std::string fields;     // JSON members for --log-format json, or empty
+    double ts = 0;        // creation time, seconds since the epoch
+    std::string message;  // the whole human text
+    std::string fields;   // JSON members for --log-format json, or empty
     // HTTP access lines: uvicorn's record.args (client_addr, method, full_path,
     // http_version, status_code), which apps' access filters read. status 0: none.
     std::string client, method, target, http_version;

@@ -61,7 +61,8 @@ void log_startup_error(py::error_already_set& e, const char* what) {
 }
 
 const char* log_level_name(config::LogLevel l) {
-    static constexpr const char* names[] = {"trace", "debug", "info", "warning", "error", "critical"};
+    static constexpr const char* names[] = {"trace",   "debug", "info",
+                                            "warning", "error", "critical"};
     return names[static_cast<int>(l)];
 }
 

@@ -70,8 +70,8 @@ PyObject* set_forwarded(PyObject*, PyObject* arg) {
     Py_RETURN_NONE;
 }
 
-PyMethodDef write_def = {"_write", reinterpret_cast<PyCFunction>(
-                                       reinterpret_cast<void (*)()>(write_record)),
+PyMethodDef write_def = {"_write",
+                         reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(write_record)),
                          METH_FASTCALL, "Write one record through narwhal's log writer."};
 PyMethodDef forward_def = {"_forward", set_forwarded, METH_O,
                            "Send these loggers' records through Python's logging."};
@@ -84,9 +84,9 @@ Ref str(std::string_view s) {
 Ref to_tuple(const log::Record& r) {
     Ref args;
     if (r.status != 0)
-        args = Ref::steal(Py_BuildValue("(NNNNi)", str(r.client).release(),
-                                        str(r.method).release(), str(r.target).release(),
-                                        str(r.http_version).release(), r.status));
+        args = Ref::steal(Py_BuildValue("(NNNNi)", str(r.client).release(), str(r.method).release(),
+                                        str(r.target).release(), str(r.http_version).release(),
+                                        r.status));
     else
         args = Ref::borrow(Py_None);
     Ref fields = r.fields.empty() ? Ref::borrow(Py_None) : str(r.fields);
@@ -94,8 +94,8 @@ Ref to_tuple(const log::Record& r) {
     if (!args || !fields || !message)
         return {};
     return Ref::steal(Py_BuildValue("(isOOdO)", python_level(r.level),
-                                    std::string(log::logger_name(r.logger)).c_str(),
-                                    message.get(), fields.get(), r.ts, args.get()));
+                                    std::string(log::logger_name(r.logger)).c_str(), message.get(),
+                                    fields.get(), r.ts, args.get()));
 }
 
 // GIL held. Never raises: a failing delivery is reported and the batch is gone.
@@ -110,8 +110,8 @@ void deliver(PyObject* fn, const std::vector<log::Record>& batch, uint64_t dropp
         if (!t || PyList_Append(list.get(), t.get()) < 0)
             PyErr_Clear();
     }
-    Ref r = Ref::steal(PyObject_CallFunction(fn, "OK", list.get(),
-                                             static_cast<unsigned long long>(dropped)));
+    Ref r = Ref::steal(
+        PyObject_CallFunction(fn, "OK", list.get(), static_cast<unsigned long long>(dropped)));
     if (!r)
         PyErr_WriteUnraisable(fn);
 }

@@ -85,6 +85,18 @@ def test_app_records_come_out_in_narwhal_format(narwhal):
     server.wait_for_log(rf"{TIMESTAMP} INFO:     from-uvicorn-access info$")
 
 
+def test_app_basic_config_still_applies(narwhal):
+    """narwhal's handler on the root logger does not turn an app's basicConfig into a
+    no-op."""
+    server = narwhal("logging_basic_app:app")
+    get(server, "/log")
+    server.wait_for_log(r"^BASIC WARNING root from-root warning$")
+    server.wait_for_log(r"^BASIC ERROR myapp\.db from-myapp error$")
+    # uvicorn's loggers do not propagate to the root: narwhal's format, once.
+    server.wait_for_log(rf"^{TIMESTAMP} INFO:     from-uvicorn-error info$")
+    assert not lines_with(server, "BASIC INFO uvicorn"), server.log()
+
+
 def test_app_handler_and_filter_on_uvicorn_access_see_every_access_line(narwhal):
     server = narwhal("logging_watch_app:app")
     paths = [f"/item/{i}" for i in range(20)]

@@ -86,7 +86,8 @@ TEST_CASE("log: WebSocket access line, json", "[log]") {
     nlog::websocket_access(a);
     const std::string line = err.text();
     CHECK(line.rfind("{\"ts\": ", 0) == 0);
-    CHECK(line.find("\"level\": \"info\", \"logger\": \"uvicorn.access\", \"event\": \"websocket\", \"client\": "
+    CHECK(line.find("\"level\": \"info\", \"logger\": \"uvicorn.access\", \"event\": "
+                    "\"websocket\", \"client\": "
                     "\"127.0.0.1:54321\", \"path\": \"/a\\\"b\", \"query_string\": \"x=1\", "
                     "\"status\": 101, \"close_code\": 1000, \"closed_by\": \"client\", "
                     "\"duration_s\": 2.315400, \"messages_in\": 3, \"bytes_in\": 45, "
