@@ -106,10 +106,16 @@ def test_app_handler_and_filter_on_uvicorn_access_see_every_access_line(narwhal)
 
     def kept():
         records = json.loads(get(server, "/seen"))
-        got = {r["args"][2] for r in records if r["args"]}
+        got = {r["args"][2] for r in records if r["logger"] == "uvicorn.access" and r["args"]}
         return records if set(paths) <= got else None
 
     records = wait_until(kept, "the app's access handler did not see every access line", server)
+    # The server's own start-up records reached the app's handler on "uvicorn.error".
+    errors = [r["message"] for r in records if r["logger"] == "uvicorn.error"]
+    assert any(m.startswith("Started server process") for m in errors), errors
+    assert any(m.startswith("Application startup complete") for m in errors), errors
+    assert any(m.startswith("narwhal running on http://127.0.0.1:") for m in errors), errors
+    records = [r for r in records if r["logger"] == "uvicorn.access"]
     one = next(r for r in records if r["args"] and r["args"][2] == "/item/3")
     client, method, path, version, status = one["args"]
     assert (method, path, version, status) == ("GET", "/item/3", "1.1", 200)

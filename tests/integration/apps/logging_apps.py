@@ -10,7 +10,8 @@
 
 logging_watch_app.py imports it and does what apps do to uvicorn's access log when
 imported: a handler that keeps every access record it is given (GET /seen returns
-them) and a filter that hides the access lines of /hidden.
+them, and the "uvicorn.error" records another one kept) and a filter that hides the
+access lines of /hidden.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ async def app(scope, receive, send):
         _release.set()
         await _send(send, b"released")
     elif path == "/seen":
-        body = json.dumps([{"args": list(r.args) if isinstance(r.args, tuple) else None,
+        body = json.dumps([{"logger": r.name,
+                            "args": list(r.args) if isinstance(r.args, tuple) else None,
                             "message": r.getMessage()} for r in _seen]).encode()
         await _send(send, body, b"application/json")
     else:
@@ -85,6 +87,7 @@ def watch() -> None:
     access = logging.getLogger("uvicorn.access")
     access.addHandler(_Keep())
     access.addFilter(_HideHidden())
+    logging.getLogger("uvicorn.error").addHandler(_Keep())
 
 
 _hold = threading.Event()
