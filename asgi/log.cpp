@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <string>
 #include <unistd.h>
@@ -104,12 +105,17 @@ void append_timestamp(std::string& out, double ts, bool iso) {
                          (off < 0 ? -off : off) / 60, (off < 0 ? -off : off) % 60);
         cache.second = second;
     }
-    out.append(cache.date);
-    out.push_back(iso ? 'T' : ' ');
-    out.append(cache.time);
-    fmt::format_to(std::back_inserter(out), ".{:03}", ms);
+    // Fixed widths and hand-made digits: this runs for every access line.
+    char stamp[] = "YYYY-MM-DDTHH:MM:SS.mmm";
+    std::memcpy(stamp, cache.date, 10);
+    stamp[10] = iso ? 'T' : ' ';
+    std::memcpy(stamp + 11, cache.time, 8);
+    stamp[20] = static_cast<char>('0' + ms / 100);
+    stamp[21] = static_cast<char>('0' + ms / 10 % 10);
+    stamp[22] = static_cast<char>('0' + ms % 10);
+    out.append(stamp, sizeof stamp - 1);
     if (iso)
-        out.append(cache.zone);
+        out.append(cache.zone, 6);
 }
 
 void emit(const std::string& line) {
@@ -120,6 +126,13 @@ void emit(const std::string& line) {
             return;
         off += static_cast<std::size_t>(n);
     }
+}
+
+// A text line up to its message: "2026-12-01 14:31:22.123 INFO:     ".
+void append_text_head(std::string& line, Level level, double ts) {
+    append_timestamp(line, ts, false);
+    line.push_back(' ');
+    line.append(colors_on.load(std::memory_order_relaxed) ? colored_prefix(level) : prefix(level));
 }
 
 void write_line(Level level, std::string_view logger, std::string_view message,
@@ -142,10 +155,7 @@ void write_line(Level level, std::string_view logger, std::string_view message,
         line += "}\n";
     } else {
         line.reserve(message.size() + 48);
-        append_timestamp(line, ts, false);
-        line.push_back(' ');
-        line.append(colors_on.load(std::memory_order_relaxed) ? colored_prefix(level)
-                                                              : prefix(level));
+        append_text_head(line, level, ts);
         line.append(message);
         line.push_back('\n');
     }
@@ -215,6 +225,16 @@ void write_record(Level level, std::string_view logger, std::string_view message
 
 void access(std::string_view client, std::string_view method, std::string_view target,
             int http_version, int status) {
+    if (!forwarding(Logger::access) && !json()) {
+        // The common case, once per request: the line formatted in place.
+        std::string line;
+        line.reserve(80 + client.size() + target.size());
+        append_text_head(line, Level::info, now_seconds());
+        fmt::format_to(std::back_inserter(line), "{} - \"{} {} HTTP/{}.{}\" {}\n", client, method,
+                       target, http_version / 10, http_version % 10, status);
+        emit(line);
+        return;
+    }
     std::string version = fmt::format("{}.{}", http_version / 10, http_version % 10);
     std::string message =
         fmt::format("{} - \"{} {} HTTP/{}\" {}", client, method, target, version, status);
