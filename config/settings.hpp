@@ -15,6 +15,11 @@ enum class LoopKind { auto_, asyncio, uvloop };
 enum class Interface { auto_, asgi3, asgi2 };
 enum class LogLevel { trace, debug, info, warning, error, critical };
 enum class LogFormat { text, json };
+// uvicorn's protocol implementation choices, accepted so that its command lines run
+// unchanged; narwhal serves HTTP/1.1 and WebSocket itself whichever is named, and
+// WsImpl::none turns WebSocket off as in uvicorn.
+enum class HttpImpl { auto_, h11, httptools };
+enum class WsImpl { auto_, none, websockets, websockets_sansio, wsproto };
 
 struct Settings {
     // --- application -------------------------------------------------------
@@ -24,9 +29,11 @@ struct Settings {
     Interface interface = Interface::auto_;       // detect ASGI 2 vs 3 like uvicorn does
     LifespanMode lifespan = LifespanMode::auto_;  // tolerate apps without lifespan support
     LoopKind loop = LoopKind::auto_;  // uvloop when importable: the fastest loop available
-    std::string root_path;            // empty: the app is mounted at the root
-    std::string env_file;             // empty: load no dotenv file
-    std::string venv;                 // empty: use $VIRTUAL_ENV when set
+    HttpImpl http = HttpImpl::auto_;  // uvicorn's default; the value only selects a log line
+    WsImpl ws = WsImpl::auto_;  // uvicorn's default; any value but none is narwhal's WebSocket
+    std::string root_path;      // empty: the app is mounted at the root
+    std::string env_file;       // empty: load no dotenv file
+    std::string venv;           // empty: use $VIRTUAL_ENV when set
 
     // --- listening ---------------------------------------------------------
     std::string host = "127.0.0.1";  // loopback: never expose a server by accident

@@ -29,6 +29,7 @@ UVICORN_FLAGS = [
     "--lifespan", "--loop", "--interface", "--log-level", "--access-log", "--no-access-log",
     "--header", "--server-header", "--no-server-header", "--date-header", "--no-date-header",
     "--env-file", "--timeout-keep-alive", "--timeout-graceful-shutdown", "--backlog",
+    "--http", "--ws",
 ]
 
 
@@ -95,6 +96,8 @@ def test_unknown_flag(flag):
     ("--log-level", "loud"),
     ("--interface", "asgi9"),
     ("--timeout-keep-alive", "-1"),
+    ("--http", "zttp"),
+    ("--ws", "nope"),
 ])
 def test_bad_flag_value(flag, value):
     r = run_cli("env_app:app", *SERVE_ARGS, flag, value, timeout=15)
