@@ -40,11 +40,11 @@ def server_configs(windows: list[int], venv: Path) -> list[tuple[str, list[str]]
     configs = []
     for w in windows:
         configs.append((f"narwhal --read-window {w}",
-                        [str(NARWHAL), "--venv", str(venv), "--app-dir", "loadtests/apps",
+                        [harness.rel(NARWHAL), "--venv", harness.rel(venv), "--app-dir", "loadtests/apps",
                          "--host", HOST, "--no-access-log", "--log-level", "warning",
                          "--read-window", str(w)]))
     configs.append(("uvicorn-pypi",
-                    [str(venv / "bin" / "uvicorn"), "--app-dir", "loadtests/apps", "--host", HOST,
+                    [harness.rel(venv / "bin" / "uvicorn"), "--app-dir", "loadtests/apps", "--host", HOST,
                      "--loop", "uvloop", "--http", "httptools", "--no-access-log",
                      "--log-level", "warning"]))
     return configs
