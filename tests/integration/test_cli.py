@@ -425,6 +425,7 @@ def test_print_config_shows_defaults_and_flags():
     assert cfg["lifespan"] == "off"
     assert cfg["host"] == "127.0.0.1"
     assert cfg["timeout_keep_alive"] == 5
+    assert cfg["read_window"] == 1048576  # the measured default (docs/benchmarks.md)
     assert "x-a:b" in json.dumps(cfg["headers"])
 
 
