@@ -77,15 +77,18 @@ def looks_like_factory(obj: Any) -> bool:
     that merely tolerate the call; asking the signature first does neither. An ASGI 3
     app takes (scope, receive, send), an ASGI 2 app (scope): neither binds to ().
     """
-    if not callable(obj):
-        return False
+    if not callable(obj) or inspect.iscoroutinefunction(obj):
+        return False  # calling it would only make a coroutine
     try:
-        inspect.signature(obj).bind()
+        sig = inspect.signature(obj)
+        sig.bind()
     except TypeError:
         return False  # needs arguments: an app, not a factory
     except ValueError:
         return False  # no signature to read (some builtins): leave it as it is
-    return True
+    # A catch-all (*args) is how wrappers and middleware forward (scope, receive, send):
+    # binding with no arguments says nothing about them.
+    return not any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values())
 
 
 def load(target: str, factory: bool, interface: str) -> Callable:

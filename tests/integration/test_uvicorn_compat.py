@@ -197,11 +197,19 @@ def test_factory_without_flag_is_detected(narwhal):
 
 
 @pytest.mark.parametrize("app", ["env_app:app", "asgi2_app:App", "asgi2_app:app_function",
-                                 "returns_awaitable:app"])
+                                 "returns_awaitable:app", "factory_shapes:wrapped_app",
+                                 "factory_shapes:middleware_app"])
 def test_apps_are_not_taken_for_factories(narwhal, app):
     server = narwhal(app)
     assert _get(server, "/two").status_code == 200, server.log()
     assert "factory" not in server.log(), server.log()
+
+
+def test_class_with_no_argument_constructor_is_a_factory(narwhal):
+    # As in uvicorn: calling the class makes the app instance.
+    server = narwhal("factory_shapes:App")
+    assert _get(server).text == "hello"
+    assert server.log().count(FACTORY_WARNING) == 1, server.log()
 
 
 def test_factory_flag_says_nothing(narwhal):
