@@ -18,10 +18,19 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace narwhal::python {
 
 class LoopServices;
+
+// A send() waiting under backpressure (CycleState::parked_sends).
+struct ParkedSend {
+    Ref waiter;             // the future the sender awaits
+    asgi::Command message;  // held until the connection accepts it (all but the first)
+    std::size_t bytes = 0;  // what it counts against the water marks
+    bool may_wait = false;  // false: its sender never waits for a drain (see cycle_send)
+};
 
 // The C++ state of a request, owned by its `receive` object.
 struct CycleState {
@@ -39,7 +48,11 @@ struct CycleState {
     bool start_held = false;
     asgi::Command held_start;
     Ref receive_waiter;  // future awaited by receive(), if any
-    Ref send_waiter;     // future awaited by send() under backpressure, if any
+    // send() calls waiting for the connection to drain, in call order (several tasks may
+    // send on one connection). The first one's message is out and it waits for the
+    // `drained` event; the others' messages wait here, so the connection gets them in
+    // call order and never holds more than one message over the high-water mark.
+    std::vector<ParkedSend> parked_sends;
     Ref task;
     std::string request_line;  // "GET /path HTTP/1.1" for logs
     // Cancel scope (cancel_scope.hpp).
@@ -82,6 +95,13 @@ int add_cycle_types(PyObject* module, NativeState& st);
 // New references, or nullptr with an error set.
 CycleObject* new_cycle(LoopServices& services, std::shared_ptr<asgi::Channel> channel);
 PyObject* new_send(CycleObject* cycle);
+
+// Hands a checked send() message to the connection in call order and returns what the
+// sender awaits: `so` itself (done) or a future that completes once the message is
+// accepted under the water marks. `bytes` count against the marks; `may_wait` is false
+// for a message whose sender never waits for the drain: the last one of a response
+// (waiting would only delay the app) or one that carries no data.
+PyObject* cycle_send(SendObject* so, asgi::Command&& message, std::size_t bytes, bool may_wait);
 
 // Dispatcher -> cycle events for both protocols (GIL held). The protocol-specific ones
 // are in http_cycle.hpp and ws_cycle.hpp.
