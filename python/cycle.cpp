@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <new>
+#include <utility>
 
 namespace narwhal::python {
 
@@ -69,8 +70,9 @@ int receive_traverse(PyObject* self, visitproc visit, void* arg) {
     if (CycleState* s = c->s) {
         Py_VISIT(s->task.get());
         Py_VISIT(s->receive_waiter.get());
-        for (const ParkedSend& p : s->parked_sends)
-            Py_VISIT(p.waiter.get());
+        if (s->parked_sends)
+            for (const ParkedSend& p : *s->parked_sends)
+                Py_VISIT(p.waiter.get());
     }
     return 0;
 }
@@ -84,7 +86,7 @@ int receive_clear(PyObject* self) {
         s->task = Ref();
         s->receive_waiter = Ref();
         // Moved out first: releasing a future may run code that looks at the cycle.
-        std::vector<ParkedSend> parked = std::move(s->parked_sends);
+        auto parked = std::move(s->parked_sends);
     }
     return 0;
 }
@@ -160,31 +162,6 @@ PyType_Spec send_spec = {"narwhal.Send", sizeof(SendObject), 0, type_flags, send
 
 // --- send backpressure: the parked senders ---------------------------------------------
 
-// Hands `message` to the connection and counts its bytes. true: the sender must wait for
-// the `drained` event.
-bool submit_counted(CycleState& s, asgi::Command&& message, std::size_t bytes, bool may_wait) {
-    if (!s.channel)
-        return false;
-    bool over = false;
-    if (bytes || may_wait) {
-        const auto& cfg = s.services->config();
-        over = s.channel->add_outbound(bytes, cfg.send_high_water, cfg.send_low_water);
-        if (over && !may_wait)
-            s.channel->cancel_wait();  // nobody waits for the drain
-    }
-    s.channel->submit(std::move(message));
-    return over && may_wait;
-}
-
-PyObject* park(CycleState& s, ParkedSend&& parked) {
-    PyObject* fut = s.services->create_future();
-    if (!fut)
-        return nullptr;
-    parked.waiter = Ref::borrow(fut);
-    s.parked_sends.push_back(std::move(parked));
-    return fut;
-}
-
 Ref disconnected_error(CycleState& s) {
     std::string_view text = asgi::errors::client_disconnected;
     Ref message =
@@ -196,8 +173,9 @@ Ref disconnected_error(CycleState& s) {
 // Fails every parked sender with ClientDisconnected (its own instance each: tasks
 // append their tracebacks to it); their held messages are dropped.
 void fail_parked_sends(CycleState& s) {
-    std::vector<ParkedSend> parked = std::move(s.parked_sends);
-    s.parked_sends.clear();
+    if (!s.sends_parked())
+        return;
+    std::vector<ParkedSend> parked = std::exchange(*s.parked_sends, {});
     for (ParkedSend& p : parked) {
         Ref exc = disconnected_error(s);
         if (exc)
@@ -210,12 +188,9 @@ void fail_parked_sends(CycleState& s) {
 // The app is done while senders (tasks it left running) are still parked: nothing is
 // paced any more, so the held messages go out now, in order, and every sender completes.
 void release_parked_sends(CycleState& s) {
-    if (s.parked_sends.empty())
-        return;
     if (s.disconnected)
         return fail_parked_sends(s);
-    std::vector<ParkedSend> parked = std::move(s.parked_sends);
-    s.parked_sends.clear();
+    std::vector<ParkedSend> parked = std::exchange(*s.parked_sends, {});
     for (std::size_t i = 1; i < parked.size(); ++i)
         if (s.channel)
             s.channel->submit(std::move(parked[i].message));
@@ -235,7 +210,8 @@ void finish(CycleObject* c) {
         s.channel->detach();
     }
     s.receive_waiter = Ref();
-    release_parked_sends(s);
+    if (s.sends_parked())
+        release_parked_sends(s);
     s.services->on_cycle_finished(c);
 }
 
@@ -364,15 +340,28 @@ PyObject* new_send(CycleObject* cycle) {
     return reinterpret_cast<PyObject*>(so);
 }
 
-PyObject* cycle_send(SendObject* so, asgi::Command&& message, std::size_t bytes, bool may_wait) {
-    CycleState& s = *so->cycle->s;
-    if (!s.parked_sends.empty())  // behind the parked senders, so the order holds
-        return park(
-            s, ParkedSend{.message = std::move(message), .bytes = bytes, .may_wait = may_wait});
-    if (submit_counted(s, std::move(message), bytes, may_wait) && !s.disconnected)
-        return park(s, ParkedSend{});  // its message is out; it waits for the drain
-    return ready_none(reinterpret_cast<PyObject*>(so));
+namespace {
+
+PyObject* park_send(CycleState& s, ParkedSend&& parked) {
+    if (!s.parked_sends)
+        s.parked_sends = std::make_unique<std::vector<ParkedSend>>();
+    PyObject* fut = s.services->create_future();
+    if (!fut)
+        return nullptr;
+    parked.waiter = Ref::borrow(fut);
+    s.parked_sends->push_back(std::move(parked));
+    return fut;
 }
+
+}  // namespace
+
+PyObject* park_send_behind(CycleState& s, asgi::Command&& message, std::size_t bytes,
+                           bool may_wait) {
+    return park_send(
+        s, ParkedSend{.message = std::move(message), .bytes = bytes, .may_wait = may_wait});
+}
+
+PyObject* park_send_first(CycleState& s) { return park_send(s, ParkedSend{}); }
 
 void cycle_on_disconnect(CycleObject* c) {
     CycleState& s = *c->s;
@@ -384,9 +373,9 @@ void cycle_on_disconnect(CycleObject* c) {
 
 void cycle_on_drained(CycleObject* c) {
     CycleState& s = *c->s;
-    std::vector<ParkedSend>& parked = s.parked_sends;
-    if (parked.empty())
+    if (!s.sends_parked())
         return;
+    std::vector<ParkedSend>& parked = *s.parked_sends;
     // The first sender's message has drained: it is done. The held messages behind it go
     // out in order until one crosses the high-water mark again; that sender becomes the
     // first and waits for the next drain. (A cancelled sender's message still goes: it
@@ -441,7 +430,8 @@ void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled) {
         s.services->log_exception(
             fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line), exc);
     }
-    release_parked_sends(s);  // before the answer is settled: their messages come first
+    if (s.sends_parked())
+        release_parked_sends(s);  // before the answer is settled: their messages come first
     settle_response(s, failed);
     s.task = Ref();
     finish(c);
