@@ -49,7 +49,7 @@ std::optional<std::string> WebSocketState::on_denial_start(int status,
                                                            std::optional<uint64_t> content_length) {
     // 1xx would leave the client waiting for a final answer (101: for a handshake).
     if (status < 200 || status > 599)
-        return std::string(errors::denial_status_out_of_range);
+        return fmt::format(fmt::runtime(errors::denial_status_invalid), status);
     denial_.on_start(status, content_length);
     phase_ = Phase::denial;
     return std::nullopt;

@@ -224,7 +224,7 @@ def test_app_returning_without_handshake_is_403(ws_server):
     """As if it had closed before accepting (ASGI: 403); the server logs the mistake."""
     resp = exchange(ws_server.addr, ws_request("/return-before"))
     assert resp.status == 403, (resp.status, resp.body)
-    ws_server.wait_for_log(r"ASGI callable returned without sending handshake", timeout=GUARD)
+    ws_server.wait_for_log(r"ASGI callable returned without completing handshake\.", timeout=GUARD)
 
 
 def test_plain_http_still_served(ws_server):

@@ -137,7 +137,7 @@ def test_http_sends_an_app_content_length_once(server):
     ("/deny-length-conflict", r"RuntimeError: Response has conflicting Content-Length headers"),
     ("/deny-length-short", r"RuntimeError: Response content shorter than Content-Length"),
     ("/deny-length-long", r"RuntimeError: Response content longer than Content-Length"),
-    ("/deny-status-700", r"RuntimeError: ASGI 'websocket.http.response.start' status must be"),
+    ("/deny-status-700", r"RuntimeError: Invalid HTTP status code '700' in response\."),
     ("/deny-start-twice", r"RuntimeError: Expected ASGI message 'websocket.http.response.body' "
                           r"but got 'websocket.http.response.start'"),
     ("/deny-then-accept", r"RuntimeError: Expected ASGI message 'websocket.http.response.body' "
@@ -171,7 +171,7 @@ def test_return_without_handshake_is_403_and_logged(server):
     resp = exchange(server.addr, request("GET", "/return-before", headers=upgrade_headers()))
     assert resp.status == 403, (resp.status, resp.body)
     assert resp.closed
-    server.wait_for_log(r"ASGI callable returned without sending handshake", timeout=GUARD)
+    server.wait_for_log(r"ASGI callable returned without completing handshake\.", timeout=GUARD)
 
 
 @pytest.mark.parametrize("path,upgrade,marker", [
