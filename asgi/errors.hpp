@@ -22,6 +22,15 @@ inline constexpr std::string_view status_not_int =
     "ASGI 'http.response.start' status must be an int.";
 inline constexpr std::string_view status_out_of_range =
     "ASGI 'http.response.start' status must be between 100 and 999.";
+// uvicorn's wording for a websocket.http.response.start status; {} is the status. We
+// take 200 to 599: a 1xx is no final answer to an upgrade.
+inline constexpr std::string_view denial_status_invalid =
+    "Invalid HTTP status code '{}' in response.";
+inline constexpr std::string_view returned_without_handshake =
+    "ASGI callable returned without completing handshake.";
+// uvicorn's wording; {} is str() of the value.
+inline constexpr std::string_view returned_value =
+    "ASGI callable should return None, but returned '{}'.";
 inline constexpr std::string_view headers_not_iterable =
     "ASGI 'headers' must be an iterable of [name, value] pairs of bytes.";
 inline constexpr std::string_view header_not_bytes = "ASGI header names and values must be bytes.";

@@ -68,8 +68,11 @@ std::optional<std::string_view> ResponseHeaders::add(std::string_view name,
         auto length = parse_content_length(value);
         if (!length)
             return errors::invalid_content_length;
-        if (facts_.content_length && *facts_.content_length != *length)
-            return errors::conflicting_content_length;
+        if (facts_.content_length) {
+            if (*facts_.content_length != *length)
+                return errors::conflicting_content_length;
+            return std::nullopt;  // the same again: one on the wire is enough (RFC 9110 8.6)
+        }
         facts_.content_length = length;
     } else if (lowered == "connection") {
         facts_.connection = true;

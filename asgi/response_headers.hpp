@@ -26,7 +26,8 @@ public:
     // Checks one header and keeps it. The name must be an RFC 9110 token (it is kept
     // lowercased); the value may not hold CR, LF or NUL (they would split the response).
     // A Content-Length must be a non-negative decimal integer, the same in every
-    // Content-Length header. Returns the error to raise in the app; the header is not
+    // Content-Length header (a repeat of the same value is not kept: it would go out
+    // twice, which strict clients refuse). Returns the error to raise in the app; the header is not
     // kept then, and the response must not be sent.
     std::optional<std::string_view> add(std::string_view name, std::string_view value);
 

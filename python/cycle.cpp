@@ -225,21 +225,36 @@ void respond_500(CycleState& s) {
         s.channel->submit(std::move(cmd));
 }
 
-// A WebSocket app is done: a handshake never answered gets 500, an open socket is
-// closed (1000, or 1011 after an exception), a denial response cut short is aborted.
+// A WebSocket app is done: a handshake never answered gets 403 (as a close before the
+// accept: the ASGI rule) or 500 after an exception, an open socket is closed (1000, or
+// 1011 after an exception). WsSession writes nothing of a denial response before its
+// last body, so one left unfinished still gets a clean answer: what the app sent, or
+// 500 if it failed or sent less than its Content-Length.
 void settle_websocket(CycleState& s, bool failed) {
     if (s.disconnected || !s.channel)
         return;
     switch (s.ws.phase()) {
-    case asgi::WebSocketState::Phase::connecting: {
-        if (!failed)
-            log::error("ASGI callable returned without sending handshake.");
-        respond_500(s);  // WsSession writes it as the HTTP answer to the upgrade
+    case asgi::WebSocketState::Phase::connecting:
+        if (failed) {
+            respond_500(s);  // WsSession writes it as the HTTP answer to the upgrade
+            break;
+        }
+        log::error("{}", asgi::errors::returned_without_handshake);
+        s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::ws_close, .status = 1000});
+        break;
+    case asgi::WebSocketState::Phase::denial: {
+        const asgi::ResponseState& denial = s.ws.denial();
+        if (!failed && denial.body_allowed() && denial.content_length() &&
+            denial.body_bytes() != *denial.content_length()) {
+            log::error("{}", asgi::errors::content_shorter);
+            failed = true;
+        }
+        if (failed)
+            respond_500(s);
+        else
+            s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::body, .more = false});
         break;
     }
-    case asgi::WebSocketState::Phase::denial:
-        s.channel->submit(asgi::Command{.kind = asgi::Command::Kind::abort});
-        break;
     case asgi::WebSocketState::Phase::open:
         s.channel->submit(
             asgi::Command{.kind = asgi::Command::Kind::ws_close, .status = failed ? 1011 : 1000});

@@ -1,5 +1,7 @@
 #include "python/request_step.hpp"
 
+#include "asgi/errors.hpp"
+#include "asgi/log.hpp"
 #include "python/cycle.hpp"
 #include "python/loop_services.hpp"
 #include "python/py_ref.hpp"
@@ -28,6 +30,18 @@ PyObject* raise_thrown(PyObject* args) {
     return nullptr;
 }
 
+// An ASGI app returns None; anything else is a mistake worth a line (as uvicorn logs it),
+// though the request itself ends as if it had returned None.
+void check_returned_none(PyObject* result) {
+    if (!result || result == Py_None)
+        return;
+    Ref text = Ref::steal(PyObject_Str(result));
+    const char* utf8 = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
+    if (!utf8)
+        PyErr_Clear();
+    narwhal::log::error(fmt::runtime(asgi::errors::returned_value), utf8 ? utf8 : "?");
+}
+
 // Handles one result of driving the app. Returns what the Task's send/throw must see:
 // the yielded value, or nullptr with StopIteration / CancelledError set.
 PyObject* after_step(StepObject* self, PySendResult r, PyObject* result) {
@@ -37,6 +51,7 @@ PyObject* after_step(StepObject* self, PySendResult r, PyObject* result) {
         return result;
     self->finished = true;
     if (r == PYGEN_RETURN) {
+        check_returned_none(result);
         Py_XDECREF(result);
         cycle_complete(self->cycle, nullptr, false);
         PyErr_SetNone(PyExc_StopIteration);

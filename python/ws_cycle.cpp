@@ -84,7 +84,7 @@ PyObject* ws_send(SendObject* so, PyObject* message, std::string_view type) {
         PyObject* m = member(message, n.more_body);
         more = m && PyObject_IsTrue(m) == 1;
     }
-    if (auto err = s.ws.on_send(type, more))
+    if (auto err = s.ws.on_send(type))
         return raise(PyExc_RuntimeError, *err);
     asgi::Command cmd;
     std::size_t wait_bytes = 0;
@@ -141,6 +141,8 @@ PyObject* ws_send(SendObject* so, PyObject* message, std::string_view type) {
         cmd.status = static_cast<int>(PyLong_AsLong(status));
         if (!take_response_headers(member(message, n.headers), cmd))
             return nullptr;
+        if (auto err = s.ws.on_denial_start(cmd.status, cmd.facts.content_length))
+            return raise(PyExc_RuntimeError, *err);
     } else {  // websocket.http.response.body
         cmd.kind = asgi::Command::Kind::body;
         if (PyObject* body = member(message, n.body)) {
@@ -150,6 +152,8 @@ PyObject* ws_send(SendObject* so, PyObject* message, std::string_view type) {
                             static_cast<std::size_t>(PyBytes_GET_SIZE(body)));
         }
         cmd.more = more;
+        if (auto err = s.ws.on_denial_body(cmd.body.size(), more))
+            return raise(PyExc_RuntimeError, *err);
     }
     // Only data messages count against the water marks and wait for the drain.
     return cycle_send(so, std::move(cmd), wait_bytes, wait_bytes != 0);

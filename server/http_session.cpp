@@ -140,7 +140,7 @@ void HttpSession::parse_head() {
     clear_wait();
     buffer_.consume(read.consumed);
     if (read.outcome == http::HeadRead::Outcome::invalid)
-        return reply_error(read.status, read.reason);
+        return reply_error(read.status, read.reason, read.detail);
     request_.head = std::move(read.head);  // request_ holds fresh values (end_request)
     if (read.outcome == http::HeadRead::Outcome::websocket)
         return upgrade_to_websocket();
@@ -402,10 +402,10 @@ void HttpSession::on_write(error_code ec, std::size_t) {
 
 // The request, if any, is already ended: the client gets `status` and the connection
 // closes after it.
-void HttpSession::reply_error(int status, const char* reason) {
+void HttpSession::reply_error(int status, const char* reason, const char* detail) {
     log::debug("{} {}: {}", status, http::reason_phrase(status), reason);
     phase_ = Phase::closing;
-    queue_write(http::error_response(status, ctx_.defaults));
+    queue_write(http::error_response(status, ctx_.defaults, detail));
 }
 
 void HttpSession::notify_disconnect() {

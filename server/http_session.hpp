@@ -103,7 +103,8 @@ private:
     void do_write();
     void on_write(error_code ec, std::size_t n);
 
-    void reply_error(int status, const char* reason);
+    // `detail`: the body, when the client should read more than the status's own text.
+    void reply_error(int status, const char* reason, const char* detail = nullptr);
     void notify_disconnect();
     void close_gracefully();
     void do_linger_read();

@@ -27,11 +27,24 @@ WsSession::WsSession(Socket socket, ServerContext& ctx, IoThread& io,
       read_buffer_(ctx.limits.ws_max_size + 64 * 1024), timer_(ws_.get_executor()) {
     target_.assign(head->target_view());
     // Beast's handshake works on its own request type: rebuild it from the parsed head.
+    // A field sent on several lines is joined into one (RFC 9110 5.3): Beast reads only
+    // the first Connection, Upgrade or Sec-WebSocket-Extensions line, while
+    // check_websocket_upgrade read them all.
     upgrade_.method_string(head->method_view());
     upgrade_.target(head->target_view());
     upgrade_.version(head->version);
-    for (const auto& f : head->fields())
-        upgrade_.insert(head->view(f.name), head->view(f.value));
+    for (const auto& f : head->fields()) {
+        auto name = head->view(f.name);
+        auto value = head->view(f.value);
+        auto it = upgrade_.find(name);
+        if (it == upgrade_.end()) {
+            upgrade_.insert(name, value);
+            continue;
+        }
+        std::string joined(it->value());
+        joined.append(", ").append(value);
+        upgrade_.set(name, joined);
+    }
     request_id_ = ++ctx_.next_request_id;
     head_ = std::move(head);
 }
@@ -100,8 +113,14 @@ void WsSession::on_command(asgi::Command&& cmd) {
         // The denial extension: an HTTP response instead of the handshake.
         if (phase_ != Phase::connecting)
             break;
-        if (cmd.status != 0 && !deny_.started())
+        if (cmd.status != 0) {
+            // The app's start; or, after it, the server's 500 for an app that failed
+            // before its response was complete: nothing is written until the last body,
+            // so that answer replaces the app's.
+            deny_ = {};
+            deny_body_.clear();
             deny_.start(cmd.status, std::move(cmd.headers), cmd.facts);
+        }
         deny_body_.append(cmd.body);
         if (cmd.kind == asgi::Command::Kind::body && !cmd.more)
             deny_with_app_response();
@@ -137,15 +156,18 @@ void WsSession::do_accept(asgi::Command&& cmd) {
         pmd.server_enable = true;
         ws_.set_option(pmd);
     }
-    bool server_header = ctx_.defaults.server_header;
+    // The same default fields as every HTTP response (append_response_head); without a
+    // Server field Beast would name itself, which WsTransport takes out again.
     ws_.set_option(websocket::stream_base::decorator(
-        [server_header, sub = std::move(cmd.body), headers = std::move(cmd.headers),
-         extra = ctx_.defaults.extra](websocket::response_type& res) {
-            if (server_header)
+        [defaults = ctx_.defaults, sub = std::move(cmd.body),
+         headers = std::move(cmd.headers)](websocket::response_type& res) {
+            if (defaults.server_header)
                 res.set(bhttp::field::server, "narwhal");
+            if (defaults.date_header)
+                res.set(bhttp::field::date, http::http_date());
             if (!sub.empty())
                 res.set(bhttp::field::sec_websocket_protocol, sub);
-            for (const auto& [name, value] : extra)
+            for (const auto& [name, value] : defaults.extra)
                 res.insert(name, value);
             for (const auto& [name, value] : headers)
                 res.insert(name, value);
@@ -279,7 +301,7 @@ void WsSession::deny_with_app_response() {
 void WsSession::write_denial() {
     phase_ = Phase::closing;
     net::async_write(
-        ws_.next_layer(), net::buffer(raw_out_),
+        ws_.next_layer().next_layer(), net::buffer(raw_out_),
         [self = shared_from_this()](error_code ec, std::size_t) { self->on_denied(ec); });
 }
 
@@ -306,8 +328,8 @@ void WsSession::close_socket() {
         log_access();
     error_code ignored;
     timer_.stop();
-    ws_.next_layer().shutdown(net::socket_base::shutdown_both, ignored);
-    ws_.next_layer().close(ignored);
+    ws_.next_layer().next_layer().shutdown(net::socket_base::shutdown_both, ignored);
+    ws_.next_layer().next_layer().close(ignored);
     ctx_.connection_closed();
     io_.remove_session(this);
 }

@@ -11,6 +11,7 @@
 #include "server/deadline_timer.hpp"
 #include "server/http/response_encoder.hpp"
 #include "server/server_context.hpp"
+#include "server/ws_transport.hpp"
 
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -82,7 +83,7 @@ private:
     void start_timer();
     void on_timer(error_code ec);
 
-    boost::beast::websocket::stream<Socket> ws_;
+    boost::beast::websocket::stream<WsTransport> ws_;
     ServerContext& ctx_;
     IoThread& io_;
     std::shared_ptr<const asgi::Peer> peer_;

@@ -54,8 +54,11 @@ void read_into(HeadRead& r, std::string_view buffered, const HeadLimits& limits,
         return invalid(status_for(ec), ec ? "malformed request" : "incomplete head");
     }
     if (auto up = websocket ? check_websocket_upgrade(*r.head) : UpgradeCheck{}; up.websocket) {
-        if (up.status)
-            return invalid(up.status, up.reason);
+        if (up.status) {
+            invalid(up.status, up.reason);
+            r.detail = up.reason;
+            return;
+        }
         r.outcome = HeadRead::Outcome::websocket;
         return;
     }

@@ -29,6 +29,9 @@ struct HeadRead {
     std::size_t consumed = 0;
     int status = 0;           // invalid: 400, 405, 413, 414, 426, 431, 501 or 505
     const char* reason = "";  // invalid: a short static text for the debug log
+    // invalid: when set, the response body instead of the status's own text (the
+    // reason, worded for the client: a refused WebSocket upgrade says what is wrong).
+    const char* detail = nullptr;
     std::unique_ptr<asgi::RequestHead> head;
 };
 

@@ -105,11 +105,11 @@ std::string_view error_body(int status) {
 }
 }  // namespace
 
-std::string error_response(int status, const ResponseDefaults& defaults) {
+std::string error_response(int status, const ResponseDefaults& defaults, const char* detail) {
     std::string_view extra = status == 503   ? "retry-after: 1\r\n"
                              : status == 426 ? "sec-websocket-version: 13\r\n"
                                              : "";
-    return server_response(status, error_body(status), defaults, extra);
+    return server_response(status, detail ? detail : error_body(status), defaults, extra);
 }
 
 }  // namespace narwhal::server::http

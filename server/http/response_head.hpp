@@ -47,7 +47,9 @@ std::string server_response(int status, std::string_view body, const ResponseDef
 // The server's own answer when it refuses a request (400, 408, 413, 503, ...): a short
 // text body naming the problem, "retry-after: 1" on 503 (load was shed: try again) and
 // "sec-websocket-version: 13" on 426. Closes the connection, like server_response.
-std::string error_response(int status, const ResponseDefaults& defaults);
+// `detail`, when given, is the body instead of the status's own text.
+std::string error_response(int status, const ResponseDefaults& defaults,
+                           const char* detail = nullptr);
 
 // The IMF-fixdate for now, recomputed at most once per second per thread.
 std::string_view http_date();

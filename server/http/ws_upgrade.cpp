@@ -26,34 +26,41 @@ bool base64_16_bytes(std::string_view key) {
 }  // namespace
 
 UpgradeCheck check_websocket_upgrade(const asgi::RequestHead& head) {
-    std::string_view upgrade, connection, version, key;
-    int keys = 0;
+    // Every request passes here and almost none is an upgrade: find that out first, with
+    // one name comparison per field, and read the other fields only for an upgrade.
+    bool upgrade = false;
+    for (const auto& f : head.fields())
+        if (head.view(f.name) == "upgrade" && has_token(head.view(f.value), "websocket"))
+            upgrade = true;
+    if (!upgrade)
+        return {};
+    bool connection_upgrade = false;
+    std::string_view version, key;
+    int versions = 0, keys = 0;
     for (const auto& f : head.fields()) {
         auto name = head.view(f.name);
         auto value = head.view(f.value);
-        if (name == "upgrade")
-            upgrade = value;
-        else if (name == "connection")
-            connection = value;
-        else if (name == "sec-websocket-version")
+        if (name == "connection")
+            connection_upgrade = connection_upgrade || has_token(value, "upgrade");
+        else if (name == "sec-websocket-version") {
             version = value;
-        else if (name == "sec-websocket-key") {
+            ++versions;
+        } else if (name == "sec-websocket-key") {
             key = value;
             ++keys;
         }
     }
     UpgradeCheck r;
-    if (!has_token(upgrade, "websocket"))
-        return r;
     r.websocket = true;
     if (head.method_view() != "GET")
-        return {true, 405, "WebSocket upgrade with a method other than GET"};
-    if (head.version != 11 || !has_token(connection, "upgrade"))
-        return {true, 400, "WebSocket upgrade without HTTP/1.1 and Connection: upgrade"};
+        return {true, 405, "A WebSocket upgrade must be a GET request."};
+    if (head.version != 11 || !connection_upgrade)
+        return {true, 400, "A WebSocket upgrade needs HTTP/1.1 and \"Connection: Upgrade\"."};
+    if (versions != 1 || version != "13")
+        return {true, 426, "Upgrade required: this server speaks WebSocket version 13."};
     if (keys != 1 || !base64_16_bytes(key))
-        return {true, 400, "missing or invalid Sec-WebSocket-Key"};
-    if (version != "13")
-        return {true, 426, "unsupported Sec-WebSocket-Version"};
+        return {true, 400,
+                "A WebSocket upgrade needs one Sec-WebSocket-Key of 16 bytes in base64."};
     return r;
 }
 

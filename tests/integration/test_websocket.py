@@ -220,9 +220,11 @@ def test_app_exception_before_accept_is_500(ws_server):
     ws_server.wait_for_log(r"ws_raise_before", timeout=GUARD)
 
 
-def test_app_returning_without_handshake_is_500(ws_server):
+def test_app_returning_without_handshake_is_403(ws_server):
+    """As if it had closed before accepting (ASGI: 403); the server logs the mistake."""
     resp = exchange(ws_server.addr, ws_request("/return-before"))
-    assert resp.status == 500, (resp.status, resp.body)
+    assert resp.status == 403, (resp.status, resp.body)
+    ws_server.wait_for_log(r"ASGI callable returned without completing handshake\.", timeout=GUARD)
 
 
 def test_plain_http_still_served(ws_server):

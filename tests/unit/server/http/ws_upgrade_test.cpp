@@ -4,6 +4,7 @@
 
 #include "catch.hpp"
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -62,11 +63,12 @@ void require_refused(const UpgradeCheck& r, int status, std::string_view reason)
     CHECK(std::string_view(r.reason) == reason);
 }
 
-const std::string_view bad_method = "WebSocket upgrade with a method other than GET";
+const std::string_view bad_method = "A WebSocket upgrade must be a GET request.";
 const std::string_view bad_connection =
-    "WebSocket upgrade without HTTP/1.1 and Connection: upgrade";
-const std::string_view bad_key = "missing or invalid Sec-WebSocket-Key";
-const std::string_view bad_version = "unsupported Sec-WebSocket-Version";
+    "A WebSocket upgrade needs HTTP/1.1 and \"Connection: Upgrade\".";
+const std::string_view bad_key =
+    "A WebSocket upgrade needs one Sec-WebSocket-Key of 16 bytes in base64.";
+const std::string_view bad_version = "Upgrade required: this server speaks WebSocket version 13.";
 
 }  // namespace
 
@@ -118,6 +120,16 @@ TEST_CASE("ws_upgrade: token lists with several values and mixed case",
             CHECK(r.websocket);
             CHECK(r.status == 0);
         }
+    }
+    SECTION("Connection and Upgrade split over several lines are one list (RFC 9110 5.3)") {
+        Fields fields = with("Connection", "keep-alive");
+        fields.emplace_back("Connection", "Upgrade");
+        CHECK(check("GET", 11, fields).status == 0);
+        fields = with("Upgrade", "h2c");
+        fields.emplace_back("Upgrade", "websocket");
+        auto r = check("GET", 11, fields);
+        CHECK(r.websocket);
+        CHECK(r.status == 0);
     }
     SECTION("Connection without the upgrade token") {
         for (std::string_view connection : {"keep-alive", "upgrades", "keep-alive, close"}) {
@@ -173,13 +185,24 @@ TEST_CASE("ws_upgrade: 400 for a missing, repeated or malformed key",
             require_refused(check("GET", 11, with("Sec-WebSocket-Key", k)), 400, bad_key);
         }
     }
-    SECTION("judged before the version") {
-        Fields fields = {{"Host", "example.com"},
-                         {"Upgrade", "websocket"},
-                         {"Connection", "Upgrade"},
-                         {"Sec-WebSocket-Key", "short=="},
-                         {"Sec-WebSocket-Version", "8"}};
-        require_refused(check("GET", 11, fields), 400, bad_key);
+    SECTION("judged after the version: a bad key with another version is 426") {
+        for (std::string_view version : {"8", ""}) {
+            INFO(version);
+            Fields fields = {{"Host", "example.com"},
+                             {"Upgrade", "websocket"},
+                             {"Connection", "Upgrade"},
+                             {"Sec-WebSocket-Key", "short=="}};
+            if (!version.empty())
+                fields.emplace_back("Sec-WebSocket-Version", version);
+            require_refused(check("GET", 11, fields), 426, bad_version);
+            // The same answer whatever the order of the fields, or with no key at all.
+            std::rotate(fields.begin(), fields.begin() + 3, fields.end());
+            require_refused(check("GET", 11, fields), 426, bad_version);
+            fields.erase(std::find_if(fields.begin(), fields.end(), [](const auto& f) {
+                return f.first == "Sec-WebSocket-Key";
+            }));
+            require_refused(check("GET", 11, fields), 426, bad_version);
+        }
     }
     SECTION("every base64 character is accepted") {
         for (std::string_view k :
@@ -196,4 +219,7 @@ TEST_CASE("ws_upgrade: 426 for any version but 13", "[server][http][ws_upgrade]"
         INFO(version);
         require_refused(check("GET", 11, with("Sec-WebSocket-Version", version)), 426, bad_version);
     }
+    Fields twice = valid_fields();
+    twice.emplace_back("Sec-WebSocket-Version", "8");
+    require_refused(check("GET", 11, twice), 426, bad_version);
 }
