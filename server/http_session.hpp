@@ -104,6 +104,7 @@ private:
     void on_write(error_code ec, std::size_t n);
 
     void reply_error(int status, const char* reason);
+    void shed(const char* reason);
     void notify_disconnect();
     void close_gracefully();
     void do_linger_read();
@@ -136,9 +137,12 @@ private:
     // request, and resetting it again with the request would be the same work twice.
     http::BodyReader body_;
     http::ResponseEncoder response_;
-    // For the access log line; kept across requests so their capacity is reused.
+    // For the access log line, set when a head is read (also an invalid one, as far as
+    // its request line goes; empty: not known); kept across requests so their capacity is
+    // reused, and not in Request, as an error answered after end_request logs them too.
     std::string access_method_;
     std::string access_target_;
+    int access_version_ = 11;
 
     WriteQueue output_;
 

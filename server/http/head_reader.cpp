@@ -1,5 +1,6 @@
 #include "server/http/head_reader.hpp"
 
+#include "asgi/errors.hpp"
 #include "server/http/request_parser.hpp"
 #include "server/http/ws_upgrade.hpp"
 
@@ -31,6 +32,9 @@ void read_into(HeadRead& r, std::string_view buffered, const HeadLimits& limits,
     auto scan = scan_head(buffered, limits);
     if (scan.status == HeadStatus::incomplete)
         return;
+    r.method = scan.method;
+    r.target = scan.target;
+    r.version = scan.version;
     if (scan.status != HeadStatus::ok)
         return invalid(http_status(scan.status), scan.reason);
 
@@ -51,7 +55,9 @@ void read_into(HeadRead& r, std::string_view buffered, const HeadLimits& limits,
     if (ec || !parser.is_header_done()) {
         if (parser.error_status())
             return invalid(parser.error_status(), parser.error_reason());
-        return invalid(status_for(ec), ec ? "malformed request" : "incomplete head");
+        const int status = status_for(ec);
+        return invalid(status,
+                       ec ? asgi::errors::server_error(status).summary.data() : "incomplete head");
     }
     if (auto up = check_websocket_upgrade(*r.head); up.websocket) {
         if (up.status)

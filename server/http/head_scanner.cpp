@@ -153,6 +153,7 @@ private:
         }
         if (pos_ == line_)
             return fail(HeadStatus::bad_request, "empty method");
+        r_.method = {reinterpret_cast<const char*>(b_ + line_), pos_ - line_};
         ++pos_;
 
         const std::size_t target = pos_;
@@ -170,6 +171,7 @@ private:
             return is_eol(c) ? end_line(HeadStatus::bad_request, "missing HTTP version")
                              : fail(HeadStatus::bad_request, "invalid character in request target");
         }
+        r_.target = {reinterpret_cast<const char*>(b_ + target), pos_ - target};
         ++pos_;
 
         // HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 2.3).
@@ -190,6 +192,7 @@ private:
             return fail(HeadStatus::bad_request, "malformed HTTP version");
         const unsigned char major = b_[pos_ - 3];
         const unsigned char minor = b_[pos_ - 1];
+        r_.version = (major - '0') * 10 + (minor - '0');
         if (major == '1' && (minor == '0' || minor == '1'))
             return end_line(HeadStatus::ok, nullptr);
         return end_line(HeadStatus::version_not_supported, "HTTP version not supported");

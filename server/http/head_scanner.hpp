@@ -39,6 +39,12 @@ struct HeadScan {
     std::size_t size = 0;
     // When an error: a short static English reason, e.g. "obs-fold in header".
     const char* reason = "";
+    // The request line's parts, as far as they were read (views into the scanned bytes),
+    // so that an error can still be logged with the request it answers. Empty: not
+    // (completely) read. `version`: 11 for HTTP/1.1, 20 for HTTP/2.0; 0: not read.
+    std::string_view method;
+    std::string_view target;
+    int version = 0;
 };
 
 // Scans `buffered`, the bytes received so far for a new request.
