@@ -405,7 +405,11 @@ void HttpSession::on_write(error_code ec, std::size_t) {
 void HttpSession::reply_error(int status, const char* reason) {
     log::debug("{} {}: {}", status, http::reason_phrase(status), reason);
     if (log::access_enabled()) {
-        auto known = [](const std::string& s) -> std::string_view { return s.empty() ? "-" : s; };
+        auto known = [](const std::string& s) -> std::string_view {
+            if (s.empty())
+                return "-";
+            return s;
+        };
         log::access(peer_->client_label(), known(access_method_), known(access_target_),
                     access_version_, status);
     }
