@@ -282,9 +282,10 @@ void Watchdog::report_unblocked(int64_t blocked_ns) {
         }
         return;
     }
-    std::string text = fmt::format(
-        "event loop unblocked after {} ms, {} checks (worker {}, interpreter {}) {}",
-        blocked_ns / 1'000'000, stall_checks_, ::getpid(), interpreter_, request_text(stall_step_));
+    std::string text =
+        fmt::format("event loop unblocked after {} ms, {} check{} (worker {}, interpreter {}) {}",
+                    blocked_ns / 1'000'000, stall_checks_, stall_checks_ == 1 ? "" : "s",
+                    ::getpid(), interpreter_, request_text(stall_step_));
     std::string fields = fmt::format(
         "\"event\": \"loop_unblocked\", \"worker\": {}, \"interpreter\": {}, \"blocked_ms\": {}, "
         "\"checks\": {}, \"request\": {}",

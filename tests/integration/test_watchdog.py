@@ -182,9 +182,11 @@ def test_sync_streaming_generator_is_reported_once_not_per_chunk(narwhal):
     if django.VERSION >= (4, 2):
         pytest.skip("Django 4.2+ iterates a sync streaming generator in a thread, not on the loop")
     server = narwhal(DJANGO_APP, "--watchdog-threshold", "0.1")
-    chunks, size = 32, 1024 * 1024
+    # 0.3 s per chunk: well over the threshold plus the heartbeat interval (0.05 s), so
+    # each chunk's sleep is a stall however the beats fall.
+    chunks, size = 16, 1024 * 1024
     with RawConnection(server.addr, timeout=60) as conn:
-        conn.send(request("GET", f"/stream?n={chunks}&s=0.15&size={size}",
+        conn.send(request("GET", f"/stream?n={chunks}&s=0.3&size={size}",
                           headers=[("Connection", "close")]))
         resp = conn.read_response()
     assert resp.status == 200 and len(resp.body) == chunks * size, (resp.status, len(resp.body))
