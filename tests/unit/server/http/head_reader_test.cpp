@@ -146,8 +146,7 @@ TEST_CASE("head_reader: the reason fits the status", "[head_reader]") {
     CHECK(std::string_view(r.reason) == "request body too large");
 }
 
-TEST_CASE("head_reader: the request line is known also when the head is invalid",
-          "[head_reader]") {
+TEST_CASE("head_reader: the request line is known also when the head is invalid", "[head_reader]") {
     SECTION("valid") {
         Read r = read("PUT /a?b=1 HTTP/1.0\r\nHost: a\r\n\r\n");
         CHECK(r.outcome == Outcome::request);
