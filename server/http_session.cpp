@@ -140,10 +140,15 @@ void HttpSession::parse_head() {
     }
     clear_wait();
     if (log::access_enabled()) {
-        // Before consume: the views point into the buffer.
-        access_method_.assign(read.method);
-        access_target_.assign(read.target);
-        access_version_ = read.version ? read.version : 11;
+        if (read.head) {
+            access_method_.assign(read.head->method_view());
+            access_target_.assign(read.head->target_view());
+            access_version_ = read.head->version;
+        } else {  // invalid: as much as is known (views into the buffer: before consume)
+            access_method_.assign(read.method);
+            access_target_.assign(read.target);
+            access_version_ = read.version ? read.version : 11;
+        }
     }
     buffer_.consume(read.consumed);
     if (read.outcome == http::HeadRead::Outcome::invalid)

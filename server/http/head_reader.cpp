@@ -32,9 +32,6 @@ void read_into(HeadRead& r, std::string_view buffered, const HeadLimits& limits,
     auto scan = scan_head(buffered, limits);
     if (scan.status == HeadStatus::incomplete)
         return;
-    r.method = scan.method;
-    r.target = scan.target;
-    r.version = scan.version;
     if (scan.status != HeadStatus::ok)
         return invalid(http_status(scan.status), scan.reason);
 
@@ -79,6 +76,12 @@ HeadRead read_request_head(std::string_view buffered, const HeadLimits& limits, 
                            BodyReader& body) {
     HeadRead r;
     read_into(r, buffered, limits, body_limit, body);
+    if (r.outcome == HeadRead::Outcome::invalid) {
+        auto line = scan_request_line(buffered, limits);
+        r.method = line.method;
+        r.target = line.target;
+        r.version = line.version;
+    }
     return r;
 }
 

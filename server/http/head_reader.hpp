@@ -29,8 +29,9 @@ struct HeadRead {
     std::size_t consumed = 0;
     int status = 0;           // invalid: 400, 405, 413, 414, 426, 431, 501 or 505
     const char* reason = "";  // invalid: a short static text for the debug log
-    // Once the request line was read (also when the head turned out invalid): its parts,
-    // views into the buffered bytes, for the access line. Empty / 0 when not read.
+    // invalid: the request line's parts as far as they are valid, views into the buffered
+    // bytes, for the access line. Empty / 0 when not there. (A valid head has them in
+    // `head`.)
     std::string_view method;
     std::string_view target;
     int version = 0;

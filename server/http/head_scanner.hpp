@@ -39,9 +39,11 @@ struct HeadScan {
     std::size_t size = 0;
     // When an error: a short static English reason, e.g. "obs-fold in header".
     const char* reason = "";
-    // The request line's parts, as far as they were read (views into the scanned bytes),
-    // so that an error can still be logged with the request it answers. Empty: not
-    // (completely) read. `version`: 11 for HTTP/1.1, 20 for HTTP/2.0; 0: not read.
+};
+
+// The parts of a request line, as far as they are valid: views into the scanned bytes.
+// Empty: not (validly) there. `version`: 11 for HTTP/1.1, 20 for HTTP/2.0; 0: not read.
+struct RequestLine {
     std::string_view method;
     std::string_view target;
     int version = 0;
@@ -56,6 +58,11 @@ struct HeadScan {
 // Every byte is checked as soon as it arrives, not only when the head is complete, so
 // garbage (a TLS handshake on a plain port, a NUL in a header) fails on the first read.
 HeadScan scan_head(std::string_view buffered, const HeadLimits& limits) noexcept;
+
+// The request line of `buffered` as far as scan_head accepts it, so that a rejected head
+// can still be logged with the request it answers. The same scan as scan_head's first
+// line; a separate call so that scan_head, run for every request, records nothing.
+RequestLine scan_request_line(std::string_view buffered, const HeadLimits& limits) noexcept;
 
 // The response status for an error: 400, 414, 431 or 505; 0 for ok and incomplete.
 int http_status(HeadStatus status) noexcept;
