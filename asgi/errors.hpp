@@ -45,4 +45,19 @@ inline constexpr std::string_view body_not_bytes = "ASGI 'body' must be bytes.";
 inline constexpr std::string_view client_disconnected = "The client disconnected.";
 inline constexpr std::string_view receive_unsupported = "receive() is not available here.";
 
+// The responses the server answers itself, without the app: per status, what the log
+// says happened (`summary`, also the fallback detail when no more precise one is known)
+// and the text the client gets as the body. One table, so a 413 is never logged or
+// answered as a malformed request.
+struct ServerError {
+    int status;
+    std::string_view summary;  // lower case, for log lines: "request body too large"
+    std::string_view body;     // a sentence, for the client
+};
+// The entry for `status`; a generic one for a status not in the table.
+const ServerError& server_error(int status);
+
+// The warning logged when a request is shed for load (503), in uvicorn's words.
+inline constexpr std::string_view load_shed_warning = "Exceeded concurrency limit.";
+
 }  // namespace narwhal::asgi::errors

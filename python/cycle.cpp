@@ -4,6 +4,7 @@
 #include "asgi/log.hpp"
 #include "python/http_cycle.hpp"
 #include "python/loop_services.hpp"
+#include "python/message_trace.hpp"
 #include "python/ws_cycle.hpp"
 
 #include <fmt/format.h>
@@ -25,7 +26,10 @@ PyObject* receive_call(PyObject* self, PyObject* args, PyObject* kwargs) {
         return raise(PyExc_TypeError, "receive() takes no arguments");
     if (!c->s->services)
         return stopped();
-    return c->s->websocket ? ws_receive(c) : http_receive(c);
+    PyObject* r = c->s->websocket ? ws_receive(c) : http_receive(c);
+    if (message_trace::enabled() && r) [[unlikely]]
+        message_trace::received(*c->s, self, r);
+    return r;
 }
 
 PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
@@ -42,6 +46,8 @@ PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
                      Py_TYPE(message)->tp_name);
         return nullptr;
     }
+    if (message_trace::enabled()) [[unlikely]]
+        message_trace::sent(s, message);
     PyObject* type = PyDict_GetItemWithError(message, n.type);
     if (!type) {
         if (!PyErr_Occurred())

@@ -1,5 +1,6 @@
 #include "server/http_session.hpp"
 
+#include "asgi/errors.hpp"
 #include "asgi/log.hpp"
 #include "server/http/head_reader.hpp"
 #include "server/io_thread.hpp"
@@ -138,6 +139,17 @@ void HttpSession::parse_head() {
         return;
     }
     clear_wait();
+    if (log::access_enabled()) {
+        if (read.head) {
+            access_method_.assign(read.head->method_view());
+            access_target_.assign(read.head->target_view());
+            access_version_ = read.head->version;
+        } else {  // invalid: as much as is known (views into the buffer: before consume)
+            access_method_.assign(read.method);
+            access_target_.assign(read.target);
+            access_version_ = read.version ? read.version : 11;
+        }
+    }
     buffer_.consume(read.consumed);
     if (read.outcome == http::HeadRead::Outcome::invalid)
         return reply_error(read.status, read.reason, read.detail);
@@ -172,10 +184,7 @@ void HttpSession::admit() {
         phase_ = Phase::admission;
         set_wait(Wait::queue, ctx_.limits.queue);
         break;
-    case asgi::Admission::Result::refused:
-        ctx_.stats.shed.fetch_add(1, std::memory_order_relaxed);
-        reply_error(503, "admission queue full (--limit-queue)");
-        break;
+    case asgi::Admission::Result::refused: shed("admission queue full (--limit-queue)"); break;
     }
 }
 
@@ -198,10 +207,6 @@ void HttpSession::dispatch_request() {
     // With "Expect: 100-continue" the body is not read (nor 100 sent) until the app asks.
     request_.expect_pending = request_.head->expect_continue && !request_.body_done;
     request_.credit = request_.expect_pending ? 0 : ctx_.limits.read_window;
-    if (log::access_enabled()) {
-        access_method_.assign(request_.head->method_view());
-        access_target_.assign(request_.head->target_view());
-    }
     // A malformed start of the body is answered before the app hears of the request.
     if (!request_.body_done && !read_body_bytes()) {
         ctx_.admission->release();
@@ -218,8 +223,7 @@ void HttpSession::dispatch_request() {
     if (!push_event(asgi::Event::Kind::request, !request_.body_done)) {
         request_.channel->detach();  // gives the admission slot back
         end_request();
-        ctx_.stats.shed.fetch_add(1, std::memory_order_relaxed);
-        return reply_error(503, "interpreter queue full (--inbox-capacity)");
+        return shed("interpreter queue full (--inbox-capacity)");
     }
     ctx_.stats.requests.fetch_add(1, std::memory_order_relaxed);
 }
@@ -358,7 +362,7 @@ void HttpSession::write_head(std::string& out, std::size_t first_body_size, bool
                            .draining = ctx_.draining.load(std::memory_order_relaxed)},
                           first_body_size, more, ctx_.defaults);
     if (log::access_enabled())
-        log::access(peer_->client_label(), access_method_, access_target_, request_.version,
+        log::access(peer_->client_label(), access_method_, access_target_, access_version_,
                     response_.status());
 }
 
@@ -401,11 +405,28 @@ void HttpSession::on_write(error_code ec, std::size_t) {
 // --- errors and closing ---------------------------------------------------------
 
 // The request, if any, is already ended: the client gets `status` and the connection
-// closes after it.
+// closes after it. It gets an access line like an answer of the app's, with what is known
+// of the request ("-" for what is not).
 void HttpSession::reply_error(int status, const char* reason, const char* detail) {
     log::debug("{} {}: {}", status, http::reason_phrase(status), reason);
+    if (log::access_enabled()) {
+        auto known = [](const std::string& s) -> std::string_view {
+            if (s.empty())
+                return "-";
+            return s;
+        };
+        log::access(peer_->client_label(), known(access_method_), known(access_target_),
+                    access_version_, status);
+    }
     phase_ = Phase::closing;
     queue_write(http::error_response(status, ctx_.defaults, detail));
+}
+
+// Load shedding: the request is refused with 503 (and Retry-After) before the app sees it.
+void HttpSession::shed(const char* reason) {
+    ctx_.stats.shed.fetch_add(1, std::memory_order_relaxed);
+    log::warning("{}", asgi::errors::load_shed_warning);
+    reply_error(503, reason);
 }
 
 void HttpSession::notify_disconnect() {

@@ -105,6 +105,7 @@ private:
 
     // `detail`: the body, when the client should read more than the status's own text.
     void reply_error(int status, const char* reason, const char* detail = nullptr);
+    void shed(const char* reason);
     void notify_disconnect();
     void close_gracefully();
     void do_linger_read();
@@ -137,9 +138,12 @@ private:
     // request, and resetting it again with the request would be the same work twice.
     http::BodyReader body_;
     http::ResponseEncoder response_;
-    // For the access log line; kept across requests so their capacity is reused.
+    // For the access log line, set when a head is read (also an invalid one, as far as
+    // its request line goes; empty: not known); kept across requests so their capacity is
+    // reused, and not in Request, as an error answered after end_request logs them too.
     std::string access_method_;
     std::string access_target_;
+    int access_version_ = 11;
 
     WriteQueue output_;
 

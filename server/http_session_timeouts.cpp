@@ -41,14 +41,17 @@ void HttpSession::on_wait_expired(Wait w) {
             close_now();  // idle keep-alive connection
         break;
     case Wait::header:
-        if (phase_ == Phase::idle)
+        if (phase_ == Phase::idle) {
+            access_method_.clear();  // no head was read: the request is not known
+            access_target_.clear();
+            access_version_ = 11;
             reply_error(408, "request head not complete within --timeout-header");
+        }
         break;
     case Wait::queue:
         if (phase_ == Phase::admission && ctx_.admission->cancel(this)) {
-            ctx_.stats.shed.fetch_add(1, std::memory_order_relaxed);
             ctx_.stats.queue_timeouts.fetch_add(1, std::memory_order_relaxed);
-            reply_error(503, "no slot within --timeout-queue");
+            shed("no slot within --timeout-queue");
         }
         break;
     case Wait::body:

@@ -76,6 +76,26 @@ std::string format_stack(const std::vector<asgi::StackFrame>& frames) {
     return out;
 }
 
+uint64_t stack_hash(const std::vector<asgi::StackFrame>& frames) {
+    // FNV-1a: stable across runs and platforms, so equal stacks hash equal in every log.
+    uint64_t h = 14695981039346656037ull;
+    auto mix = [&h](std::string_view bytes) {
+        for (unsigned char c : bytes) {
+            h ^= c;
+            h *= 1099511628211ull;
+        }
+    };
+    for (const auto& f : frames) {
+        mix(f.file);
+        mix(std::string_view("\0", 1));
+        mix(fmt::format("{}", f.line));
+        mix(std::string_view("\0", 1));
+        mix(f.function);
+        mix(std::string_view("\n", 1));
+    }
+    return h;
+}
+
 Watchdog::Watchdog(asgi::LoopMonitor& monitor, asgi::Stats& stats, asgi::StackReader& stacks,
                    double threshold_seconds, int interpreter, WatchdogClock& clock)
     : monitor_(monitor), stats_(stats), stacks_(stacks), clock_(clock),
@@ -94,8 +114,11 @@ void Watchdog::stop() {
         stopping_ = true;
     }
     cv_.notify_all();
-    if (thread_.joinable())
+    if (thread_.joinable()) {
         thread_.join();
+        // The watchdog thread is gone: what it counted goes out now, not never.
+        close_repeat_windows(clock_.now_ns(), true);
+    }
 }
 
 void Watchdog::run() {
@@ -108,11 +131,14 @@ void Watchdog::run() {
 }
 
 void Watchdog::check(int64_t now) {
+    close_repeat_windows(now, false);
     int64_t overdue = monitor_.overdue_ns(now);
     if (!stalled_) {
         if (overdue < threshold_ns_)
             return;
         stalled_ = true;
+        stall_checks_ = 1;
+        stall_quiet_ = false;
         stall_due_ns_ = now - overdue;
         stall_step_ = monitor_.current_step();
         stats_.loop_stalls.fetch_add(1, std::memory_order_relaxed);
@@ -125,7 +151,53 @@ void Watchdog::check(int64_t now) {
         stats_.note_lag(blocked / 1000);
         report_unblocked(blocked);
         stalled_ = false;
+        return;
     }
+    ++stall_checks_;
+}
+
+bool Watchdog::repeats_recent_stack(uint64_t hash, int64_t now) {
+    auto it = std::find_if(repeats_.begin(), repeats_.end(),
+                           [hash](const Repeats& r) { return r.stack_hash == hash; });
+    if (it != repeats_.end() && now - it->reported_ns < repeat_window.count()) {
+        ++it->count;
+        return true;
+    }
+    if (it == repeats_.end()) {
+        repeats_.push_back({.stack_hash = hash, .reported_ns = now});
+        return false;
+    }
+    // Its window closed since the last check: its count goes out before the new report.
+    if (it->count > 0)
+        report_repeats(*it, now);
+    *it = {.stack_hash = hash, .reported_ns = now};
+    return false;
+}
+
+void Watchdog::close_repeat_windows(int64_t now, bool all) {
+    std::erase_if(repeats_, [&](const Repeats& r) {
+        if (!all && now - r.reported_ns < repeat_window.count())
+            return false;
+        if (r.count > 0)
+            report_repeats(r, now);
+        return true;
+    });
+}
+
+void Watchdog::report_repeats(const Repeats& r, int64_t now) {
+    const double window_s = static_cast<double>(now - r.reported_ns) / 1e9;
+    std::string text = fmt::format(
+        "event loop blocked again with the same stack as before, {} more times in {:.1f} s "
+        "(worker {}, interpreter {}, stack {:016x}): {} ms in all, the longest {} ms",
+        r.count, window_s, ::getpid(), interpreter_, r.stack_hash, r.total_ns / 1'000'000,
+        r.longest_ns / 1'000'000);
+    std::string fields = fmt::format(
+        "\"event\": \"loop_blocked_repeats\", \"worker\": {}, \"interpreter\": {}, "
+        "\"stack_hash\": \"{:016x}\", \"count\": {}, \"window_s\": {:.3f}, \"total_ms\": {}, "
+        "\"longest_ms\": {}",
+        ::getpid(), interpreter_, r.stack_hash, r.count, window_s, r.total_ns / 1'000'000,
+        r.longest_ns / 1'000'000);
+    log::event(log::Level::warning, text, fields);
 }
 
 void Watchdog::report_blocked(int64_t blocked_ns) {
@@ -165,6 +237,12 @@ void Watchdog::report_blocked(int64_t blocked_ns) {
         if (have_stack)
             frames = std::move(stack_);
     }
+    if (have_stack) {
+        stall_hash_ = stack_hash(frames);
+        stall_quiet_ = repeats_recent_stack(stall_hash_, clock_.now_ns());
+        if (stall_quiet_)
+            return;  // counted; report_unblocked adds its length
+    }
     std::string text =
         fmt::format("event loop blocked for {} ms so far (worker {}, interpreter {}) {}",
                     blocked_ns / 1'000'000, ::getpid(), interpreter_, request_text(stall_step_));
@@ -174,9 +252,10 @@ void Watchdog::report_blocked(int64_t blocked_ns) {
                          "follows when it can be read.";
     std::string fields = fmt::format(
         "\"event\": \"loop_blocked\", \"worker\": {}, \"interpreter\": {}, \"blocked_ms\": {}, "
-        "\"request\": {}, \"stack\": {}",
+        "\"request\": {}, \"stack\": {}, \"stack_hash\": {}",
         ::getpid(), interpreter_, blocked_ns / 1'000'000, request_json(stall_step_),
-        have_stack ? stack_json(frames) : "null");
+        have_stack ? stack_json(frames) : "null",
+        have_stack ? fmt::format("\"{:016x}\"", stall_hash_) : "null");
     log::event(log::Level::warning, text, fields);
 }
 
@@ -194,13 +273,23 @@ void Watchdog::report_stack_later(const asgi::LoopMonitor::Step& step,
 }
 
 void Watchdog::report_unblocked(int64_t blocked_ns) {
+    if (stall_quiet_) {
+        auto it = std::find_if(repeats_.begin(), repeats_.end(),
+                               [this](const Repeats& r) { return r.stack_hash == stall_hash_; });
+        if (it != repeats_.end()) {
+            it->total_ns += blocked_ns;
+            it->longest_ns = std::max(it->longest_ns, blocked_ns);
+        }
+        return;
+    }
     std::string text =
-        fmt::format("event loop unblocked after {} ms (worker {}, interpreter {}) {}",
-                    blocked_ns / 1'000'000, ::getpid(), interpreter_, request_text(stall_step_));
+        fmt::format("event loop unblocked after {} ms, {} check{} (worker {}, interpreter {}) {}",
+                    blocked_ns / 1'000'000, stall_checks_, stall_checks_ == 1 ? "" : "s",
+                    ::getpid(), interpreter_, request_text(stall_step_));
     std::string fields = fmt::format(
         "\"event\": \"loop_unblocked\", \"worker\": {}, \"interpreter\": {}, \"blocked_ms\": {}, "
-        "\"request\": {}",
-        ::getpid(), interpreter_, blocked_ns / 1'000'000, request_json(stall_step_));
+        "\"checks\": {}, \"request\": {}",
+        ::getpid(), interpreter_, blocked_ns / 1'000'000, stall_checks_, request_json(stall_step_));
     log::event(log::Level::warning, text, fields);
 }
 

@@ -1,5 +1,6 @@
 #include "server/http/head_reader.hpp"
 
+#include "asgi/errors.hpp"
 #include "server/http/request_parser.hpp"
 #include "server/http/ws_upgrade.hpp"
 
@@ -51,7 +52,9 @@ void read_into(HeadRead& r, std::string_view buffered, const HeadLimits& limits,
     if (ec || !parser.is_header_done()) {
         if (parser.error_status())
             return invalid(parser.error_status(), parser.error_reason());
-        return invalid(status_for(ec), ec ? "malformed request" : "incomplete head");
+        const int status = status_for(ec);
+        return invalid(status,
+                       ec ? asgi::errors::server_error(status).summary.data() : "incomplete head");
     }
     if (auto up = websocket ? check_websocket_upgrade(*r.head) : UpgradeCheck{}; up.websocket) {
         if (up.status) {
@@ -76,6 +79,12 @@ HeadRead read_request_head(std::string_view buffered, const HeadLimits& limits, 
                            BodyReader& body, bool websocket) {
     HeadRead r;
     read_into(r, buffered, limits, body_limit, body, websocket);
+    if (r.outcome == HeadRead::Outcome::invalid) {
+        auto line = scan_request_line(buffered, limits);
+        r.method = line.method;
+        r.target = line.target;
+        r.version = line.version;
+    }
     return r;
 }
 

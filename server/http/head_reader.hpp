@@ -32,6 +32,12 @@ struct HeadRead {
     // invalid: when set, the response body instead of the status's own text (the
     // reason, worded for the client: a refused WebSocket upgrade says what is wrong).
     const char* detail = nullptr;
+    // invalid: the request line's parts as far as they are valid, views into the buffered
+    // bytes, for the access line. Empty / 0 when not there. (A valid head has them in
+    // `head`.)
+    std::string_view method;
+    std::string_view target;
+    int version = 0;
     std::unique_ptr<asgi::RequestHead> head;
 };
 

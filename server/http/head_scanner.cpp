@@ -29,7 +29,8 @@ constexpr bool is_digit(unsigned char c) noexcept { return c >= '0' && c <= '9';
 // or incomplete) and true to go on. Positions index the window `b_[0, n_)`: the first
 // `limits.head` bytes of the buffer, since nothing beyond them can be part of an
 // acceptable head. That bounds the work per call whatever the caller has buffered.
-class Scanner {
+// `Record`: keep the request line's parts (scan_request_line), compiled out otherwise.
+template <bool Record> class Scanner {
 public:
     Scanner(std::string_view buffered, const HeadLimits& limits) noexcept
         : b_(reinterpret_cast<const unsigned char*>(buffered.data())),
@@ -40,6 +41,12 @@ public:
             while (field_line()) {
             }
         return r_;
+    }
+
+    RequestLine run_request_line() noexcept {
+        if (skip_empty_lines())
+            request_line();
+        return request_line_;
     }
 
 private:
@@ -153,6 +160,8 @@ private:
         }
         if (pos_ == line_)
             return fail(HeadStatus::bad_request, "empty method");
+        if constexpr (Record)
+            request_line_.method = {reinterpret_cast<const char*>(b_ + line_), pos_ - line_};
         ++pos_;
 
         const std::size_t target = pos_;
@@ -170,6 +179,8 @@ private:
             return is_eol(c) ? end_line(HeadStatus::bad_request, "missing HTTP version")
                              : fail(HeadStatus::bad_request, "invalid character in request target");
         }
+        if constexpr (Record)
+            request_line_.target = {reinterpret_cast<const char*>(b_ + target), pos_ - target};
         ++pos_;
 
         // HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 2.3).
@@ -190,6 +201,8 @@ private:
             return fail(HeadStatus::bad_request, "malformed HTTP version");
         const unsigned char major = b_[pos_ - 3];
         const unsigned char minor = b_[pos_ - 1];
+        if constexpr (Record)
+            request_line_.version = (major - '0') * 10 + (minor - '0');
         if (major == '1' && (minor == '0' || minor == '1'))
             return end_line(HeadStatus::ok, nullptr);
         return end_line(HeadStatus::version_not_supported, "HTTP version not supported");
@@ -251,12 +264,17 @@ private:
     HeadStatus too_long_ = HeadStatus::head_too_large;
     const char* too_long_reason_ = "";
     std::size_t fields_ = 0;
+    RequestLine request_line_;  // Record only
 };
 
 }  // namespace
 
 HeadScan scan_head(std::string_view buffered, const HeadLimits& limits) noexcept {
-    return Scanner(buffered, limits).run();
+    return Scanner<false>(buffered, limits).run();
+}
+
+RequestLine scan_request_line(std::string_view buffered, const HeadLimits& limits) noexcept {
+    return Scanner<true>(buffered, limits).run_request_line();
 }
 
 int http_status(HeadStatus status) noexcept {

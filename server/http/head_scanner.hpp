@@ -41,6 +41,14 @@ struct HeadScan {
     const char* reason = "";
 };
 
+// The parts of a request line, as far as they are valid: views into the scanned bytes.
+// Empty: not (validly) there. `version`: 11 for HTTP/1.1, 20 for HTTP/2.0; 0: not read.
+struct RequestLine {
+    std::string_view method;
+    std::string_view target;
+    int version = 0;
+};
+
 // Scans `buffered`, the bytes received so far for a new request.
 //  - ok: the head is complete and valid; `size` bytes form it (`skip` empty lines first,
 //    at most 4).
@@ -50,6 +58,11 @@ struct HeadScan {
 // Every byte is checked as soon as it arrives, not only when the head is complete, so
 // garbage (a TLS handshake on a plain port, a NUL in a header) fails on the first read.
 HeadScan scan_head(std::string_view buffered, const HeadLimits& limits) noexcept;
+
+// The request line of `buffered` as far as scan_head accepts it, so that a rejected head
+// can still be logged with the request it answers. The same scan as scan_head's first
+// line; a separate call so that scan_head, run for every request, records nothing.
+RequestLine scan_request_line(std::string_view buffered, const HeadLimits& limits) noexcept;
 
 // The response status for an error: 400, 414, 431 or 505; 0 for ok and incomplete.
 int http_status(HeadStatus status) noexcept;

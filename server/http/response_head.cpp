@@ -1,5 +1,6 @@
 #include "server/http/response_head.hpp"
 
+#include "asgi/errors.hpp"
 #include "asgi/status_reasons.hpp"
 
 #include <fmt/format.h>
@@ -86,30 +87,13 @@ std::string server_response(int status, std::string_view body, const ResponseDef
     return out;
 }
 
-namespace {
-std::string_view error_body(int status) {
-    switch (status) {
-    case 400: return "Invalid HTTP request received.";
-    case 405: return "Method not allowed.";
-    case 408: return "Request timeout.";
-    case 413: return "Request body too large.";
-    case 414: return "Request-URI too long.";
-    case 426: return "Upgrade required: this server speaks WebSocket version 13.";
-    case 431: return "Request header fields too large.";
-    case 501: return "Unsupported transfer coding.";
-    case 503: return "Service unavailable.";
-    case 504: return "Gateway timeout: the application did not answer in time.";
-    case 505: return "HTTP version not supported.";
-    default: return "Error.";
-    }
-}
-}  // namespace
-
 std::string error_response(int status, const ResponseDefaults& defaults, const char* detail) {
     std::string_view extra = status == 503   ? "retry-after: 1\r\n"
                              : status == 426 ? "sec-websocket-version: 13\r\n"
                                              : "";
-    return server_response(status, detail ? detail : error_body(status), defaults, extra);
+    return server_response(
+        status, detail ? std::string_view(detail) : asgi::errors::server_error(status).body,
+        defaults, extra);
 }
 
 }  // namespace narwhal::server::http

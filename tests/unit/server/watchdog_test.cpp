@@ -26,6 +26,7 @@ using narwhal::asgi::StackFrame;
 using narwhal::asgi::StackReader;
 using narwhal::asgi::Stats;
 using narwhal::server::format_stack;
+using narwhal::server::stack_hash;
 using narwhal::server::Watchdog;
 using narwhal::server::WatchdogClock;
 using namespace std::chrono_literals;
@@ -255,19 +256,28 @@ public:
             kept_.push_back(std::move(done));
             return;
         }
+        auto frames = stack_;
         lock.unlock();
-        done(sleeping_stack());
+        done(std::move(frames));
+    }
+
+    // The stack every later answer gives (sleeping_stack() until set).
+    void set_stack(std::vector<StackFrame> frames) {
+        std::lock_guard lock(mu_);
+        stack_ = std::move(frames);
     }
 
     // Answers the kept requests on the calling thread; how many there were.
     std::size_t answer() {
         std::vector<std::function<void(std::vector<StackFrame>)>> kept;
+        std::vector<StackFrame> frames;
         {
             std::lock_guard lock(mu_);
             kept.swap(kept_);
+            frames = stack_;
         }
         for (auto& done : kept)
-            done(sleeping_stack());
+            done(frames);
         return kept.size();
     }
 
@@ -278,6 +288,7 @@ private:
     Mode mode_;
     std::mutex mu_;
     std::vector<std::function<void(std::vector<StackFrame>)>> kept_;
+    std::vector<StackFrame> stack_ = sleeping_stack();
 };
 
 constexpr double threshold_seconds = 0.02;
@@ -455,7 +466,9 @@ TEST_CASE("Watchdog: a stall is counted and reported once, with request and stac
     CHECK(count(text, "event loop blocked") == 1);
     CHECK(rig.stats.loop_stalls == 1);
     auto unblocked = line_with(text, unblocked_text);
-    CHECK(unblocked.find("WARNING:  event loop unblocked after 1010 ms ") == timestamp_width);
+    // Found stalled by the check that reported it and the three after it.
+    CHECK(unblocked.find("WARNING:  event loop unblocked after 1010 ms, 4 checks ") ==
+          timestamp_width);
     // Reported with the request of the stall, not the (now idle) current step.
     CHECK(contains(unblocked, "in request GET /slow HTTP/1.1 (id 42)"));
     CHECK(rig.stats.loop_lag_max_us == 1'010'000);
@@ -474,6 +487,8 @@ TEST_CASE("Watchdog: each new stall is counted and reported", "[server][watchdog
     rig.tick();
     CHECK(count(err.text(), unblocked_text) == 1);
 
+    // Somewhere else: a stack reported before would only be counted (flood control).
+    rig.reader.set_stack({StackFrame{"other.py", 3, "elsewhere", "time.sleep(2)"}});
     rig.monitor.step_begin(8, "GET /again HTTP/1.1");
     rig.stall();
     rig.tick();
@@ -490,9 +505,96 @@ TEST_CASE("Watchdog: each new stall is counted and reported", "[server][watchdog
     CHECK(rig.reader.requests == 2);
     CHECK(count(text, blocked_text) == 2);
     CHECK(count(text, unblocked_text) == 2);
-    CHECK(count(text, stack_line) == 2);
+    CHECK(count(text, stack_line) == 1);
+    CHECK(count(text, "File \"other.py\", line 3, in elsewhere") == 1);
     CHECK(count(text, "(id 7)") == 2);  // blocked + unblocked of the first stall
     CHECK(count(text, "in request GET /again HTTP/1.1 (id 8)") == 2);
+}
+
+TEST_CASE("stack_hash: files, lines and functions, not the source text", "[server][watchdog]") {
+    const StackFrame a{"app.py", 7, "handler", "time.sleep(1)"};
+    CHECK(stack_hash({a}) == stack_hash({StackFrame{"app.py", 7, "handler", "other text"}}));
+    CHECK(stack_hash({a}) != stack_hash({StackFrame{"app.py", 8, "handler", "time.sleep(1)"}}));
+    CHECK(stack_hash({a}) != stack_hash({StackFrame{"app.py", 7, "other", "time.sleep(1)"}}));
+    CHECK(stack_hash({a}) != stack_hash({StackFrame{"b.py", 7, "handler", "time.sleep(1)"}}));
+    CHECK(stack_hash({a}) != stack_hash({a, a}));
+    // The parts are delimited: moving a character from one field to the next changes it.
+    CHECK(stack_hash({StackFrame{"ab", 1, "c", ""}}) != stack_hash({StackFrame{"a", 1, "bc", ""}}));
+}
+
+namespace {
+// One stall of `rig`'s loop in request `id`: found at the next check, over at the one after.
+void one_stall(Rig& rig, uint64_t id) {
+    rig.monitor.step_begin(id, "GET /stream HTTP/1.1");
+    rig.stall();
+    rig.tick();
+    rig.monitor.step_end();
+    rig.unstall();
+    rig.tick();
+}
+const std::string repeats_text = "with the same stack as before, ";
+}  // namespace
+
+TEST_CASE("Watchdog: stalls repeating a reported stack are counted, then summed up in one line",
+          "[server][watchdog]") {
+    StderrCapture err;
+    Rig rig;
+    rig.start();
+    for (uint64_t id = 1; id <= 32; ++id)  // a streamed response blocking once per chunk
+        one_stall(rig, id);
+    std::string text = err.text();
+    CHECK(rig.stats.loop_stalls == 32);
+    CHECK(rig.reader.requests == 32);  // every stall's stack is read, to compare it
+    CHECK(count(text, blocked_text) == 1);
+    CHECK(count(text, stack_line) == 1);
+    CHECK(count(text, unblocked_text) == 1);
+    CHECK(count(text, repeats_text) == 0);  // the window is still open
+
+    // A different stack within the window is reported in full.
+    rig.reader.set_stack({StackFrame{"other.py", 3, "elsewhere", "time.sleep(2)"}});
+    one_stall(rig, 33);
+    CHECK(count(err.text(), blocked_text) == 2);
+
+    // The window closes: the count goes out at the next check, once.
+    rig.reader.set_stack(sleeping_stack());
+    int n = rig.period_waits();
+    rig.clock.advance(Watchdog::repeat_window);
+    REQUIRE(rig.clock.await([&] { return rig.period_waits() > n; }));
+    rig.tick();
+    text = err.text();
+    CHECK(count(text, repeats_text) == 1);
+    auto line = line_with(text, repeats_text);
+    CHECK(line.find("WARNING:  event loop blocked again with the same stack as before, 31 more "
+                    "times in ") == timestamp_width);
+    // Each counted stall lasted from its missed beat (990 ms before the check) to the
+    // beat at the check after: 995 ms.
+    CHECK(contains(line, "31 more times in 30.3 s"));
+    CHECK(contains(line, ": 30845 ms in all, the longest 995 ms"));
+    CHECK(contains(line, "(worker " + std::to_string(::getpid()) + ", interpreter 3, stack "));
+
+    // After the window the stack is reported in full again.
+    one_stall(rig, 34);
+    rig.watchdog.stop();
+    err.restore();
+    text = err.text();
+    CHECK(count(text, blocked_text) == 3);
+    CHECK(count(text, stack_line) == 2);
+    CHECK(count(text, repeats_text) == 1);  // nothing repeated since
+}
+
+TEST_CASE("Watchdog: a count still open goes out when the watchdog stops", "[server][watchdog]") {
+    StderrCapture err;
+    Rig rig;
+    rig.start();
+    for (uint64_t id = 1; id <= 3; ++id)
+        one_stall(rig, id);
+    CHECK(count(err.text(), repeats_text) == 0);
+    rig.watchdog.stop();
+    err.restore();
+    std::string text = err.text();
+    CHECK(count(text, blocked_text) == 1);
+    CHECK(count(text, repeats_text) == 1);
+    CHECK(contains(line_with(text, repeats_text), ", 2 more times in "));
 }
 
 TEST_CASE("Watchdog: a stall outside any request", "[server][watchdog]") {

@@ -154,6 +154,52 @@ TEST_CASE("head_reader: with WebSocket off an upgrade is a plain request", "[hea
     }
 }
 
+TEST_CASE("head_reader: the reason fits the status", "[head_reader]") {
+    // A Content-Length over the body limit fails in Beast's parser: 413, and its reason
+    // says so (it once read "malformed request").
+    Read r = read("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3000000\r\n\r\n");
+    REQUIRE(r.status == 413);
+    CHECK(std::string_view(r.reason) == "request body too large");
+}
+
+TEST_CASE("head_reader: the request line is known also when the head is invalid", "[head_reader]") {
+    SECTION("valid: in the head") {
+        Read r = read("PUT /a?b=1 HTTP/1.0\r\nHost: a\r\n\r\n");
+        CHECK(r.outcome == Outcome::request);
+        REQUIRE(r.head);
+        CHECK(r.head->method_view() == "PUT");
+        CHECK(r.head->target_view() == "/a?b=1");
+        CHECK(r.head->version == 10);
+    }
+    SECTION("invalid after the request line") {
+        Read r = read("POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n");
+        CHECK(r.status == 501);
+        CHECK(r.method == "POST");
+        CHECK(r.target == "/up");
+        CHECK(r.version == 11);
+    }
+    SECTION("unsupported version") {
+        Read r = read("GET /v2 HTTP/2.0\r\nHost: a\r\n\r\n");
+        CHECK(r.status == 505);
+        CHECK(r.target == "/v2");
+        CHECK(r.version == 20);
+    }
+    SECTION("target too long: only the method is known") {
+        const std::string in = "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n";
+        Read r = read(in);  // its views point into `in`
+        CHECK(r.status == 414);
+        CHECK(r.method == "GET");
+        CHECK(r.target.empty());
+        CHECK(r.version == 0);
+    }
+    SECTION("nothing readable") {
+        Read r = read("GARBAGE\r\n\r\n");
+        CHECK(r.status == 400);
+        CHECK(r.method.empty());
+        CHECK(r.target.empty());
+    }
+}
+
 TEST_CASE("head_reader: a valid WebSocket upgrade", "[head_reader]") {
     const std::string in = ws_upgrade + "Sec-WebSocket-Version: 13\r\n\r\n";
     Read r = read(in);

@@ -516,3 +516,28 @@ TEST_CASE("head_scanner: verdicts are stable as bytes arrive", "[head_scanner]")
         }
     }
 }
+
+TEST_CASE("head_scanner: scan_request_line keeps the valid parts", "[head_scanner]") {
+    using narwhal::server::http::scan_request_line;
+    auto line = scan_request_line("\r\nGET /a?b HTTP/1.0\r\nBad header\r\n\r\n", {});
+    CHECK(line.method == "GET");
+    CHECK(line.target == "/a?b");
+    CHECK(line.version == 10);
+    line = scan_request_line("GET /v2 HTTP/2.0\r\n\r\n", {});
+    CHECK(line.target == "/v2");
+    CHECK(line.version == 20);
+    // The target breaks the line limit: only the method is known.
+    HeadLimits small;
+    small.request_line = 16;
+    const std::string long_target = "GET /" + std::string(40, 'a') + " HTTP/1.1\r\n\r\n";
+    line = scan_request_line(long_target, small);  // views into long_target
+    CHECK(line.method == "GET");
+    CHECK(line.target.empty());
+    CHECK(line.version == 0);
+    // An invalid byte in the target: it is not shown.
+    line = scan_request_line("GET /a\x01 HTTP/1.1\r\n\r\n", {});
+    CHECK(line.method == "GET");
+    CHECK(line.target.empty());
+    line = scan_request_line("GARBAGE\r\n\r\n", {});
+    CHECK(line.method.empty());
+}
