@@ -380,8 +380,10 @@ def server_stats(server, timeout: float = 20.0) -> dict:
 
 
 # A text line starts with its timestamp: "2026-12-01 14:31:22.123 INFO:     ...".
+# Patterns anchored at a record's level start with `^` + TIMESTAMP.
+TIMESTAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} "
 LOG_START = re.compile(
-    r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} )?(TRACE|DEBUG|INFO|WARNING|ERROR|CRITICAL):|^\{|^overload_apps: ")
+    r"^(?:" + TIMESTAMP + r")?(TRACE|DEBUG|INFO|WARNING|ERROR|CRITICAL):|^\{|^overload_apps: ")
 
 
 def log_records(text: str, needle: str) -> list[str]:

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import serving
-from rawhttp import RawConnection, request
+from rawhttp import TIMESTAMP, RawConnection, request
 
 APP = "overload_apps:router"
 GUARD = 20.0  # failure guard for every wait
@@ -67,7 +67,7 @@ def refuse(server, raw: bytes, status: int) -> int:
 
 
 def access_text(port: int, request_line: str, status: int) -> str:
-    return rf'^INFO: +127\.0\.0\.1:{port} - "{re.escape(request_line)}" {status}$'
+    return rf'^{TIMESTAMP}INFO: +127\.0\.0\.1:{port} - "{re.escape(request_line)}" {status}$'
 
 
 def wait_json(server, pred, what: str) -> dict:
@@ -103,7 +103,7 @@ def test_refused_request_access_line_in_json(json_server, name, raw, status, lin
 def test_413_detail_names_the_body_limit_not_a_malformed_request(text_server):
     # A Content-Length over --limit-request-body is refused while the head is parsed.
     refuse(text_server, b"POST /cl-over HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n", 413)
-    m = text_server.wait_for_log(r"^DEBUG: +413 [^:]*: (.*)$", GUARD)
+    m = text_server.wait_for_log("^" + TIMESTAMP + r"DEBUG: +413 [^:]*: (.*)$", GUARD)
     assert "malformed" not in m.group(1) and "too large" in m.group(1), m.group(0)
 
 
@@ -124,8 +124,8 @@ def test_shed_request_gets_a_warning_and_an_access_line(narwhal, tmp_path, fmt):
     port = refuse(server, request("GET", "/hello?tag=b"), 503)
     line = f'127.0.0.1:{port} - "GET /hello?tag=b HTTP/1.1" 503'
     if fmt == "text":
-        server.wait_for_log(r"^WARNING: +Exceeded concurrency limit\.$", GUARD)
-        server.wait_for_log(rf"^INFO: +{re.escape(line)}$", GUARD)
+        server.wait_for_log("^" + TIMESTAMP + r"WARNING: +Exceeded concurrency limit\.$", GUARD)
+        server.wait_for_log(rf"^{TIMESTAMP}INFO: +{re.escape(line)}$", GUARD)
     else:
         wait_json(server, lambda r: r.get("level") == "warning"
                   and r.get("message") == "Exceeded concurrency limit.", "with the shed warning")

@@ -20,11 +20,11 @@ import time
 import pytest
 
 from conftest import serving
-from rawhttp import RawConnection, request
+from rawhttp import TIMESTAMP, RawConnection, request
 import wsclient
 
 GUARD = 20.0  # failure guard for every wait
-TRACE = re.compile(r"^TRACE: +ASGI \[(\d+)\] (Receive|Send) (\{.*\})$")
+TRACE = re.compile("^" + TIMESTAMP + r"TRACE: +ASGI \[(\d+)\] (Receive|Send) (\{.*\})$")
 SECRET = b"secret-payload-7f3a"
 
 
