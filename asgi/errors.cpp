@@ -12,4 +12,12 @@ std::string unexpected_after_complete(std::string_view got) {
     return fmt::format("Unexpected ASGI message '{}' sent, after response already completed.", got);
 }
 
+std::string pathsend_not_absolute(std::string_view path) {
+    return fmt::format("ASGI 'http.response.pathsend' path must be absolute, got '{}'.", path);
+}
+
+std::string pathsend_not_regular_file(std::string_view path) {
+    return fmt::format("ASGI 'http.response.pathsend' path is not a regular file: '{}'.", path);
+}
+
 }  // namespace narwhal::asgi::errors

@@ -37,6 +37,7 @@ private:
     const Names* n_ = nullptr;
     std::string root_path_;
     Ref http_template_, websocket_template_, asgi_template_;
+    Ref pathsend_key_;  // "http.response.pathsend", the extension every http scope offers
 };
 
 }  // namespace narwhal::python

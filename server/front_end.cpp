@@ -29,6 +29,7 @@ FrontEnd::FrontEnd(const config::Settings& settings, asgi::Inbox& inbox) : setti
     ctx_.limits.keep_alive = ms(s.timeout_keep_alive);
     ctx_.limits.header = ms(s.timeout_header);
     ctx_.limits.body = ms(s.timeout_body);
+    ctx_.limits.send = ms(s.timeout_send);
     ctx_.limits.queue = ms(s.timeout_queue);
     ctx_.limits.request = ms(s.timeout_request);
     ctx_.limits.max_connections = s.limit_connections;
@@ -93,6 +94,9 @@ const std::string& FrontEnd::description() const { return listener_->description
 
 void FrontEnd::start(std::function<void()> on_stop_signal) {
     on_stop_signal_ = std::move(on_stop_signal);
+    // A peer that closed must be an EPIPE error, not a signal that kills the worker:
+    // Asio's own writes pass MSG_NOSIGNAL, but sendfile(2) (file_body.hpp) cannot.
+    std::signal(SIGPIPE, SIG_IGN);
     signals_ = std::make_unique<net::signal_set>(threads_[0]->context(), SIGINT, SIGTERM);
     signals_->async_wait([this](boost::system::error_code ec, int) {
         if (ec)
