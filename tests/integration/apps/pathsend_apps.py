@@ -1,7 +1,8 @@
 """A raw ASGI app for the http.response.pathsend tests, imported as `pathsend_apps:app`.
 
 The query says what to send: `path` (sent as given, so a test can pass a relative or
-missing one), `length=yes` to declare the file's size as Content-Length, `alone=yes` to
+missing one), `length=yes` to declare the file's size as Content-Length (`declare=N`
+to declare N instead), `alone=yes` to
 let the start leave on its own before the file (the response is then chunked), and
 `status`. `/extensions` answers the scope's extensions as JSON. What `send` raised, if
 anything, is reported to the file named by the `x-report` header (app_util), then
@@ -43,6 +44,8 @@ async def app(scope, receive, send) -> None:
     headers = [(b"content-type", b"application/octet-stream")]
     if q.get("length") == "yes":
         headers.append((b"content-length", str(os.stat(path).st_size).encode()))
+    elif "declare" in q:
+        headers.append((b"content-length", q["declare"].encode()))
     await send({"type": "http.response.start", "status": int(q.get("status", "200")),
                 "headers": headers})
     if q.get("alone") == "yes":
