@@ -449,10 +449,12 @@ void HttpSession::do_send_file() {
             clear_wait();
         const uint64_t size = request_.file->length();
         request_.file.reset();  // closes the file
-        // What follows the file (a chunked response's last chunk; nothing otherwise)
-        // goes out as a write of its own, whose completion ends the response.
-        response_.end_file(output_.tail(), size);
-        return do_write();
+        // What follows the file: a chunked response's last chunk, nothing otherwise.
+        std::string after;
+        response_.end_file(after, size);
+        if (!after.empty())
+            return queue_write(std::move(after));  // its completion ends the response
+        return on_output_idle();
     }
     case FileBody::Progress::would_block:
         // The client takes nothing for --timeout-send: it is gone, or stalling on purpose.
