@@ -37,7 +37,9 @@ private:
     const Names* n_ = nullptr;
     std::string root_path_;
     Ref http_template_, websocket_template_, asgi_template_;
-    Ref pathsend_key_;  // "http.response.pathsend", the extension every http scope offers
+    // {"http.response.pathsend": {}}: the extensions every http scope offers, copied
+    // per request (http_pathsend.hpp).
+    Ref http_extensions_;
 };
 
 }  // namespace narwhal::python
