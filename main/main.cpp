@@ -6,6 +6,7 @@
 #include <Python.h>
 #include <fmt/format.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 
@@ -13,6 +14,12 @@ extern char** environ;
 
 int main(int argc, char** argv) {
     using namespace narwhal;
+    // As CPython's own start-up does, before any thread exists: a write to a closed pipe
+    // or socket is an EPIPE error (BrokenPipeError in the app), not the death of every
+    // connection of the process; an over-large file write is EFBIG. The network code does
+    // not rely on this (its sends pass MSG_NOSIGNAL).
+    std::signal(SIGPIPE, SIG_IGN);
+    std::signal(SIGXFSZ, SIG_IGN);
     std::vector<std::string> env;
     for (char** e = environ; e && *e; ++e)
         env.emplace_back(*e);

@@ -12,6 +12,8 @@
 #include <pybind11/embed.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <string>
 #include <thread>
 #include <unistd.h>
 
@@ -59,10 +61,12 @@ void log_startup_error(py::error_already_set& e, const char* what) {
     py::module_::import("narwhal._log").attr("log_exception")(what, e.value());
 }
 
+int serve_started(const config::Settings& settings, py::module_& rt);
+
 int serve(const config::Settings& settings) {
     py::module_ rt = py::module_::import("narwhal._runtime");
     try {
-        rt.attr("setup")(settings.app, settings.app_dir, settings.venv, settings.factory,
+        rt.attr("setup")(settings.app, settings.app_dir, settings.factory,
                          interface_name(settings.interface));
         rt.attr("create_loop")(loop_name(settings.loop));
     } catch (py::error_already_set& e) {
@@ -72,13 +76,27 @@ int serve(const config::Settings& settings) {
     log::info("Started server process [{}]", ::getpid());
     if (!rt.attr("startup")(lifespan_name(settings.lifespan)).cast<bool>())
         return 3;
+    // From here on the app's lifespan startup has run: whatever ends serving (a taken
+    // address, a failure below), its shutdown runs too (a no-op when serving ran it).
+    int status = 1;
+    try {
+        status = serve_started(settings, rt);
+    } catch (py::error_already_set& e) {
+        log::error("{}", e.what());
+    }
+    rt.attr("stop_lifespan")(settings.timeout_graceful_shutdown);
+    rt.attr("finish")();
+    return status;
+}
 
+int serve_started(const config::Settings& settings, py::module_& rt) {
     asgi::Inbox inbox(settings.inbox_capacity);
     server::FrontEnd front(settings, inbox);
     try {
         front.bind();
     } catch (const std::system_error& e) {
         log::error("{}", e.what());
+        log::error("Cannot serve: stopping the application.");
         return 1;
     }
 
@@ -114,7 +132,7 @@ int serve(const config::Settings& settings) {
     if (!dispatcher)
         throw py::error_already_set();
     dispatcher_py = py::reinterpret_borrow<py::object>(dispatcher->handle());
-    rt.attr("install_task_tracking")(dispatcher_py, settings.timeout_orphan_tasks);
+    rt.attr("attach_dispatcher")(dispatcher_py, settings.timeout_orphan_tasks);
 
     std::unique_ptr<python::StackReader> stacks;
     std::unique_ptr<server::Watchdog> watchdog;
@@ -125,9 +143,11 @@ int serve(const config::Settings& settings) {
         watchdog->start();
     }
 
-    front.start([&front, &inbox] {
-        // I/O thread: stop taking work at once, then let the interpreter finish what it has.
-        front.begin_shutdown();
+    front.start([&front, &inbox](int nth) {
+        // I/O thread: stop taking work at once, then let the interpreter finish what it
+        // has. Each signal reaches the interpreter: the second one stops the waiting.
+        if (nth == 1)
+            front.begin_shutdown();
         asgi::Event ev;
         ev.kind = asgi::Event::Kind::shutdown;
         inbox.push(std::move(ev));
@@ -161,7 +181,6 @@ int serve(const config::Settings& settings) {
         front.stop();
     }
     front.log_stats();
-    rt.attr("finish")();
     dispatcher_py = py::object();
     return status;
 }
@@ -169,8 +188,14 @@ int serve(const config::Settings& settings) {
 }  // namespace
 
 int run_worker(const config::Settings& settings, int argc, const char* const* argv) {
+    // Like `python`, a VIRTUAL_ENV in the environment names the venv when --venv does not.
+    const char* env_venv = std::getenv("VIRTUAL_ENV");
+    std::string venv = !settings.venv.empty() ? settings.venv : env_venv ? env_venv : "";
     try {
-        python::start_interpreter(argc, argv);
+        python::start_interpreter(argc, argv, venv);
+    } catch (const python::VenvError& e) {
+        log::error("Cannot use the virtualenv: {}", e.what());
+        return 2;
     } catch (const std::exception& e) {
         log::error("Cannot start Python: {}", e.what());
         return 1;

@@ -87,6 +87,12 @@ PyObject* handle_current_request(PyObject* self, PyObject*) {
     return guarded([&] { return d->services().current_request(); });
 }
 
+PyObject* handle_set_task_factory(PyObject* self, PyObject* factory) {
+    if (Dispatcher* d = dispatcher_of(self))
+        d->set_task_factory(factory);
+    Py_RETURN_NONE;
+}
+
 PyObject* handle_fd(PyObject* self, void*) {
     Dispatcher* d = dispatcher_of(self);
     return d ? PyLong_FromLong(d->fd()) : gone();
@@ -107,6 +113,8 @@ PyMethodDef handle_methods[] = {
     {"cancel_all", handle_cancel_all, METH_NOARGS, "Cancels every running request (shutdown)."},
     {"current_request", handle_current_request, METH_NOARGS,
      "(id, method, path) of the request whose step is running, or None."},
+    {"set_task_factory", handle_set_task_factory, METH_O,
+     "The task factory the app installed (or None): it creates the requests' tasks too."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -264,12 +272,16 @@ void Dispatcher::start_request(asgi::Event& ev) {
     Ref coro = Ref::steal(PyObject_CallFunctionObjArgs(app_.get(), scope.get(), cycle_obj.get(),
                                                        send.get(), nullptr));
     Ref step = coro ? Ref::steal(new_request_step(c, coro.get())) : Ref();
-    // asyncio.Task directly, not loop.create_task: the app's task factory (ours, which
-    // tracks tasks the app spawns) is not for the request's own task.
+    // Not loop.create_task: narwhal's factory (which tracks tasks the app spawns) is not
+    // for the request's own task. A factory the app installed is (it may trace requests).
     PyObject* args[] = {step.get(), loop_.get()};
-    Ref task = step
-                   ? Ref::steal(PyObject_Vectorcall(task_type_.get(), args, 1, loop_kwnames_.get()))
-                   : Ref();
+    Ref task;
+    if (step && app_task_factory_) {
+        PyObject* fargs[] = {loop_.get(), step.get()};
+        task = Ref::steal(PyObject_Vectorcall(app_task_factory_.get(), fargs, 2, nullptr));
+    } else if (step) {
+        task = Ref::steal(PyObject_Vectorcall(task_type_.get(), args, 1, loop_kwnames_.get()));
+    }
     if (!task) {
         Ref exc = Ref::steal(fetch_exception());
         cycle_fail(c, exc.get() ? exc.get() : Py_None);

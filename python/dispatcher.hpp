@@ -5,8 +5,8 @@
 //
 // Its Python face is a narwhal.Dispatcher handle (handle()), which narwhal._runtime
 // drives: `fd` and `drain` for loop.add_reader, `inflight()`, `idle()` and
-// `cancel_all()` for shutdown, `current_request()` for the task factory, and `_flush` /
-// `_beat`, the callables the services schedule on the loop.
+// `cancel_all()` for shutdown, `current_request()` and `set_task_factory()` for the task
+// factories, and `_flush` / `_beat`, the callables the services schedule on the loop.
 #pragma once
 
 #include "asgi/events.hpp"
@@ -39,6 +39,10 @@ public:
     LoopServices& services() { return services_; }
     int fd() const { return inbox_.fd(); }
     void drain();
+    // None restores the plain asyncio.Task.
+    void set_task_factory(PyObject* factory) {
+        app_task_factory_ = Ref::borrow(factory == Py_None ? nullptr : factory);
+    }
 
 private:
     Dispatcher(asgi::Inbox& inbox, LoopServices& services);
@@ -46,7 +50,8 @@ private:
 
     asgi::Inbox& inbox_;
     LoopServices& services_;
-    Ref handle_, app_, loop_, state_, on_shutdown_, task_type_, loop_kwnames_, drain_again_;
+    Ref handle_, app_, loop_, state_, on_shutdown_, task_type_, loop_kwnames_, drain_again_,
+        app_task_factory_;
     ScopeBuilder scopes_;
     std::vector<asgi::Event> batch_;
     bool drain_scheduled_ = false;

@@ -92,30 +92,34 @@ void FrontEnd::bind() {
 
 const std::string& FrontEnd::description() const { return listener_->description(); }
 
-void FrontEnd::start(std::function<void()> on_stop_signal) {
+void FrontEnd::start(std::function<void(int)> on_stop_signal) {
     on_stop_signal_ = std::move(on_stop_signal);
     // A peer that closed must be an EPIPE error, not a signal that kills the worker:
     // Asio's own writes pass MSG_NOSIGNAL, but sendfile(2) (file_body.hpp) cannot.
     std::signal(SIGPIPE, SIG_IGN);
     signals_ = std::make_unique<net::signal_set>(threads_[0]->context(), SIGINT, SIGTERM);
-    signals_->async_wait([this](boost::system::error_code ec, int) {
-        if (ec)
-            return;
-        if (on_stop_signal_)
-            on_stop_signal_();
-        // A second signal means "now": skip the graceful wait, as uvicorn does.
-        signals_->async_wait([](boost::system::error_code e, int) {
-            if (!e) {
-                log::warning("Second stop signal: exiting without waiting.");
-                std::_Exit(1);
-            }
-        });
-    });
+    wait_stop_signal();
     stats_signal_ = std::make_unique<net::signal_set>(threads_[0]->context(), SIGUSR1);
     wait_stats_signal();
     listener_->start(ctx_, threads_);
     for (auto& t : threads_)
         t->start();
+}
+
+void FrontEnd::wait_stop_signal() {
+    signals_->async_wait([this](boost::system::error_code ec, int) {
+        if (ec)
+            return;
+        // The first signal shuts down gracefully, the second stops waiting for requests
+        // (the app's lifespan shutdown still runs), a third means "now".
+        if (++stop_signals_ >= 3) {
+            log::warning("Third stop signal: exiting without waiting.");
+            std::_Exit(1);
+        }
+        if (on_stop_signal_)
+            on_stop_signal_(stop_signals_);
+        wait_stop_signal();
+    });
 }
 
 void FrontEnd::wait_stats_signal() {

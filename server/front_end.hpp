@@ -26,9 +26,10 @@ public:
     void bind();
     const std::string& description() const;
 
-    // Starts the I/O threads and the accept loop. `on_stop_signal` runs on an I/O thread
-    // at the first SIGINT/SIGTERM; a second one exits at once.
-    void start(std::function<void()> on_stop_signal);
+    // Starts the I/O threads and the accept loop. `on_stop_signal(n)` runs on an I/O
+    // thread at the first (n = 1) and the second (n = 2) SIGINT/SIGTERM; a third one
+    // exits at once.
+    void start(std::function<void(int)> on_stop_signal);
 
     // Stop accepting, close idle connections, let busy ones finish with
     // "connection: close". Any thread.
@@ -51,7 +52,9 @@ private:
     std::unique_ptr<boost::asio::signal_set> signals_;
     std::unique_ptr<boost::asio::signal_set> stats_signal_;
     void wait_stats_signal();
-    std::function<void()> on_stop_signal_;
+    void wait_stop_signal();
+    std::function<void(int)> on_stop_signal_;
+    int stop_signals_ = 0;
     bool stopped_ = false;
 };
 

@@ -21,20 +21,38 @@ _app: Callable | None = None
 _loop: asyncio.AbstractEventLoop | None = None
 _lifespan: Lifespan | None = None
 _shutdown_task: asyncio.Task | None = None
+_lifespan_stopped = False
+_force = asyncio.Event()  # set by the second stop signal
+_dispatcher: Any = None
 
 
-def setup(app: str, app_dir: str, venv: str, factory: bool, interface: str) -> Callable:
-    """Make the app importable and import it. Raises LoadError or the import's error."""
+def use_installation_python() -> None:
+    """Outside a venv, make sys.executable the installation's python (as sysconfig
+    names it), not the server binary: subprocess.run([sys.executable, ...]) and
+    multiprocessing's spawn start method run it."""
+    import sysconfig
+
+    bindir = sysconfig.get_config_var("BINDIR") or os.path.join(sys.base_prefix, "bin")
+    for name in (f"python{sysconfig.get_python_version()}", "python3"):
+        candidate = os.path.join(bindir, name)
+        if os.access(candidate, os.X_OK):
+            sys.executable = sys._base_executable = candidate  # type: ignore[attr-defined]
+            return
+
+
+def setup(app: str, app_dir: str, factory: bool, interface: str) -> Callable:
+    """Make the app importable and import it. Raises LoadError or the import's error.
+
+    A virtualenv is already in place: the interpreter started as the venv's python."""
     global _app
-    venv = venv or os.environ.get("VIRTUAL_ENV", "")
-    if venv:
-        _loader.add_venv(venv)
     sys.path.insert(0, os.path.abspath(app_dir) if app_dir else os.getcwd())
     _app = _loader.load(app, factory, interface)
     return _app
 
 
 def create_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """The loop, with narwhal's task factory and exception handler installed before the
+    app's lifespan startup runs, so that what the app installs there composes with them."""
     global _loop
     if kind in ("auto", "uvloop"):
         try:
@@ -47,8 +65,52 @@ def create_loop(kind: str) -> asyncio.AbstractEventLoop:
             _loop = uvloop.new_event_loop()
     if _loop is None:
         _loop = asyncio.new_event_loop()
+    _hooks.install(_loop)
     asyncio.set_event_loop(_loop)
     return _loop
+
+
+class _AppHooks:
+    """narwhal's task factory (which notes the request that spawned each task) and
+    exception handler (which names that request) stay installed on the loop for its
+    lifetime. The loop's own setters and getters are wrapped, on this loop object only
+    (its type stays uvloop.Loop or asyncio's): what the app sets (Sentry, OpenTelemetry,
+    aiomonitor do so in lifespan startup) is called from narwhal's, and the getters
+    return what the app set, as if narwhal had installed nothing, so an app that chains
+    to the previous factory cannot end up calling itself."""
+
+    def __init__(self) -> None:
+        self.task_factory: Callable | None = None
+        self.exception_handler: Callable | None = None
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.set_task_factory(_task_factory)
+        loop.set_exception_handler(_exception_handler)
+        loop.set_task_factory = self.set_task_factory  # type: ignore[method-assign]
+        loop.get_task_factory = self.get_task_factory  # type: ignore[method-assign]
+        loop.set_exception_handler = self.set_exception_handler  # type: ignore[method-assign]
+        loop.get_exception_handler = self.get_exception_handler  # type: ignore[method-assign]
+
+    def set_task_factory(self, factory: Callable | None) -> None:
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self.task_factory = factory
+        if _dispatcher is not None:
+            _dispatcher.set_task_factory(factory)
+
+    def get_task_factory(self) -> Callable | None:
+        return self.task_factory
+
+    def set_exception_handler(self, handler: Callable | None) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self.exception_handler = handler
+
+    def get_exception_handler(self) -> Callable | None:
+        return self.exception_handler
+
+
+_hooks = _AppHooks()
 
 
 def startup(lifespan_mode: str) -> bool:
@@ -56,6 +118,28 @@ def startup(lifespan_mode: str) -> bool:
     assert _loop is not None and _app is not None
     _lifespan = Lifespan(_app, lifespan_mode)
     return _loop.run_until_complete(_lifespan.startup())
+
+
+def stop_lifespan(timeout: float) -> None:
+    """Runs the app's lifespan shutdown if its startup ran and its shutdown has not:
+    when the server fails to start after lifespan startup (the address is taken), the
+    app still releases what startup acquired."""
+    global _lifespan_stopped
+    if _lifespan is None or _lifespan_stopped or _loop is None or _loop.is_closed():
+        return
+    _lifespan_stopped = True
+    _loop.run_until_complete(_run_lifespan_shutdown(timeout))
+
+
+async def _run_lifespan_shutdown(timeout: float) -> None:
+    global _lifespan_stopped
+    _lifespan_stopped = True
+    assert _lifespan is not None
+    try:
+        await asyncio.wait_for(_lifespan.shutdown(), timeout)
+    except asyncio.TimeoutError:
+        warning(f"Lifespan shutdown did not finish within {timeout:g}s "
+                "(--timeout-graceful-shutdown); stopping anyway.")
 
 
 def lifespan_state() -> dict[str, Any] | None:
@@ -73,10 +157,32 @@ def serve(dispatcher: Any) -> None:
 
 
 def begin_shutdown(dispatcher: Any, graceful_timeout: float, cancel_grace: float = 1.0) -> None:
+    """First stop signal: shut down gracefully. Second: stop waiting for in-flight
+    requests, cancel them, but still run the app's lifespan shutdown."""
     global _shutdown_task
+    assert _loop is not None
     if _shutdown_task is None:
-        assert _loop is not None
         _shutdown_task = _loop.create_task(_shutdown(dispatcher, graceful_timeout, cancel_grace))
+    elif not _force.is_set():
+        warning("Second stop signal: cancelling in-flight requests; lifespan shutdown still "
+                "runs (a third signal exits at once).")
+        _force.set()
+
+
+async def _until(awaitable: Any, timeout: float) -> bool:
+    """True when `awaitable` finished within `timeout`; False on timeout or when a second
+    stop signal arrives first."""
+    done_fut = asyncio.ensure_future(awaitable)
+    forced = asyncio.ensure_future(_force.wait())
+    try:
+        done, _ = await asyncio.wait({done_fut, forced}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        forced.cancel()
+    if done_fut in done:
+        return True
+    done_fut.cancel()
+    return False
 
 
 async def _shutdown(dispatcher: Any, graceful_timeout: float, cancel_grace: float) -> None:
@@ -84,24 +190,21 @@ async def _shutdown(dispatcher: Any, graceful_timeout: float, cancel_grace: floa
         info("Shutting down")
         if dispatcher.inflight():
             info("Waiting for in-flight requests to finish. (CTRL+C to force quit)")
-            try:
-                await asyncio.wait_for(dispatcher.idle(), graceful_timeout)
-            except asyncio.TimeoutError:
+            if not await _until(dispatcher.idle(), graceful_timeout):
                 count = dispatcher.inflight()
-                warning(f"Cancelling {count} request(s) still running after "
-                        f"{graceful_timeout:g}s (--timeout-graceful-shutdown).")
+                if _force.is_set():
+                    warning(f"Cancelling {count} request(s) still running (second stop signal).")
+                else:
+                    warning(f"Cancelling {count} request(s) still running after "
+                            f"{graceful_timeout:g}s (--timeout-graceful-shutdown).")
                 # Level-triggered: cancelled again each grace step, abandoned after three.
                 dispatcher.cancel_all()
                 try:
                     await asyncio.wait_for(dispatcher.idle(), 3 * cancel_grace + 1.0)
                 except asyncio.TimeoutError:
                     warning(f"{dispatcher.inflight()} request(s) still running; stopping anyway.")
-        if _lifespan is not None:
-            try:
-                await asyncio.wait_for(_lifespan.shutdown(), graceful_timeout)
-            except asyncio.TimeoutError:
-                warning(f"Lifespan shutdown did not finish within {graceful_timeout:g}s "
-                        "(--timeout-graceful-shutdown); stopping anyway.")
+        if _lifespan is not None and not _lifespan_stopped:
+            await _run_lifespan_shutdown(graceful_timeout)
     except BaseException as exc:  # never leave the loop running
         log_exception("Error during shutdown", exc)
     finally:
@@ -129,25 +232,29 @@ _spawned: dict[int, list[weakref.ref]] = {}
 _orphan_timeout = 5.0
 
 
-def install_task_tracking(dispatcher: Any, orphan_timeout: float) -> None:
-    global _orphan_timeout
-    assert _loop is not None
+def attach_dispatcher(dispatcher: Any, orphan_timeout: float) -> None:
+    """Connects the task factory to the dispatcher (which knows the running request) and
+    hands the dispatcher the factory the app installed, for the requests' own tasks."""
+    global _orphan_timeout, _dispatcher
     _orphan_timeout = orphan_timeout
-    current_request = dispatcher.current_request
+    _dispatcher = dispatcher
+    dispatcher.set_task_factory(_hooks.task_factory)
 
-    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task:
+
+def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future:
+    app_factory = _hooks.task_factory
+    if app_factory is not None:
+        task = app_factory(loop, coro, **kwargs)
+    else:
         task = asyncio.Task(coro, loop=loop, **kwargs)
-        origin = current_request()
-        if origin is None:  # spawned by a task that a request spawned: inherit
-            parent = asyncio.current_task(loop)
-            origin = _origin.get(parent) if parent is not None else None
-        if origin is not None:
-            _origin[task] = origin
-            _spawned.setdefault(origin[0], []).append(weakref.ref(task))
-        return task
-
-    _loop.set_task_factory(factory)
-    _loop.set_exception_handler(_exception_handler)
+    origin = _dispatcher.current_request() if _dispatcher is not None else None
+    if origin is None:  # spawned by a task that a request spawned: inherit
+        parent = asyncio.current_task(loop)
+        origin = _origin.get(parent) if parent is not None else None
+    if origin is not None:
+        _origin[task] = origin
+        _spawned.setdefault(origin[0], []).append(weakref.ref(task))
+    return task
 
 
 def _describe(origin: tuple[int, str, str]) -> str:
@@ -185,6 +292,12 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
         log_exception(message, exc)
     else:
         error(message)
+    app_handler = _hooks.exception_handler
+    if app_handler is not None:
+        try:
+            app_handler(loop, context)
+        except Exception as handler_exc:
+            log_exception("The app's loop exception handler failed", handler_exc)
 
 
 def task_stack(task: asyncio.Future) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -216,3 +217,73 @@ def test_no_new_connections_after_shutdown_starts(narwhal, tmp_path):
     assert isinstance(result, httpx.Response) and result.status_code == 200, repr(result)
     assert _wait_exit(server) == 0
     assert "tag=late" not in server.log()
+
+
+# -------------------------------------------------------------- failures and force
+
+def test_lifespan_shutdown_runs_when_the_address_is_taken(tmp_path):
+    # Lifespan startup runs before the address is bound (as in uvicorn); when binding
+    # fails, what startup acquired must still be released.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run_cli("lifespan_marker_app:app", "--app-dir", str(APPS_DIR), "--host", "127.0.0.1",
+                    "--port", str(port), env={"LIFESPAN_MARKERS_DIR": str(tmp_path)}, timeout=30)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "running on" not in out, out
+    assert f"could not bind on 127.0.0.1:{port}: Address already in use" in out, out
+    assert (tmp_path / "startup").exists(), out
+    assert (tmp_path / "shutdown").exists(), out
+    _assert_order(out, "Application startup complete.", "Address already in use",
+                  "Application shutdown complete.", "Finished server process")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_second_signal_cancels_requests_and_still_runs_lifespan_shutdown(narwhal, sig):
+    # The default graceful timeout (25 s) outlasts the 15 s guard: only the second signal
+    # can end the request in time.
+    server = narwhal("slow_app:app")
+    pending = _in_background(_slow_request, server.url, 60, "long")
+    server.wait_for_log(r"slow_app: sleeping 60(\.0)? tag=long")
+    server.signal(sig)
+    server.wait_for_log(r"Waiting for in-flight requests to finish")
+    server.signal(sig)
+    assert _wait_exit(server, timeout=15.0) == 0, server.log()
+    result = pending.result(timeout=15)
+    if isinstance(result, httpx.Response):
+        assert result.status_code >= 500, result.text
+    else:
+        assert isinstance(result, httpx.TransportError), repr(result)
+    log = server.log()
+    assert "slow_app: woke tag=long" not in log, log
+    assert "Task was destroyed but it is pending" not in log, log
+    _assert_order(log, "Second stop signal", "slow_app: cancelled tag=long",
+                  "slow_app: lifespan shutdown", "Application shutdown complete.",
+                  "Finished server process")
+
+
+def test_third_signal_exits_at_once(narwhal, tmp_path):
+    # The request swallows every cancellation, and the cancel grace (30 s) would keep the
+    # server waiting for it past the guard: only the third signal can end it in time.
+    server = narwhal("overload_apps:router", "--timeout-cancel-grace", "30")
+
+    def stubborn():
+        try:
+            with httpx.Client(timeout=httpx.Timeout(60.0)) as c:
+                return c.get(f"{server.url}/stubborn", params={"tag": "third"},
+                             headers={"x-gate": str(tmp_path / "never-opened")})
+        except httpx.HTTPError as exc:
+            return exc
+
+    pending = _in_background(stubborn)
+    server.wait_for_log(r"overload_apps: stubborn tag=third\b")
+    server.signal(signal.SIGTERM)
+    server.wait_for_log(r"Waiting for in-flight requests to finish")
+    server.signal(signal.SIGTERM)
+    server.wait_for_log(r"Cancelling 1 request\(s\) still running \(second stop signal\)")
+    server.signal(signal.SIGTERM)
+    assert _wait_exit(server, timeout=15.0) == 1, server.log()
+    assert "Third stop signal: exiting without waiting." in server.log()
+    assert isinstance(pending.result(timeout=15), httpx.TransportError)
