@@ -94,9 +94,6 @@ const std::string& FrontEnd::description() const { return listener_->description
 
 void FrontEnd::start(std::function<void(int)> on_stop_signal) {
     on_stop_signal_ = std::move(on_stop_signal);
-    // A peer that closed must be an EPIPE error, not a signal that kills the worker:
-    // Asio's own writes pass MSG_NOSIGNAL, but sendfile(2) (file_body.hpp) cannot.
-    std::signal(SIGPIPE, SIG_IGN);
     signals_ = std::make_unique<net::signal_set>(threads_[0]->context(), SIGINT, SIGTERM);
     wait_stop_signal();
     stats_signal_ = std::make_unique<net::signal_set>(threads_[0]->context(), SIGUSR1);
