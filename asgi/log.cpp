@@ -1,9 +1,12 @@
 #include "asgi/log.hpp"
 
+#include "asgi/log_queue.hpp"
 #include "asgi/target.hpp"
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <ctime>
 #include <string>
 #include <unistd.h>
 
@@ -13,7 +16,10 @@ namespace {
 std::atomic<int> min_level{static_cast<int>(Level::info)};
 std::atomic<bool> json_format{false};
 std::atomic<bool> access_on{true};
+std::atomic<bool> colors_on{false};
+std::atomic<unsigned> forward_mask{0};
 
+// uvicorn's level prefix: the name and a colon, padded so messages line up.
 constexpr std::string_view prefix(Level level) {
     switch (level) {
     case Level::trace: return "TRACE:    ";
@@ -22,6 +28,19 @@ constexpr std::string_view prefix(Level level) {
     case Level::warning: return "WARNING:  ";
     case Level::error: return "ERROR:    ";
     case Level::critical: return "CRITICAL: ";
+    }
+    return "";
+}
+
+// The same with the level name in uvicorn's colours (ANSI SGR), for a terminal.
+constexpr std::string_view colored_prefix(Level level) {
+    switch (level) {
+    case Level::trace: return "\x1b[34mTRACE\x1b[0m:    ";
+    case Level::debug: return "\x1b[36mDEBUG\x1b[0m:    ";
+    case Level::info: return "\x1b[32mINFO\x1b[0m:     ";
+    case Level::warning: return "\x1b[33mWARNING\x1b[0m:  ";
+    case Level::error: return "\x1b[31mERROR\x1b[0m:    ";
+    case Level::critical: return "\x1b[91mCRITICAL\x1b[0m: ";
     }
     return "";
 }
@@ -57,6 +76,48 @@ void append_json_string(std::string& out, std::string_view s) {
     out.push_back('"');
 }
 
+double now_seconds() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Local time as "2026-12-01 14:31:22.123" (text) or "2026-12-01T14:31:22.123+01:00"
+// (json). localtime_r is slow and may take a lock, so each thread keeps the formatted
+// second it last saw: most lines in a busy second format only their milliseconds.
+void append_timestamp(std::string& out, double ts, bool iso) {
+    struct Cache {
+        std::time_t second = -1;
+        char date[11] = {};  // "2026-12-01"
+        char time[9] = {};   // "14:31:22"
+        char zone[7] = {};   // "+01:00"
+    };
+    thread_local Cache cache;
+    auto second = static_cast<std::time_t>(ts);
+    int ms = static_cast<int>((ts - static_cast<double>(second)) * 1000);
+    ms = ms < 0 ? 0 : ms > 999 ? 999 : ms;
+    if (second != cache.second) {
+        std::tm tm{};
+        ::localtime_r(&second, &tm);
+        std::strftime(cache.date, sizeof cache.date, "%Y-%m-%d", &tm);
+        std::strftime(cache.time, sizeof cache.time, "%H:%M:%S", &tm);
+        long off = tm.tm_gmtoff / 60;
+        fmt::format_to_n(cache.zone, sizeof cache.zone - 1, "{}{:02}:{:02}", off < 0 ? '-' : '+',
+                         (off < 0 ? -off : off) / 60, (off < 0 ? -off : off) % 60);
+        cache.second = second;
+    }
+    // Fixed widths and hand-made digits: this runs for every access line.
+    char stamp[] = "YYYY-MM-DDTHH:MM:SS.mmm";
+    std::memcpy(stamp, cache.date, 10);
+    stamp[10] = iso ? 'T' : ' ';
+    std::memcpy(stamp + 11, cache.time, 8);
+    stamp[20] = static_cast<char>('0' + ms / 100);
+    stamp[21] = static_cast<char>('0' + ms / 10 % 10);
+    stamp[22] = static_cast<char>('0' + ms % 10);
+    out.append(stamp, sizeof stamp - 1);
+    if (iso)
+        out.append(cache.zone, 6);
+}
+
 void emit(const std::string& line) {
     std::size_t off = 0;
     while (off < line.size()) {
@@ -66,12 +127,69 @@ void emit(const std::string& line) {
         off += static_cast<std::size_t>(n);
     }
 }
+
+// A text line up to its message: "2026-12-01 14:31:22.123 INFO:     ".
+void append_text_head(std::string& line, Level level, double ts) {
+    append_timestamp(line, ts, false);
+    line.push_back(' ');
+    line.append(colors_on.load(std::memory_order_relaxed) ? colored_prefix(level) : prefix(level));
+}
+
+void write_line(Level level, std::string_view logger, std::string_view message,
+                std::string_view fields, double ts) {
+    std::string line;
+    if (json_format.load(std::memory_order_relaxed)) {
+        line.reserve(message.size() + fields.size() + 120);
+        fmt::format_to(std::back_inserter(line), "{{\"ts\": {:.6f}, \"timestamp\": \"", ts);
+        append_timestamp(line, ts, true);
+        fmt::format_to(std::back_inserter(line),
+                       "\", \"level\": \"{}\", \"logger\": ", name(level));
+        append_json_string(line, logger);
+        line.append(", ");
+        if (!fields.empty()) {
+            line.append(fields);
+            line.append(", ");
+        }
+        line.append("\"message\": ");
+        append_json_string(line, message);
+        line += "}\n";
+    } else {
+        line.reserve(message.size() + 48);
+        append_text_head(line, level, ts);
+        line.append(message);
+        line.push_back('\n');
+    }
+    emit(line);
+}
+
+bool forwarding(Logger l) {
+    return (forward_mask.load(std::memory_order_relaxed) & logger_bit(l)) != 0;
+}
+
+void forward(Record&& r) { queue().push(std::move(r)); }
+
+// A record that is either written here or handed to the bridge.
+void submit(Level level, Logger logger, std::string_view message, std::string_view fields) {
+    double ts = now_seconds();
+    if (forwarding(logger)) {
+        Record r;
+        r.level = level;
+        r.logger = logger;
+        r.ts = ts;
+        r.message = message;
+        r.fields = fields;
+        forward(std::move(r));
+        return;
+    }
+    write_line(level, logger_name(logger), message, fields, ts);
+}
 }  // namespace
 
-void configure(Level level, bool json, bool access_log) {
+void configure(Level level, bool json, bool access_log, bool colors) {
     min_level = static_cast<int>(level);
     json_format = json;
     access_on = access_log;
+    colors_on = colors && !json;
 }
 
 bool enabled(Level level) {
@@ -82,6 +200,10 @@ bool access_enabled() { return access_on.load(std::memory_order_relaxed) && enab
 
 bool json() { return json_format.load(std::memory_order_relaxed); }
 
+void set_forwarded(unsigned loggers) { forward_mask.store(loggers, std::memory_order_relaxed); }
+
+unsigned forwarded() { return forward_mask.load(std::memory_order_relaxed); }
+
 std::string json_string(std::string_view s) {
     std::string out;
     append_json_string(out, s);
@@ -91,44 +213,46 @@ std::string json_string(std::string_view s) {
 void event(Level level, std::string_view message, std::string_view fields) {
     if (!enabled(level))
         return;
-    if (!json()) {
-        write(level, message);
-        return;
-    }
-    auto now = std::chrono::system_clock::now().time_since_epoch();
-    double ts = std::chrono::duration<double>(now).count();
-    std::string line = fmt::format("{{\"ts\": {:.6f}, \"level\": \"{}\", ", ts, name(level));
-    if (!fields.empty()) {
-        line.append(fields);
-        line.append(", ");
-    }
-    line.append("\"message\": ");
-    append_json_string(line, message);
-    line += "}\n";
-    emit(line);
+    submit(level, Logger::narwhal, message, json() || forwarding(Logger::narwhal) ? fields : "");
 }
 
-void write(Level level, std::string_view message) {
-    std::string line;
-    if (json_format.load(std::memory_order_relaxed)) {
-        auto now = std::chrono::system_clock::now().time_since_epoch();
-        double ts = std::chrono::duration<double>(now).count();
-        line = fmt::format("{{\"ts\": {:.6f}, \"level\": \"{}\", \"message\": ", ts, name(level));
-        append_json_string(line, message);
-        line += "}\n";
-    } else {
-        line.reserve(message.size() + 12);
-        line.append(prefix(level));
-        line.append(message);
-        line.push_back('\n');
-    }
-    emit(line);
+void write(Level level, std::string_view message) { submit(level, Logger::error, message, {}); }
+
+void write_record(Level level, std::string_view logger, std::string_view message,
+                  std::string_view fields, double ts) {
+    write_line(level, logger, message, fields, ts);
 }
 
 void access(std::string_view client, std::string_view method, std::string_view target,
             int http_version, int status) {
-    write(Level::info, fmt::format("{} - \"{} {} HTTP/{}.{}\" {}", client, method, target,
-                                   http_version / 10, http_version % 10, status));
+    if (!forwarding(Logger::access) && !json()) {
+        // The common case, once per request: the line formatted in place.
+        std::string line;
+        line.reserve(80 + client.size() + target.size());
+        append_text_head(line, Level::info, now_seconds());
+        fmt::format_to(std::back_inserter(line), "{} - \"{} {} HTTP/{}.{}\" {}\n", client, method,
+                       target, http_version / 10, http_version % 10, status);
+        emit(line);
+        return;
+    }
+    std::string version = fmt::format("{}.{}", http_version / 10, http_version % 10);
+    std::string message =
+        fmt::format("{} - \"{} {} HTTP/{}\" {}", client, method, target, version, status);
+    if (!forwarding(Logger::access)) {
+        write_line(Level::info, logger_name(Logger::access), message, {}, now_seconds());
+        return;
+    }
+    Record r;
+    r.level = Level::info;
+    r.logger = Logger::access;
+    r.ts = now_seconds();
+    r.message = std::move(message);
+    r.client = client;
+    r.method = method;
+    r.target = target;
+    r.http_version = std::move(version);
+    r.status = status;
+    forward(std::move(r));
 }
 
 void websocket_access(const WebSocketAccess& a) {
@@ -140,8 +264,8 @@ void websocket_access(const WebSocketAccess& a) {
                                a.messages_in, a.bytes_in, a.messages_out, a.bytes_out)
                  : fmt::format("{} - \"WebSocket {}\" {} refused after {:.3f} s", a.client,
                                a.target, a.status, a.seconds);
-    if (!json()) {
-        write(Level::info, message);
+    if (!json() && !forwarding(Logger::access)) {
+        submit(Level::info, Logger::access, message, {});
         return;
     }
     auto parts = asgi::split_target(a.target);
@@ -153,7 +277,7 @@ void websocket_access(const WebSocketAccess& a) {
         a.status, accepted ? std::to_string(a.close_code) : std::string("null"),
         accepted ? json_string(a.closed_by) : std::string("null"), a.seconds, a.messages_in,
         a.bytes_in, a.messages_out, a.bytes_out);
-    event(Level::info, message, fields);
+    submit(Level::info, Logger::access, message, fields);
 }
 
 }  // namespace narwhal::log

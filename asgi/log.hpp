@@ -1,18 +1,41 @@
-// The server's logger. Lines look like uvicorn's ("INFO:     message") so log
-// scrapers keep working, or one JSON object per line with --log-format json. Every
-// line is one write(2), so lines from different threads never interleave.
+// The server's logger. Lines look like uvicorn's ("INFO:     message", after a
+// timestamp) so log scrapers keep working, or one JSON object per line with
+// --log-format json. Every line is one write(2), so lines from different threads never
+// interleave.
+//
+// Each record belongs to one of uvicorn's loggers (Logger below). When Python's
+// `logging` has to see a logger's records (--log-config, or an app that attached
+// handlers or filters to it), that logger is forwarded: its records go into a bounded
+// queue (log_queue.hpp) that a GIL-taking thread delivers, so no I/O thread ever waits
+// for Python. Otherwise the record is formatted and written here, on the calling thread.
 #pragma once
 
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace narwhal::log {
 
 enum class Level { trace, debug, info, warning, error, critical };
 
-void configure(Level min_level, bool json, bool access_log);
+// The Python logger a record belongs to: uvicorn's names, so that an app's handlers and
+// filters written for uvicorn see narwhal's records; narwhal's structured reports
+// (watchdog, stats) have their own.
+enum class Logger : uint8_t { error, access, narwhal };
+constexpr std::string_view logger_name(Logger l) {
+    switch (l) {
+    case Logger::error: return "uvicorn.error";
+    case Logger::access: return "uvicorn.access";
+    case Logger::narwhal: return "narwhal";
+    }
+    return "";
+}
+constexpr unsigned logger_bit(Logger l) { return 1u << static_cast<unsigned>(l); }
+constexpr unsigned all_loggers = 0b111;
+
+void configure(Level min_level, bool json, bool access_log, bool colors = false);
 bool enabled(Level level);
 bool access_enabled();
 void write(Level level, std::string_view message);
@@ -47,6 +70,20 @@ struct WebSocketAccess {
 // facts are members: event "websocket", client, path, query_string, status,
 // close_code, closed_by, duration_s, messages_in, bytes_in, messages_out, bytes_out.
 void websocket_access(const WebSocketAccess& a);
+
+// --- the Python logging bridge --------------------------------------------------------
+
+// Which loggers' records go to the queue instead of being written here (logger_bit
+// values). Set by the bridge once its delivery thread runs, cleared before it stops.
+void set_forwarded(unsigned loggers);
+unsigned forwarded();
+
+// Writes one record formatted as narwhal's own lines, never forwarding it: what the
+// default handler does with a record Python's logging delivered to it (an app's own
+// record, or one of ours that went through Python). `logger` is shown in json mode;
+// `fields` as in event(); `ts` is the record's creation time (seconds since the epoch).
+void write_record(Level level, std::string_view logger, std::string_view message,
+                  std::string_view fields, double ts);
 
 template <typename... Args> void info(fmt::format_string<Args...> f, Args&&... args) {
     if (enabled(Level::info))

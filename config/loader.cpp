@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <map>
 #include <optional>
 
@@ -238,6 +239,11 @@ void validate(const Settings& s, const Sources& from, Action action,
             throw ConfigError(fmt::format("{}: {}", from.of("env_file"), e.what()));
         }
     }
+    // The same for a --log-config that is not there; what is in it, Python judges.
+    std::error_code ec;
+    if (!s.log_config.empty() && !std::filesystem::is_regular_file(s.log_config, ec))
+        throw ConfigError(
+            fmt::format("{}: no such file {}", from.of("log_config"), quote(s.log_config)));
 }
 
 }  // namespace

@@ -281,6 +281,12 @@ constexpr Option table[] = {
                            "Log line format: text for people, json for log shippers."),
     flag<&S::access_log>({"access_log", "--access-log", "NARWHAL_ACCESS_LOG"}, true,
                          "Log one line per request."),
+    text<&S::log_config>({"log_config", "--log-config", "NARWHAL_LOG_CONFIG"}, "PATH",
+                         "Configure Python's logging from this file, as uvicorn does: .json, "
+                         ".yaml or .yml with dictConfig, anything else with fileConfig. "
+                         "narwhal's records then go through it."),
+    flag<&S::use_colors>({"use_colors", "--use-colors", "NARWHAL_USE_COLORS"}, true,
+                         "Color the level names when stderr is a terminal."),
 };
 
 constexpr MetaOption meta_table[] = {
@@ -301,9 +307,6 @@ constexpr std::string_view uvicorn_only[] = {
     "--workers",
     "--http",
     "--ws",
-    "--log-config",
-    "--use-colors",
-    "--no-use-colors",
     "--proxy-headers",
     "--no-proxy-headers",
     "--forwarded-allow-ips",

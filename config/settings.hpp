@@ -132,6 +132,10 @@ struct Settings {
     LogLevel log_level = LogLevel::info;     // uvicorn's default
     LogFormat log_format = LogFormat::text;  // humans first; json for log shippers
     bool access_log = true;                  // uvicorn's default
+    // Empty: uvicorn's default logging setup, with narwhal's records on their C++ path.
+    std::string log_config;
+    // Colored level names when stderr is a terminal (uvicorn's rule); false: never.
+    bool use_colors = true;
 };
 
 }  // namespace narwhal::config

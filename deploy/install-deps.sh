@@ -36,6 +36,8 @@ packages=(
     # embedding CPython (the distribution's interpreter: 3.11 on bookworm, 3.13 on trixie),
     # and venv for the pinned PyPI test environment
     python3 python3-dev python3-venv pybind11-dev
+    # PyYAML: --log-config reads .yaml/.yml logging configurations with it
+    python3-yaml
     # Python test and app dependencies
     python3-pytest python3-httpx python3-websockets python3-starlette python3-fastapi
     "$form_parser" python3-django python3-quart python3-falcon python3-anyio

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 
 extern char** environ;
 
@@ -46,8 +47,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     const auto& s = loaded.settings;
+    // uvicorn's rule: colored level names only on a terminal.
     log::configure(static_cast<log::Level>(static_cast<int>(s.log_level)),
-                   s.log_format == config::LogFormat::json, s.access_log);
+                   s.log_format == config::LogFormat::json, s.access_log,
+                   s.use_colors && ::isatty(2) == 1);
     // Through the logger, so that --log-format json output stays one object per line.
     for (const auto& w : loaded.warnings)
         log::warning("{}", w);

@@ -4,6 +4,7 @@
 #include "asgi/log.hpp"
 #include "python/dispatcher.hpp"
 #include "python/interpreter.hpp"
+#include "python/log_bridge.hpp"
 #include "python/loop_services.hpp"
 #include "python/stack_reader.hpp"
 #include "server/front_end.hpp"
@@ -63,8 +64,25 @@ void log_startup_error(py::error_already_set& e, const char* what) {
 
 int serve_started(const config::Settings& settings, py::module_& rt);
 
+const char* log_level_name(config::LogLevel l) {
+    static constexpr const char* names[] = {"trace",   "debug", "info",
+                                            "warning", "error", "critical"};
+    return names[static_cast<int>(l)];
+}
+
 int serve(const config::Settings& settings) {
     py::module_ rt = py::module_::import("narwhal._runtime");
+    try {
+        // Before the app is imported, as uvicorn does: an app that configures logging
+        // when imported overrides this.
+        py::module_::import("narwhal._logconfig")
+            .attr("install")(settings.log_config, log_level_name(settings.log_level),
+                             settings.log_format == config::LogFormat::json, settings.access_log,
+                             settings.venv, settings.app_dir);
+    } catch (py::error_already_set& e) {
+        log::error("{}", py::str(e.value()).cast<std::string>());
+        return 1;
+    }
     try {
         rt.attr("setup")(settings.app, settings.app_dir, settings.factory,
                          interface_name(settings.interface));
@@ -201,13 +219,18 @@ int run_worker(const config::Settings& settings, int argc, const char* const* ar
         return 1;
     }
     int status;
+    std::unique_ptr<python::LogBridge> log_bridge;
     try {
+        log_bridge = python::LogBridge::start();
+        if (!log_bridge)
+            throw py::error_already_set();
         status = serve(settings);
     } catch (py::error_already_set& e) {
         log::error("{}", e.what());
         status = 1;
     }
     log::info("Finished server process [{}]", ::getpid());
+    log_bridge.reset();  // delivers what is queued while Python still runs
     python::stop_interpreter();
     return status;
 }

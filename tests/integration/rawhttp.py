@@ -379,7 +379,9 @@ def server_stats(server, timeout: float = 20.0) -> dict:
     return lines[before]
 
 
-LOG_START = re.compile(r"^(TRACE|DEBUG|INFO|WARNING|ERROR|CRITICAL):|^\{|^overload_apps: ")
+# A text line starts with its timestamp: "2026-12-01 14:31:22.123 INFO:     ...".
+LOG_START = re.compile(
+    r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} )?(TRACE|DEBUG|INFO|WARNING|ERROR|CRITICAL):|^\{|^overload_apps: ")
 
 
 def log_records(text: str, needle: str) -> list[str]:

@@ -1,9 +1,11 @@
 // The WebSocket access line, as the logger writes it to stderr (captured in a file).
 #include "asgi/log.hpp"
+#include "asgi/log_queue.hpp"
 
 #include "catch.hpp"
 
 #include <cstdio>
+#include <regex>
 #include <string>
 #include <unistd.h>
 
@@ -65,10 +67,15 @@ TEST_CASE("log: WebSocket access line, text", "[log]") {
     refused.status = 403;
     refused.seconds = 0.0021;
     nlog::websocket_access(refused);
-    CHECK(err.text() ==
-          "INFO:     127.0.0.1:54321 - \"WebSocket /chat?room=1\" 1000 closed by client after "
-          "2.315 s, in: 3 messages 45 bytes, out: 4 messages 60 bytes\n"
-          "INFO:     127.0.0.1:54321 - \"WebSocket /chat?room=1\" 403 refused after 0.002 s\n");
+    // Each line: the local time to the millisecond, then uvicorn's level prefix.
+    const std::regex expected(
+        "\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3} "
+        "INFO:     127\\.0\\.0\\.1:54321 - \"WebSocket /chat\\?room=1\" 1000 closed by client "
+        "after 2\\.315 s, in: 3 messages 45 bytes, out: 4 messages 60 bytes\n"
+        "\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3} "
+        "INFO:     127\\.0\\.0\\.1:54321 - \"WebSocket /chat\\?room=1\" 403 refused after "
+        "0\\.002 s\n");
+    CHECK(std::regex_match(err.text(), expected));
 }
 
 TEST_CASE("log: WebSocket access line, json", "[log]") {
@@ -79,7 +86,8 @@ TEST_CASE("log: WebSocket access line, json", "[log]") {
     nlog::websocket_access(a);
     const std::string line = err.text();
     CHECK(line.rfind("{\"ts\": ", 0) == 0);
-    CHECK(line.find("\"level\": \"info\", \"event\": \"websocket\", \"client\": "
+    CHECK(line.find("\"level\": \"info\", \"logger\": \"uvicorn.access\", \"event\": "
+                    "\"websocket\", \"client\": "
                     "\"127.0.0.1:54321\", \"path\": \"/a\\\"b\", \"query_string\": \"x=1\", "
                     "\"status\": 101, \"close_code\": 1000, \"closed_by\": \"client\", "
                     "\"duration_s\": 2.315400, \"messages_in\": 3, \"bytes_in\": 45, "
@@ -95,4 +103,41 @@ TEST_CASE("log: WebSocket access line, json", "[log]") {
     CHECK(r.find("\"status\": 503, \"close_code\": null, \"closed_by\": null") !=
           std::string::npos);
     CHECK(r.find("503 refused after") != std::string::npos);
+}
+
+TEST_CASE("log: a forwarded logger's records go to the queue, not to stderr", "[log]") {
+    LogConfig config(false);
+    nlog::queue().take();
+    StderrCapture err;
+    nlog::set_forwarded(nlog::logger_bit(nlog::Logger::access));
+    nlog::access("127.0.0.1:5", "GET", "/x?y=1", 11, 204);
+    nlog::write(nlog::Level::info, "not forwarded");
+    nlog::set_forwarded(0);
+    auto batch = nlog::queue().take();
+    REQUIRE(batch.size() == 1);
+    CHECK(batch[0].logger == nlog::Logger::access);
+    CHECK(batch[0].message == "127.0.0.1:5 - \"GET /x?y=1 HTTP/1.1\" 204");
+    // uvicorn's record.args for access filters
+    CHECK(batch[0].client == "127.0.0.1:5");
+    CHECK(batch[0].method == "GET");
+    CHECK(batch[0].target == "/x?y=1");
+    CHECK(batch[0].http_version == "1.1");
+    CHECK(batch[0].status == 204);
+    const std::string text = err.text();
+    CHECK(text.find("not forwarded") != std::string::npos);
+    CHECK(text.find("GET /x") == std::string::npos);
+}
+
+TEST_CASE("log: colored level names, and none in json", "[log]") {
+    StderrCapture err;
+    nlog::configure(nlog::Level::info, false, true, true);
+    nlog::write(nlog::Level::warning, "careful");
+    nlog::configure(nlog::Level::info, true, true, true);  // json: never colored
+    nlog::write(nlog::Level::warning, "careful");
+    nlog::configure(nlog::Level::info, false, true);
+    const std::string text = err.text();
+    CHECK(text.find("\x1b[33mWARNING\x1b[0m:  careful\n") != std::string::npos);
+    auto second = text.substr(text.find('\n') + 1);
+    CHECK(second.find('\x1b') == std::string::npos);
+    CHECK(second.find("\"logger\": \"uvicorn.error\"") != std::string::npos);
 }

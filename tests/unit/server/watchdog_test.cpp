@@ -36,6 +36,9 @@ namespace nlog = narwhal::log;
 // back in a wait (its work for that moment done). No test sleeps; the only real-time
 // limits are generous guards on waits for the watchdog thread.
 
+// A text line starts with "YYYY-MM-DD HH:MM:SS.mmm ".
+constexpr std::size_t timestamp_width = 24;
+
 namespace {
 
 // Guard for every wait on the watchdog thread: a failure, not a pace.
@@ -431,7 +434,7 @@ TEST_CASE("Watchdog: a stall is counted and reported once, with request and stac
     CHECK(rig.reader.last_ident == 4242);
     CHECK(count(text, "event loop blocked") == 1);
     CHECK(count(text, stack_line) == 1);
-    CHECK(text.find("WARNING:  event loop blocked for 995 ms so far ") == 0);
+    CHECK(text.find("WARNING:  event loop blocked for 995 ms so far ") == timestamp_width);
     CHECK(contains(text, "(worker " + std::to_string(::getpid()) + ", interpreter 3)"));
     CHECK(contains(text, "in request GET /slow HTTP/1.1 (id 42)"));
     CHECK(contains(text, format_stack(sleeping_stack())));
@@ -452,7 +455,7 @@ TEST_CASE("Watchdog: a stall is counted and reported once, with request and stac
     CHECK(count(text, "event loop blocked") == 1);
     CHECK(rig.stats.loop_stalls == 1);
     auto unblocked = line_with(text, unblocked_text);
-    CHECK(unblocked.find("WARNING:  event loop unblocked after 1010 ms ") == 0);
+    CHECK(unblocked.find("WARNING:  event loop unblocked after 1010 ms ") == timestamp_width);
     // Reported with the request of the stall, not the (now idle) current step.
     CHECK(contains(unblocked, "in request GET /slow HTTP/1.1 (id 42)"));
     CHECK(rig.stats.loop_lag_max_us == 1'010'000);
@@ -533,7 +536,7 @@ TEST_CASE("Watchdog: a stack read late follows in its own report", "[server][wat
     CHECK(text.find(not_readable) < text.find(stack_line));
     // The late stack's own report: a warning of its own, not a second "blocked" report.
     auto later = line_with(text, ", read after ");
-    CHECK(later.find("WARNING:  ") == 0);
+    CHECK(later.find("WARNING:  ") == timestamp_width);
     CHECK_FALSE(contains(later, blocked_text));
     CHECK(contains(later, "(worker " + std::to_string(::getpid()) + ", interpreter 3)"));
     CHECK(contains(later, "in request GET /slow HTTP/1.1 (id 42)"));
