@@ -120,7 +120,8 @@ std::string help_text() {
     out += "  ";
     wrap(out,
          split("Settings are taken from, later winning: built-in defaults, a config file (--config "
-               "or $NARWHAL_CONFIG), NARWHAL_* environment variables, then these options. An "
+               "or $NARWHAL_CONFIG), uvicorn's UVICORN_* environment variables for the options it "
+               "shares, NARWHAL_* environment variables, then these options. An "
                "option --some-name is the key some_name in a config file and the variable "
                "NARWHAL_SOME_NAME in the environment."),
          2, 2);

@@ -150,8 +150,33 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
 
 struct Environment {
     std::optional<std::string> config_path;
-    Layer layer;
+    Layer uvicorn;  // UVICORN_*: a uvicorn deployment's settings, below NARWHAL_*
+    Layer layer;    // NARWHAL_*
 };
+
+// UVICORN_* as uvicorn reads it (click's auto_envvar_prefix): the variables of options
+// narwhal shares are honoured; those of uvicorn options narwhal lacks are named in a
+// warning rather than silently dropped; others are not uvicorn's and stay unread.
+void parse_uvicorn_variable(Environment& env, const std::string& name, std::string_view text,
+                            std::vector<std::string>& warnings) {
+    if (const Option* o = find_by_uvicorn_env(name)) {
+        if (text.empty())
+            return;  // unset, as for NARWHAL_*
+        // click splits a repeatable option's variable on whitespace; ours takes one
+        // header per line.
+        std::string value(text);
+        if (o->kind == Kind::headers)
+            for (char& c : value)
+                if (c == ' ' || c == '\t')
+                    c = '\n';
+        add(env.uvicorn, {o, parse_text(*o, value, name), name});
+        return;
+    }
+    for (std::string_view flag : unsupported_uvicorn_flags())
+        if (uvicorn_env_of_flag(flag) == name)
+            warnings.push_back(fmt::format(
+                "{}: ignored, {} is a uvicorn option that narwhal does not support", name, flag));
+}
 
 Environment parse_environment(const std::vector<std::string>& environ,
                               std::vector<std::string>& warnings) {
@@ -162,10 +187,24 @@ Environment parse_environment(const std::vector<std::string>& environ,
     names.emplace_back("NARWHAL_CONFIG");
     for (const std::string& entry : environ) {
         auto eq = entry.find('=');
-        if (eq == std::string::npos || !entry.starts_with("NARWHAL_"))
+        if (eq == std::string::npos)
             continue;
         std::string name = entry.substr(0, eq);
         std::string_view text = std::string_view(entry).substr(eq + 1);
+        if (name.starts_with("UVICORN_")) {
+            parse_uvicorn_variable(env, name, text, warnings);
+            continue;
+        }
+        if (name == "WEB_CONCURRENCY") {
+            // uvicorn's default for --workers. One worker is what narwhal runs.
+            if (!text.empty() && text != "1")
+                warnings.push_back(fmt::format("WEB_CONCURRENCY={}: ignored, narwhal runs one "
+                                               "worker process (no --workers)",
+                                               text));
+            continue;
+        }
+        if (!name.starts_with("NARWHAL_"))
+            continue;
         if (name == "NARWHAL_CONFIG") {
             if (!text.empty())
                 env.config_path = std::string(text);
@@ -246,6 +285,34 @@ void validate(const Settings& s, const Sources& from, Action action,
             fmt::format("{}: no such file {}", from.of("log_config"), quote(s.log_config)));
 }
 
+// The log lines that make uvicorn compatibility visible: each UVICORN_* variable read,
+// and what --http/--ws (which pick one of uvicorn's implementations) mean here.
+void describe_uvicorn_compat(const Settings& s, const Sources& from, const Layer& uvicorn,
+                             std::vector<std::string>& notes) {
+    for (const Assignment& a : uvicorn) {
+        std::string winner = from.of(a.option->key);
+        if (winner == a.source)
+            notes.push_back(fmt::format("{}: honoured as {}", a.source,
+                                        a.option->flag.empty() ? "APP" : a.option->flag));
+        else
+            notes.push_back(fmt::format("{}: ignored, {} takes precedence", a.source, winner));
+    }
+    auto choice_name = [](std::string_view key, const Settings& settings) {
+        const Option& o = *find_by_key(key);
+        return format_value(o, o.get(settings));
+    };
+    if (!from.is_default("http"))
+        notes.push_back(fmt::format("{} {}: served by narwhal's own HTTP/1.1 implementation",
+                                    from.of("http"), choice_name("http", s)));
+    if (s.ws == WsImpl::none)
+        notes.push_back(fmt::format("{} none: WebSocket is off; upgrade requests are served as "
+                                    "plain HTTP requests, as uvicorn does",
+                                    from.of("ws")));
+    else if (!from.is_default("ws"))
+        notes.push_back(fmt::format("{} {}: served by narwhal's own WebSocket implementation",
+                                    from.of("ws"), choice_name("ws", s)));
+}
+
 }  // namespace
 
 Loaded load(int argc, const char* const* argv, const std::vector<std::string>& environ) {
@@ -265,13 +332,14 @@ Loaded load(int argc, const char* const* argv, const std::vector<std::string>& e
         file = read_config_file(*env.config_path, "NARWHAL_CONFIG");
 
     Sources sources;
-    for (const Layer* layer : {&file, &env.layer, &cli.layer}) {
+    for (const Layer* layer : {&file, &env.uvicorn, &env.layer, &cli.layer}) {
         for (const Assignment& a : *layer) {
             a.option->set(out.settings, a.value);
             sources.set(a.option->key, a.source);
         }
     }
     validate(out.settings, sources, out.action, out.warnings);
+    describe_uvicorn_compat(out.settings, sources, env.uvicorn, out.notes);
     return out;
 }
 

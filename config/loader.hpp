@@ -22,12 +22,15 @@ struct Loaded {
     // variables (images often set NARWHAL_VERSION-style variables of their own) and
     // settings that another one overrides (--port with --uds).
     std::vector<std::string> warnings;
+    // For main to log once at info: which UVICORN_* variables were honoured, and what
+    // uvicorn's --http/--ws choices mean here.
+    std::vector<std::string> notes;
 };
 
 // Layers, later wins: defaults < config file (--config PATH or $NARWHAL_CONFIG) <
-// NARWHAL_* environment < CLI. `environ` holds "KEY=VALUE" strings, passed in so that
-// tests never touch the process environment. --help and --version win over everything
-// else on the command line and skip loading; --print-config loads and validates all
+// uvicorn's UVICORN_* environment < NARWHAL_* environment < CLI. `environ` holds "KEY=VALUE"
+// strings, passed in so that tests never touch the process environment. --help and --version win
+// over everything else on the command line and skip loading; --print-config loads and validates all
 // layers but does not require APP.
 Loaded load(int argc, const char* const* argv, const std::vector<std::string>& environ);
 

@@ -109,6 +109,10 @@ constexpr std::array<std::string_view, 6> log_level_names{"trace",   "debug", "i
                                                           "warning", "error", "critical"};
 constexpr std::array<std::string_view, 2> log_format_names{"text", "json"};
 constexpr std::array<std::string_view, 2> slow_consumer_names{"wait", "close"};
+// uvicorn's names and order (its --http and --ws choices), so its error lists match.
+constexpr std::array<std::string_view, 3> http_impl_names{"auto", "h11", "httptools"};
+constexpr std::array<std::string_view, 5> ws_impl_names{"auto", "none", "websockets",
+                                                        "websockets-sansio", "wsproto"};
 
 static_assert(static_cast<int>(Interface::asgi2) == 2);
 static_assert(static_cast<int>(LifespanMode::off) == 2);
@@ -116,6 +120,8 @@ static_assert(static_cast<int>(LoopKind::uvloop) == 2);
 static_assert(static_cast<int>(LogLevel::critical) == 5);
 static_assert(static_cast<int>(LogFormat::json) == 1);
 static_assert(static_cast<int>(Settings::SlowConsumer::close) == 1);
+static_assert(static_cast<int>(HttpImpl::httptools) == 2);
+static_assert(static_cast<int>(WsImpl::wsproto) == 4);
 
 using S = Settings;
 
@@ -135,6 +141,14 @@ constexpr Option table[] = {
                          "it, off skips it."),
     choice<&S::loop>({"loop", "--loop", "NARWHAL_LOOP"}, loop_names,
                      "Event loop: auto uses uvloop when it is importable, else asyncio."),
+    // uvicorn's implementation choices: accepted, and answered with a log line.
+    choice<&S::http>({"http", "--http", "NARWHAL_HTTP"}, http_impl_names,
+                     "Accepted for uvicorn command lines: narwhal always serves HTTP/1.1 with "
+                     "its own implementation."),
+    choice<&S::ws>({"ws", "--ws", "NARWHAL_WS"}, ws_impl_names,
+                   "Accepted for uvicorn command lines: narwhal serves WebSocket with its own "
+                   "implementation; none turns WebSocket off (upgrade requests reach the app "
+                   "as plain HTTP requests, as in uvicorn)."),
     text<&S::root_path>({"root_path", "--root-path", "NARWHAL_ROOT_PATH"}, "TEXT",
                         "ASGI root_path, for an application mounted below a path prefix."),
     text<&S::env_file>({"env_file", "--env-file", "NARWHAL_ENV_FILE"}, "PATH",
@@ -305,8 +319,6 @@ constexpr std::string_view uvicorn_only[] = {
     "--reload-exclude",
     "--reload-delay",
     "--workers",
-    "--http",
-    "--ws",
     "--proxy-headers",
     "--no-proxy-headers",
     "--forwarded-allow-ips",
@@ -321,6 +333,50 @@ constexpr std::string_view uvicorn_only[] = {
     "--ssl-ciphers",
     "--h11-max-incomplete-event-size",
 };
+
+// Options uvicorn has with the same meaning, by key. A key is uvicorn's parameter name
+// too, so click's auto_envvar_prefix gives UVICORN_<KEY>: these are read from the
+// environment under that name as well (below NARWHAL_*).
+constexpr std::string_view uvicorn_keys[] = {
+    "app",
+    "app_dir",
+    "factory",
+    "interface",
+    "lifespan",
+    "loop",
+    "http",
+    "ws",
+    "root_path",
+    "env_file",
+    "host",
+    "port",
+    "uds",
+    "fd",
+    "backlog",
+    "limit_concurrency",
+    "timeout_keep_alive",
+    "timeout_graceful_shutdown",
+    "ws_max_size",
+    "ws_max_queue",
+    "ws_ping_interval",
+    "ws_ping_timeout",
+    "ws_per_message_deflate",
+    "server_header",
+    "date_header",
+    "headers",
+    "log_level",
+    "access_log",
+    "log_config",
+    "use_colors",
+};
+
+std::string upper(std::string_view text) {
+    std::string out(text);
+    for (char& c : out)
+        if (c >= 'a' && c <= 'z')
+            c = static_cast<char>(c - 32);
+    return out;
+}
 
 template <typename Field> const Option* find(std::string_view wanted, Field field) {
     for (const Option& o : table)
@@ -384,6 +440,32 @@ std::span<const std::string_view> unsupported_uvicorn_flags() { return uvicorn_o
 const Option* find_by_key(std::string_view key) { return find(key, &Option::key); }
 const Option* find_by_flag(std::string_view flag) { return find(flag, &Option::flag); }
 const Option* find_by_env(std::string_view name) { return find(name, &Option::env); }
+
+std::string uvicorn_env(const Option& option) {
+    for (std::string_view key : uvicorn_keys)
+        if (key == option.key)
+            return "UVICORN_" + upper(key);
+    return {};
+}
+
+const Option* find_by_uvicorn_env(std::string_view name) {
+    if (!name.starts_with("UVICORN_"))
+        return nullptr;
+    for (const Option& o : table)
+        if (!o.key.empty() && name == uvicorn_env(o))
+            return &o;
+    return nullptr;
+}
+
+std::string uvicorn_env_of_flag(std::string_view flag) {
+    if (!flag.starts_with("--") || flag.starts_with("--no-"))
+        return {};
+    std::string name = "UVICORN_" + upper(flag.substr(2));
+    for (char& c : name)
+        if (c == '-')
+            c = '_';
+    return name;
+}
 
 Value parse_text(const Option& o, std::string_view text, std::string_view label) {
     switch (o.kind) {

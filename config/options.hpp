@@ -71,6 +71,12 @@ std::span<const std::string_view> unsupported_uvicorn_flags();
 const Option* find_by_key(std::string_view key);
 const Option* find_by_flag(std::string_view flag);  // exact match; "--no-x" is not found
 const Option* find_by_env(std::string_view name);
+// uvicorn's environment variable for an option it shares with narwhal, "UVICORN_PORT"
+// (click's auto_envvar_prefix: UVICORN_ and the parameter name); empty for narwhal's own.
+std::string uvicorn_env(const Option& option);
+const Option* find_by_uvicorn_env(std::string_view name);
+// "--reload-dir" -> "UVICORN_RELOAD_DIR": the variable of a uvicorn flag narwhal lacks.
+std::string uvicorn_env_of_flag(std::string_view flag);
 
 // Conversions shared by every source. `label` names the source and starts each error
 // message: "--port: invalid value 'abc' (expected an integer 0-65535)".

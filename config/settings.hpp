@@ -15,6 +15,11 @@ enum class LoopKind { auto_, asyncio, uvloop };
 enum class Interface { auto_, asgi3, asgi2 };
 enum class LogLevel { trace, debug, info, warning, error, critical };
 enum class LogFormat { text, json };
+// uvicorn's protocol implementation choices, accepted so that its command lines run
+// unchanged; narwhal serves HTTP/1.1 and WebSocket itself whichever is named, and
+// WsImpl::none turns WebSocket off as in uvicorn.
+enum class HttpImpl { auto_, h11, httptools };
+enum class WsImpl { auto_, none, websockets, websockets_sansio, wsproto };
 
 struct Settings {
     // --- application -------------------------------------------------------
@@ -24,9 +29,11 @@ struct Settings {
     Interface interface = Interface::auto_;       // detect ASGI 2 vs 3 like uvicorn does
     LifespanMode lifespan = LifespanMode::auto_;  // tolerate apps without lifespan support
     LoopKind loop = LoopKind::auto_;  // uvloop when importable: the fastest loop available
-    std::string root_path;            // empty: the app is mounted at the root
-    std::string env_file;             // empty: load no dotenv file
-    std::string venv;                 // empty: use $VIRTUAL_ENV when set
+    HttpImpl http = HttpImpl::auto_;  // uvicorn's default; the value only selects a log line
+    WsImpl ws = WsImpl::auto_;  // uvicorn's default; any value but none is narwhal's WebSocket
+    std::string root_path;      // empty: the app is mounted at the root
+    std::string env_file;       // empty: load no dotenv file
+    std::string venv;           // empty: use $VIRTUAL_ENV when set
 
     // --- listening ---------------------------------------------------------
     std::string host = "127.0.0.1";  // loopback: never expose a server by accident
@@ -48,9 +55,11 @@ struct Settings {
     // Bodies stream through a bounded window, so this protects apps that buffer whole
     // bodies, not the server's memory.
     uint64_t limit_request_body = 1ull << 30;
-    // Unread request body held per request before the socket stops being read:
-    // uvicorn's high-water mark.
-    std::size_t read_window = 64 * 1024;
+    // Unread request body held per request before the socket stops being read. 1 MiB:
+    // measured on a 50 MiB upload (docs/benchmarks.md), 64 KiB (uvicorn's high-water
+    // mark) costs 2-3x the server CPU and a long tail of slow uploads; 1 MiB removes both,
+    // and 4 MiB buys little more for 4x the memory a slow app can make a connection hold.
+    std::size_t read_window = 1024 * 1024;
     // Outbound bytes per connection above which `await send()` waits, and the level it
     // waits for: the kernel-like 64 KiB / 16 KiB pair asyncio transports use.
     std::size_t send_high_water = 64 * 1024;

@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
     // Through the logger, so that --log-format json output stays one object per line.
     for (const auto& w : loaded.warnings)
         log::warning("{}", w);
+    for (const auto& note : loaded.notes)
+        log::info("{}", note);
     std::fflush(stdout);
     return run_worker(s, argc, argv);
 }

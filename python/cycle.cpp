@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <new>
+#include <utility>
 
 namespace narwhal::python {
 
@@ -69,7 +70,9 @@ int receive_traverse(PyObject* self, visitproc visit, void* arg) {
     if (CycleState* s = c->s) {
         Py_VISIT(s->task.get());
         Py_VISIT(s->receive_waiter.get());
-        Py_VISIT(s->send_waiter.get());
+        if (s->parked_sends)
+            for (const ParkedSend& p : *s->parked_sends)
+                Py_VISIT(p.waiter.get());
     }
     return 0;
 }
@@ -82,7 +85,8 @@ int receive_clear(PyObject* self) {
     if (CycleState* s = c->s) {
         s->task = Ref();
         s->receive_waiter = Ref();
-        s->send_waiter = Ref();
+        // Moved out first: releasing a future may run code that looks at the cycle.
+        auto parked = std::move(s->parked_sends);
     }
     return 0;
 }
@@ -156,6 +160,44 @@ constexpr unsigned int type_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
 PyType_Spec receive_spec = {"narwhal.Receive", sizeof(CycleObject), 0, type_flags, receive_slots};
 PyType_Spec send_spec = {"narwhal.Send", sizeof(SendObject), 0, type_flags, send_slots};
 
+// --- send backpressure: the parked senders ---------------------------------------------
+
+Ref disconnected_error(CycleState& s) {
+    std::string_view text = asgi::errors::client_disconnected;
+    Ref message =
+        Ref::steal(PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size())));
+    return message ? Ref::steal(PyObject_CallOneArg(s.services->disconnected_type(), message.get()))
+                   : Ref();
+}
+
+// Fails every parked sender with ClientDisconnected (its own instance each: tasks
+// append their tracebacks to it); their held messages are dropped.
+void fail_parked_sends(CycleState& s) {
+    if (!s.sends_parked())
+        return;
+    std::vector<ParkedSend> parked = std::exchange(*s.parked_sends, {});
+    for (ParkedSend& p : parked) {
+        Ref exc = disconnected_error(s);
+        if (exc)
+            fail_waiter(s.services->names(), p.waiter, exc.get());
+        else
+            PyErr_Clear();
+    }
+}
+
+// The app is done while senders (tasks it left running) are still parked: nothing is
+// paced any more, so the held messages go out now, in order, and every sender completes.
+void release_parked_sends(CycleState& s) {
+    if (s.disconnected)
+        return fail_parked_sends(s);
+    std::vector<ParkedSend> parked = std::exchange(*s.parked_sends, {});
+    for (std::size_t i = 1; i < parked.size(); ++i)
+        if (s.channel)
+            s.channel->submit(std::move(parked[i].message));
+    for (ParkedSend& p : parked)
+        resolve(s.services->names(), p.waiter, Py_None);
+}
+
 // --- how a request ends ---------------------------------------------------------------
 
 void finish(CycleObject* c) {
@@ -168,7 +210,8 @@ void finish(CycleObject* c) {
         s.channel->detach();
     }
     s.receive_waiter = Ref();
-    s.send_waiter = Ref();
+    if (s.sends_parked())
+        release_parked_sends(s);
     s.services->on_cycle_finished(c);
 }
 
@@ -297,28 +340,61 @@ PyObject* new_send(CycleObject* cycle) {
     return reinterpret_cast<PyObject*>(so);
 }
 
+namespace {
+
+PyObject* park_send(CycleState& s, ParkedSend&& parked) {
+    if (!s.parked_sends)
+        s.parked_sends = std::make_unique<std::vector<ParkedSend>>();
+    PyObject* fut = s.services->create_future();
+    if (!fut)
+        return nullptr;
+    parked.waiter = Ref::borrow(fut);
+    s.parked_sends->push_back(std::move(parked));
+    return fut;
+}
+
+}  // namespace
+
+PyObject* park_send_behind(CycleState& s, asgi::Command&& message, std::size_t bytes,
+                           bool may_wait) {
+    return park_send(
+        s, ParkedSend{.message = std::move(message), .bytes = bytes, .may_wait = may_wait});
+}
+
+PyObject* park_send_first(CycleState& s) { return park_send(s, ParkedSend{}); }
+
 void cycle_on_disconnect(CycleObject* c) {
     CycleState& s = *c->s;
     s.disconnected = true;
     wake_receiver_with_disconnect(s);
     scope_on_disconnect(c);
-    if (s.send_waiter) {
-        std::string_view text = asgi::errors::client_disconnected;
-        Ref message = Ref::steal(
-            PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size())));
-        Ref exc =
-            message
-                ? Ref::steal(PyObject_CallOneArg(s.services->disconnected_type(), message.get()))
-                : Ref();
-        if (exc)
-            fail_waiter(s.services->names(), s.send_waiter, exc.get());
-        else
-            PyErr_Clear();
-    }
+    fail_parked_sends(s);
 }
 
 void cycle_on_drained(CycleObject* c) {
-    resolve(c->s->services->names(), c->s->send_waiter, Py_None);
+    CycleState& s = *c->s;
+    if (!s.sends_parked())
+        return;
+    std::vector<ParkedSend>& parked = *s.parked_sends;
+    // The first sender's message has drained: it is done. The held messages behind it go
+    // out in order until one crosses the high-water mark again; that sender becomes the
+    // first and waits for the next drain. (A cancelled sender's message still goes: it
+    // was checked and counted when send() was called.)
+    std::size_t done = 1;
+    while (done < parked.size()) {
+        ParkedSend& p = parked[done];
+        if (submit_counted(s, std::move(p.message), p.bytes, p.may_wait))
+            break;
+        ++done;
+    }
+    // Taken out before resolving: resolving runs Python code.
+    std::vector<Ref> waiters;
+    waiters.reserve(done);
+    for (std::size_t i = 0; i < done; ++i)
+        waiters.push_back(std::move(parked[i].waiter));
+    parked.erase(parked.begin(), parked.begin() + static_cast<std::ptrdiff_t>(done));
+    for (Ref& w : waiters)
+        resolve(s.services->names(), w, Py_None);
 }
 
 void cycle_flush_start(CycleObject* c) {
@@ -354,6 +430,8 @@ void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled) {
         s.services->log_exception(
             fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line), exc);
     }
+    if (s.sends_parked())
+        release_parked_sends(s);  // before the answer is settled: their messages come first
     settle_response(s, failed);
     s.task = Ref();
     finish(c);

@@ -10,6 +10,7 @@
 #include "asgi/ws_state.hpp"
 #include "python/awaitable.hpp"
 #include "python/cancel_scope.hpp"
+#include "python/loop_services.hpp"
 #include "python/native_module.hpp"
 #include "python/py_ref.hpp"
 
@@ -18,10 +19,17 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace narwhal::python {
 
-class LoopServices;
+// A send() waiting under backpressure (CycleState::parked_sends).
+struct ParkedSend {
+    Ref waiter;             // the future the sender awaits
+    asgi::Command message;  // held until the connection accepts it (all but the first)
+    std::size_t bytes = 0;  // what it counts against the water marks
+    bool may_wait = false;  // false: its sender never waits for a drain (see cycle_send)
+};
 
 // The C++ state of a request, owned by its `receive` object.
 struct CycleState {
@@ -39,7 +47,13 @@ struct CycleState {
     bool start_held = false;
     asgi::Command held_start;
     Ref receive_waiter;  // future awaited by receive(), if any
-    Ref send_waiter;     // future awaited by send() under backpressure, if any
+    // send() calls waiting for the connection to drain, in call order (several tasks may
+    // send on one connection). The first one's message is out and it waits for the
+    // `drained` event; the others' messages wait here, so the connection gets them in
+    // call order and never holds more than one message over the high-water mark.
+    // Allocated by the first wait: a request that never waits pays one null pointer.
+    std::unique_ptr<std::vector<ParkedSend>> parked_sends;
+    bool sends_parked() const { return parked_sends && !parked_sends->empty(); }
     Ref task;
     std::string request_line;  // "GET /path HTTP/1.1" for logs
     // Cancel scope (cancel_scope.hpp).
@@ -82,6 +96,48 @@ int add_cycle_types(PyObject* module, NativeState& st);
 // New references, or nullptr with an error set.
 CycleObject* new_cycle(LoopServices& services, std::shared_ptr<asgi::Channel> channel);
 PyObject* new_send(CycleObject* cycle);
+
+// --- send() and backpressure ---------------------------------------------------------
+// Inline: every response passes here, and the unparked path must stay as cheap as a
+// direct submit.
+
+// Hands `message` to the connection and counts `bytes` against the water marks. true:
+// the sender must wait for the `drained` event.
+inline bool submit_counted(CycleState& s, asgi::Command&& message, std::size_t bytes,
+                           bool may_wait) {
+    if (!s.channel)
+        return false;
+    bool over = false;
+    if (bytes || may_wait) {
+        const LoopConfig& cfg = s.services->config();
+        over = s.channel->add_outbound(bytes, cfg.send_high_water, cfg.send_low_water);
+        if (over && !may_wait)
+            s.channel->cancel_wait();  // nobody waits for the drain
+    }
+    s.channel->submit(std::move(message));
+    return over && may_wait;
+}
+
+// Queue a sender in CycleState::parked_sends: behind the parked ones with its message
+// held, or as the first one, whose message is out. Its future, or nullptr with an error set.
+PyObject* park_send_behind(CycleState& s, asgi::Command&& message, std::size_t bytes,
+                           bool may_wait);
+PyObject* park_send_first(CycleState& s);
+
+// Hands a checked send() message to the connection in call order and returns what the
+// sender awaits: `so` itself (done) or a future that completes once the message is
+// accepted under the water marks. `bytes` count against the marks; `may_wait` is false
+// for a message whose sender never waits for the drain: the last one of a response
+// (waiting would only delay the app) or one that carries no data.
+inline PyObject* cycle_send(SendObject* so, asgi::Command&& message, std::size_t bytes,
+                            bool may_wait) {
+    CycleState& s = *so->cycle->s;
+    if (s.sends_parked())  // behind the parked senders, so the order holds
+        return park_send_behind(s, std::move(message), bytes, may_wait);
+    if (submit_counted(s, std::move(message), bytes, may_wait) && !s.disconnected)
+        return park_send_first(s);  // its message is out; it waits for the drain
+    return ready_none(reinterpret_cast<PyObject*>(so));
+}
 
 // Dispatcher -> cycle events for both protocols (GIL held). The protocol-specific ones
 // are in http_cycle.hpp and ws_cycle.hpp.

@@ -166,25 +166,11 @@ PyObject* http_send(SendObject* so, PyObject* message, std::string_view type) {
     cmd.kind = asgi::Command::Kind::body;
     cmd.body = std::move(data);
     cmd.more = more != 0;
-    bool must_wait = false;
-    if (s.channel) {
-        const auto& cfg = services.config();
-        bool over = s.channel->add_outbound(n_bytes, cfg.send_high_water, cfg.send_low_water);
-        must_wait = over && cmd.more;
-        if (over && !cmd.more)
-            s.channel->cancel_wait();  // the last message: nobody waits for the drain
-        s.channel->submit(std::move(cmd));
-    }
+    // The last message never waits for the drain: nobody sends after it.
+    PyObject* awaited = cycle_send(so, std::move(cmd), n_bytes, more != 0);
     if (!more)
         wake_receiver_with_disconnect(s);  // receive() now answers http.disconnect
-    if (must_wait && !s.disconnected) {
-        PyObject* fut = services.create_future();
-        if (!fut)
-            return nullptr;
-        s.send_waiter = Ref::borrow(fut);
-        return fut;
-    }
-    return ready_none(self);
+    return awaited;
 }
 
 void cycle_on_body(CycleObject* c, std::string&& body, bool more) {

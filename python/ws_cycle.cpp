@@ -76,7 +76,6 @@ PyObject* ws_receive(CycleObject* c) {
 }
 
 PyObject* ws_send(SendObject* so, PyObject* message, std::string_view type) {
-    auto* self = reinterpret_cast<PyObject*>(so);
     CycleState& s = *so->cycle->s;
     LoopServices& services = *s.services;
     const Names& n = services.names();
@@ -152,21 +151,8 @@ PyObject* ws_send(SendObject* so, PyObject* message, std::string_view type) {
         }
         cmd.more = more;
     }
-    bool must_wait = false;
-    if (s.channel) {
-        const auto& cfg = services.config();
-        must_wait = wait_bytes &&
-                    s.channel->add_outbound(wait_bytes, cfg.send_high_water, cfg.send_low_water);
-        s.channel->submit(std::move(cmd));
-    }
-    if (must_wait) {
-        PyObject* fut = services.create_future();
-        if (!fut)
-            return nullptr;
-        s.send_waiter = Ref::borrow(fut);
-        return fut;
-    }
-    return ready_none(self);
+    // Only data messages count against the water marks and wait for the drain.
+    return cycle_send(so, std::move(cmd), wait_bytes, wait_bytes != 0);
 }
 
 void cycle_on_ws_message(CycleObject* c, std::string&& data, bool text) {

@@ -33,6 +33,7 @@ FrontEnd::FrontEnd(const config::Settings& settings, asgi::Inbox& inbox) : setti
     ctx_.limits.queue = ms(s.timeout_queue);
     ctx_.limits.request = ms(s.timeout_request);
     ctx_.limits.max_connections = s.limit_connections;
+    ctx_.limits.websocket = s.ws != config::WsImpl::none;
     ctx_.limits.ws_max_size = s.ws_max_size;
     ctx_.limits.ws_max_queue = static_cast<std::size_t>(s.ws_max_queue);
     ctx_.limits.ws_ping_interval = ms(s.ws_ping_interval);

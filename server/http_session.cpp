@@ -134,8 +134,8 @@ void HttpSession::parse_head() {
             buffer_.shrink();
         return;
     }
-    auto read =
-        http::read_request_head(buffer_.data(), ctx_.limits.head, ctx_.limits.body_limit, body_);
+    auto read = http::read_request_head(buffer_.data(), ctx_.limits.head, ctx_.limits.body_limit,
+                                        body_, ctx_.limits.websocket);
     if (read.outcome == http::HeadRead::Outcome::incomplete) {
         if (wait_ != Wait::header)
             set_wait(Wait::header, ctx_.limits.header);  // from the head's first byte

@@ -29,6 +29,7 @@ struct SessionLimits {
     std::chrono::milliseconds request{0};  // 0: no deadline
     int64_t max_connections = 0;
     // WebSocket
+    bool websocket = true;  // false (--ws none): upgrade requests are plain HTTP requests
     std::size_t ws_max_size = 16 * 1024 * 1024;
     std::size_t ws_max_queue = 32;
     std::chrono::milliseconds ws_ping_interval{20000};

@@ -64,6 +64,33 @@ class ASGI2Middleware:
         await instance(receive, send)
 
 
+FACTORY_DETECTED = (
+    "ASGI app factory detected. Using it, but please consider setting the --factory flag explicitly."
+)
+
+
+def looks_like_factory(obj: Any) -> bool:
+    """True when obj can be called with no arguments, so it cannot be an ASGI app.
+
+    uvicorn calls every app once with no arguments and takes a TypeError to mean "not a
+    factory". That also swallows a TypeError raised inside a real factory and calls apps
+    that merely tolerate the call; asking the signature first does neither. An ASGI 3
+    app takes (scope, receive, send), an ASGI 2 app (scope): neither binds to ().
+    """
+    if not callable(obj) or inspect.iscoroutinefunction(obj):
+        return False  # calling it would only make a coroutine
+    try:
+        sig = inspect.signature(obj)
+        sig.bind()
+    except TypeError:
+        return False  # needs arguments: an app, not a factory
+    except ValueError:
+        return False  # no signature to read (some builtins): leave it as it is
+    # A catch-all (*args) is how wrappers and middleware forward (scope, receive, send):
+    # binding with no arguments says nothing about them.
+    return not any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values())
+
+
 def load(target: str, factory: bool, interface: str) -> Callable:
     app = import_from_string(target)
     if factory:
@@ -71,6 +98,11 @@ def load(target: str, factory: bool, interface: str) -> Callable:
             app = app()
         except TypeError as exc:
             raise LoadError(f"Error loading ASGI app factory: {exc}") from None
+    elif looks_like_factory(app):
+        from . import _log
+
+        _log.warning(FACTORY_DETECTED)
+        app = app()
     if not callable(app):
         raise LoadError(f'Attribute "{target}" is not callable.')
     if interface == "asgi2" or (interface == "auto" and is_asgi2(app)):

@@ -21,7 +21,7 @@ int status_for(const boost::beast::error_code& ec) {
 namespace {
 // Fills `r`, so that read_request_head has one object to return and returns it in place.
 void read_into(HeadRead& r, std::string_view buffered, const HeadLimits& limits,
-               uint64_t body_limit, BodyReader& body) {
+               uint64_t body_limit, BodyReader& body, bool websocket) {
     auto invalid = [&r](int status, const char* reason) {
         r.outcome = HeadRead::Outcome::invalid;
         r.status = status;
@@ -53,7 +53,7 @@ void read_into(HeadRead& r, std::string_view buffered, const HeadLimits& limits,
             return invalid(parser.error_status(), parser.error_reason());
         return invalid(status_for(ec), ec ? "malformed request" : "incomplete head");
     }
-    if (auto up = check_websocket_upgrade(*r.head); up.websocket) {
+    if (auto up = websocket ? check_websocket_upgrade(*r.head) : UpgradeCheck{}; up.websocket) {
         if (up.status)
             return invalid(up.status, up.reason);
         r.outcome = HeadRead::Outcome::websocket;
@@ -70,9 +70,9 @@ void read_into(HeadRead& r, std::string_view buffered, const HeadLimits& limits,
 }  // namespace
 
 HeadRead read_request_head(std::string_view buffered, const HeadLimits& limits, uint64_t body_limit,
-                           BodyReader& body) {
+                           BodyReader& body, bool websocket) {
     HeadRead r;
-    read_into(r, buffered, limits, body_limit, body);
+    read_into(r, buffered, limits, body_limit, body, websocket);
     return r;
 }
 

@@ -35,7 +35,9 @@ struct HeadRead {
 // `body` is reset for the request's body (none, Content-Length or chunked) when the
 // outcome is `request`. `body_limit` caps a request body (--limit-request-body): a larger
 // Content-Length is 413 here, a chunked body over it is found by the BodyReader.
+// Without `websocket` (--ws none) an upgrade request is an ordinary HTTP request, as
+// uvicorn serves it when it has no WebSocket implementation.
 HeadRead read_request_head(std::string_view buffered, const HeadLimits& limits, uint64_t body_limit,
-                           BodyReader& body);
+                           BodyReader& body, bool websocket = true);
 
 }  // namespace narwhal::server::http

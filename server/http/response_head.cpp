@@ -1,6 +1,7 @@
 #include "server/http/response_head.hpp"
 
-#include <boost/beast/http/status.hpp>
+#include "asgi/status_reasons.hpp"
+
 #include <fmt/format.h>
 
 #include <ctime>
@@ -8,11 +9,9 @@
 namespace narwhal::server::http {
 
 std::string_view reason_phrase(int status) {
-    auto s = boost::beast::http::obsolete_reason(boost::beast::http::int_to_status(status));
-    // Beast answers "<unknown-status>" for codes it does not know (418, 299, ...).
-    if (s.empty() || s.front() == '<')
-        return "Unknown";
-    return {s.data(), s.size()};
+    std::string_view s = asgi::status_reason(status);
+    // An unregistered code (299, 499, ...) still gets a plain word in its status line.
+    return s.empty() ? "Unknown" : s;
 }
 
 std::string_view http_date() {

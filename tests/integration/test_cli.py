@@ -29,6 +29,7 @@ UVICORN_FLAGS = [
     "--lifespan", "--loop", "--interface", "--log-level", "--access-log", "--no-access-log",
     "--header", "--server-header", "--no-server-header", "--date-header", "--no-date-header",
     "--env-file", "--timeout-keep-alive", "--timeout-graceful-shutdown", "--backlog",
+    "--http", "--ws",
 ]
 
 
@@ -95,6 +96,8 @@ def test_unknown_flag(flag):
     ("--log-level", "loud"),
     ("--interface", "asgi9"),
     ("--timeout-keep-alive", "-1"),
+    ("--http", "zttp"),
+    ("--ws", "nope"),
 ])
 def test_bad_flag_value(flag, value):
     r = run_cli("env_app:app", *SERVE_ARGS, flag, value, timeout=15)
@@ -422,6 +425,7 @@ def test_print_config_shows_defaults_and_flags():
     assert cfg["lifespan"] == "off"
     assert cfg["host"] == "127.0.0.1"
     assert cfg["timeout_keep_alive"] == 5
+    assert cfg["read_window"] == 1048576  # the measured default (docs/benchmarks.md)
     assert "x-a:b" in json.dumps(cfg["headers"])
 
 

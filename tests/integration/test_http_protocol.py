@@ -192,8 +192,8 @@ def test_chunked_body_reaches_app(srv):
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
-def test_one_mib_body_arrives_intact_in_several_messages(srv, framing):
-    body = os.urandom(1 << 20)
+def test_large_body_arrives_intact_in_several_messages(srv, framing):
+    body = os.urandom(4 << 20)  # several default read windows (1 MiB)
     if framing == "chunked":
         parts = [body[i:i + 65536] for i in range(0, len(body), 65536)]
         raw = (b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(*parts))
@@ -205,7 +205,7 @@ def test_one_mib_body_arrives_intact_in_several_messages(srv, framing):
     assert resp.status == 200
     assert len(resp.body) == len(body)
     assert resp.body == body
-    assert int(resp.header("x-chunks")) > 1, "a 1 MiB body should reach the app in several more_body messages"
+    assert int(resp.header("x-chunks")) > 1, "a 4 MiB body should reach the app in several more_body messages"
     alive(srv)
 
 

@@ -5,6 +5,7 @@
 
 #include "catch.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 
 using namespace narwhal::config;
@@ -107,6 +108,81 @@ TEST_CASE("CLI errors name the option", "[config][loader]") {
                       Equals("APP: invalid value 'main' (expected 'module:attribute')"));
     CHECK_THROWS_WITH(load_args({"main:"}), ContainsSubstring("expected 'module:attribute'"));
     CHECK_THROWS_WITH(load_args({"m:a", "--config="}), Equals("--config: option requires a value"));
+}
+
+TEST_CASE("uvicorn's --http and --ws are accepted and explained", "[config][loader]") {
+    Loaded a = load_args({"m:a", "--http", "httptools", "--ws=wsproto"});
+    CHECK(a.settings.http == HttpImpl::httptools);
+    CHECK(a.settings.ws == WsImpl::wsproto);
+    CHECK(a.warnings.empty());
+    REQUIRE(a.notes.size() == 2);
+    CHECK(a.notes[0] == "--http httptools: served by narwhal's own HTTP/1.1 implementation");
+    CHECK(a.notes[1] == "--ws wsproto: served by narwhal's own WebSocket implementation");
+    CHECK(load_args({"m:a", "--ws", "websockets-sansio"}).settings.ws == WsImpl::websockets_sansio);
+    // Defaults say nothing.
+    CHECK(load_args({"m:a"}).notes.empty());
+    // none turns WebSocket off, and says what that means.
+    Loaded none = load_args({"m:a", "--ws", "none"});
+    CHECK(none.settings.ws == WsImpl::none);
+    CHECK(none.warnings.empty());
+    REQUIRE(none.notes.size() == 1);
+    CHECK_THAT(none.notes[0], StartsWith("--ws none: WebSocket is off; upgrade requests are "
+                                         "served as plain HTTP requests"));
+    // uvicorn's choices in uvicorn's order.
+    CHECK_THROWS_WITH(load_args({"m:a", "--http", "zttp"}),
+                      Equals("--http: invalid choice 'zttp' (choose from auto, h11, httptools)"));
+    CHECK_THROWS_WITH(load_args({"m:a", "--ws", "yes"}),
+                      Equals("--ws: invalid choice 'yes' (choose from auto, none, websockets, "
+                             "websockets-sansio, wsproto)"));
+}
+
+TEST_CASE("environment: UVICORN_* below NARWHAL_* below the CLI", "[config][loader]") {
+    Loaded a = load_args({"m:a"}, {"UVICORN_PORT=9200", "UVICORN_HOST=0.0.0.0",
+                                   "UVICORN_LOG_LEVEL=debug", "UVICORN_ACCESS_LOG=false",
+                                   "UVICORN_HEADERS=x-a:1 x-b:2", "UVICORN_WS=wsproto"});
+    CHECK(a.settings.port == 9200);
+    CHECK(a.settings.host == "0.0.0.0");
+    CHECK(a.settings.log_level == LogLevel::debug);
+    CHECK_FALSE(a.settings.access_log);
+    CHECK(a.settings.headers == HeaderList{{"x-a", "1"}, {"x-b", "2"}});  // click splits on spaces
+    CHECK(a.warnings.empty());
+    CHECK(std::find(a.notes.begin(), a.notes.end(), "UVICORN_PORT: honoured as --port") !=
+          a.notes.end());
+    CHECK(std::find(a.notes.begin(), a.notes.end(),
+                    "UVICORN_WS wsproto: served by narwhal's own WebSocket implementation") !=
+          a.notes.end());
+
+    Loaded b = load_args({"m:a", "--host", "::1"},
+                         {"UVICORN_PORT=9200", "NARWHAL_PORT=9300", "UVICORN_HOST=0.0.0.0"});
+    CHECK(b.settings.port == 9300);
+    CHECK(b.settings.host == "::1");
+    CHECK(b.notes ==
+          std::vector<std::string>{"UVICORN_PORT: ignored, NARWHAL_PORT takes precedence",
+                                   "UVICORN_HOST: ignored, --host takes precedence"});
+    // UVICORN_APP is uvicorn's variable for the positional argument.
+    CHECK(load_args({}, {"UVICORN_APP=env:app"}).settings.app == "env:app");
+    CHECK(load_args({}, {"UVICORN_APP=env:app"}).notes[0] == "UVICORN_APP: honoured as APP");
+    // Empty is unset; errors name the variable.
+    CHECK(load_args({"m:a"}, {"UVICORN_PORT="}).settings.port == 8000);
+    CHECK_THROWS_WITH(load_args({"m:a"}, {"UVICORN_PORT=abc"}),
+                      Equals("UVICORN_PORT: invalid value 'abc' (expected an integer 0-65535)"));
+    // narwhal's own options have no UVICORN_ name; unknown UVICORN_ names are not ours.
+    Loaded c = load_args({"m:a"}, {"UVICORN_READ_WINDOW=1", "UVICORN_SOMETHING=1"});
+    CHECK(c.settings.read_window == Settings{}.read_window);
+    CHECK(c.warnings.empty());
+    CHECK(c.notes.empty());
+}
+
+TEST_CASE("environment: uvicorn variables narwhal cannot honour warn", "[config][loader]") {
+    Loaded a = load_args({"m:a"}, {"UVICORN_WORKERS=4", "UVICORN_RELOAD_DIR=src"});
+    REQUIRE(a.warnings.size() == 2);
+    CHECK(a.warnings[0] ==
+          "UVICORN_WORKERS: ignored, --workers is a uvicorn option that narwhal does not support");
+    CHECK_THAT(a.warnings[1], StartsWith("UVICORN_RELOAD_DIR: ignored, --reload-dir"));
+    Loaded b = load_args({"m:a"}, {"WEB_CONCURRENCY=3"});
+    REQUIRE(b.warnings.size() == 1);
+    CHECK_THAT(b.warnings[0], StartsWith("WEB_CONCURRENCY=3: ignored, narwhal runs one worker"));
+    CHECK(load_args({"m:a"}, {"WEB_CONCURRENCY=1"}).warnings.empty());
 }
 
 TEST_CASE("environment: NARWHAL_* sets, unknown ones warn", "[config][loader]") {

@@ -229,6 +229,48 @@ TEST_CASE("closest suggests near misses only", "[config][options]") {
     CHECK(closest("frobnicate", names).empty());
 }
 
+TEST_CASE("the read window default is the measured 1 MiB", "[config][options]") {
+    // docs/benchmarks.md "Request read window": the default is a measured choice.
+    CHECK(Settings{}.read_window == 1024 * 1024);
+    CHECK(format_value(opt("read_window"), opt("read_window").get(Settings{})) == "1048576");
+}
+
+TEST_CASE("--http and --ws choices are uvicorn's and index their enums", "[config][options]") {
+    Settings s;
+    opt("http").set(s, check_choice(opt("http"), "httptools", "x"));
+    CHECK(s.http == HttpImpl::httptools);
+    opt("ws").set(s, check_choice(opt("ws"), "websockets-sansio", "x"));
+    CHECK(s.ws == WsImpl::websockets_sansio);
+    opt("ws").set(s, check_choice(opt("ws"), "none", "x"));
+    CHECK(s.ws == WsImpl::none);
+    CHECK(expected(opt("http")) == "one of auto, h11, httptools");
+    CHECK(expected(opt("ws")) == "one of auto, none, websockets, websockets-sansio, wsproto");
+}
+
+TEST_CASE("UVICORN_* names: click's prefix plus the key, for shared options only",
+          "[config][options]") {
+    CHECK(uvicorn_env(opt("port")) == "UVICORN_PORT");
+    CHECK(uvicorn_env(opt("headers")) == "UVICORN_HEADERS");
+    CHECK(uvicorn_env(opt("ws_per_message_deflate")) == "UVICORN_WS_PER_MESSAGE_DEFLATE");
+    CHECK(uvicorn_env(opt("read_window")).empty());  // narwhal's own
+    CHECK(uvicorn_env(opt("venv")).empty());
+    CHECK(find_by_uvicorn_env("UVICORN_LOG_LEVEL") == &opt("log_level"));
+    CHECK(find_by_uvicorn_env("UVICORN_READ_WINDOW") == nullptr);
+    CHECK(find_by_uvicorn_env("NARWHAL_PORT") == nullptr);
+    CHECK(uvicorn_env_of_flag("--reload-dir") == "UVICORN_RELOAD_DIR");
+    CHECK(uvicorn_env_of_flag("--no-use-colors").empty());
+    // Every shared option is one uvicorn has: its flag is spelt as uvicorn spells it.
+    int shared = 0;
+    for (const Option& o : options()) {
+        if (uvicorn_env(o).empty())
+            continue;
+        ++shared;
+        INFO(o.key);
+        CHECK(find_by_uvicorn_env(uvicorn_env(o)) == &o);
+    }
+    CHECK(shared == 30);
+}
+
 TEST_CASE("uvicorn-only flags are not in the table", "[config][options]") {
     for (std::string_view f : unsupported_uvicorn_flags()) {
         INFO(f);

@@ -138,6 +138,22 @@ TEST_CASE("head_reader: invalid requests get their status", "[head_reader]") {
     }
 }
 
+TEST_CASE("head_reader: with WebSocket off an upgrade is a plain request", "[head_reader]") {
+    // --ws none: uvicorn without a WebSocket implementation serves these as HTTP.
+    for (std::string in : {ws_upgrade + "Sec-WebSocket-Version: 13\r\n\r\n",
+                           ws_upgrade + "\r\n",  // would be 426 with WebSocket on
+                           std::string("POST /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+                                       "Content-Length: 2\r\n\r\nhi")}) {
+        INFO(in);
+        Read r;
+        static_cast<HeadRead&>(r) = read_request_head(in, HeadLimits{}, body_limit, r.body, false);
+        REQUIRE(r.outcome == Outcome::request);
+        REQUIRE(r.head);
+        CHECK_FALSE(r.head->websocket);
+        CHECK(r.head->target_view() == "/chat");
+    }
+}
+
 TEST_CASE("head_reader: a valid WebSocket upgrade", "[head_reader]") {
     const std::string in = ws_upgrade + "Sec-WebSocket-Version: 13\r\n\r\n";
     Read r = read(in);
