@@ -40,4 +40,12 @@ const ServerError& server_error(int status) {
     return unknown_error;
 }
 
+std::string pathsend_not_absolute(std::string_view path) {
+    return fmt::format("ASGI 'http.response.pathsend' path must be absolute, got '{}'.", path);
+}
+
+std::string pathsend_not_regular_file(std::string_view path) {
+    return fmt::format("ASGI 'http.response.pathsend' path is not a regular file: '{}'.", path);
+}
+
 }  // namespace narwhal::asgi::errors

@@ -42,6 +42,15 @@ inline constexpr std::string_view invalid_content_length =
 inline constexpr std::string_view conflicting_content_length =
     "Response has conflicting Content-Length headers.";
 inline constexpr std::string_view body_not_bytes = "ASGI 'body' must be bytes.";
+// http.response.pathsend: the spec asks for an absolute path; a relative one would
+// depend on the server's working directory.
+inline constexpr std::string_view pathsend_path_not_str =
+    "ASGI 'http.response.pathsend' path must be a str.";
+std::string pathsend_not_absolute(std::string_view path);
+std::string pathsend_not_regular_file(std::string_view path);
+// Logged when the file shrank while it was being sent: the client gets a short body.
+inline constexpr std::string_view pathsend_file_truncated =
+    "http.response.pathsend: the file ended before its length; connection closed";
 inline constexpr std::string_view client_disconnected = "The client disconnected.";
 inline constexpr std::string_view receive_unsupported = "receive() is not available here.";
 

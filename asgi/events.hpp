@@ -3,6 +3,8 @@
 // them into scope dicts and messages.
 #pragma once
 
+#include "asgi/unique_fd.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -115,6 +117,7 @@ struct Command {
         ws_send,    // one message: `body`, `text`
         ws_close,   // `status` = close code, `body` = reason; before accept: 403
         ws_credit,  // the app took `credit` messages: the socket may be read again
+        file,       // http.response.pathsend: the whole body is `file_size` bytes of `file`
     };
     Kind kind = Kind::body;
     uint64_t request = 0;  // the request this belongs to; stale commands are ignored
@@ -126,6 +129,10 @@ struct Command {
     // start, and a body command that carries the start (status != 0): about `headers`.
     HeaderFacts facts;
     std::string body;
+    // file: the open file, sent from offset 0 (empty when no body goes on the wire, as
+    // for HEAD), and the body's length: the app's Content-Length, or the file's size.
+    UniqueFd file;
+    uint64_t file_size = 0;
 };
 
 }  // namespace narwhal::asgi

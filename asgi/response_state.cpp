@@ -16,7 +16,8 @@ std::optional<std::string> ResponseState::check_order(std::string_view type) con
             return errors::expected_message(start_type, type);
         return std::nullopt;
     case Phase::body:
-        if (type != body_type)
+        // pathsend replaces the body messages, so it may only come first.
+        if (type != body_type && (type != pathsend_type || body_seen_))
             return errors::expected_message(body_type, type);
         return std::nullopt;
     case Phase::done: return errors::unexpected_after_complete(type);
@@ -32,6 +33,7 @@ void ResponseState::on_start(int status, std::optional<uint64_t> content_length)
 }
 
 std::optional<std::string> ResponseState::on_body(uint64_t n, bool more) {
+    body_seen_ = true;
     if (!body_allowed_) {
         // The body is dropped, as uvicorn does for HEAD; nothing to account.
         if (!more)
@@ -47,6 +49,17 @@ std::optional<std::string> ResponseState::on_body(uint64_t n, bool more) {
     sent_ += n;
     if (!more)
         phase_ = Phase::done;
+    return std::nullopt;
+}
+
+std::optional<std::string> ResponseState::on_pathsend(uint64_t file_size) {
+    if (body_allowed_ && declared_ && file_size != *declared_)
+        return std::string(file_size > *declared_ ? errors::content_longer
+                                                  : errors::content_shorter);
+    if (body_allowed_)
+        sent_ = file_size;
+    body_seen_ = true;
+    phase_ = Phase::done;
     return std::nullopt;
 }
 

@@ -1,5 +1,5 @@
 // The ASGI HTTP response rules for one request, in plain C++: message order
-// (start, then body..., then nothing) and Content-Length accounting. The Python
+// (start, then body... or one pathsend, then nothing) and Content-Length accounting. The Python
 // boundary converts each sent dict to a call here and raises the returned error.
 #pragma once
 
@@ -9,6 +9,9 @@
 #include <string_view>
 
 namespace narwhal::asgi {
+
+// The http.response.pathsend extension's message: the body is a file the server sends.
+inline constexpr std::string_view pathsend_type = "http.response.pathsend";
 
 class ResponseState {
 public:
@@ -30,6 +33,10 @@ public:
     // `http.response.body` with `n` bytes. Returns the error to raise, if any; on error
     // the state does not change.
     std::optional<std::string> on_body(uint64_t n, bool more);
+    // `http.response.pathsend` of a file of `file_size` bytes: the whole body. Checked
+    // against Content-Length as a body of that size would be (a file cut to the declared
+    // length would be a different file). Returns the error to raise, if any.
+    std::optional<std::string> on_pathsend(uint64_t file_size);
 
     // Whether the status forbids a body (1xx, 204, 304) or the request was HEAD.
     bool body_allowed() const { return body_allowed_; }
@@ -44,6 +51,7 @@ private:
     int status_ = 0;
     std::optional<uint64_t> declared_;
     uint64_t sent_ = 0;
+    bool body_seen_ = false;  // a body message came: pathsend may no longer replace the body
 };
 
 // RFC 9110: 1xx, 204 and 304 responses never have content.

@@ -223,6 +223,9 @@ constexpr Option table[] = {
                                 "(408 and close otherwise)."),
     seconds<&S::timeout_body>({"timeout_body", "--timeout-body", "NARWHAL_TIMEOUT_BODY"},
                               "Longest silence between parts of a request body being read."),
+    seconds<&S::timeout_send>({"timeout_send", "--timeout-send", "NARWHAL_TIMEOUT_SEND"},
+                              "Longest time a client takes no bytes of a file the server sends "
+                              "(http.response.pathsend) before the connection closes."),
     seconds<&S::timeout_request>(
         {"timeout_request", "--timeout-request", "NARWHAL_TIMEOUT_REQUEST"},
         "Deadline per request: the task is cancelled, the client gets "

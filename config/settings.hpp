@@ -88,6 +88,9 @@ struct Settings {
     double timeout_header = 10.0;
     // Longest silence between two pieces of a request body the app is waiting for.
     double timeout_body = 30.0;
+    // Longest time a client may take no bytes while the server sends it a file
+    // (http.response.pathsend): the same patience as for a body it sends us.
+    double timeout_send = 30.0;
     // Deadline for a whole request (504 before the response started). 0: none, as in
     // uvicorn; a deadline is a policy of the application.
     double timeout_request = 0.0;

@@ -7,6 +7,7 @@ scenario sends, so both tools measure the same thing. Not a script itself.
 from __future__ import annotations
 
 import json
+import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from harness import REPO
 
 HELLO = b"Hello, world!"
 ECHO_BODY = b"x" * 4096  # what post4k.lua sends: string.rep("x", 4096)
+FILE_1M = random.Random(1).randbytes(1024 * 1024)  # apps/file_app.py's file (SIZE, SEED)
 
 
 def lua_body(script: str) -> bytes:
@@ -80,4 +82,6 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("fastapi", "fastapi_app", path="/items", method="POST",
              wrk_script="loadtests/fastapi_item.lua", content_type="application/json",
              framework="fastapi", answer=None, answer_is_json=True),
+    # Starlette's FileResponse: http.response.pathsend where the server offers it.
+    Scenario("file1m", "file_app", framework="starlette", answer=FILE_1M),
 )}

@@ -17,8 +17,9 @@ int main(int argc, char** argv) {
     using namespace narwhal;
     // As CPython's own start-up does, before any thread exists: a write to a closed pipe
     // or socket is an EPIPE error (BrokenPipeError in the app), not the death of every
-    // connection of the process; an over-large file write is EFBIG. The network code does
-    // not rely on this (its sends pass MSG_NOSIGNAL).
+    // connection of the process; an over-large file write is EFBIG. The network code's
+    // sends pass MSG_NOSIGNAL; only sendfile(2) (server/file_body.hpp) cannot, and relies
+    // on this.
     std::signal(SIGPIPE, SIG_IGN);
     std::signal(SIGXFSZ, SIG_IGN);
     std::vector<std::string> env;

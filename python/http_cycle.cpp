@@ -1,6 +1,7 @@
 #include "python/http_cycle.hpp"
 
 #include "asgi/errors.hpp"
+#include "python/http_pathsend.hpp"
 #include "python/loop_services.hpp"
 #include "python/response_headers.hpp"
 
@@ -129,6 +130,9 @@ PyObject* http_send(SendObject* so, PyObject* message, std::string_view type) {
         services.schedule_start_flush(so->cycle);
         return ready_none(self);
     }
+
+    if (type == asgi::pathsend_type)
+        return http_pathsend(so, message);
 
     // http.response.body
     Py_buffer view{};

@@ -1,5 +1,6 @@
 #include "python/scope.hpp"
 
+#include "asgi/response_state.hpp"
 #include "asgi/target.hpp"
 #include "python/py_ref.hpp"
 
@@ -83,7 +84,12 @@ bool ScopeBuilder::init(const Names& n, const std::string& root_path) {
     asgi_template_ = Ref::steal(PyDict_New());
     http_template_ = Ref::steal(PyDict_New());
     websocket_template_ = Ref::steal(PyDict_New());
-    if (!root || !asgi_template_ || !http_template_ || !websocket_template_ ||
+    http_extensions_ = Ref::steal(PyDict_New());
+    Ref pathsend_key = Ref::steal(PyUnicode_InternFromString(asgi::pathsend_type.data()));
+    Ref pathsend = Ref::steal(PyDict_New());
+    if (!root || !http_extensions_ || !pathsend_key || !pathsend ||
+        PyDict_SetItem(http_extensions_.get(), pathsend_key.get(), pathsend.get()) < 0 ||
+        !asgi_template_ || !http_template_ || !websocket_template_ ||
         PyDict_SetItem(asgi_template_.get(), n.version, n.v3_0) < 0 ||
         PyDict_SetItem(asgi_template_.get(), n.spec_version, n.spec_2_4) < 0)
         return false;
@@ -150,9 +156,11 @@ PyObject* ScopeBuilder::http(const asgi::RequestHead& head, const asgi::Peer& pe
     else
         method = PyUnicode_DecodeLatin1(
             head.method_view().data(), static_cast<Py_ssize_t>(head.method_view().size()), nullptr);
+    // A copy per request: an app or middleware may add to its scope's extensions. The
+    // extension's own empty dict is shared (the spec reserves it; nothing writes to it).
     if (!fill_common(d, head, peer, state) ||
         PyDict_SetItem(d, n.scheme, peer.tls ? n.scheme_https : n.scheme_http) < 0 ||
-        !set(d, n.method, method) || !set(d, n.extensions, PyDict_New()))
+        !set(d, n.method, method) || !set(d, n.extensions, PyDict_Copy(http_extensions_.get())))
         return nullptr;
     return scope.release();
 }

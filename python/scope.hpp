@@ -37,6 +37,9 @@ private:
     const Names* n_ = nullptr;
     std::string root_path_;
     Ref http_template_, websocket_template_, asgi_template_;
+    // {"http.response.pathsend": {}}: the extensions every http scope offers, copied
+    // per request (http_pathsend.hpp).
+    Ref http_extensions_;
 };
 
 }  // namespace narwhal::python

@@ -29,6 +29,7 @@ FrontEnd::FrontEnd(const config::Settings& settings, asgi::Inbox& inbox) : setti
     ctx_.limits.keep_alive = ms(s.timeout_keep_alive);
     ctx_.limits.header = ms(s.timeout_header);
     ctx_.limits.body = ms(s.timeout_body);
+    ctx_.limits.send = ms(s.timeout_send);
     ctx_.limits.queue = ms(s.timeout_queue);
     ctx_.limits.request = ms(s.timeout_request);
     ctx_.limits.max_connections = s.limit_connections;

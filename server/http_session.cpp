@@ -21,6 +21,9 @@ namespace {
 constexpr std::size_t head_read_size = 16 * 1024;
 // Upper bound per read while streaming a body.
 constexpr std::size_t body_read_size = 64 * 1024;
+// Most bytes of a file sent in one turn of the I/O thread, so one fast client fetching a
+// large file cannot hold up every other connection of the thread.
+constexpr std::size_t file_turn_size = 1024 * 1024;
 // How long a closing connection keeps draining input so the client sees our response
 // instead of a reset.
 constexpr auto linger_time = std::chrono::seconds(2);
@@ -310,6 +313,7 @@ void HttpSession::on_command(asgi::Command&& cmd) {
     switch (cmd.kind) {
     case asgi::Command::Kind::start: on_start(std::move(cmd)); break;
     case asgi::Command::Kind::body: on_body(std::move(cmd)); break;
+    case asgi::Command::Kind::file: on_file(std::move(cmd)); break;
     case asgi::Command::Kind::credit: on_credit(cmd.credit); break;
     case asgi::Command::Kind::abort: close_now(); break;
     case asgi::Command::Kind::release: break;
@@ -342,6 +346,23 @@ void HttpSession::on_body(asgi::Command&& cmd) {
     do_write();
 }
 
+// http.response.pathsend: the whole body is a file. The head (with the file's length
+// unless the app gave one) is queued first; the file follows once it has left.
+void HttpSession::on_file(asgi::Command&& cmd) {
+    if (cmd.status != 0 && !response_.started())
+        response_.start(cmd.status, std::move(cmd.headers), cmd.facts);  // start came along
+    if (!response_.started() || response_.done() || request_.file)
+        return;
+    std::string& out = output_.tail();
+    if (!response_.head_written())
+        write_head(out, cmd.file_size, false, false);
+    if (cmd.file && response_.begin_file(out, cmd.file_size))
+        request_.file.emplace(std::move(cmd.file), cmd.file_size);
+    else
+        response_.end_file(out, 0);  // HEAD, 204, 304 or an empty file: the head says all
+    do_write();
+}
+
 void HttpSession::on_credit(std::size_t credit) {
     request_.credit += credit;
     if (request_.expect_pending) {
@@ -353,14 +374,15 @@ void HttpSession::on_credit(std::size_t credit) {
     process();
 }
 
-void HttpSession::write_head(std::string& out, std::size_t first_body_size, bool more) {
+void HttpSession::write_head(std::string& out, std::size_t first_body_size, bool more,
+                             bool body_in_out) {
     response_.append_head(out,
                           {.version = request_.version,
                            .head_request = request_.head_request,
                            .keep_alive = request_.keep_alive,
                            .body_done = request_.body_done,
                            .draining = ctx_.draining.load(std::memory_order_relaxed)},
-                          first_body_size, more, ctx_.defaults);
+                          first_body_size, more, ctx_.defaults, body_in_out);
     if (log::access_enabled())
         log::access(peer_->client_label(), access_method_, access_target_, access_version_,
                     response_.status());
@@ -374,8 +396,13 @@ void HttpSession::queue_write(std::string&& bytes) {
 }
 
 void HttpSession::do_write() {
-    if (output_.writing() || !output_.waiting() || phase_ == Phase::closed)
+    if (output_.writing() || file_waiting_ || phase_ == Phase::closed)
         return;
+    if (!output_.waiting()) {
+        if (request_.file)
+            do_send_file();  // the bytes before the file have left
+        return;
+    }
     net::async_write(
         socket_, output_.begin_write(),
         [self = shared_from_this()](error_code ec, std::size_t n) { self->on_write(ec, n); });
@@ -394,12 +421,79 @@ void HttpSession::on_write(error_code ec, std::size_t) {
     if (app_bytes && request_.channel &&
         request_.channel->on_written(app_bytes, ctx_.limits.send_low_water))
         push_event(asgi::Event::Kind::drained);
-    if (output_.waiting())
+    if (output_.waiting() || request_.file)
         return do_write();
+    on_output_idle();
+}
+
+// Everything queued has left: the response may be complete, or the connection closing.
+void HttpSession::on_output_idle() {
     if (phase_ == Phase::request && response_.done())
         return finish_request();
     if (phase_ == Phase::closing)
         close_gracefully();
+}
+
+// Sends the file while the socket takes it, then waits until the socket is writable
+// again: Asio's reactor watches the socket, sendfile(2) moves the bytes.
+void HttpSession::do_send_file() {
+    if (!socket_.native_non_blocking()) {
+        error_code ec;
+        socket_.native_non_blocking(true, ec);
+        if (ec) {
+            fail(ec, "sendfile");
+            return close_now();
+        }
+    }
+    std::error_code ec;
+    switch (request_.file->send_some(socket_.native_handle(), file_turn_size, ec)) {
+    case FileBody::Progress::done: {
+        if (wait_ == Wait::send)
+            clear_wait();
+        const uint64_t size = request_.file->length();
+        request_.file.reset();  // closes the file
+        // What follows the file: a chunked response's last chunk, nothing otherwise.
+        std::string after;
+        response_.end_file(after, size);
+        if (!after.empty())
+            return queue_write(std::move(after));  // its completion ends the response
+        return on_output_idle();
+    }
+    case FileBody::Progress::would_block:
+        // The client takes nothing for --timeout-send: it is gone, or stalling on purpose.
+        set_wait(Wait::send, ctx_.limits.send);
+        file_waiting_ = true;
+        socket_.async_wait(Socket::wait_write, [self = shared_from_this()](error_code ec) {
+            self->on_send_file_ready(ec);
+        });
+        return;
+    case FileBody::Progress::yield:
+        file_waiting_ = true;
+        net::post(socket_.get_executor(),
+                  [self = shared_from_this()] { self->on_send_file_ready({}); });
+        return;
+    case FileBody::Progress::short_file:
+        // The file shrank after the head promised its length: cutting the connection is
+        // the only way left to tell the client its body is incomplete.
+        log::warning("{}", asgi::errors::pathsend_file_truncated);
+        return close_now();
+    case FileBody::Progress::failed:
+        fail(error_code(ec.value(), boost::system::system_category()), "sendfile");
+        notify_disconnect();
+        return close_now();
+    }
+}
+
+void HttpSession::on_send_file_ready(error_code ec) {
+    file_waiting_ = false;
+    if (phase_ == Phase::closed || !request_.file)
+        return;
+    if (ec) {
+        fail(ec, "sendfile wait");
+        notify_disconnect();
+        return close_now();
+    }
+    do_send_file();
 }
 
 // --- errors and closing ---------------------------------------------------------

@@ -13,6 +13,7 @@
 #include "asgi/events.hpp"
 #include "server/connection.hpp"
 #include "server/deadline_timer.hpp"
+#include "server/file_body.hpp"
 #include "server/http/body_reader.hpp"
 #include "server/http/response_encoder.hpp"
 #include "server/read_buffer.hpp"
@@ -24,6 +25,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace narwhal::server {
@@ -77,6 +79,9 @@ private:
         bool body_done = false;
         bool expect_pending = false;  // "Expect: 100-continue" not answered yet
         bool disconnect_sent = false;
+        // The response's body is a file (http.response.pathsend): sent once the bytes
+        // queued before it (the head) have left.
+        std::optional<FileBody> file;
     };
 
     void do_read();
@@ -96,12 +101,17 @@ private:
 
     void on_start(asgi::Command&& cmd);
     void on_body(asgi::Command&& cmd);
+    void on_file(asgi::Command&& cmd);
     void on_credit(std::size_t credit);
-    void write_head(std::string& out, std::size_t first_body_size, bool more);
+    void write_head(std::string& out, std::size_t first_body_size, bool more,
+                    bool body_in_out = true);
 
     void queue_write(std::string&& bytes);
     void do_write();
     void on_write(error_code ec, std::size_t n);
+    void on_output_idle();
+    void do_send_file();
+    void on_send_file_ready(error_code ec);
 
     // `detail`: the body, when the client should read more than the status's own text.
     void reply_error(int status, const char* reason, const char* detail = nullptr);
@@ -115,7 +125,7 @@ private:
 
     // What the connection is waiting for, if anything: one at a time. With the
     // request's own deadline (--timeout-request), they share one timer.
-    enum class Wait : uint8_t { none, keep_alive, header, queue, body, linger };
+    enum class Wait : uint8_t { none, keep_alive, header, queue, body, send, linger };
     enum class Deadline : uint8_t { wait, request };
     void set_wait(Wait w, clock::duration d);
     void clear_wait();
@@ -149,6 +159,7 @@ private:
 
     bool counted_ = false;  // this connection still counts in Stats::connections
     bool reading_ = false;
+    bool file_waiting_ = false;  // a wait for the socket to take more of a file is pending
 };
 
 }  // namespace narwhal::server

@@ -3,6 +3,8 @@
 // on one DeadlineTimer (deadline_timer.hpp), and what happens when each runs out.
 #include "server/http_session.hpp"
 
+#include "asgi/log.hpp"
+
 namespace narwhal::server {
 
 void HttpSession::set_wait(Wait w, clock::duration d) {
@@ -62,6 +64,13 @@ void HttpSession::on_wait_expired(Wait w) {
                 return close_now();
             end_request();
             reply_error(408, "request body stalled longer than --timeout-body");
+        }
+        break;
+    case Wait::send:
+        if (phase_ == Phase::request && request_.file) {
+            log::debug("file send stalled longer than --timeout-send");
+            notify_disconnect();
+            close_now();
         }
         break;
     case Wait::linger: close_now(); break;

@@ -24,6 +24,7 @@ struct SessionLimits {
     std::chrono::milliseconds keep_alive{5000};
     std::chrono::milliseconds header{10000};
     std::chrono::milliseconds body{30000};
+    std::chrono::milliseconds send{30000};  // a file send's stall (http.response.pathsend)
     std::chrono::milliseconds queue{1000};
     std::chrono::milliseconds request{0};  // 0: no deadline
     int64_t max_connections = 0;

@@ -130,6 +130,7 @@ void WsSession::on_command(asgi::Command&& cmd) {
         closed(1011);
         break;
     case asgi::Command::Kind::credit:
+    case asgi::Command::Kind::file:  // pathsend is an http-scope extension only
     case asgi::Command::Kind::release: break;
     }
 }

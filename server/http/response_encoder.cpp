@@ -17,7 +17,7 @@ void ResponseEncoder::start(int status, HeaderList&& headers, const asgi::Header
 
 void ResponseEncoder::append_head(std::string& out, const RequestSide& request,
                                   std::size_t first_body_size, bool more,
-                                  const ResponseDefaults& defaults) {
+                                  const ResponseDefaults& defaults, bool body_in_out) {
     head_written_ = true;
     framing_ = decide_framing({
         .status = status_,
@@ -41,7 +41,7 @@ void ResponseEncoder::append_head(std::string& out, const RequestSide& request,
     spec.app_connection = facts_.connection;
     spec.close = !framing_.keep_alive;
     // One allocation for the head and, when it travels with it, the whole body.
-    out.reserve(out.size() + 256 + (more ? 0 : first_body_size));
+    out.reserve(out.size() + 256 + (more || !body_in_out ? 0 : first_body_size));
     append_response_head(out, spec, defaults);
 }
 
@@ -66,6 +66,20 @@ std::size_t ResponseEncoder::append_body(std::string& out, std::string&& body, b
             out.append("0\r\n\r\n");
     }
     return app_bytes;
+}
+
+bool ResponseEncoder::begin_file(std::string& out, uint64_t size) {
+    if (!framing_.body_allowed || size == 0)
+        return false;
+    if (framing_.framing == Framing::chunked)
+        fmt::format_to(std::back_inserter(out), "{:x}\r\n", size);
+    return true;
+}
+
+void ResponseEncoder::end_file(std::string& out, uint64_t size) {
+    if (framing_.body_allowed && size > 0 && framing_.framing == Framing::chunked)
+        out.append("\r\n");
+    append_body(out, {}, false);
 }
 
 }  // namespace narwhal::server::http

@@ -10,6 +10,7 @@
 #include "server/http/response_head.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace narwhal::server::http {
@@ -31,14 +32,21 @@ public:
 
     // Appends the head to `out`. `first_body_size` and `more`: the body message the head
     // travels with; a start alone (the app streams, or waits) is (0, true).
+    // `body_in_out`: whether that body's bytes will be appended to `out` (not for a file).
     void append_head(std::string& out, const RequestSide& request, std::size_t first_body_size,
-                     bool more, const ResponseDefaults& defaults);
+                     bool more, const ResponseDefaults& defaults, bool body_in_out = true);
 
     // Appends one body message, framed as the head said; `more == false` completes the
     // response. Returns the bytes that count against the send water marks: the body's
     // size, or 0 when no body goes on the wire.
     std::size_t append_body(std::string& out, std::string&& body, bool more);
 
+    // A file of `size` bytes as the rest of the body (http.response.pathsend): what goes
+    // before the file's bytes (a chunk size line, when a start sent alone made the
+    // response chunked). Returns whether the file's bytes go on the wire at all.
+    bool begin_file(std::string& out, uint64_t size);
+    // After the file's bytes: closes the chunk and completes the response.
+    void end_file(std::string& out, uint64_t size);
     bool started() const { return started_; }
     bool head_written() const { return head_written_; }
     bool done() const { return done_; }

@@ -57,7 +57,8 @@ def test_upload_byte_exact_with_curl(server, tmp_path):
 
 
 def test_file_download_and_range(server):
-    """FileResponse sends the file in several body messages under one Content-Length."""
+    """FileResponse: the whole file (through http.response.pathsend, which narwhal offers)
+    under one Content-Length, and a Range answered with body messages."""
     data = random.Random(9).randbytes(300_000)  # the app's FILE_SEED and FILE_SIZE
     with checks.client(server) as c:
         r = c.get("/file")

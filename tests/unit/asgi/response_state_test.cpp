@@ -234,3 +234,47 @@ TEST_CASE("response_state: status_has_body", "[asgi][response_state]") {
                   500, 599, 999})
         CHECK(status_has_body(s));
 }
+
+TEST_CASE("response_state: pathsend replaces the body and completes the response",
+          "[asgi][response_state]") {
+    using narwhal::asgi::pathsend_type;
+    ResponseState rs;
+    CHECK(rs.check_order(pathsend_type) ==
+          "Expected ASGI message 'http.response.start', but got 'http.response.pathsend'.");
+    rs.on_start(200, std::nullopt);
+    CHECK_FALSE(rs.check_order(pathsend_type).has_value());
+    CHECK_FALSE(rs.on_pathsend(1 << 20).has_value());
+    CHECK(rs.complete());
+    CHECK(rs.body_bytes() == 1 << 20);
+    CHECK(rs.check_order(body) == body_after_complete);
+}
+
+TEST_CASE("response_state: pathsend after a body message is an ordering error",
+          "[asgi][response_state]") {
+    using narwhal::asgi::pathsend_type;
+    ResponseState rs;
+    rs.on_start(200, std::nullopt);
+    REQUIRE_FALSE(rs.on_body(0, true).has_value());
+    CHECK(rs.check_order(pathsend_type) ==
+          "Expected ASGI message 'http.response.body', but got 'http.response.pathsend'.");
+}
+
+TEST_CASE("response_state: pathsend checks the file against Content-Length",
+          "[asgi][response_state]") {
+    ResponseState longer;
+    longer.on_start(200, uint64_t{10});
+    CHECK(longer.on_pathsend(11) == std::string(errors::content_longer));
+    CHECK_FALSE(longer.complete());  // an error leaves the state as it was
+    ResponseState shorter;
+    shorter.on_start(200, uint64_t{10});
+    CHECK(shorter.on_pathsend(9) == std::string(errors::content_shorter));
+    ResponseState exact;
+    exact.on_start(200, uint64_t{10});
+    CHECK_FALSE(exact.on_pathsend(10).has_value());
+    CHECK(exact.complete());
+    // HEAD sends no body: the length is not checked (as for body messages).
+    ResponseState head(true);
+    head.on_start(200, uint64_t{10});
+    CHECK_FALSE(head.on_pathsend(3).has_value());
+    CHECK(head.complete());
+}

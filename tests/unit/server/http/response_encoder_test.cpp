@@ -184,3 +184,45 @@ TEST_CASE("response_encoder: = {} starts the next response fresh", "[response_en
     CHECK(respond(enc, {}, {"ok"}) == "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
     CHECK(enc.keep_alive());
 }
+
+TEST_CASE("response_encoder: a file body is framed around the file's bytes", "[response_encoder]") {
+    SECTION("with the head: its length, nothing before or after the file") {
+        ResponseEncoder enc;
+        enc.start(200, {}, decided());
+        std::string out;
+        enc.append_head(out, Side{}, 1000, false, bare(), false);
+        CHECK(out == "HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n");
+        CHECK(out.capacity() < 1000);  // the file's bytes never pass through `out`
+        out.clear();
+        CHECK(enc.begin_file(out, 1000));
+        CHECK(out.empty());
+        enc.end_file(out, 1000);
+        CHECK(out.empty());
+        CHECK(enc.done());
+    }
+    SECTION("after a start sent alone: one chunk") {
+        ResponseEncoder enc;
+        enc.start(200, {}, decided());
+        std::string out;
+        enc.append_head(out, Side{}, 0, true, bare());
+        out.clear();
+        CHECK(enc.begin_file(out, 1000));
+        CHECK(out == "3e8\r\n");
+        out.clear();
+        enc.end_file(out, 1000);
+        CHECK(out == "\r\n0\r\n\r\n");
+        CHECK(enc.done());
+    }
+    SECTION("HEAD: no file bytes") {
+        ResponseEncoder enc;
+        enc.start(200, {}, decided());
+        std::string out;
+        enc.append_head(out, Side{.head_request = true}, 1000, false, bare(), false);
+        CHECK(out == "HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n");
+        out.clear();
+        CHECK_FALSE(enc.begin_file(out, 1000));
+        enc.end_file(out, 0);
+        CHECK(out.empty());
+        CHECK(enc.done());
+    }
+}

@@ -1,0 +1,38 @@
+#include "server/file_body.hpp"
+
+#include <sys/sendfile.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace narwhal::server {
+
+FileBody::Progress FileBody::send_some(int socket, std::size_t budget, std::error_code& ec) {
+    uint64_t turn = 0;
+    while (offset_ < length_) {
+        if (turn >= budget)
+            return Progress::yield;
+        // sendfile moves at most 0x7ffff000 bytes per call (Linux); ask for the budget.
+        const auto want =
+            static_cast<std::size_t>(std::min<uint64_t>(length_ - offset_, budget - turn));
+        auto off = static_cast<off_t>(offset_);
+        ssize_t n = ::sendfile(socket, file_.get(), &off, want);
+        if (n > 0) {
+            offset_ += static_cast<uint64_t>(n);
+            turn += static_cast<uint64_t>(n);
+            continue;
+        }
+        if (n == 0)
+            return Progress::short_file;  // end of file before `length`
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return Progress::would_block;
+        ec = std::error_code(errno, std::system_category());
+        return Progress::failed;
+    }
+    return Progress::done;
+}
+
+}  // namespace narwhal::server
