@@ -273,6 +273,23 @@ constexpr Option table[] = {
     seconds<&S::watchdog_threshold>(
         {"watchdog_threshold", "--watchdog-threshold", "NARWHAL_WATCHDOG_THRESHOLD"},
         "Report an event loop that has not turned for this long, with its stack. 0: off."),
+    // --- worker processes
+    seconds<&S::timeout_worker_healthcheck>(
+        {"timeout_worker_healthcheck", "--timeout-worker-healthcheck",
+         "NARWHAL_TIMEOUT_WORKER_HEALTHCHECK"},
+        "With --workers: replace a worker one of whose event loops has not turned for this "
+        "long (SIGTERM, then SIGKILL). 0: never."),
+    integer<&S::limit_max_requests>(
+        {"limit_max_requests", "--limit-max-requests", "NARWHAL_LIMIT_MAX_REQUESTS"}, "N", 0,
+        int64_max,
+        "With --workers: replace a worker after it has served this many requests (the new one "
+        "starts first). 0: no limit."),
+    integer<&S::limit_max_requests_jitter>(
+        {"limit_max_requests_jitter", "--limit-max-requests-jitter",
+         "NARWHAL_LIMIT_MAX_REQUESTS_JITTER"},
+        "N", 0, int64_max,
+        "Add a random 0-N to --limit-max-requests, drawn once per worker, so that workers are "
+        "not replaced all at once."),
     // --- bridge
     integer<&S::inbox_batch>({"inbox_batch", "--inbox-batch", "NARWHAL_INBOX_BATCH"}, "N", 1,
                              int64_max, "Events the interpreter takes from its inbox per wake-up."),
@@ -322,8 +339,6 @@ constexpr std::string_view uvicorn_only[] = {
     "--proxy-headers",
     "--no-proxy-headers",
     "--forwarded-allow-ips",
-    "--limit-max-requests",
-    "--timeout-worker-healthcheck",
     "--ssl-keyfile",
     "--ssl-certfile",
     "--ssl-keyfile-password",
@@ -356,6 +371,9 @@ constexpr std::string_view uvicorn_keys[] = {
     "limit_concurrency",
     "timeout_keep_alive",
     "timeout_graceful_shutdown",
+    "timeout_worker_healthcheck",
+    "limit_max_requests",
+    "limit_max_requests_jitter",
     "ws_max_size",
     "ws_max_queue",
     "ws_ping_interval",

@@ -125,6 +125,19 @@ struct Settings {
     // far beyond any healthy turn and short enough to catch a blocking call. 0: off.
     double watchdog_threshold = 0.1;
 
+    // --- worker processes (acted on by the master under --workers) -------------
+    // A loop of a ready worker that has not turned for this long gets the worker replaced
+    // (SIGTERM, SIGKILL one more period later): uvicorn's default, 50x the watchdog's
+    // report threshold, so a slow request is reported long before its worker is killed.
+    // 0: never.
+    double timeout_worker_healthcheck = 5.0;
+    // Requests a worker serves before it is replaced. 0: no limit (uvicorn's None): a
+    // leak-free app never needs recycling.
+    uint64_t limit_max_requests = 0;
+    // Up to this many more per worker, drawn once per worker, so workers started together
+    // are not recycled together. 0: uvicorn's and gunicorn's default, the exact limit.
+    uint64_t limit_max_requests_jitter = 0;
+
     // --- bridge ------------------------------------------------------------
     // Events taken per drain of the inbox under one GIL hold: large enough to amortise
     // the wake-up, small enough that running tasks are not starved.

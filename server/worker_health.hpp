@@ -1,0 +1,136 @@
+// What the master does about its workers, decided from their slots (worker_slots.hpp):
+// a policy with no processes, signals or clocks of its own. The master takes a snapshot
+// of the slots, calls check() with its own "now", and carries out the actions it gets
+// back; the unit tests do the same with made-up slots and times.
+//
+// Hung workers (--timeout-worker-healthcheck): a ready or draining worker one of whose
+// loops last beat longer ago than the timeout (strictly longer: a beat exactly `timeout`
+// old is still healthy) is reported, then sent SIGTERM; if it is still there `kill_grace`
+// later, SIGKILL. Once per worker generation. The worker's own watchdog has long since
+// logged the blocked loop's stack (its threshold is far below this timeout), so the
+// master's report only has to name the worker, the loop and how long it has been stuck.
+// A loop that never beat (still starting) or has ended (0 in its slot) is not judged:
+// start-up has its own limit, kept by the master.
+//
+// Recycling (--limit-max-requests N, --limit-max-requests-jitter J): each worker
+// generation gets its own limit, N plus a jitter drawn once, uniformly in [0, J] (as
+// gunicorn's max_requests_jitter and uvicorn's --limit-max-requests-jitter), so workers
+// started together do not all restart together. A ready worker that has served its
+// limit gets one `replace` action: the master starts a new worker first and drains the
+// old one when the new one is ready, so no request fails.
+#pragma once
+
+#include "config/settings.hpp"
+#include "server/worker_slots.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace narwhal::server {
+
+struct HealthSettings {
+    int64_t healthcheck_timeout_ns = 0;  // 0: hung loops are not acted on
+    int64_t kill_grace_ns = 0;           // SIGTERM to SIGKILL
+    uint64_t max_requests = 0;           // 0: no limit
+    uint64_t max_requests_jitter = 0;
+
+    // From the configuration. The grace is one more health-check timeout: a loop blocked
+    // that long will not drain its requests, so waiting the graceful-shutdown timeout would
+    // only keep a dead worker's connections hanging; one more period lets a loop that was
+    // about to recover shut down cleanly.
+    static HealthSettings from(const config::Settings& settings);
+};
+
+struct HealthAction {
+    enum class Kind {
+        report_hung,  // log: worker `pid`, loop `loop` has not turned for `blocked_ns`
+        terminate,    // send SIGTERM to `pid`
+        kill,         // send SIGKILL to `pid`: it outlived the grace after SIGTERM
+        replace,      // `pid` served `requests` of its `limit`: start a new worker, then drain it
+    };
+    Kind kind = Kind::report_hung;
+    std::size_t slot = 0;
+    uint64_t generation = 0;
+    int32_t pid = 0;
+    std::size_t loop = 0;    // report_hung: the loop with the oldest beat
+    int64_t blocked_ns = 0;  // report_hung: since that beat
+    uint64_t requests = 0;   // replace
+    uint64_t limit = 0;      // replace
+};
+
+// A worker's request limit: `max_requests` plus a uniform draw in [0, jitter]; 0 when
+// there is no limit. Also what a single process (no --workers) would use.
+uint64_t draw_request_limit(uint64_t max_requests, uint64_t jitter, std::mt19937_64& random);
+
+class WorkerHealth {
+public:
+    // `seed` fixes the jitter draws (tests); the default seeds from std::random_device.
+    WorkerHealth(HealthSettings settings, std::size_t capacity);
+    WorkerHealth(HealthSettings settings, std::size_t capacity, uint64_t seed);
+
+    // One pass over the slots (as WorkerSlots::snapshot() gives them; slot i at index i).
+    // Actions come in the order to carry them out: a report before its SIGTERM.
+    std::vector<HealthAction> check(std::span<const WorkerSnapshot> slots, int64_t now_ns);
+
+    // The request limit drawn for the generation now in `slot` (0: none, or not seen yet).
+    uint64_t request_limit(std::size_t slot) const;
+
+    struct Counts {
+        uint64_t hung = 0;      // workers found hung (each got SIGTERM)
+        uint64_t killed = 0;    // of those, needed SIGKILL
+        uint64_t recycled = 0;  // workers that reached their request limit
+    };
+    const Counts& counts() const { return counts_; }
+
+private:
+    // What the policy remembers about the generation in one slot.
+    struct Record {
+        uint64_t generation = 0;
+        uint64_t limit = 0;
+        bool replace_sent = false;
+        bool terminated = false;
+        int64_t terminated_ns = 0;
+        bool killed = false;
+    };
+    Record& record_for(const WorkerSnapshot& slot);
+    void check_hung(const WorkerSnapshot& slot, Record& r, int64_t now_ns,
+                    std::vector<HealthAction>& out);
+    void check_limit(const WorkerSnapshot& slot, Record& r, std::vector<HealthAction>& out);
+
+    HealthSettings settings_;
+    std::vector<Record> records_;
+    std::mt19937_64 random_;
+    Counts counts_;
+};
+
+// --- SIGUSR1: stats over workers ------------------------------------------------
+
+struct WorkerStats {
+    std::size_t slot = 0;
+    int32_t pid = 0;
+    uint64_t generation = 0;
+    WorkerState state = WorkerState::stopped;
+    WorkerCounters counters;
+};
+
+struct StatsReport {
+    WorkerCounters total;  // sums; loop_lag_max_us is the worst of all workers
+    std::vector<WorkerStats> workers;
+};
+
+// Every slot in use (not stopped), in slot order, and their total.
+StatsReport aggregate_stats(std::span<const WorkerSnapshot> slots);
+// `into` += `worker`: counters and gauges add up, the worst loop lag wins.
+void accumulate(WorkerCounters& into, const WorkerCounters& worker);
+
+// The stats line's JSON fields for one set of counters, in the order and with the names
+// of a single process's "narwhal stats" line (requests, shed, ..., abandoned).
+std::string stats_fields(const WorkerCounters& counters);
+// The master's line: the total's fields, then "workers": [{"pid": .., "state": .., ...}].
+std::string stats_report_fields(const StatsReport& report);
+
+}  // namespace narwhal::server

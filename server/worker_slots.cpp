@@ -1,0 +1,128 @@
+#include "server/worker_slots.hpp"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <new>
+#include <system_error>
+
+namespace narwhal::server {
+namespace {
+
+constexpr auto relaxed = std::memory_order_relaxed;
+constexpr auto release_order = std::memory_order_release;
+constexpr auto acquire = std::memory_order_acquire;
+
+}  // namespace
+
+std::string_view to_string(WorkerState state) {
+    switch (state) {
+    case WorkerState::stopped: return "stopped";
+    case WorkerState::starting: return "starting";
+    case WorkerState::ready: return "ready";
+    case WorkerState::draining: return "draining";
+    }
+    return "unknown";
+}
+
+void WorkerSlot::set_state(WorkerState s) { state.store(static_cast<uint32_t>(s), release_order); }
+
+bool WorkerSlot::beat(std::size_t loop, int64_t now_ns) {
+    if (loop >= max_loops)
+        return false;
+    heartbeat_ns[loop].store(now_ns, release_order);
+    return true;
+}
+
+void WorkerSlot::end_loop(std::size_t loop) {
+    if (loop < max_loops)
+        heartbeat_ns[loop].store(0, release_order);
+}
+
+void WorkerSlot::publish(const asgi::Stats& stats, int64_t in_flight_now, int64_t queued_now) {
+    // Each counter is read and stored on its own: a report is a sample, not a transaction.
+    requests.store(stats.requests.load(relaxed), relaxed);
+    shed.store(stats.shed.load(relaxed), relaxed);
+    queue_timeouts.store(stats.queue_timeouts.load(relaxed), relaxed);
+    in_flight.store(in_flight_now, relaxed);
+    queued.store(queued_now, relaxed);
+    connections.store(stats.connections.load(relaxed), relaxed);
+    loop_stalls.store(stats.loop_stalls.load(relaxed), relaxed);
+    loop_lag_max_us.store(stats.loop_lag_max_us.load(relaxed), relaxed);
+    cancelled.store(stats.cancelled.load(relaxed), relaxed);
+    abandoned.store(stats.abandoned.load(relaxed), relaxed);
+}
+
+WorkerSnapshot WorkerSlot::snapshot(std::size_t index) const {
+    WorkerSnapshot s;
+    s.index = index;
+    s.pid = pid.load(acquire);
+    s.generation = generation.load(acquire);
+    s.state = static_cast<WorkerState>(state.load(acquire));
+    for (std::size_t i = 0; i < max_loops; ++i)
+        s.heartbeat_ns[i] = heartbeat_ns[i].load(acquire);
+    WorkerCounters& c = s.counters;
+    c.requests = requests.load(acquire);
+    c.shed = shed.load(acquire);
+    c.queue_timeouts = queue_timeouts.load(acquire);
+    c.in_flight = in_flight.load(acquire);
+    c.queued = queued.load(acquire);
+    c.connections = connections.load(acquire);
+    c.loop_stalls = loop_stalls.load(acquire);
+    c.loop_lag_max_us = loop_lag_max_us.load(acquire);
+    c.cancelled = cancelled.load(acquire);
+    c.abandoned = abandoned.load(acquire);
+    return s;
+}
+
+WorkerSlots::WorkerSlots(std::size_t capacity)
+    : capacity_(capacity == 0 ? 1 : capacity), bytes_(capacity_ * sizeof(WorkerSlot)) {
+    // Anonymous shared memory: zero-filled pages that fork() shares instead of copying.
+    // mmap's page alignment covers the slots' 64-byte alignment.
+    void* memory = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED)
+        throw std::system_error(errno, std::system_category(), "mmap of the worker slots");
+    slots_ = static_cast<WorkerSlot*>(memory);
+    for (std::size_t i = 0; i < capacity_; ++i)
+        new (&slots_[i]) WorkerSlot();
+}
+
+WorkerSlots::~WorkerSlots() { munmap(slots_, bytes_); }
+
+std::size_t WorkerSlots::find_free() const {
+    for (std::size_t i = 0; i < capacity_; ++i)
+        if (slots_[i].state.load(acquire) == static_cast<uint32_t>(WorkerState::stopped))
+            return i;
+    return capacity_;
+}
+
+uint64_t WorkerSlots::assign(std::size_t index) {
+    WorkerSlot& s = slots_[index];
+    s.pid.store(0, relaxed);
+    for (auto& beat : s.heartbeat_ns)
+        beat.store(0, relaxed);
+    for (auto* counter :
+         {&s.requests, &s.shed, &s.queue_timeouts, &s.loop_stalls, &s.cancelled, &s.abandoned})
+        counter->store(0, relaxed);
+    for (auto* gauge : {&s.in_flight, &s.queued, &s.connections, &s.loop_lag_max_us})
+        gauge->store(0, relaxed);
+    s.state.store(static_cast<uint32_t>(WorkerState::starting), relaxed);
+    // Last, with release: whoever sees the new generation sees the cleared slot.
+    return s.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
+}
+
+void WorkerSlots::set_pid(std::size_t index, int32_t pid) {
+    slots_[index].pid.store(pid, release_order);
+}
+
+void WorkerSlots::release(std::size_t index) { slots_[index].set_state(WorkerState::stopped); }
+
+std::vector<WorkerSnapshot> WorkerSlots::snapshot() const {
+    std::vector<WorkerSnapshot> out;
+    out.reserve(capacity_);
+    for (std::size_t i = 0; i < capacity_; ++i)
+        out.push_back(slots_[i].snapshot(i));
+    return out;
+}
+
+}  // namespace narwhal::server
