@@ -145,8 +145,20 @@ void accumulate(WorkerCounters& into, const WorkerCounters& w) {
     into.abandoned += w.abandoned;
 }
 
-StatsReport aggregate_stats(std::span<const WorkerSnapshot> slots) {
+void retire(WorkerCounters& retired, const WorkerCounters& w) {
+    WorkerCounters counters = w;
+    counters.in_flight = 0;
+    counters.queued = 0;
+    counters.connections = 0;
+    accumulate(retired, counters);
+}
+
+StatsReport aggregate_stats(std::span<const WorkerSnapshot> slots, const WorkerCounters& retired) {
     StatsReport report;
+    report.total = retired;
+    report.total.in_flight = 0;
+    report.total.queued = 0;
+    report.total.connections = 0;
     for (const WorkerSnapshot& slot : slots) {
         if (slot.state == WorkerState::stopped)
             continue;
@@ -166,8 +178,10 @@ std::string stats_fields(const WorkerCounters& c) {
                        c.loop_stalls, c.loop_lag_max_us / 1000.0, c.cancelled, c.abandoned);
 }
 
-std::string stats_report_fields(const StatsReport& report) {
+std::string stats_report_fields(const StatsReport& report, const WorkerHealth::Counts& counts) {
     std::string out = stats_fields(report.total);
+    out += fmt::format(", \"workers_hung\": {}, \"workers_killed\": {}, \"workers_recycled\": {}",
+                       counts.hung, counts.killed, counts.recycled);
     out += ", \"workers\": [";
     for (std::size_t i = 0; i < report.workers.size(); ++i) {
         const WorkerStats& w = report.workers[i];

@@ -118,19 +118,28 @@ struct WorkerStats {
 };
 
 struct StatsReport {
-    WorkerCounters total;  // sums; loop_lag_max_us is the worst of all workers
-    std::vector<WorkerStats> workers;
+    // Sums since the master started: the running workers' counters plus those of the
+    // workers already gone (so `requests` does not drop when a worker is recycled);
+    // the gauges (in_flight, queued, connections) only of the running ones;
+    // loop_lag_max_us is the worst of all.
+    WorkerCounters total;
+    std::vector<WorkerStats> workers;  // the running ones
 };
 
-// Every slot in use (not stopped), in slot order, and their total.
-StatsReport aggregate_stats(std::span<const WorkerSnapshot> slots);
+// Every slot in use (not stopped), in slot order, and their total on top of `retired`.
+StatsReport aggregate_stats(std::span<const WorkerSnapshot> slots,
+                            const WorkerCounters& retired = {});
 // `into` += `worker`: counters and gauges add up, the worst loop lag wins.
 void accumulate(WorkerCounters& into, const WorkerCounters& worker);
+// For the master, when it releases a reaped worker's slot: keeps the worker's counters
+// (not its gauges, which ended with it) in the master's running total of retired ones.
+void retire(WorkerCounters& retired, const WorkerCounters& worker);
 
 // The stats line's JSON fields for one set of counters, in the order and with the names
 // of a single process's "narwhal stats" line (requests, shed, ..., abandoned).
 std::string stats_fields(const WorkerCounters& counters);
-// The master's line: the total's fields, then "workers": [{"pid": .., "state": .., ...}].
-std::string stats_report_fields(const StatsReport& report);
+// The master's line: the total's fields, what the health policy did (workers_hung,
+// workers_killed, workers_recycled), then "workers": [{"pid": .., "state": .., ...}].
+std::string stats_report_fields(const StatsReport& report, const WorkerHealth::Counts& counts);
 
 }  // namespace narwhal::server

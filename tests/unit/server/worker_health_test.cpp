@@ -17,6 +17,7 @@ using narwhal::server::aggregate_stats;
 using narwhal::server::draw_request_limit;
 using narwhal::server::HealthAction;
 using narwhal::server::HealthSettings;
+using narwhal::server::retire;
 using narwhal::server::stats_fields;
 using narwhal::server::stats_report_fields;
 using narwhal::server::StatsReport;
@@ -293,8 +294,14 @@ TEST_CASE("aggregate_stats: sums over live workers, and each worker", "[server][
     accumulate(sum, r.workers[1].counters);
     CHECK(stats_fields(sum) == stats_fields(r.total));
 
-    std::string line = stats_report_fields(r);
+    WorkerHealth::Counts counts;
+    counts.hung = 2;
+    counts.killed = 1;
+    counts.recycled = 5;
+    std::string line = stats_report_fields(r, counts);
     CHECK_THAT(line, ContainsSubstring("\"requests\": 300, \"shed\": 1, "));
+    CHECK_THAT(line, ContainsSubstring(
+                         "\"workers_hung\": 2, \"workers_killed\": 1, \"workers_recycled\": 5"));
     CHECK_THAT(line, ContainsSubstring("\"loop_lag_max_ms\": 2.0"));
     CHECK_THAT(line, ContainsSubstring("\"workers\": [{\"pid\": 200, \"slot\": 0, "
                                        "\"generation\": 1, \"state\": \"ready\", "
@@ -302,6 +309,34 @@ TEST_CASE("aggregate_stats: sums over live workers, and each worker", "[server][
     CHECK_THAT(line, ContainsSubstring("{\"pid\": 201, \"slot\": 1, \"generation\": 1, "
                                        "\"state\": \"draining\", \"requests\": 200, "));
     CHECK_THAT(line, !ContainsSubstring("\"pid\": 202"));
+}
+
+TEST_CASE("aggregate_stats: gone workers' counters stay in the total", "[server][worker_health]") {
+    WorkerCounters gone;
+    gone.requests = 1000;
+    gone.cancelled = 3;
+    gone.in_flight = 7;  // gauges end with the worker
+    gone.connections = 50;
+    gone.loop_lag_max_us = 9000;
+    WorkerCounters retired;
+    retire(retired, gone);
+    retire(retired, gone);
+
+    std::vector<WorkerSnapshot> slots(1);
+    slots[0].pid = 300;
+    slots[0].generation = 2;
+    slots[0].state = WorkerState::ready;
+    slots[0].counters.requests = 5;
+    slots[0].counters.in_flight = 1;
+    slots[0].counters.connections = 2;
+    StatsReport r = aggregate_stats(slots, retired);
+    CHECK(r.total.requests == 2005);  // recycling does not make the count go backwards
+    CHECK(r.total.cancelled == 6);
+    CHECK(r.total.in_flight == 1);  // only what runs now
+    CHECK(r.total.connections == 2);
+    CHECK(r.total.loop_lag_max_us == 9000);
+    REQUIRE(r.workers.size() == 1);
+    CHECK(r.workers[0].counters.requests == 5);
 }
 
 TEST_CASE("stats_fields: the single process's stats line fields", "[server][worker_health]") {
