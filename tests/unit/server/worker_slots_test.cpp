@@ -185,3 +185,33 @@ TEST_CASE("WorkerSlots: a forked worker's writes reach the master", "[server][wo
     slots.release(1);
     CHECK(slots.find_free() == 0);
 }
+
+TEST_CASE("WorkerSlots: a worker thread writes while the master reads", "[server][worker_slots]") {
+    // The same sharing as between processes, within one: ThreadSanitizer sees both sides
+    // here (it cannot follow a fork), so a non-atomic access to a slot would show up.
+    WorkerSlots slots(2);
+    slots.assign(0);
+    constexpr int64_t last = 20'000;
+    std::thread worker([&] {
+        Stats st;
+        slots[0].set_state(WorkerState::ready);
+        for (int64_t i = 1; i <= last; ++i) {
+            st.requests.fetch_add(1);
+            slots[0].publish(st, i % 3, 0);
+            slots[0].beat(static_cast<std::size_t>(i % 2), i);
+        }
+    });
+    int64_t seen = 0;
+    bool monotonic = true;
+    bool done = wait_until([&] {
+        WorkerSnapshot s = slots[0].snapshot(0);
+        int64_t beat = std::max(s.heartbeat_ns[0], s.heartbeat_ns[1]);
+        monotonic = monotonic && beat >= seen;
+        seen = beat;
+        return beat == last;
+    });
+    worker.join();
+    CHECK(done);
+    CHECK(monotonic);  // a reader never sees a beat go back in time
+    CHECK(slots[0].snapshot(0).counters.requests == static_cast<uint64_t>(last));
+}
