@@ -282,8 +282,8 @@ constexpr Option table[] = {
     integer<&S::limit_max_requests>(
         {"limit_max_requests", "--limit-max-requests", "NARWHAL_LIMIT_MAX_REQUESTS"}, "N", 0,
         int64_max,
-        "With --workers: replace a worker after it has served this many requests (the new one "
-        "starts first). 0: no limit."),
+        "Replace a worker after it has served this many requests, its successor started first; "
+        "without --workers, shut the process down gracefully, as uvicorn does. 0: no limit."),
     integer<&S::limit_max_requests_jitter>(
         {"limit_max_requests_jitter", "--limit-max-requests-jitter",
          "NARWHAL_LIMIT_MAX_REQUESTS_JITTER"},

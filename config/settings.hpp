@@ -131,8 +131,9 @@ struct Settings {
     // report threshold, so a slow request is reported long before its worker is killed.
     // 0: never.
     double timeout_worker_healthcheck = 5.0;
-    // Requests a worker serves before it is replaced. 0: no limit (uvicorn's None): a
-    // leak-free app never needs recycling.
+    // Requests a worker serves before it is replaced (without --workers: before the process
+    // shuts down, as uvicorn's). 0: no limit (uvicorn's None): a leak-free app never needs
+    // recycling.
     uint64_t limit_max_requests = 0;
     // Up to this many more per worker, drawn once per worker, so workers started together
     // are not recycled together. 0: uvicorn's and gunicorn's default, the exact limit.
