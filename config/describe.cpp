@@ -92,6 +92,11 @@ std::string toml_value(const Option& o, const Value& v) {
     switch (o.kind) {
     case Kind::string: return toml_string(std::get<std::string>(v));
     case Kind::choice: return toml_string(format_value(o, v));
+    case Kind::integer: {
+        // An auto word is a TOML string; numbers stay numbers.
+        std::string text = format_value(o, v);
+        return !o.auto_word.empty() && text == o.auto_word ? toml_string(text) : text;
+    }
     case Kind::seconds: {
         // Shortest text that reads back to the same double, made a TOML float.
         std::string text = fmt::format("{}", std::get<double>(v));
