@@ -209,6 +209,16 @@ TEST_CASE("workers: --workers N|auto, WEB_CONCURRENCY as its default", "[config]
     REQUIRE(e.warnings.size() == 1);
     CHECK(e.warnings[0] == "--reuse-port: ignored, it applies to TCP listeners under --workers");
     CHECK(load_args({"m:a", "--reuse-port", "--workers", "2"}).warnings.empty());
+    // In a file, auto is a string and a count a number; WEB_CONCURRENCY ranks below it.
+    ScratchDir dir;
+    std::string file = dir.write("w.toml", "workers = \"auto\"\n");
+    Loaded f = load_args({"m:a", "--config", file.c_str()}, {"WEB_CONCURRENCY=3"});
+    CHECK(f.settings.workers == Settings::workers_auto);
+    REQUIRE(f.notes.size() == 1);
+    CHECK_THAT(f.notes[0], StartsWith("WEB_CONCURRENCY: ignored, " + file + ": workers"));
+    std::string bad = dir.write("bad.toml", "workers = \"many\"\n");
+    CHECK_THROWS_WITH(load_args({"m:a", "--config", bad.c_str()}),
+                      ContainsSubstring("expected an integer 0-1024 or auto"));
 }
 
 TEST_CASE("environment: NARWHAL_* sets, unknown ones warn", "[config][loader]") {
