@@ -2,6 +2,7 @@
 
 #include "asgi/log.hpp"
 #include "server/listener.hpp"
+#include "server/respawn_backoff.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -24,23 +25,16 @@ namespace narwhal::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using namespace std::chrono_literals;
 
-// Respawn backoff: a worker that dies right after start-up is restarted after 0.1 s,
-// then 0.2 s, ... up to 10 s, so a crashing app cannot make the master spin; a worker
-// that stayed up for a minute had a real life, and its successor starts at once.
-constexpr auto backoff_first = 100ms;
-constexpr auto backoff_cap = 10s;
-constexpr auto backoff_reset_after = 60s;
 // A stopping worker's own bound is --timeout-graceful-shutdown, then 3 cancellation
 // rounds + 1 s (docs/operations.md, "Graceful shutdown"); this much more covers its
 // lifespan shutdown and last log lines before the master uses SIGKILL.
-constexpr auto stop_margin = 5s;
+constexpr auto stop_margin = std::chrono::seconds(5);
 
 // One worker position: the process in it (if any) and its respawn state.
 struct Slot {
     std::unique_ptr<WorkerProcess> process;
-    Clock::duration backoff = Clock::duration::zero();
+    RespawnBackoff backoff;
     std::optional<Clock::time_point> respawn_at;
 };
 
@@ -122,7 +116,7 @@ int Supervisor::run() {
     // signal_set would add a process-wide handler state that forked children share).
     sigset_t mask;
     sigemptyset(&mask);
-    for (int sig : {SIGCHLD, SIGINT, SIGTERM})
+    for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGUSR1})
         sigaddset(&mask, sig);
     ::sigprocmask(SIG_BLOCK, &mask, &old_mask_);
     signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -193,7 +187,7 @@ void Supervisor::spawn(Slot& slot) {
             masters_fds);
     } catch (const std::system_error& e) {
         log::error("Cannot start a worker process: {}", e.what());
-        slot.respawn_at = Clock::now() + backoff_cap;
+        slot.respawn_at = Clock::now() + RespawnBackoff::cap;
         return;
     }
     log::info("Started worker process [{}]", slot.process->pid());
@@ -205,6 +199,15 @@ void Supervisor::on_signal() {
         int sig = static_cast<int>(info.ssi_signo);
         if (sig == SIGCHLD)
             continue;  // reaped below, all at once: several exits may share one signal
+        if (sig == SIGUSR1) {
+            // Stats live in the workers: each logs its own line. (Its default action
+            // would end the master, and with it every worker.) Only ready workers have
+            // their handler; a starting one would die of it.
+            for (Slot& slot : slots_)
+                if (slot.process && slot.process->ready())
+                    slot.process->signal(SIGUSR1);
+            continue;
+        }
         if (!stopping_) {
             begin_stop(sig == SIGINT ? "SIGINT" : "SIGTERM", 0);
         } else {
@@ -247,15 +250,11 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
         begin_stop("a worker's start-up failure", code == 0 ? 1 : code);
         return;
     }
-    if (uptime >= backoff_reset_after)
-        slot.backoff = Clock::duration::zero();
-    else
-        slot.backoff = slot.backoff == Clock::duration::zero()
-                           ? Clock::duration(backoff_first)
-                           : std::min<Clock::duration>(slot.backoff * 2, backoff_cap);
-    log::warning("Worker process [{}] died ({}); starting a new one in {:.1f} s", pid, how,
-                 std::chrono::duration<double>(slot.backoff).count());
-    slot.respawn_at = Clock::now() + slot.backoff;
+    auto delay = slot.backoff.on_death(uptime);
+    log::warning("Worker process [{}] {} ({}); starting a new one in {:.1f} s", pid,
+                 WIFSIGNALED(status) ? "died" : "exited", how,
+                 std::chrono::duration<double>(delay).count());
+    slot.respawn_at = Clock::now() + delay;
 }
 
 void Supervisor::begin_stop(const char* why, int exit_status) {

@@ -44,8 +44,8 @@ def ready_pids(server) -> list[int]:
     return [int(m.group(1)) for m in READY_WORKER.finditer(server.log())]
 
 
-def start_master(narwhal, workers: int = 2, *args: str):
-    server = narwhal("pid_app:app", "--workers", str(workers), *args, wait=False)
+def start_master(narwhal, workers: int = 2, *args: str, app: str = "pid_app:app"):
+    server = narwhal(app, "--workers", str(workers), *args, wait=False)
     m = server.wait_for_log(LISTENING, 60)
     server.host, server.port = m.group("host"), int(m.group("port"))
     wait_until(lambda: len(ready_pids(server)) >= workers or server.proc.poll() is not None,
@@ -151,6 +151,14 @@ def test_kill_9_of_a_worker_respawns_it_and_only_its_connections_fail(narwhal):
     assert newcomer not in workers and alive(newcomer)
     assert collect_pids(server, {survivor, newcomer}) == {survivor, newcomer}
     assert not alive(victim)
+    assert f"Worker process [{victim}] died (signal SIGKILL); starting a new one in 0.1 s" \
+        in server.log()
+
+    # Its replacement dying soon after: the next one waits twice as long (backoff).
+    os.kill(newcomer, signal.SIGKILL)
+    server.wait_for_log(rf"Worker process \[{newcomer}\] died \(signal SIGKILL\); "
+                        r"starting a new one in 0\.2 s")
+    wait_until(lambda: len(ready_pids(server)) >= 4, "a fourth worker ready", 60)
     assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
 
 
@@ -214,3 +222,84 @@ def test_workers_from_web_concurrency_and_reuse_port(narwhal):
     workers = set(ready_pids(server))
     assert collect_pids(server, workers) == workers
     assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+
+
+def test_lifespan_startup_failure_stops_the_master_with_its_status():
+    r = run_cli("lifespan_apps:failing_startup_app", "--app-dir", str(conftest.APPS_DIR),
+                "--host", "127.0.0.1", "--port", "0", "--workers", "2", timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode == 3, out
+    assert "database unreachable (on purpose)" in out
+    assert re.search(r"Worker process \[\d+\] failed during start-up \(exit status 3\)", out), out
+    assert len(re.findall(r"Started worker process", out)) == 2, out
+
+
+@pytest.mark.parametrize("reuse_port", [False, True])
+def test_taken_port_stops_the_master_before_any_worker(reuse_port):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run_cli("pid_app:app", "--app-dir", str(conftest.APPS_DIR), "--host", "127.0.0.1",
+                    "--port", str(port), "--workers", "2",
+                    *(["--reuse-port"] if reuse_port else []), timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert f"could not bind on 127.0.0.1:{port}" in out, out
+    assert "Started worker process" not in out, out
+
+
+def test_sigusr1_to_the_master_reaches_every_worker(narwhal):
+    server = start_master(narwhal, 2)
+    server.signal(signal.SIGUSR1)
+    wait_until(lambda: server.log().count("narwhal stats:") >= 2 or server.proc.poll() is not None,
+               "a stats line from each worker")
+    assert server.proc.poll() is None, server.log()
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+
+
+def test_second_stop_signal_kills_the_workers_at_once(narwhal, tmp_path):
+    server = start_master(narwhal, 1, app="slow_app:app")
+    worker = ready_pids(server)[0]
+    gate = tmp_path / "never"  # the request waits for a file no one creates
+    errors: list[BaseException] = []
+
+    def request():
+        try:
+            conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
+            conn.request("GET", f"/sleep?gate={gate}&tag=held")
+            conn.getresponse().read()
+        except BaseException as e:  # the connection is cut: that is the point
+            errors.append(e)
+
+    client = threading.Thread(target=request, daemon=True)
+    client.start()
+    server.wait_for_log(r"slow_app: sleeping .* tag=held")
+    server.signal(signal.SIGTERM)
+    server.wait_for_log(r"Waiting for in-flight requests to finish")
+    server.signal(signal.SIGTERM)
+    assert server.proc.wait(60) == 1, server.log()
+    client.join(60)
+    wait_until(lambda: not alive(worker), f"worker {worker} gone")
+    log = server.log()
+    assert "Second stop signal: killing the workers without waiting." in log, log
+    assert f"Worker process [{worker}] stopped with signal SIGKILL" in log, log
+    assert "woke tag=held" not in log and errors, log
+
+
+def test_a_worker_that_does_not_stop_is_killed_after_the_graceful_bound(narwhal):
+    server = start_master(narwhal, 1, "--timeout-graceful-shutdown", "0",
+                          "--timeout-cancel-grace", "0.1")
+    worker = ready_pids(server)[0]
+    os.kill(worker, signal.SIGSTOP)  # cannot act on SIGTERM: only SIGKILL ends it
+    try:
+        server.signal(signal.SIGTERM)
+        assert server.proc.wait(60) == 1, server.log()
+    finally:
+        if alive(worker):
+            os.kill(worker, signal.SIGKILL)
+    log = server.log()
+    assert "Workers still running after the graceful timeout: killing them" in log, log
+    assert f"Worker process [{worker}] stopped with signal SIGKILL" in log, log
+    wait_until(lambda: not alive(worker), f"worker {worker} gone")
