@@ -184,8 +184,8 @@ constexpr Option table[] = {
     integer_or_auto<&S::workers>(
         {"workers", "--workers", "NARWHAL_WORKERS"}, "N|auto", 0, 1024, S::workers_auto,
         "Worker processes under a master process that binds the listeners once and restarts "
-        "workers that die; auto: one per usable CPU. 0: one process, no master. Default: "
-        "$WEB_CONCURRENCY, else 0."),
+        "workers that die; auto: one per usable CPU. 0: one process, no master. "
+        "$WEB_CONCURRENCY, when set, replaces the default."),
     flag<&S::reuse_port>({"reuse_port", "--reuse-port", "NARWHAL_REUSE_PORT"}, true,
                          "With --workers: each worker binds its own SO_REUSEPORT socket "
                          "instead of sharing the master's (TCP only)."),
