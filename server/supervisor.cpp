@@ -144,8 +144,8 @@ int Supervisor::run() {
             kill_all(SIGKILL);
             return 1;
         }
-        if (fds[0].revents & POLLIN)
-            on_signal();
+        // Ready reports before exits: a worker that said ready and died at once must count
+        // as having started (respawn), not as a start-up failure (stop everything).
         for (std::size_t i = 1; i < fds.size(); ++i) {
             if (!fds[i].revents)
                 continue;
@@ -156,6 +156,8 @@ int Supervisor::run() {
                     break;
                 }
         }
+        if (fds[0].revents & POLLIN)
+            on_signal();
         auto now = Clock::now();
         if (stopping_ && now >= stop_deadline_ && running() > 0) {
             log::warning("Workers still running after the graceful timeout: killing them");
