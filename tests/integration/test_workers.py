@@ -44,10 +44,12 @@ def ready_pids(server) -> list[int]:
     return [int(m.group(1)) for m in READY_WORKER.finditer(server.log())]
 
 
-def start_master(narwhal, workers: int = 2, *args: str, app: str = "pid_app:app"):
+def start_master(narwhal, workers: int | str = 2, *args: str, app: str = "pid_app:app"):
     server = narwhal(app, "--workers", str(workers), *args, wait=False)
     m = server.wait_for_log(LISTENING, 60)
     server.host, server.port = m.group("host"), int(m.group("port"))
+    if workers == "auto":
+        workers = len(os.sched_getaffinity(0))  # the server inherits the test's affinity
     wait_until(lambda: len(ready_pids(server)) >= workers or server.proc.poll() is not None,
                f"{workers} workers ready", 60)
     assert server.proc.poll() is None, server.log()
@@ -313,3 +315,48 @@ def test_a_worker_that_does_not_stop_is_killed_after_the_graceful_bound(narwhal)
     assert "Workers still running after the graceful timeout: killing them" in log, log
     assert f"Worker process [{worker}] stopped with signal SIGKILL" in log, log
     wait_until(lambda: not alive(worker), f"worker {worker} gone")
+
+
+def test_workers_auto_is_one_per_usable_cpu(narwhal):
+    cpus = len(os.sched_getaffinity(0))
+    server = start_master(narwhal, "auto")
+    assert len(ready_pids(server)) == cpus, server.log()
+    assert server.log().count("Started worker process") == cpus, server.log()
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+
+
+def _get_pid_over_unix(path: str) -> int:
+    import socket
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), data
+    return int(body)
+
+
+def test_workers_share_a_unix_socket_the_master_removes(narwhal, tmp_path):
+    path = str(tmp_path / "n.sock")
+    server = narwhal("pid_app:app", "--uds", path, "--workers", "2", wait=False)
+    server.wait_for_log(rf"Listening on unix socket {re.escape(path)}", 60)
+    wait_until(lambda: len(ready_pids(server)) >= 2 or server.proc.poll() is not None, "2 workers", 60)
+    workers = set(ready_pids(server))
+    assert len(workers) == 2, server.log()
+    seen: set[int] = set()
+    for _ in range(3000):
+        seen.add(_get_pid_over_unix(path))
+        if seen == workers:
+            break
+    assert seen == workers
+    # A worker stopping (here: replaced after kill -9) leaves the socket file alone.
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: len(ready_pids(server)) >= 3, "a replacement ready", 60)
+    assert os.path.exists(path)
+    assert _get_pid_over_unix(path) in (set(ready_pids(server)) - {victim})
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+    assert not os.path.exists(path)
