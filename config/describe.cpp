@@ -124,7 +124,8 @@ std::string help_text() {
         "\n";
     out += "  ";
     wrap(out,
-         split("Settings are taken from, later winning: built-in defaults, a config file (--config "
+         split("Settings are taken from, later winning: built-in defaults ($WEB_CONCURRENCY for "
+               "--workers), a config file (--config "
                "or $NARWHAL_CONFIG), uvicorn's UVICORN_* environment variables for the options it "
                "shares, NARWHAL_* environment variables, then these options. An "
                "option --some-name is the key some_name in a config file and the variable "
