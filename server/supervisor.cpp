@@ -235,7 +235,10 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
     slot.process.reset();
     std::string how = describe_wait_status(status);
     if (stopping_) {
-        bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        // A worker still starting has no handler for SIGTERM yet: dying of it is its
+        // clean stop (it had nothing to drain).
+        bool clean = (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
+                     (!was_ready && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
         if (clean)
             log::info("Worker process [{}] stopped", pid);
         else

@@ -360,3 +360,17 @@ def test_workers_share_a_unix_socket_the_master_removes(narwhal, tmp_path):
     assert _get_pid_over_unix(path) in (set(ready_pids(server)) - {victim})
     assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
     assert not os.path.exists(path)
+
+
+def test_sigterm_while_workers_start_is_a_clean_stop(narwhal, tmp_path):
+    gate = tmp_path / "never"  # lifespan startup waits for it: the workers stay starting
+    server = narwhal("pid_app:app", "--workers", "2", env={"PID_APP_START_GATE": str(gate)},
+                     wait=False)
+    wait_until(lambda: len(re.findall(r"Waiting for application startup", server.log())) >= 2
+               or server.proc.poll() is not None, "both workers in lifespan startup", 60)
+    workers = [int(p) for p in re.findall(r"Started worker process \[(\d+)\]", server.log())]
+    assert len(workers) == 2 and not ready_pids(server), server.log()
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+    for pid in workers:
+        wait_until(lambda: not alive(pid), f"worker {pid} gone")
+        assert f"Worker process [{pid}] stopped" in server.log()
