@@ -25,7 +25,8 @@ namespace {
     // worker instead of every worker seeing SIGINT and the master's SIGTERM on top.
     ::setpgid(0, 0);
     // A master killed with SIGKILL cannot stop its workers: the kernel does, with a
-    // graceful SIGTERM. If the master is already gone, getppid() shows it.
+    // graceful SIGTERM. (The signal follows the thread that forked: the master has only
+    // one.) If the master is already gone, getppid() shows it.
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != master)
         ::_exit(1);
