@@ -1,6 +1,7 @@
 #include "asgi/log.hpp"
 
 #include "asgi/log_queue.hpp"
+#include "asgi/status_reasons.hpp"
 #include "asgi/target.hpp"
 
 #include <atomic>
@@ -226,12 +227,15 @@ void write_record(Level level, std::string_view logger, std::string_view message
 void access(std::string_view client, std::string_view method, std::string_view target,
             int http_version, int status) {
     if (!forwarding(Logger::access) && !json()) {
-        // The common case, once per request: the line formatted in place.
+        // The common case, once per request: the line formatted in place. It ends with the
+        // reason phrase, as uvicorn's default access format writes it ("200 OK"); the
+        // record's message (JSON, a forwarded record) is uvicorn's, without it.
         std::string line;
-        line.reserve(80 + client.size() + target.size());
+        line.reserve(96 + client.size() + target.size());
         append_text_head(line, Level::info, now_seconds());
-        fmt::format_to(std::back_inserter(line), "{} - \"{} {} HTTP/{}.{}\" {}\n", client, method,
-                       target, http_version / 10, http_version % 10, status);
+        fmt::format_to(std::back_inserter(line), "{} - \"{} {} HTTP/{}.{}\" {} {}\n", client,
+                       method, target, http_version / 10, http_version % 10, status,
+                       asgi::status_reason(status));
         emit(line);
         return;
     }

@@ -58,6 +58,9 @@ Value convert(const Option& o, const detail::FileValue& v, std::string_view labe
     case Kind::integer:
         if (auto* n = std::get_if<std::int64_t>(&value))
             return check_integer(o, *n, label);
+        if (auto* s = std::get_if<std::string>(&value); s && !o.auto_word.empty())
+            if (*s == o.auto_word)
+                return o.auto_number;
         break;
     case Kind::seconds:
         if (auto* n = std::get_if<std::int64_t>(&value))

@@ -92,6 +92,11 @@ std::string toml_value(const Option& o, const Value& v) {
     switch (o.kind) {
     case Kind::string: return toml_string(std::get<std::string>(v));
     case Kind::choice: return toml_string(format_value(o, v));
+    case Kind::integer: {
+        // An auto word is a TOML string; numbers stay numbers.
+        std::string text = format_value(o, v);
+        return !o.auto_word.empty() && text == o.auto_word ? toml_string(text) : text;
+    }
     case Kind::seconds: {
         // Shortest text that reads back to the same double, made a TOML float.
         std::string text = fmt::format("{}", std::get<double>(v));
@@ -119,7 +124,8 @@ std::string help_text() {
         "\n";
     out += "  ";
     wrap(out,
-         split("Settings are taken from, later winning: built-in defaults, a config file (--config "
+         split("Settings are taken from, later winning: built-in defaults ($WEB_CONCURRENCY for "
+               "--workers), a config file (--config "
                "or $NARWHAL_CONFIG), uvicorn's UVICORN_* environment variables for the options it "
                "shares, NARWHAL_* environment variables, then these options. An "
                "option --some-name is the key some_name in a config file and the variable "

@@ -150,8 +150,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
 
 struct Environment {
     std::optional<std::string> config_path;
-    Layer uvicorn;  // UVICORN_*: a uvicorn deployment's settings, below NARWHAL_*
-    Layer layer;    // NARWHAL_*
+    Layer web_concurrency;  // WEB_CONCURRENCY: uvicorn's default for --workers, lowest of all
+    Layer uvicorn;          // UVICORN_*: a uvicorn deployment's settings, below NARWHAL_*
+    Layer layer;            // NARWHAL_*
 };
 
 // UVICORN_* as uvicorn reads it (click's auto_envvar_prefix): the variables of options
@@ -196,11 +197,12 @@ Environment parse_environment(const std::vector<std::string>& environ,
             continue;
         }
         if (name == "WEB_CONCURRENCY") {
-            // uvicorn's default for --workers. One worker is what narwhal runs.
-            if (!text.empty() && text != "1")
-                warnings.push_back(fmt::format("WEB_CONCURRENCY={}: ignored, narwhal runs one "
-                                               "worker process (no --workers)",
-                                               text));
+            // uvicorn's default for --workers (Heroku-style platforms set it): below even
+            // the config file, as it is a default.
+            if (!text.empty()) {
+                const Option& workers = *find_by_key("workers");
+                add(env.web_concurrency, {&workers, parse_text(workers, text, name), name});
+            }
             continue;
         }
         if (!name.starts_with("NARWHAL_"))
@@ -269,6 +271,11 @@ void validate(const Settings& s, const Sources& from, Action action,
             fmt::format("{}: invalid value '' (expected a host name or address)", from.of("host")));
     }
 
+    // SO_REUSEPORT is a TCP port's option: say so rather than silently doing nothing.
+    if (s.reuse_port && (s.workers == 0 || s.fd >= 0 || !s.uds.empty()))
+        warnings.push_back(fmt::format("{}: ignored, it applies to TCP listeners under --workers",
+                                       from.of("reuse_port")));
+
     // Read the env file now: a typo in its path should stop start-up here, with exit
     // status 2, rather than after the workers have started.
     if (!s.env_file.empty()) {
@@ -288,7 +295,16 @@ void validate(const Settings& s, const Sources& from, Action action,
 // The log lines that make uvicorn compatibility visible: each UVICORN_* variable read,
 // and what --http/--ws (which pick one of uvicorn's implementations) mean here.
 void describe_uvicorn_compat(const Settings& s, const Sources& from, const Layer& uvicorn,
-                             std::vector<std::string>& notes) {
+                             const Layer& web_concurrency, std::vector<std::string>& notes) {
+    for (const Assignment& a : web_concurrency) {
+        std::string winner = from.of(a.option->key);
+        const Option& o = *a.option;
+        if (winner == a.source)
+            notes.push_back(
+                fmt::format("{}={}: honoured as {}", a.source, format_value(o, a.value), o.flag));
+        else
+            notes.push_back(fmt::format("{}: ignored, {} takes precedence", a.source, winner));
+    }
     for (const Assignment& a : uvicorn) {
         std::string winner = from.of(a.option->key);
         if (winner == a.source)
@@ -332,14 +348,14 @@ Loaded load(int argc, const char* const* argv, const std::vector<std::string>& e
         file = read_config_file(*env.config_path, "NARWHAL_CONFIG");
 
     Sources sources;
-    for (const Layer* layer : {&file, &env.uvicorn, &env.layer, &cli.layer}) {
+    for (const Layer* layer : {&env.web_concurrency, &file, &env.uvicorn, &env.layer, &cli.layer}) {
         for (const Assignment& a : *layer) {
             a.option->set(out.settings, a.value);
             sources.set(a.option->key, a.source);
         }
     }
     validate(out.settings, sources, out.action, out.warnings);
-    describe_uvicorn_compat(out.settings, sources, env.uvicorn, out.notes);
+    describe_uvicorn_compat(out.settings, sources, env.uvicorn, env.web_concurrency, out.notes);
     return out;
 }
 

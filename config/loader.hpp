@@ -27,11 +27,11 @@ struct Loaded {
     std::vector<std::string> notes;
 };
 
-// Layers, later wins: defaults < config file (--config PATH or $NARWHAL_CONFIG) <
-// uvicorn's UVICORN_* environment < NARWHAL_* environment < CLI. `environ` holds "KEY=VALUE"
-// strings, passed in so that tests never touch the process environment. --help and --version win
-// over everything else on the command line and skip loading; --print-config loads and validates all
-// layers but does not require APP.
+// Layers, later wins: defaults < WEB_CONCURRENCY (uvicorn's default for --workers) < config file
+// (--config PATH or $NARWHAL_CONFIG) < uvicorn's UVICORN_* environment < NARWHAL_* environment <
+// CLI. `environ` holds "KEY=VALUE" strings, passed in so that tests never touch the process
+// environment. --help and --version win over everything else on the command line and skip loading;
+// --print-config loads and validates all layers but does not require APP.
 Loaded load(int argc, const char* const* argv, const std::vector<std::string>& environ);
 
 std::string help_text();  // usage, then every option with its default and help

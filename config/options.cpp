@@ -82,6 +82,16 @@ constexpr Option integer(Names n, std::string_view metavar, std::int64_t min, st
     return o;
 }
 
+template <auto Member>
+constexpr Option integer_or_auto(Names n, std::string_view metavar, std::int64_t min,
+                                 std::int64_t max, std::int64_t auto_number,
+                                 std::string_view help) {
+    Option o = integer<Member>(n, metavar, min, max, help);
+    o.auto_word = "auto";
+    o.auto_number = auto_number;
+    return o;
+}
+
 template <auto Member> constexpr Option bytes(Names n, std::string_view help) {
     return integer<Member>(n, "BYTES", 1, int64_max, help);
 }
@@ -170,6 +180,15 @@ constexpr Option table[] = {
                          "Connections the kernel may queue before they are accepted."),
     integer<&S::io_threads>({"io_threads", "--io-threads", "NARWHAL_IO_THREADS"}, "N", 1, 64,
                             "Network I/O threads per worker process."),
+    // --- worker processes
+    integer_or_auto<&S::workers>(
+        {"workers", "--workers", "NARWHAL_WORKERS"}, "N|auto", 0, 1024, S::workers_auto,
+        "Worker processes under a master process that binds the listeners once and restarts "
+        "workers that die; auto: one per usable CPU. 0: one process, no master. "
+        "$WEB_CONCURRENCY, when set, replaces the default."),
+    flag<&S::reuse_port>({"reuse_port", "--reuse-port", "NARWHAL_REUSE_PORT"}, true,
+                         "With --workers: each worker binds its own SO_REUSEPORT socket "
+                         "instead of sharing the master's (TCP only)."),
     // --- HTTP limits
     bytes<&S::limit_request_line>(
         {"limit_request_line", "--limit-request-line", "NARWHAL_LIMIT_REQUEST_LINE"},
@@ -335,7 +354,6 @@ constexpr std::string_view uvicorn_only[] = {
     "--reload-include",
     "--reload-exclude",
     "--reload-delay",
-    "--workers",
     "--proxy-headers",
     "--no-proxy-headers",
     "--forwarded-allow-ips",
@@ -368,6 +386,7 @@ constexpr std::string_view uvicorn_keys[] = {
     "uds",
     "fd",
     "backlog",
+    "workers",
     "limit_concurrency",
     "timeout_keep_alive",
     "timeout_graceful_shutdown",
@@ -498,6 +517,8 @@ Value parse_text(const Option& o, std::string_view text, std::string_view label)
                 return false;
         invalid(o, text, label);
     case Kind::integer: {
+        if (!o.auto_word.empty() && text == o.auto_word)
+            return o.auto_number;
         std::int64_t n = 0;
         auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
         if (ec != std::errc() || end != text.data() + text.size() || text.empty())
@@ -582,6 +603,8 @@ std::string expected(const Option& o) {
     case Kind::flag: return "a boolean: true/false, 1/0, yes/no or on/off";
     case Kind::integer: {
         std::string_view unit = o.metavar == "BYTES" ? " (bytes)" : "";
+        if (!o.auto_word.empty())
+            return fmt::format("an integer {}-{} or {}", o.min, o.max, o.auto_word);
         if (o.max == int64_max || o.max == int_max) {
             if (o.min == 1)
                 return fmt::format("a positive integer{}", unit);
@@ -602,7 +625,11 @@ std::string format_value(const Option& o, const Value& v) {
     switch (o.kind) {
     case Kind::string: return std::get<std::string>(v);
     case Kind::flag: return std::get<bool>(v) ? "true" : "false";
-    case Kind::integer: return fmt::format("{}", std::get<std::int64_t>(v));
+    case Kind::integer: {
+        auto n = std::get<std::int64_t>(v);
+        return !o.auto_word.empty() && n == o.auto_number ? std::string(o.auto_word)
+                                                          : fmt::format("{}", n);
+    }
     case Kind::seconds: return fmt::format("{}", std::get<double>(v));
     case Kind::choice: {
         auto i = std::get<std::int64_t>(v);

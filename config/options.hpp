@@ -44,6 +44,10 @@ struct Option {
     std::int64_t max = 0;
     std::span<const std::string_view> choices = {};
     bool negatable = false;  // flags only: --no-<name> sets false
+    // Integers only: a word that stands for a computed value (--workers auto), stored as
+    // auto_number, which lies outside [min, max] so that it cannot be given as a number.
+    std::string_view auto_word = {};
+    std::int64_t auto_number = 0;
     void (*set)(Settings&, const Value&) = nullptr;
     Value (*get)(const Settings&) = nullptr;
 };

@@ -43,6 +43,18 @@ struct Settings {
     int backlog = 2048;              // uvicorn's default; the kernel caps it at somaxconn
     int io_threads = 1;  // one I/O thread plus the interpreter thread fill a 2-core worker
 
+    // --- worker processes ---------------------------------------------------
+    // 0: one process, no master, exactly as without the option (uvicorn's one-process
+    // default). N >= 1: a master that never starts Python binds the listeners once and
+    // supervises N worker processes; workers_auto: one per CPU this process may run on.
+    static constexpr int workers_auto = -1;
+    int workers = 0;
+    // false: the workers share the master's listening socket, one accept queue, so a busy
+    // or stuck worker leaves new connections to the others (and --uds, --fd and port 0
+    // work). true: each worker binds its own SO_REUSEPORT socket; the kernel spreads
+    // connections evenly, but a stuck worker's queue keeps the connections hashed to it.
+    bool reuse_port = false;
+
     // --- HTTP limits -------------------------------------------------------
     // The request line: longer than any sane URL, short enough to bound a slow client.
     std::size_t limit_request_line = 8190;

@@ -1,7 +1,9 @@
-// narwhal: an ASGI application server. Reads the configuration, then runs a worker.
+// narwhal: an ASGI application server. Reads the configuration, then runs a worker, or
+// with --workers a master process that supervises several.
 #include "asgi/log.hpp"
 #include "config/loader.hpp"
 #include "main/worker.hpp"
+#include "server/supervisor.hpp"
 
 #include <Python.h>
 #include <fmt/format.h>
@@ -57,5 +59,12 @@ int main(int argc, char** argv) {
     for (const auto& note : loaded.notes)
         log::info("{}", note);
     std::fflush(stdout);
-    return run_worker(s, argc, argv);
+    if (s.workers == 0)
+        return run_worker(s, argc, argv);  // one process, as without --workers
+    // A master that never starts Python; each forked worker runs the same serve path on
+    // the socket the master bound.
+    return server::run_supervisor(
+        s, [argc, argv](const config::Settings& worker, const std::function<void()>& ready) {
+            return run_worker(worker, argc, argv, ready);
+        });
 }

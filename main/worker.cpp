@@ -62,7 +62,8 @@ void log_startup_error(py::error_already_set& e, const char* what) {
     py::module_::import("narwhal._log").attr("log_exception")(what, e.value());
 }
 
-int serve_started(const config::Settings& settings, py::module_& rt);
+int serve_started(const config::Settings& settings, py::module_& rt,
+                  const std::function<void()>& ready);
 
 const char* log_level_name(config::LogLevel l) {
     static constexpr const char* names[] = {"trace",   "debug", "info",
@@ -70,7 +71,7 @@ const char* log_level_name(config::LogLevel l) {
     return names[static_cast<int>(l)];
 }
 
-int serve(const config::Settings& settings) {
+int serve(const config::Settings& settings, const std::function<void()>& ready) {
     py::module_ rt = py::module_::import("narwhal._runtime");
     try {
         // Before the app is imported, as uvicorn does: an app that configures logging
@@ -98,7 +99,7 @@ int serve(const config::Settings& settings) {
     // address, a failure below), its shutdown runs too (a no-op when serving ran it).
     int status = 1;
     try {
-        status = serve_started(settings, rt);
+        status = serve_started(settings, rt, ready);
     } catch (py::error_already_set& e) {
         log::error("{}", e.what());
     }
@@ -107,7 +108,8 @@ int serve(const config::Settings& settings) {
     return status;
 }
 
-int serve_started(const config::Settings& settings, py::module_& rt) {
+int serve_started(const config::Settings& settings, py::module_& rt,
+                  const std::function<void()>& ready) {
     asgi::Inbox inbox(settings.inbox_capacity);
     server::FrontEnd front(settings, inbox);
     try {
@@ -171,6 +173,8 @@ int serve_started(const config::Settings& settings, py::module_& rt) {
         inbox.push(std::move(ev));
     });
     log::info("narwhal running on {} (Press CTRL+C to quit)", front.description());
+    if (ready)
+        ready();
 
     int status = 0;
     try {
@@ -205,7 +209,8 @@ int serve_started(const config::Settings& settings, py::module_& rt) {
 
 }  // namespace
 
-int run_worker(const config::Settings& settings, int argc, const char* const* argv) {
+int run_worker(const config::Settings& settings, int argc, const char* const* argv,
+               const std::function<void()>& ready) {
     // Like `python`, a VIRTUAL_ENV in the environment names the venv when --venv does not.
     const char* env_venv = std::getenv("VIRTUAL_ENV");
     std::string venv = !settings.venv.empty() ? settings.venv : env_venv ? env_venv : "";
@@ -224,7 +229,7 @@ int run_worker(const config::Settings& settings, int argc, const char* const* ar
         log_bridge = python::LogBridge::start();
         if (!log_bridge)
             throw py::error_already_set();
-        status = serve(settings);
+        status = serve(settings, ready);
     } catch (py::error_already_set& e) {
         log::error("{}", e.what());
         status = 1;

@@ -5,11 +5,16 @@
 
 #include "config/settings.hpp"
 
+#include <functional>
+
 namespace narwhal {
 
 // Returns the process exit status: 0 after a clean shutdown, 1 when the app cannot be
 // loaded or the address cannot be bound (after running the app's lifespan shutdown),
 // 2 when the virtualenv does not fit the embedded Python, 3 when lifespan start-up fails.
-int run_worker(const config::Settings& settings, int argc, const char* const* argv);
+// `ready` runs once the worker serves (app imported, lifespan started, listening): a
+// master counts start-up failures until then.
+int run_worker(const config::Settings& settings, int argc, const char* const* argv,
+               const std::function<void()>& ready = {});
 
 }  // namespace narwhal

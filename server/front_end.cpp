@@ -80,6 +80,8 @@ void ensure_descriptors(int64_t connections) {
 void FrontEnd::bind() {
     ensure_descriptors(ctx_.limits.max_connections);
     ListenSpec spec{settings_.host, settings_.port, settings_.uds, settings_.fd, settings_.backlog};
+    // Under a master with --reuse-port, each worker binds its own socket to the port.
+    spec.reuse_port = settings_.reuse_port && settings_.workers != 0;
     listener_ = std::make_unique<Listener>(threads_[0]->context(), spec);
     ctx_.on_connection_closed = [this] {
         // Cheap check first: only a paused listener needs its thread.

@@ -95,7 +95,16 @@ Listener::Listener(net::io_context& ioc, const ListenSpec& spec)
         acceptor_.listen(spec.backlog, ec);
         auto [host, port] = describe(reinterpret_cast<sockaddr*>(&ss));
         port_ = static_cast<uint16_t>(port < 0 ? 0 : port);
-        description_ = fmt::format("socket {}", spec.fd);
+        // The address too: a worker serving its master's socket names what clients use.
+        if (unix_) {
+            unix_name_ = host;
+            description_ = host.empty() ? fmt::format("socket {}", spec.fd)
+                                        : fmt::format("socket {} (unix socket {})", spec.fd, host);
+        } else {
+            bool v6 = ss.ss_family == AF_INET6;
+            description_ = v6 ? fmt::format("socket {} (http://[{}]:{})", spec.fd, host, port)
+                              : fmt::format("socket {} (http://{}:{})", spec.fd, host, port);
+        }
         return;
     }
     generic::endpoint endpoint;
@@ -107,6 +116,7 @@ Listener::Listener(net::io_context& ioc, const ListenSpec& spec)
         endpoint = generic::endpoint(net::local::stream_protocol::endpoint(spec.uds));
         unix_ = true;
         uds_path_ = spec.uds;
+        unix_name_ = spec.uds;
     } else {
         endpoint =
             generic::endpoint(net::ip::tcp::endpoint(resolve_host(ioc, spec.host), spec.port));
@@ -115,9 +125,15 @@ Listener::Listener(net::io_context& ioc, const ListenSpec& spec)
     acceptor_.open(endpoint.protocol(), ec);
     if (!ec && !unix_)
         acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec && !unix_ && spec.reuse_port) {
+        int one = 1;
+        if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) !=
+            0)
+            ec.assign(errno, boost::system::system_category());
+    }
     if (!ec)
         acceptor_.bind(endpoint, ec);
-    if (!ec)
+    if (!ec && spec.listen)
         acceptor_.listen(spec.backlog, ec);
     if (ec)
         throw std::system_error(ec, fmt::format("could not bind on {}", where));
@@ -171,7 +187,7 @@ void Listener::on_accept(boost::system::error_code ec, generic::socket s) {
     }
     std::shared_ptr<asgi::Peer> peer = peer_of(s);
     if (unix_) {
-        peer->server_host = uds_path_;
+        peer->server_host = unix_name_;
         peer->server_port = -1;
     }
     // Counted now, not when the session starts on its thread, so the limit holds even
@@ -197,6 +213,12 @@ void Listener::resume() {
         return;
     paused_.store(false);
     do_accept();
+}
+
+int Listener::release() {
+    closed_ = true;
+    boost::system::error_code ec;
+    return acceptor_.release(ec);
 }
 
 void Listener::close() {

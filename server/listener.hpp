@@ -23,6 +23,11 @@ struct ListenSpec {
     std::string uds;
     int fd = -1;
     int backlog = 2048;
+    // SO_REUSEPORT: several processes bind the same port, the kernel spreads connections.
+    bool reuse_port = false;
+    // false: bind only. A master holds such a socket to check the address and keep the
+    // port, while its workers listen on their own SO_REUSEPORT sockets.
+    bool listen = true;
 };
 
 class Listener {
@@ -39,6 +44,9 @@ public:
     uint16_t port() const { return port_; }
 
     void start(ServerContext& ctx, std::vector<std::unique_ptr<IoThread>>& threads);
+    // Gives up the socket without closing it (the master hands it to its workers) and
+    // returns its descriptor. The listener is then closed; a Unix socket's file stays.
+    int release();
     void close();
 
     // --limit-connections: accepting pauses at the limit (the kernel backlog holds new
@@ -61,7 +69,8 @@ private:
     std::atomic<bool> paused_{false};
     uint16_t port_ = 0;
     std::string description_;
-    std::string uds_path_;
+    std::string uds_path_;   // the socket file this listener created, removed on close()
+    std::string unix_name_;  // a Unix socket's path, for the ASGI scope's "server"
 };
 
 }  // namespace narwhal::server

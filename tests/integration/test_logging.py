@@ -57,7 +57,7 @@ def test_text_lines_carry_a_timestamp(narwhal):
     server = narwhal("logging_apps:app")
     get(server, "/stamp")
     line = server.wait_for_log(r'"GET /stamp HTTP/1\.1" 200').string
-    assert re.match(rf"{TIMESTAMP} INFO:     127\.0\.0\.1:\d+ - \"GET /stamp HTTP/1\.1\" 200$",
+    assert re.match(rf"{TIMESTAMP} INFO:     127\.0\.0\.1:\d+ - \"GET /stamp HTTP/1\.1\" 200 OK$",
                     line.rstrip("\n")), line
     running = server.wait_for_log(r"narwhal running on").string
     assert re.match(rf"{TIMESTAMP} INFO:     narwhal running on ", running), running

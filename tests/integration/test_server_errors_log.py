@@ -66,8 +66,18 @@ def refuse(server, raw: bytes, status: int) -> int:
         return conn.local_port
 
 
+# The registered reason phrases (IANA) the text access line ends with, as uvicorn's does.
+REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
+           431: "Request Header Fields Too Large", 501: "Not Implemented", 503: "Service Unavailable",
+           504: "Gateway Timeout", 505: "HTTP Version Not Supported"}
+
+
+def reason(status: int) -> str:
+    return re.escape(REASONS[status])
+
+
 def access_text(port: int, request_line: str, status: int) -> str:
-    return rf'^{TIMESTAMP}INFO: +127\.0\.0\.1:{port} - "{re.escape(request_line)}" {status}$'
+    return rf'^{TIMESTAMP}INFO: +127\.0\.0\.1:{port} - "{re.escape(request_line)}" {status} {reason(status)}$'
 
 
 def wait_json(server, pred, what: str) -> dict:
@@ -124,6 +134,7 @@ def test_shed_request_gets_a_warning_and_an_access_line(narwhal, tmp_path, fmt):
     port = refuse(server, request("GET", "/hello?tag=b"), 503)
     line = f'127.0.0.1:{port} - "GET /hello?tag=b HTTP/1.1" 503'
     if fmt == "text":
+        line += " Service Unavailable"
         server.wait_for_log("^" + TIMESTAMP + r"WARNING: +Exceeded concurrency limit\.$", GUARD)
         server.wait_for_log(rf"^{TIMESTAMP}INFO: +{re.escape(line)}$", GUARD)
     else:

@@ -93,8 +93,10 @@ TEST_CASE("CLI errors name the option", "[config][loader]") {
     CHECK_THROWS_WITH(load_args({"m:a", "--prot", "1"}),
                       Equals("no such option: --prot (did you mean --port?)"));
     CHECK_THROWS_WITH(load_args({"m:a", "-p", "1"}), Equals("no such option: -p"));
-    CHECK_THROWS_WITH(load_args({"m:a", "--workers", "4"}),
-                      ContainsSubstring("no such option: --workers (a uvicorn option"));
+    CHECK_THROWS_WITH(load_args({"m:a", "--reload"}),
+                      ContainsSubstring("no such option: --reload (a uvicorn option"));
+    CHECK_THROWS_WITH(load_args({"m:a", "--workers", "-1"}),
+                      Equals("--workers: invalid value '-1' (expected an integer 0-1024 or auto)"));
     CHECK_THROWS_WITH(load_args({"m:a", "--lifespan", "maybe"}),
                       Equals("--lifespan: invalid choice 'maybe' (choose from auto, on, off)"));
     CHECK_THROWS_WITH(load_args({"m:a", "--port"}), Equals("--port: option requires a value"));
@@ -174,15 +176,49 @@ TEST_CASE("environment: UVICORN_* below NARWHAL_* below the CLI", "[config][load
 }
 
 TEST_CASE("environment: uvicorn variables narwhal cannot honour warn", "[config][loader]") {
-    Loaded a = load_args({"m:a"}, {"UVICORN_WORKERS=4", "UVICORN_RELOAD_DIR=src"});
+    Loaded a = load_args({"m:a"}, {"UVICORN_RELOAD=true", "UVICORN_RELOAD_DIR=src"});
     REQUIRE(a.warnings.size() == 2);
     CHECK(a.warnings[0] ==
-          "UVICORN_WORKERS: ignored, --workers is a uvicorn option that narwhal does not support");
+          "UVICORN_RELOAD: ignored, --reload is a uvicorn option that narwhal does not support");
     CHECK_THAT(a.warnings[1], StartsWith("UVICORN_RELOAD_DIR: ignored, --reload-dir"));
+}
+
+TEST_CASE("workers: --workers N|auto, WEB_CONCURRENCY as its default", "[config][loader]") {
+    CHECK(load_args({"m:a"}).settings.workers == 0);
+    CHECK(load_args({"m:a", "--workers", "3"}).settings.workers == 3);
+    CHECK(load_args({"m:a", "--workers", "auto"}).settings.workers == Settings::workers_auto);
+    CHECK(load_args({"m:a", "--workers=0"}).settings.workers == 0);
+    // WEB_CONCURRENCY is uvicorn's default for --workers: honoured, and said so once.
     Loaded b = load_args({"m:a"}, {"WEB_CONCURRENCY=3"});
-    REQUIRE(b.warnings.size() == 1);
-    CHECK_THAT(b.warnings[0], StartsWith("WEB_CONCURRENCY=3: ignored, narwhal runs one worker"));
-    CHECK(load_args({"m:a"}, {"WEB_CONCURRENCY=1"}).warnings.empty());
+    CHECK(b.settings.workers == 3);
+    CHECK(b.warnings.empty());
+    REQUIRE(b.notes.size() == 1);
+    CHECK(b.notes[0] == "WEB_CONCURRENCY=3: honoured as --workers");
+    CHECK(load_args({"m:a"}, {"WEB_CONCURRENCY=auto"}).settings.workers == Settings::workers_auto);
+    // Every other source wins over it, UVICORN_WORKERS included.
+    Loaded c = load_args({"m:a", "--workers", "2"}, {"WEB_CONCURRENCY=3"});
+    CHECK(c.settings.workers == 2);
+    REQUIRE(c.notes.size() == 1);
+    CHECK(c.notes[0] == "WEB_CONCURRENCY: ignored, --workers takes precedence");
+    Loaded d = load_args({"m:a"}, {"WEB_CONCURRENCY=3", "UVICORN_WORKERS=4"});
+    CHECK(d.settings.workers == 4);
+    CHECK_THROWS_WITH(load_args({"m:a"}, {"WEB_CONCURRENCY=many"}),
+                      StartsWith("WEB_CONCURRENCY: invalid value 'many'"));
+    // --reuse-port only means something for TCP under a master.
+    Loaded e = load_args({"m:a", "--reuse-port"});
+    REQUIRE(e.warnings.size() == 1);
+    CHECK(e.warnings[0] == "--reuse-port: ignored, it applies to TCP listeners under --workers");
+    CHECK(load_args({"m:a", "--reuse-port", "--workers", "2"}).warnings.empty());
+    // In a file, auto is a string and a count a number; WEB_CONCURRENCY ranks below it.
+    ScratchDir dir;
+    std::string file = dir.write("w.toml", "workers = \"auto\"\n");
+    Loaded f = load_args({"m:a", "--config", file.c_str()}, {"WEB_CONCURRENCY=3"});
+    CHECK(f.settings.workers == Settings::workers_auto);
+    REQUIRE(f.notes.size() == 1);
+    CHECK_THAT(f.notes[0], StartsWith("WEB_CONCURRENCY: ignored, " + file + ": workers"));
+    std::string bad = dir.write("bad.toml", "workers = \"many\"\n");
+    CHECK_THROWS_WITH(load_args({"m:a", "--config", bad.c_str()}),
+                      ContainsSubstring("expected an integer 0-1024 or auto"));
 }
 
 TEST_CASE("environment: NARWHAL_* sets, unknown ones warn", "[config][loader]") {
@@ -437,6 +473,8 @@ TEST_CASE("render_toml round-trips through load", "[config][loader]") {
     s.fd = 7;
     s.backlog = 100;
     s.io_threads = 4;
+    s.workers = Settings::workers_auto;
+    s.reuse_port = true;
     s.limit_request_line = 1;
     s.limit_request_head = 2;
     s.limit_request_field_size = 3;
@@ -462,6 +500,7 @@ TEST_CASE("render_toml round-trips through load", "[config][loader]") {
     Loaded back = load_args({"--config", file.c_str()});
     INFO(text);
     CHECK(same_settings(back.settings, s));
+    CHECK_THAT(text, ContainsSubstring("workers = \"auto\"\n"));
 
     std::string defaults = dir.write("defaults.toml", render_toml(Settings{}));
     Loaded d = load_args({"--print-config", "--config", defaults.c_str()});

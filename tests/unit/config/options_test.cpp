@@ -268,7 +268,24 @@ TEST_CASE("UVICORN_* names: click's prefix plus the key, for shared options only
         INFO(o.key);
         CHECK(find_by_uvicorn_env(uvicorn_env(o)) == &o);
     }
-    CHECK(shared == 33);
+    CHECK(shared == 34);
+    CHECK(uvicorn_env(opt("workers")) == "UVICORN_WORKERS");
+    CHECK(uvicorn_env(opt("reuse_port")).empty());  // uvicorn has no --reuse-port
+}
+
+TEST_CASE("an integer with an auto word: --workers N|auto", "[config][options]") {
+    const Option& w = opt("workers");
+    CHECK(parse_text(w, "auto", "--workers") == Value(std::int64_t{Settings::workers_auto}));
+    CHECK(parse_text(w, "4", "--workers") == Value(std::int64_t{4}));
+    CHECK(format_value(w, Value(std::int64_t{Settings::workers_auto})) == "auto");
+    CHECK(format_value(w, Value(std::int64_t{4})) == "4");
+    // The auto number itself is not a value one can give.
+    CHECK_THROWS_WITH(parse_text(w, "-1", "--workers"),
+                      Equals("--workers: invalid value '-1' (expected an integer 0-1024 or auto)"));
+    CHECK_THROWS_WITH(
+        parse_text(w, "Auto", "--workers"),
+        Equals("--workers: invalid value 'Auto' (expected an integer 0-1024 or auto)"));
+    CHECK_THROWS(check_integer(w, Settings::workers_auto, "workers"));
 }
 
 TEST_CASE("uvicorn-only flags are not in the table", "[config][options]") {

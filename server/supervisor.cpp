@@ -1,0 +1,325 @@
+#include "server/supervisor.hpp"
+
+#include "asgi/log.hpp"
+#include "server/listener.hpp"
+#include "server/respawn_backoff.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <poll.h>
+#include <sched.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace narwhal::server {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A stopping worker's own bound is --timeout-graceful-shutdown, then 3 cancellation
+// rounds + 1 s (docs/operations.md, "Graceful shutdown"); this much more covers its
+// lifespan shutdown and last log lines before the master uses SIGKILL.
+constexpr auto stop_margin = std::chrono::seconds(5);
+
+// One worker position: the process in it (if any) and its respawn state.
+struct Slot {
+    std::unique_ptr<WorkerProcess> process;
+    RespawnBackoff backoff;
+    std::optional<Clock::time_point> respawn_at;
+};
+
+class Supervisor {
+public:
+    Supervisor(const config::Settings& settings, const WorkerMain& worker_main)
+        : settings_(settings), worker_main_(worker_main) {}
+    ~Supervisor();
+    int run();
+
+private:
+    bool bind();
+    void spawn(Slot& slot);
+    void on_signal();
+    void on_child_exit(pid_t pid, int status);
+    void begin_stop(const char* why, int exit_status);
+    void kill_all(int sig);
+    void respawn_due(Clock::time_point now);
+    int poll_timeout_ms(Clock::time_point now) const;
+    std::size_t running() const;
+
+    const config::Settings& settings_;
+    const WorkerMain& worker_main_;
+    config::Settings worker_settings_;
+    int listen_fd_ = -1;
+    int signal_fd_ = -1;
+    sigset_t old_mask_{};
+    std::vector<Slot> slots_;
+    bool stopping_ = false;
+    int exit_status_ = 0;
+    Clock::time_point stop_deadline_;
+};
+
+Supervisor::~Supervisor() {
+    if (signal_fd_ >= 0)
+        ::close(signal_fd_);
+    if (listen_fd_ >= 0)
+        ::close(listen_fd_);
+    // The socket file is the master's: workers only inherited its descriptor.
+    if (!settings_.uds.empty() && settings_.fd < 0)
+        ::unlink(settings_.uds.c_str());
+    ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+}
+
+// Binds once, with the same code a single process uses. The io_context only carries the
+// socket while it is made: it starts no thread, and is gone before any fork.
+bool Supervisor::bind() {
+    worker_settings_ = settings_;
+    ListenSpec spec{settings_.host, settings_.port, settings_.uds, settings_.fd, settings_.backlog};
+    bool reuse_port = settings_.reuse_port && settings_.fd < 0 && settings_.uds.empty();
+    if (reuse_port) {
+        // Bound, not listening: it checks the address, resolves port 0 and keeps the port
+        // for the workers' own SO_REUSEPORT sockets, but takes no connections itself.
+        spec.reuse_port = true;
+        spec.listen = false;
+    }
+    try {
+        boost::asio::io_context ioc;
+        Listener listener(ioc, spec);
+        worker_settings_.port = listener.port();
+        if (reuse_port)
+            log::info("Workers listen on http://{}:{} with SO_REUSEPORT", settings_.host,
+                      listener.port());
+        else
+            log::info("Listening on {}", listener.description());
+        listen_fd_ = listener.release();
+    } catch (const std::system_error& e) {
+        log::error("{}", e.what());
+        return false;
+    }
+    if (!reuse_port)
+        worker_settings_.fd = listen_fd_;
+    return true;
+}
+
+int Supervisor::run() {
+    // Signals arrive through a descriptor, read in the one loop below: nothing runs in
+    // a signal handler, and the master stays single-threaded for every fork (Asio's
+    // signal_set would add a process-wide handler state that forked children share).
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGUSR1})
+        sigaddset(&mask, sig);
+    ::sigprocmask(SIG_BLOCK, &mask, &old_mask_);
+    signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd_ < 0) {
+        log::error("signalfd: {}", std::strerror(errno));
+        return 1;
+    }
+    log::info("Started parent process [{}]", ::getpid());
+    if (!bind())
+        return 1;
+    int count =
+        settings_.workers == config::Settings::workers_auto ? usable_cpus() : settings_.workers;
+    slots_.resize(static_cast<std::size_t>(count));
+    for (Slot& slot : slots_)
+        spawn(slot);
+
+    while (!stopping_ || running() > 0) {
+        std::vector<pollfd> fds{{signal_fd_, POLLIN, 0}};
+        for (const Slot& slot : slots_)
+            if (slot.process && slot.process->ready_fd() >= 0)
+                fds.push_back({slot.process->ready_fd(), POLLIN, 0});
+        int n = ::poll(fds.data(), fds.size(), poll_timeout_ms(Clock::now()));
+        if (n < 0 && errno != EINTR) {
+            log::error("poll: {}", std::strerror(errno));
+            kill_all(SIGKILL);
+            return 1;
+        }
+        // Ready reports before exits: a worker that said ready and died at once must count
+        // as having started (respawn), not as a start-up failure (stop everything).
+        for (std::size_t i = 1; i < fds.size(); ++i) {
+            if (!fds[i].revents)
+                continue;
+            for (Slot& slot : slots_)
+                if (slot.process && slot.process->ready_fd() == fds[i].fd) {
+                    if (slot.process->on_ready_readable())
+                        log::info("Worker process [{}] is ready", slot.process->pid());
+                    break;
+                }
+        }
+        if (fds[0].revents & POLLIN)
+            on_signal();
+        auto now = Clock::now();
+        if (stopping_ && now >= stop_deadline_ && running() > 0) {
+            log::warning("Workers still running after the graceful timeout: killing them");
+            kill_all(SIGKILL);
+            exit_status_ = exit_status_ ? exit_status_ : 1;
+            stop_deadline_ = now + stop_margin;  // SIGKILL is not ignored: only reaping left
+        }
+        if (!stopping_)
+            respawn_due(now);
+    }
+    log::info("Stopping parent process [{}]", ::getpid());
+    return exit_status_;
+}
+
+void Supervisor::spawn(Slot& slot) {
+    slot.respawn_at.reset();
+    // In the child: the master's descriptors, except the listening socket it serves.
+    std::vector<int> masters_fds{signal_fd_};
+    for (const Slot& other : slots_)
+        if (other.process && other.process->ready_fd() >= 0)
+            masters_fds.push_back(other.process->ready_fd());
+    if (listen_fd_ >= 0 && worker_settings_.fd != listen_fd_)
+        masters_fds.push_back(listen_fd_);  // --reuse-port: the workers bind their own
+    const config::Settings& ws = worker_settings_;
+    const WorkerMain& main = worker_main_;
+    try {
+        slot.process = std::make_unique<WorkerProcess>(
+            [&ws, &main](const std::function<void()>& ready) { return main(ws, ready); },
+            masters_fds);
+    } catch (const std::system_error& e) {
+        log::error("Cannot start a worker process: {}", e.what());
+        slot.respawn_at = Clock::now() + RespawnBackoff::cap;
+        return;
+    }
+    log::info("Started worker process [{}]", slot.process->pid());
+}
+
+void Supervisor::on_signal() {
+    signalfd_siginfo info{};
+    while (::read(signal_fd_, &info, sizeof info) == sizeof info) {
+        int sig = static_cast<int>(info.ssi_signo);
+        if (sig == SIGCHLD)
+            continue;  // reaped below, all at once: several exits may share one signal
+        if (sig == SIGUSR1) {
+            // Stats live in the workers: each logs its own line. (Its default action
+            // would end the master, and with it every worker.) Only ready workers have
+            // their handler; a starting one would die of it.
+            for (Slot& slot : slots_)
+                if (slot.process && slot.process->ready())
+                    slot.process->signal(SIGUSR1);
+            continue;
+        }
+        if (!stopping_) {
+            begin_stop(sig == SIGINT ? "SIGINT" : "SIGTERM", 0);
+        } else {
+            log::warning("Second stop signal: killing the workers without waiting.");
+            kill_all(SIGKILL);
+            exit_status_ = exit_status_ ? exit_status_ : 1;
+        }
+    }
+    int status = 0;
+    pid_t pid;
+    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0)
+        on_child_exit(pid, status);
+}
+
+void Supervisor::on_child_exit(pid_t pid, int status) {
+    auto it = std::find_if(slots_.begin(), slots_.end(),
+                           [pid](const Slot& s) { return s.process && s.process->pid() == pid; });
+    if (it == slots_.end())
+        return;
+    Slot& slot = *it;
+    bool was_ready = slot.process->ready();
+    auto uptime = Clock::now() - slot.process->started();
+    slot.process.reset();
+    std::string how = describe_wait_status(status);
+    if (stopping_) {
+        // A worker still starting has no handler for SIGTERM yet: dying of it is its
+        // clean stop (it had nothing to drain).
+        bool clean = (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
+                     (!was_ready && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+        if (clean)
+            log::info("Worker process [{}] stopped", pid);
+        else
+            log::warning("Worker process [{}] stopped with {}", pid, how);
+        if (!clean && exit_status_ == 0)
+            exit_status_ = 1;
+        return;
+    }
+    if (!was_ready) {
+        // Import errors, a failed lifespan start-up, a port in use: the next worker would
+        // fail the same way. Stop rather than crash-loop, with the worker's status.
+        log::error("Worker process [{}] failed during start-up ({}): stopping", pid, how);
+        int code = exit_code_of(status);
+        begin_stop("a worker's start-up failure", code == 0 ? 1 : code);
+        return;
+    }
+    auto delay = slot.backoff.on_death(uptime);
+    log::warning("Worker process [{}] {} ({}); starting a new one in {:.1f} s", pid,
+                 WIFSIGNALED(status) ? "died" : "exited", how,
+                 std::chrono::duration<double>(delay).count());
+    slot.respawn_at = Clock::now() + delay;
+}
+
+void Supervisor::begin_stop(const char* why, int exit_status) {
+    stopping_ = true;
+    exit_status_ = exit_status;
+    log::info("Stopping {} worker processes ({})", running(), why);
+    kill_all(SIGTERM);
+    double worker_bound =
+        settings_.timeout_graceful_shutdown + 3 * settings_.timeout_cancel_grace + 1.0;
+    stop_deadline_ =
+        Clock::now() +
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(worker_bound)) +
+        stop_margin;
+}
+
+void Supervisor::kill_all(int sig) {
+    for (Slot& slot : slots_)
+        if (slot.process)
+            slot.process->signal(sig);
+}
+
+void Supervisor::respawn_due(Clock::time_point now) {
+    for (Slot& slot : slots_)
+        if (!slot.process && slot.respawn_at && *slot.respawn_at <= now)
+            spawn(slot);
+}
+
+int Supervisor::poll_timeout_ms(Clock::time_point now) const {
+    std::optional<Clock::time_point> next;
+    if (stopping_)
+        next = stop_deadline_;
+    else
+        for (const Slot& slot : slots_)
+            if (!slot.process && slot.respawn_at && (!next || *slot.respawn_at < *next))
+                next = slot.respawn_at;
+    if (!next)
+        return -1;
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(*next - now).count();
+    return static_cast<int>(std::clamp<int64_t>(ms, 0, 60'000));
+}
+
+std::size_t Supervisor::running() const {
+    return static_cast<std::size_t>(
+        std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !!s.process; }));
+}
+
+}  // namespace
+
+int usable_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) == 0)
+        return std::max(1, CPU_COUNT(&set));
+    long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? static_cast<int>(n) : 1;
+}
+
+int run_supervisor(const config::Settings& settings, const WorkerMain& worker_main) {
+    Supervisor supervisor(settings, worker_main);
+    return supervisor.run();
+}
+
+}  // namespace narwhal::server

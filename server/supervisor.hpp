@@ -1,0 +1,27 @@
+// The master process of --workers: binds the listeners once, forks the workers, and
+// supervises them (respawn with backoff, stop on start-up failure, graceful stop on
+// SIGTERM/SIGINT). It never starts Python: a worker's body comes from the composition
+// root, and runs only in the forked child.
+#pragma once
+
+#include "config/settings.hpp"
+#include "server/worker_process.hpp"
+
+#include <functional>
+
+namespace narwhal::server {
+
+// What a worker runs, given the settings it serves with (the master's, with the
+// inherited listening socket as `fd`, or the resolved port under --reuse-port).
+using WorkerMain = std::function<int(const config::Settings&, const std::function<void()>& ready)>;
+
+// Runs the master until it stops; returns the process exit status: 0 after a clean
+// stop, the failing worker's status when a worker fails during start-up, 1 when the
+// address cannot be bound or workers had to be killed.
+int run_supervisor(const config::Settings& settings, const WorkerMain& worker_main);
+
+// --workers auto: the CPUs this process may run on (its affinity mask, which container
+// CPU sets narrow), at least 1.
+int usable_cpus();
+
+}  // namespace narwhal::server
