@@ -2,12 +2,14 @@
 
 #include "asgi/log.hpp"
 #include "server/io_thread.hpp"
+#include "server/worker_health.hpp"
 
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
 #include <csignal>
 #include <cstdlib>
+#include <random>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -50,6 +52,17 @@ FrontEnd::FrontEnd(const config::Settings& settings, asgi::Inbox& inbox) : setti
     ctx_.defaults.date_header = s.date_header;
     ctx_.defaults.extra = s.headers;
     ctx_.inbox = &inbox;
+    // Under --workers the master counts a worker's requests and replaces it (new worker
+    // first), so only a single process ends itself at the limit, as uvicorn's does.
+    if (s.workers == 0 && s.limit_max_requests > 0) {
+        std::mt19937_64 random(std::random_device{}());
+        uint64_t limit =
+            draw_request_limit(s.limit_max_requests, s.limit_max_requests_jitter, random);
+        ctx_.request_limit = limit;
+        ctx_.on_request_limit = [this, limit] {
+            net::post(threads_[0]->context(), [this, limit] { on_request_limit(limit); });
+        };
+    }
     for (int i = 0; i < s.io_threads; ++i)
         threads_.push_back(std::make_unique<IoThread>());
 }
@@ -110,16 +123,29 @@ void FrontEnd::wait_stop_signal() {
     signals_->async_wait([this](boost::system::error_code ec, int) {
         if (ec)
             return;
-        // The first signal shuts down gracefully, the second stops waiting for requests
-        // (the app's lifespan shutdown still runs), a third means "now".
-        if (++stop_signals_ >= 3) {
-            log::warning("Third stop signal: exiting without waiting.");
-            std::_Exit(1);
-        }
-        if (on_stop_signal_)
-            on_stop_signal_(stop_signals_);
+        on_stop_signal();
         wait_stop_signal();
     });
+}
+
+// The first signal shuts down gracefully, the second stops waiting for requests (the
+// app's lifespan shutdown still runs), a third means "now". On the first I/O thread.
+void FrontEnd::on_stop_signal() {
+    if (++stop_signals_ >= 3) {
+        log::warning("Third stop signal: exiting without waiting.");
+        std::_Exit(1);
+    }
+    if (on_stop_signal_)
+        on_stop_signal_(stop_signals_);
+}
+
+// The request that reached --limit-max-requests was handed to the app: stop as on a first
+// SIGTERM (that request and the others in flight finish). A signal already did nothing
+// less, so it is not counted twice.
+void FrontEnd::on_request_limit(uint64_t limit) {
+    log::warning("Maximum request limit of {} exceeded. Terminating process.", limit);
+    if (stop_signals_ == 0)
+        on_stop_signal();
 }
 
 void FrontEnd::wait_stats_signal() {

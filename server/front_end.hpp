@@ -53,6 +53,8 @@ private:
     std::unique_ptr<boost::asio::signal_set> stats_signal_;
     void wait_stats_signal();
     void wait_stop_signal();
+    void on_stop_signal();
+    void on_request_limit(uint64_t limit);
     std::function<void(int)> on_stop_signal_;
     int stop_signals_ = 0;
     bool stopped_ = false;

@@ -228,7 +228,7 @@ void HttpSession::dispatch_request() {
         end_request();
         return shed("interpreter queue full (--inbox-capacity)");
     }
-    ctx_.stats.requests.fetch_add(1, std::memory_order_relaxed);
+    ctx_.count_request();
 }
 
 // Decodes buffered body bytes, at most the credit. False when the body is malformed or

@@ -50,6 +50,20 @@ struct ServerContext {
     std::atomic<uint64_t> next_request_id{0};
     // Set by the front end: resumes a listener paused at --limit-connections.
     std::function<void()> on_connection_closed;
+    // --limit-max-requests of a single process (under --workers the master recycles the
+    // worker instead): the request count that ends the process, 0 for none. Set by the
+    // front end with `on_request_limit`, before any connection exists.
+    uint64_t request_limit = 0;
+    std::function<void()> on_request_limit;
+
+    // I/O threads: a request was handed to the interpreter. fetch_add returns the count
+    // before this one, so exactly one thread sees the limit reached, however many count
+    // at once; nothing but a compare is added to the hot path.
+    void count_request() {
+        uint64_t before = stats.requests.fetch_add(1, std::memory_order_relaxed);
+        if (before + 1 == request_limit)
+            on_request_limit();
+    }
 
     // Any thread.
     void connection_closed() {

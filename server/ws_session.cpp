@@ -55,7 +55,7 @@ void WsSession::start() {
     io_.add_session(this);
     channel_ = std::make_shared<asgi::Channel>(request_id_, shared_from_this());
     push_event(asgi::Event::Kind::request);
-    ctx_.stats.requests.fetch_add(1, std::memory_order_relaxed);
+    ctx_.count_request();
 }
 
 // Every event about this socket goes to the interpreter through here. The request event

@@ -374,3 +374,31 @@ def test_sigterm_while_workers_start_is_a_clean_stop(narwhal, tmp_path):
     for pid in workers:
         wait_until(lambda: not alive(pid), f"worker {pid} gone")
         assert f"Worker process [{pid}] stopped" in server.log()
+
+
+def test_single_process_stops_after_its_request_limit(narwhal):
+    """Without --workers, --limit-max-requests ends the process as uvicorn's does: the
+    limit (plus its jitter, drawn once) is logged, the process stops as on a first
+    SIGTERM and exits 0. Every request up to the limit is answered."""
+    server = narwhal("pid_app:app", "--limit-max-requests", "3",
+                     "--limit-max-requests-jitter", "2")
+    limit_line = re.compile(r"Maximum request limit of (\d+) exceeded\. Terminating process\.")
+    answered = 0
+    for _ in range(50):  # far past any limit the flags allow
+        try:
+            assert get_pid(server) == server.pid
+        except (ConnectionError, http.client.HTTPException, OSError):
+            break  # the listener is closed: the process is stopping
+        answered += 1
+        if server.proc.poll() is not None:
+            break
+    assert server.proc.wait(60) == 0, server.log()
+    m = limit_line.search(server.log())
+    assert m, server.log()
+    limit = int(m.group(1))
+    assert 3 <= limit <= 5, limit
+    # Requests that arrived while it was stopping may have been answered too; none before
+    # the limit failed.
+    assert answered >= limit, (answered, server.log())
+    assert server.log().count("Maximum request limit") == 1, server.log()
+    assert "Finished server process" in server.log()
