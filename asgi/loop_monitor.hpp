@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,8 @@ public:
     void beat(int64_t now, int64_t interval_ns) {
         last_beat_ns_.store(now, std::memory_order_release);
         next_beat_ns_.store(now + interval_ns, std::memory_order_release);
+        if (on_beat)
+            on_beat(now);
     }
     int64_t last_beat_ns() const { return last_beat_ns_.load(std::memory_order_acquire); }
     // Watchdog: how long past its due time the heartbeat is (<= 0: on time).
@@ -32,7 +35,17 @@ public:
         int64_t due = next_beat_ns_.load(std::memory_order_acquire);
         return due == 0 ? 0 : now - due;
     }
-    void stop() { next_beat_ns_.store(0, std::memory_order_release); }
+    // The loop has ended: no beat is due any more.
+    void stop() {
+        next_beat_ns_.store(0, std::memory_order_release);
+        if (on_beat)
+            on_beat(0);
+    }
+
+    // Also told of each beat (its time) and of the end (0): under --workers, the worker's
+    // slot in the master's table, which judges hung workers by it. Set before the loop
+    // runs. A beat comes every few tens of milliseconds, never per request.
+    std::function<void(int64_t now)> on_beat;
 
     // Loop thread, around each step of a request's coroutine. A seqlock: the watchdog
     // copies the step out and retries if the loop changed it meanwhile.

@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
     // A master that never starts Python; each forked worker runs the same serve path on
     // the socket the master bound.
     return server::run_supervisor(
-        s, [argc, argv](const config::Settings& worker, const std::function<void()>& ready) {
-            return run_worker(worker, argc, argv, ready);
+        s, [argc, argv](const config::Settings& worker, server::WorkerSlot& slot,
+                        const std::function<void()>& ready) {
+            return run_worker(worker, argc, argv, ready, &slot);
         });
 }

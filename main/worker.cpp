@@ -12,6 +12,7 @@
 
 #include <pybind11/embed.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -63,7 +64,7 @@ void log_startup_error(py::error_already_set& e, const char* what) {
 }
 
 int serve_started(const config::Settings& settings, py::module_& rt,
-                  const std::function<void()>& ready);
+                  const std::function<void()>& ready, server::WorkerSlot* slot);
 
 const char* log_level_name(config::LogLevel l) {
     static constexpr const char* names[] = {"trace",   "debug", "info",
@@ -71,7 +72,8 @@ const char* log_level_name(config::LogLevel l) {
     return names[static_cast<int>(l)];
 }
 
-int serve(const config::Settings& settings, const std::function<void()>& ready) {
+int serve(const config::Settings& settings, const std::function<void()>& ready,
+          server::WorkerSlot* slot) {
     py::module_ rt = py::module_::import("narwhal._runtime");
     try {
         // Before the app is imported, as uvicorn does: an app that configures logging
@@ -99,7 +101,7 @@ int serve(const config::Settings& settings, const std::function<void()>& ready) 
     // address, a failure below), its shutdown runs too (a no-op when serving ran it).
     int status = 1;
     try {
-        status = serve_started(settings, rt, ready);
+        status = serve_started(settings, rt, ready, slot);
     } catch (py::error_already_set& e) {
         log::error("{}", e.what());
     }
@@ -108,8 +110,23 @@ int serve(const config::Settings& settings, const std::function<void()>& ready) 
     return status;
 }
 
+// How often the loop beats: two beats per watchdog threshold, so a healthy loop is never
+// more than half a threshold late. Under a master the loop beats even with the watchdog
+// off: four beats per health-check timeout (at most 0.5 s apart, which also bounds how
+// stale the stats the master reads, and its --limit-max-requests count, can be).
+double heartbeat_interval(const config::Settings& settings, bool in_master_table) {
+    double interval = settings.watchdog_threshold / 2;
+    if (in_master_table) {
+        double for_master = 0.5;
+        if (settings.timeout_worker_healthcheck > 0)
+            for_master = std::min(for_master, settings.timeout_worker_healthcheck / 4);
+        interval = interval > 0 ? std::min(interval, for_master) : for_master;
+    }
+    return interval;
+}
+
 int serve_started(const config::Settings& settings, py::module_& rt,
-                  const std::function<void()>& ready) {
+                  const std::function<void()>& ready, server::WorkerSlot* slot) {
     asgi::Inbox inbox(settings.inbox_capacity);
     server::FrontEnd front(settings, inbox);
     try {
@@ -133,9 +150,18 @@ int serve_started(const config::Settings& settings, py::module_& rt,
     cfg.disconnect_grace = settings.timeout_disconnect_grace;
     cfg.cancel_grace = settings.timeout_cancel_grace;
     cfg.request_timeout = settings.timeout_request;
-    // Two beats per threshold: a healthy loop is never more than half a threshold late.
-    cfg.heartbeat_interval = settings.watchdog_threshold / 2;
+    cfg.heartbeat_interval = heartbeat_interval(settings, slot != nullptr);
     asgi::LoopMonitor monitor;
+    if (slot)
+        monitor.on_beat = [slot, &front](int64_t now) {
+            if (now == 0) {
+                slot->end_loop(0);
+                return;
+            }
+            slot->beat(0, now);
+            slot->publish(front.context().stats, front.admission().in_flight(),
+                          front.admission().queued());
+        };
     monitor.thread_ident.store(PyThread_get_thread_ident());
     std::unique_ptr<LoopServices> services =
         LoopServices::create(py::module_::import("_narwhal").ptr(), front.context().stats, monitor,
@@ -163,16 +189,21 @@ int serve_started(const config::Settings& settings, py::module_& rt,
         watchdog->start();
     }
 
-    front.start([&front, &inbox](int nth) {
+    front.start([&front, &inbox, slot](int nth) {
         // I/O thread: stop taking work at once, then let the interpreter finish what it
         // has. Each signal reaches the interpreter: the second one stops the waiting.
-        if (nth == 1)
+        if (nth == 1) {
             front.begin_shutdown();
+            if (slot)
+                slot->set_state(server::WorkerState::draining);
+        }
         asgi::Event ev;
         ev.kind = asgi::Event::Kind::shutdown;
         inbox.push(std::move(ev));
     });
     log::info("narwhal running on {} (Press CTRL+C to quit)", front.description());
+    if (slot)
+        slot->set_state(server::WorkerState::ready);  // before the master hears it
     if (ready)
         ready();
 
@@ -210,7 +241,7 @@ int serve_started(const config::Settings& settings, py::module_& rt,
 }  // namespace
 
 int run_worker(const config::Settings& settings, int argc, const char* const* argv,
-               const std::function<void()>& ready) {
+               const std::function<void()>& ready, server::WorkerSlot* slot) {
     // Like `python`, a VIRTUAL_ENV in the environment names the venv when --venv does not.
     const char* env_venv = std::getenv("VIRTUAL_ENV");
     std::string venv = !settings.venv.empty() ? settings.venv : env_venv ? env_venv : "";
@@ -229,7 +260,7 @@ int run_worker(const config::Settings& settings, int argc, const char* const* ar
         log_bridge = python::LogBridge::start();
         if (!log_bridge)
             throw py::error_already_set();
-        status = serve(settings, ready);
+        status = serve(settings, ready, slot);
     } catch (py::error_already_set& e) {
         log::error("{}", e.what());
         status = 1;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "config/settings.hpp"
+#include "server/worker_slots.hpp"
 
 #include <functional>
 
@@ -13,8 +14,9 @@ namespace narwhal {
 // loaded or the address cannot be bound (after running the app's lifespan shutdown),
 // 2 when the virtualenv does not fit the embedded Python, 3 when lifespan start-up fails.
 // `ready` runs once the worker serves (app imported, lifespan started, listening): a
-// master counts start-up failures until then.
+// master counts start-up failures until then. Under a master, `slot` is this worker's
+// place in the master's table: its state, loop heartbeat and stats go there.
 int run_worker(const config::Settings& settings, int argc, const char* const* argv,
-               const std::function<void()>& ready = {});
+               const std::function<void()>& ready = {}, server::WorkerSlot* slot = nullptr);
 
 }  // namespace narwhal

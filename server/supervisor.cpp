@@ -3,8 +3,10 @@
 #include "asgi/log.hpp"
 #include "server/listener.hpp"
 #include "server/respawn_backoff.hpp"
+#include "server/worker_health.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -31,23 +33,57 @@ using Clock = std::chrono::steady_clock;
 // lifespan shutdown and last log lines before the master uses SIGKILL.
 constexpr auto stop_margin = std::chrono::seconds(5);
 
-// One worker position: the process in it (if any) and its respawn state.
+// A worker process with its row in the shared table (worker_slots.hpp).
+struct Worker {
+    std::unique_ptr<WorkerProcess> process;
+    std::size_t row = 0;
+};
+
+// One worker position: the process in it (if any), the replacement being started for it
+// (--limit-max-requests: new before old), and its respawn state.
 struct Slot {
     std::unique_ptr<WorkerProcess> process;
+    std::size_t row = 0;
+    std::unique_ptr<WorkerProcess> successor;
+    std::size_t successor_row = 0;
     RespawnBackoff backoff;
     std::optional<Clock::time_point> respawn_at;
 };
 
+// Rows of the shared table per position: the worker, its starting successor, and the
+// worker it replaced while that one drains.
+constexpr std::size_t rows_per_position = 3;
+
+// How often the master reads the table: four times per health-check timeout (a hung
+// worker is acted on at most a quarter late), and with --limit-max-requests every 0.1 s
+// (uvicorn's tick), at most once a second otherwise.
+Clock::duration check_period(const config::Settings& s) {
+    double seconds = 1.0;
+    if (s.timeout_worker_healthcheck > 0)
+        seconds = std::min(seconds, s.timeout_worker_healthcheck / 4);
+    if (s.limit_max_requests > 0)
+        seconds = std::min(seconds, 0.1);
+    seconds = std::max(seconds, 0.01);
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
 class Supervisor {
 public:
     Supervisor(const config::Settings& settings, const WorkerMain& worker_main)
-        : settings_(settings), worker_main_(worker_main) {}
+        : settings_(settings), worker_main_(worker_main),
+          health_(HealthSettings::from(settings), 0), check_period_(check_period(settings)) {}
     ~Supervisor();
     int run();
 
 private:
     bool bind();
+    std::unique_ptr<WorkerProcess> start_worker(std::size_t& row);
     void spawn(Slot& slot);
+    void check_health(Clock::time_point now);
+    void on_health_action(const HealthAction& action);
+    void on_ready(Slot& slot, bool successor);
+    void log_stats();
+    void release_row(std::size_t row);
     void on_signal();
     void on_child_exit(pid_t pid, int status);
     void begin_stop(const char* why, int exit_status);
@@ -63,6 +99,12 @@ private:
     int signal_fd_ = -1;
     sigset_t old_mask_{};
     std::vector<Slot> slots_;
+    std::unique_ptr<WorkerSlots> table_;  // shared with every worker: made before the forks
+    std::vector<Worker> retiring_;        // replaced workers, draining
+    WorkerHealth health_;
+    WorkerCounters retired_counters_;  // of the workers already reaped, for SIGUSR1
+    Clock::duration check_period_;
+    Clock::time_point next_check_;
     bool stopping_ = false;
     int exit_status_ = 0;
     Clock::time_point stop_deadline_;
@@ -130,14 +172,22 @@ int Supervisor::run() {
     int count =
         settings_.workers == config::Settings::workers_auto ? usable_cpus() : settings_.workers;
     slots_.resize(static_cast<std::size_t>(count));
+    try {
+        table_ = std::make_unique<WorkerSlots>(slots_.size() * rows_per_position);
+    } catch (const std::system_error& e) {
+        log::error("Cannot map the workers' table: {}", e.what());
+        return 1;
+    }
     for (Slot& slot : slots_)
         spawn(slot);
+    next_check_ = Clock::now() + check_period_;
 
     while (!stopping_ || running() > 0) {
         std::vector<pollfd> fds{{signal_fd_, POLLIN, 0}};
         for (const Slot& slot : slots_)
-            if (slot.process && slot.process->ready_fd() >= 0)
-                fds.push_back({slot.process->ready_fd(), POLLIN, 0});
+            for (const auto* p : {&slot.process, &slot.successor})
+                if (*p && (*p)->ready_fd() >= 0)
+                    fds.push_back({(*p)->ready_fd(), POLLIN, 0});
         int n = ::poll(fds.data(), fds.size(), poll_timeout_ms(Clock::now()));
         if (n < 0 && errno != EINTR) {
             log::error("poll: {}", std::strerror(errno));
@@ -149,12 +199,18 @@ int Supervisor::run() {
         for (std::size_t i = 1; i < fds.size(); ++i) {
             if (!fds[i].revents)
                 continue;
-            for (Slot& slot : slots_)
+            for (Slot& slot : slots_) {
                 if (slot.process && slot.process->ready_fd() == fds[i].fd) {
                     if (slot.process->on_ready_readable())
-                        log::info("Worker process [{}] is ready", slot.process->pid());
+                        on_ready(slot, false);
                     break;
                 }
+                if (slot.successor && slot.successor->ready_fd() == fds[i].fd) {
+                    if (slot.successor->on_ready_readable())
+                        on_ready(slot, true);
+                    break;
+                }
+            }
         }
         if (fds[0].revents & POLLIN)
             on_signal();
@@ -165,34 +221,140 @@ int Supervisor::run() {
             exit_status_ = exit_status_ ? exit_status_ : 1;
             stop_deadline_ = now + stop_margin;  // SIGKILL is not ignored: only reaping left
         }
-        if (!stopping_)
+        if (!stopping_) {
             respawn_due(now);
+            if (now >= next_check_) {
+                check_health(now);
+                next_check_ = now + check_period_;
+            }
+        }
     }
     log::info("Stopping parent process [{}]", ::getpid());
     return exit_status_;
 }
 
-void Supervisor::spawn(Slot& slot) {
-    slot.respawn_at.reset();
+// Forks a worker into a free row of the table; null when none is free or fork fails.
+std::unique_ptr<WorkerProcess> Supervisor::start_worker(std::size_t& row) {
+    row = table_->find_free();
+    if (row == table_->capacity()) {
+        log::error("Cannot start a worker process: every row of the workers' table is in use");
+        return nullptr;
+    }
+    table_->assign(row);
     // In the child: the master's descriptors, except the listening socket it serves.
     std::vector<int> masters_fds{signal_fd_};
     for (const Slot& other : slots_)
-        if (other.process && other.process->ready_fd() >= 0)
-            masters_fds.push_back(other.process->ready_fd());
+        for (const auto* p : {&other.process, &other.successor})
+            if (*p && (*p)->ready_fd() >= 0)
+                masters_fds.push_back((*p)->ready_fd());
     if (listen_fd_ >= 0 && worker_settings_.fd != listen_fd_)
         masters_fds.push_back(listen_fd_);  // --reuse-port: the workers bind their own
     const config::Settings& ws = worker_settings_;
     const WorkerMain& main = worker_main_;
+    WorkerSlot& mine = (*table_)[row];
+    std::unique_ptr<WorkerProcess> process;
     try {
-        slot.process = std::make_unique<WorkerProcess>(
-            [&ws, &main](const std::function<void()>& ready) { return main(ws, ready); },
+        process = std::make_unique<WorkerProcess>(
+            [&ws, &main, &mine](const std::function<void()>& ready) {
+                return main(ws, mine, ready);
+            },
             masters_fds);
     } catch (const std::system_error& e) {
         log::error("Cannot start a worker process: {}", e.what());
+        table_->release(row);
+        return nullptr;
+    }
+    table_->set_pid(row, process->pid());
+    log::info("Started worker process [{}]", process->pid());
+    return process;
+}
+
+void Supervisor::spawn(Slot& slot) {
+    slot.respawn_at.reset();
+    slot.process = start_worker(slot.row);
+    if (!slot.process)
         slot.respawn_at = Clock::now() + RespawnBackoff::cap;
+}
+
+// A worker reported ready. A successor takes its position: the worker it replaces stops
+// accepting and drains now, while the successor already accepts.
+void Supervisor::on_ready(Slot& slot, bool successor) {
+    if (!successor) {
+        log::info("Worker process [{}] is ready", slot.process->pid());
         return;
     }
-    log::info("Started worker process [{}]", slot.process->pid());
+    log::info("Worker process [{}] is ready", slot.successor->pid());
+    if (slot.process) {
+        log::info("Worker process [{}] replaced by [{}]: draining it", slot.process->pid(),
+                  slot.successor->pid());
+        slot.process->signal(SIGTERM);
+        retiring_.push_back({std::move(slot.process), slot.row});
+    }
+    slot.process = std::move(slot.successor);
+    slot.row = slot.successor_row;
+    slot.respawn_at.reset();
+}
+
+void Supervisor::check_health(Clock::time_point now) {
+    int64_t now_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+    for (const HealthAction& action : health_.check(table_->snapshot(), now_ns))
+        on_health_action(action);
+}
+
+void Supervisor::on_health_action(const HealthAction& a) {
+    // Only a process of ours, still in the row the action is about (never a reused pid).
+    auto owns = [&](const std::unique_ptr<WorkerProcess>& p, std::size_t row) {
+        return p && p->pid() == a.pid && row == a.slot;
+    };
+    Slot* position = nullptr;
+    WorkerProcess* process = nullptr;
+    for (Slot& slot : slots_) {
+        if (owns(slot.process, slot.row))
+            process = slot.process.get(), position = &slot;
+        else if (owns(slot.successor, slot.successor_row))
+            process = slot.successor.get();
+    }
+    for (Worker& w : retiring_)
+        if (owns(w.process, w.row))
+            process = w.process.get();
+    if (!process)
+        return;
+    switch (a.kind) {
+    case HealthAction::Kind::report_hung:
+        // The worker's own watchdog logged the blocked loop's stack before this.
+        log::error("Worker process [{}] is hung: its event loop has not turned for {:.1f} s "
+                   "(--timeout-worker-healthcheck {}); stopping it",
+                   a.pid, a.blocked_ns / 1e9, settings_.timeout_worker_healthcheck);
+        break;
+    case HealthAction::Kind::terminate: process->signal(SIGTERM); break;
+    case HealthAction::Kind::kill:
+        log::error("Worker process [{}] did not stop after SIGTERM: killing it", a.pid);
+        process->signal(SIGKILL);
+        break;
+    case HealthAction::Kind::replace:
+        if (!position || position->successor)
+            break;
+        log::info("Worker process [{}] served {} requests (--limit-max-requests {}): starting "
+                  "its replacement",
+                  a.pid, a.requests, a.limit);
+        position->successor = start_worker(position->successor_row);
+        break;
+    }
+}
+
+void Supervisor::log_stats() {
+    std::string fields =
+        stats_report_fields(aggregate_stats(table_->snapshot(), retired_counters_),
+                            health_.counts());
+    fields = "\"event\": \"workers_stats\", " + fields;
+    log::event(log::Level::info, fmt::format("narwhal workers stats: {{{}}}", fields), fields);
+}
+
+// The master reaped the row's process: its counters join the retired ones.
+void Supervisor::release_row(std::size_t row) {
+    retire(retired_counters_, (*table_)[row].snapshot(row).counters);
+    table_->release(row);
 }
 
 void Supervisor::on_signal() {
@@ -202,9 +364,10 @@ void Supervisor::on_signal() {
         if (sig == SIGCHLD)
             continue;  // reaped below, all at once: several exits may share one signal
         if (sig == SIGUSR1) {
-            // Stats live in the workers: each logs its own line. (Its default action
-            // would end the master, and with it every worker.) Only ready workers have
-            // their handler; a starting one would die of it.
+            // The master's line from the table, then each worker's own line. (Its default
+            // action would end the master, and with it every worker.) Only ready workers
+            // have their handler; a starting one would die of it.
+            log_stats();
             for (Slot& slot : slots_)
                 if (slot.process && slot.process->ready())
                     slot.process->signal(SIGUSR1);
@@ -225,6 +388,33 @@ void Supervisor::on_signal() {
 }
 
 void Supervisor::on_child_exit(pid_t pid, int status) {
+    std::string how = describe_wait_status(status);
+    // A replaced worker that finished draining: its position already has its successor.
+    auto old = std::find_if(retiring_.begin(), retiring_.end(),
+                            [pid](const Worker& w) { return w.process->pid() == pid; });
+    if (old != retiring_.end()) {
+        release_row(old->row);
+        retiring_.erase(old);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            log::info("Worker process [{}] stopped", pid);
+        else
+            log::warning("Worker process [{}] stopped with {}", pid, how);
+        return;
+    }
+    auto succ = std::find_if(slots_.begin(), slots_.end(), [pid](const Slot& s) {
+        return s.successor && s.successor->pid() == pid;
+    });
+    if (succ != slots_.end()) {
+        // A replacement that never became ready: a start-up failure, as for any worker.
+        release_row(succ->successor_row);
+        succ->successor.reset();
+        if (!stopping_) {
+            log::error("Worker process [{}] failed during start-up ({}): stopping", pid, how);
+            int code = exit_code_of(status);
+            begin_stop("a worker's start-up failure", code == 0 ? 1 : code);
+        }
+        return;
+    }
     auto it = std::find_if(slots_.begin(), slots_.end(),
                            [pid](const Slot& s) { return s.process && s.process->pid() == pid; });
     if (it == slots_.end())
@@ -233,7 +423,7 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
     bool was_ready = slot.process->ready();
     auto uptime = Clock::now() - slot.process->started();
     slot.process.reset();
-    std::string how = describe_wait_status(status);
+    release_row(slot.row);
     if (stopping_) {
         // A worker still starting has no handler for SIGTERM yet: dying of it is its
         // clean stop (it had nothing to drain).
@@ -253,6 +443,12 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
         log::error("Worker process [{}] failed during start-up ({}): stopping", pid, how);
         int code = exit_code_of(status);
         begin_stop("a worker's start-up failure", code == 0 ? 1 : code);
+        return;
+    }
+    if (slot.successor) {
+        // Its replacement is already starting: it takes the position when ready.
+        log::warning("Worker process [{}] {} ({}); its replacement is starting", pid,
+                     WIFSIGNALED(status) ? "died" : "exited", how);
         return;
     }
     auto delay = slot.backoff.on_death(uptime);
@@ -277,8 +473,11 @@ void Supervisor::begin_stop(const char* why, int exit_status) {
 
 void Supervisor::kill_all(int sig) {
     for (Slot& slot : slots_)
-        if (slot.process)
-            slot.process->signal(sig);
+        for (auto* p : {&slot.process, &slot.successor})
+            if (*p)
+                (*p)->signal(sig);
+    for (Worker& w : retiring_)
+        w.process->signal(sig);
 }
 
 void Supervisor::respawn_due(Clock::time_point now) {
@@ -291,10 +490,12 @@ int Supervisor::poll_timeout_ms(Clock::time_point now) const {
     std::optional<Clock::time_point> next;
     if (stopping_)
         next = stop_deadline_;
-    else
+    else {
+        next = next_check_;
         for (const Slot& slot : slots_)
             if (!slot.process && slot.respawn_at && (!next || *slot.respawn_at < *next))
                 next = slot.respawn_at;
+    }
     if (!next)
         return -1;
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(*next - now).count();
@@ -302,8 +503,10 @@ int Supervisor::poll_timeout_ms(Clock::time_point now) const {
 }
 
 std::size_t Supervisor::running() const {
-    return static_cast<std::size_t>(
-        std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return !!s.process; }));
+    std::size_t n = retiring_.size();
+    for (const Slot& slot : slots_)
+        n += (slot.process ? 1 : 0) + (slot.successor ? 1 : 0);
+    return n;
 }
 
 }  // namespace

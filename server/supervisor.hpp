@@ -6,14 +6,17 @@
 
 #include "config/settings.hpp"
 #include "server/worker_process.hpp"
+#include "server/worker_slots.hpp"
 
 #include <functional>
 
 namespace narwhal::server {
 
 // What a worker runs, given the settings it serves with (the master's, with the
-// inherited listening socket as `fd`, or the resolved port under --reuse-port).
-using WorkerMain = std::function<int(const config::Settings&, const std::function<void()>& ready)>;
+// inherited listening socket as `fd`, or the resolved port under --reuse-port), and its
+// slot in the master's table (state, loop heartbeat, stats).
+using WorkerMain = std::function<int(const config::Settings&, WorkerSlot& slot,
+                                     const std::function<void()>& ready)>;
 
 // Runs the master until it stops; returns the process exit status: 0 after a clean
 // stop, the failing worker's status when a worker fails during start-up, 1 when the
