@@ -402,3 +402,84 @@ def test_single_process_stops_after_its_request_limit(narwhal):
     assert answered >= limit, (answered, server.log())
     assert server.log().count("Maximum request limit") == 1, server.log()
     assert "Finished server process" in server.log()
+
+
+@pytest.mark.parametrize("watchdog", ["0.1", "0"])
+def test_a_hung_worker_is_reported_killed_and_replaced(narwhal, watchdog):
+    """A loop blocked past --timeout-worker-healthcheck: the worker's watchdog has logged
+    the stack, the master reports the worker, SIGTERMs it (a blocked loop cannot drain),
+    SIGKILLs it one more timeout later and starts a new one. With the watchdog off the
+    loop still beats for the master: the worker is replaced all the same."""
+    server = start_master(narwhal, 1, "--timeout-worker-healthcheck", "1",
+                          "--watchdog-threshold", watchdog)
+    worker = ready_pids(server)[0]
+
+    def block():
+        try:
+            conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
+            conn.request("GET", "/block")
+            conn.getresponse().read()
+        except (ConnectionError, http.client.HTTPException, OSError):
+            pass  # the worker dies under it: that is the point
+
+    client = threading.Thread(target=block, daemon=True)
+    client.start()
+    server.wait_for_log(rf"Worker process \[{worker}\] is hung: its event loop has not turned "
+                        r"for \d+\.\d s", 60)
+    server.wait_for_log(rf"Worker process \[{worker}\] did not stop after SIGTERM: killing it", 60)
+    server.wait_for_log(rf"Worker process \[{worker}\] died \(signal SIGKILL\)", 60)
+    wait_until(lambda: len(ready_pids(server)) >= 2, "a replacement ready", 60)
+    newcomer = ready_pids(server)[1]
+    assert newcomer != worker and not alive(worker)
+    assert get_pid(server) == newcomer
+    client.join(60)
+    log = server.log()
+    hung_at = log.index(f"Worker process [{worker}] is hung")
+    if watchdog != "0":
+        # The stack, from the worker's own watchdog, comes before the master's report.
+        stack_at = log.find("block_the_loop_forever")
+        assert 0 <= stack_at < hung_at, log
+    server.signal(signal.SIGUSR1)
+    m = server.wait_for_log(r"narwhal workers stats: (\{.*\})")
+    import json
+    stats = json.loads(m.group(1))
+    assert stats["workers_hung"] == 1 and stats["workers_killed"] == 1, stats
+    assert [w["pid"] for w in stats["workers"]] == [newcomer], stats
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+
+
+def test_max_requests_recycles_workers_new_before_old_without_a_failed_request(narwhal):
+    """A client loop that opens a new connection per request (as a reconnecting client
+    does) while each worker is recycled after 20 (+ up to 5) requests: the successor is
+    ready before the old worker stops accepting, so not one request fails; the PIDs that
+    answer change."""
+    server = start_master(narwhal, 2, "--limit-max-requests", "20",
+                          "--limit-max-requests-jitter", "5")
+    first = set(ready_pids(server))
+    answered: list[int] = []
+    for _ in range(3000):
+        answered.append(get_pid(server))  # raises on any failed request
+        if server.log().count("Worker process [") and \
+                len(re.findall(r"replaced by \[\d+\]: draining it", server.log())) >= 4:
+            break
+    log = server.log()
+    replaced = re.findall(r"Worker process \[(\d+)\] replaced by \[(\d+)\]: draining it", log)
+    assert len(replaced) >= 4, log
+    assert set(answered) - first, "no request reached a successor"
+    for old, new in replaced:
+        assert re.search(rf"Worker process \[{old}\] served \d+ requests "
+                         rf"\(--limit-max-requests 2[0-5]\): starting its replacement", log), log
+        # New before old: the successor was ready before its predecessor was told to drain.
+        assert log.index(f"Worker process [{new}] is ready") < \
+            log.index(f"Worker process [{old}] replaced by"), log
+    for old, _ in replaced[:2]:
+        wait_until(lambda: f"Worker process [{old}] stopped\n" in server.log(), f"{old} drained")
+        wait_until(lambda: not alive(int(old)), f"{old} gone")
+    assert "failed during start-up" not in log and "died" not in log, log
+    server.signal(signal.SIGUSR1)
+    m = server.wait_for_log(r"narwhal workers stats: (\{.*\})")
+    import json
+    stats = json.loads(m.group(1))
+    # Requests of the recycled workers are kept in the total.
+    assert stats["requests"] >= len(answered) - 2 * 25 and stats["workers_recycled"] >= 4, stats
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
