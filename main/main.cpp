@@ -63,9 +63,9 @@ int main(int argc, char** argv) {
         return run_worker(s, argc, argv);  // one process, as without --workers
     // A master that never starts Python; each forked worker runs the same serve path on
     // the socket the master bound.
-    return server::run_supervisor(
-        s, [argc, argv](const config::Settings& worker, server::WorkerSlot& slot,
-                        const std::function<void()>& ready) {
-            return run_worker(worker, argc, argv, ready, &slot);
-        });
+    return server::run_supervisor(s, [argc, argv](const config::Settings& worker,
+                                                  server::WorkerSlot& slot,
+                                                  const std::function<void()>& ready) {
+        return run_worker(worker, argc, argv, ready, &slot);
+    });
 }

@@ -323,9 +323,9 @@ void Supervisor::on_health_action(const HealthAction& a) {
     switch (a.kind) {
     case HealthAction::Kind::report_hung:
         // The worker's own watchdog logged the blocked loop's stack before this.
-        log::error("Worker process [{}] is hung: its event loop has not turned for {:.1f} s "
+        log::error("Worker process [{}] is hung: its event loop {} has not turned for {:.1f} s "
                    "(--timeout-worker-healthcheck {}); stopping it",
-                   a.pid, a.blocked_ns / 1e9, settings_.timeout_worker_healthcheck);
+                   a.pid, a.loop, a.blocked_ns / 1e9, settings_.timeout_worker_healthcheck);
         break;
     case HealthAction::Kind::terminate: process->signal(SIGTERM); break;
     case HealthAction::Kind::kill:
@@ -344,9 +344,8 @@ void Supervisor::on_health_action(const HealthAction& a) {
 }
 
 void Supervisor::log_stats() {
-    std::string fields =
-        stats_report_fields(aggregate_stats(table_->snapshot(), retired_counters_),
-                            health_.counts());
+    std::string fields = stats_report_fields(aggregate_stats(table_->snapshot(), retired_counters_),
+                                             health_.counts());
     fields = "\"event\": \"workers_stats\", " + fields;
     log::event(log::Level::info, fmt::format("narwhal workers stats: {{{}}}", fields), fields);
 }

@@ -424,8 +424,8 @@ def test_a_hung_worker_is_reported_killed_and_replaced(narwhal, watchdog):
 
     client = threading.Thread(target=block, daemon=True)
     client.start()
-    server.wait_for_log(rf"Worker process \[{worker}\] is hung: its event loop has not turned "
-                        r"for \d+\.\d s", 60)
+    server.wait_for_log(rf"Worker process \[{worker}\] is hung: its event loop 0 has not "
+                        r"turned for \d+\.\d s", 60)
     server.wait_for_log(rf"Worker process \[{worker}\] did not stop after SIGTERM: killing it", 60)
     server.wait_for_log(rf"Worker process \[{worker}\] died \(signal SIGKILL\)", 60)
     wait_until(lambda: len(ready_pids(server)) >= 2, "a replacement ready", 60)
