@@ -154,13 +154,13 @@ int serve_started(const config::Settings& settings, py::module_& rt,
     asgi::LoopMonitor monitor;
     if (slot)
         monitor.on_beat = [slot, &front](int64_t now) {
-            if (now == 0) {
-                slot->end_loop(0);
-                return;
-            }
-            slot->beat(0, now);
+            // At the end too: the master keeps a reaped worker's last published counts.
             slot->publish(front.context().stats, front.admission().in_flight(),
                           front.admission().queued());
+            if (now == 0)
+                slot->end_loop(0);
+            else
+                slot->beat(0, now);
         };
     monitor.thread_ident.store(PyThread_get_thread_ident());
     std::unique_ptr<LoopServices> services =
