@@ -61,7 +61,7 @@ struct ServerContext {
     // at once; nothing but a compare is added to the hot path.
     void count_request() {
         uint64_t before = stats.requests.fetch_add(1, std::memory_order_relaxed);
-        if (before + 1 == request_limit)
+        if (before + 1 == request_limit) [[unlikely]]
             on_request_limit();
     }
 
