@@ -2,8 +2,7 @@
 
 #include "asgi/log.hpp"
 #include "server/listener.hpp"
-#include "server/respawn_backoff.hpp"
-#include "server/worker_health.hpp"
+#include "server/supervisor_state.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <fmt/format.h>
@@ -24,35 +23,14 @@
 
 namespace narwhal::server {
 
-namespace {
+namespace detail {
 
-using Clock = std::chrono::steady_clock;
+namespace {
 
 // A stopping worker's own bound is --timeout-graceful-shutdown, then 3 cancellation
 // rounds + 1 s (docs/operations.md, "Graceful shutdown"); this much more covers its
 // lifespan shutdown and last log lines before the master uses SIGKILL.
 constexpr auto stop_margin = std::chrono::seconds(5);
-
-// A worker process with its row in the shared table (worker_slots.hpp).
-struct Worker {
-    std::unique_ptr<WorkerProcess> process;
-    std::size_t row = 0;
-};
-
-// One worker position: the process in it (if any), the replacement being started for it
-// (--limit-max-requests: new before old), and its respawn state.
-struct Slot {
-    std::unique_ptr<WorkerProcess> process;
-    std::size_t row = 0;
-    std::unique_ptr<WorkerProcess> successor;
-    std::size_t successor_row = 0;
-    RespawnBackoff backoff;
-    std::optional<Clock::time_point> respawn_at;
-};
-
-// Rows of the shared table per position: the worker, its starting successor, and the
-// worker it replaced while that one drains.
-constexpr std::size_t rows_per_position = 3;
 
 // How often the master reads the table: four times per health-check timeout (a hung
 // worker is acted on at most a quarter late), and with --limit-max-requests every 0.1 s
@@ -67,48 +45,11 @@ Clock::duration check_period(const config::Settings& s) {
     return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 
-class Supervisor {
-public:
-    Supervisor(const config::Settings& settings, const WorkerMain& worker_main)
-        : settings_(settings), worker_main_(worker_main),
-          health_(HealthSettings::from(settings), 0), check_period_(check_period(settings)) {}
-    ~Supervisor();
-    int run();
+}  // namespace
 
-private:
-    bool bind();
-    std::unique_ptr<WorkerProcess> start_worker(std::size_t& row);
-    void spawn(Slot& slot);
-    void check_health(Clock::time_point now);
-    void on_health_action(const HealthAction& action);
-    void on_ready(Slot& slot, bool successor);
-    void log_stats();
-    void release_row(std::size_t row);
-    void on_signal();
-    void on_child_exit(pid_t pid, int status);
-    void begin_stop(const char* why, int exit_status);
-    void kill_all(int sig);
-    void respawn_due(Clock::time_point now);
-    int poll_timeout_ms(Clock::time_point now) const;
-    std::size_t running() const;
-
-    const config::Settings& settings_;
-    const WorkerMain& worker_main_;
-    config::Settings worker_settings_;
-    int listen_fd_ = -1;
-    int signal_fd_ = -1;
-    sigset_t old_mask_{};
-    std::vector<Slot> slots_;
-    std::unique_ptr<WorkerSlots> table_;  // shared with every worker: made before the forks
-    std::vector<Worker> retiring_;        // replaced workers, draining
-    WorkerHealth health_;
-    WorkerCounters retired_counters_;  // of the workers already reaped, for SIGUSR1
-    Clock::duration check_period_;
-    Clock::time_point next_check_;
-    bool stopping_ = false;
-    int exit_status_ = 0;
-    Clock::time_point stop_deadline_;
-};
+Supervisor::Supervisor(const config::Settings& settings, const WorkerMain& worker_main)
+    : settings_(settings), worker_main_(worker_main), health_(HealthSettings::from(settings), 0),
+      check_period_(check_period(settings)) {}
 
 Supervisor::~Supervisor() {
     if (signal_fd_ >= 0)
@@ -276,86 +217,6 @@ void Supervisor::spawn(Slot& slot) {
         slot.respawn_at = Clock::now() + RespawnBackoff::cap;
 }
 
-// A worker reported ready. A successor takes its position: the worker it replaces stops
-// accepting and drains now, while the successor already accepts.
-void Supervisor::on_ready(Slot& slot, bool successor) {
-    if (!successor) {
-        log::info("Worker process [{}] is ready", slot.process->pid());
-        return;
-    }
-    log::info("Worker process [{}] is ready", slot.successor->pid());
-    if (slot.process) {
-        log::info("Worker process [{}] replaced by [{}]: draining it", slot.process->pid(),
-                  slot.successor->pid());
-        slot.process->signal(SIGTERM);
-        retiring_.push_back({std::move(slot.process), slot.row});
-    }
-    slot.process = std::move(slot.successor);
-    slot.row = slot.successor_row;
-    slot.respawn_at.reset();
-}
-
-void Supervisor::check_health(Clock::time_point now) {
-    int64_t now_ns =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
-    for (const HealthAction& action : health_.check(table_->snapshot(), now_ns))
-        on_health_action(action);
-}
-
-void Supervisor::on_health_action(const HealthAction& a) {
-    // Only a process of ours, still in the row the action is about (never a reused pid).
-    auto owns = [&](const std::unique_ptr<WorkerProcess>& p, std::size_t row) {
-        return p && p->pid() == a.pid && row == a.slot;
-    };
-    Slot* position = nullptr;
-    WorkerProcess* process = nullptr;
-    for (Slot& slot : slots_) {
-        if (owns(slot.process, slot.row))
-            process = slot.process.get(), position = &slot;
-        else if (owns(slot.successor, slot.successor_row))
-            process = slot.successor.get();
-    }
-    for (Worker& w : retiring_)
-        if (owns(w.process, w.row))
-            process = w.process.get();
-    if (!process)
-        return;
-    switch (a.kind) {
-    case HealthAction::Kind::report_hung:
-        // The worker's own watchdog logged the blocked loop's stack before this.
-        log::error("Worker process [{}] is hung: its event loop {} has not turned for {:.1f} s "
-                   "(--timeout-worker-healthcheck {}); stopping it",
-                   a.pid, a.loop, a.blocked_ns / 1e9, settings_.timeout_worker_healthcheck);
-        break;
-    case HealthAction::Kind::terminate: process->signal(SIGTERM); break;
-    case HealthAction::Kind::kill:
-        log::error("Worker process [{}] did not stop after SIGTERM: killing it", a.pid);
-        process->signal(SIGKILL);
-        break;
-    case HealthAction::Kind::replace:
-        if (!position || position->successor)
-            break;
-        log::info("Worker process [{}] served {} requests (--limit-max-requests {}): starting "
-                  "its replacement",
-                  a.pid, a.requests, a.limit);
-        position->successor = start_worker(position->successor_row);
-        break;
-    }
-}
-
-void Supervisor::log_stats() {
-    std::string fields = stats_report_fields(aggregate_stats(table_->snapshot(), retired_counters_),
-                                             health_.counts());
-    fields = "\"event\": \"workers_stats\", " + fields;
-    log::event(log::Level::info, fmt::format("narwhal workers stats: {{{}}}", fields), fields);
-}
-
-// The master reaped the row's process: its counters join the retired ones.
-void Supervisor::release_row(std::size_t row) {
-    retire(retired_counters_, (*table_)[row].snapshot(row).counters);
-    table_->release(row);
-}
-
 void Supervisor::on_signal() {
     signalfd_siginfo info{};
     while (::read(signal_fd_, &info, sizeof info) == sizeof info) {
@@ -508,7 +369,7 @@ std::size_t Supervisor::running() const {
     return n;
 }
 
-}  // namespace
+}  // namespace detail
 
 int usable_cpus() {
     cpu_set_t set;
@@ -520,7 +381,7 @@ int usable_cpus() {
 }
 
 int run_supervisor(const config::Settings& settings, const WorkerMain& worker_main) {
-    Supervisor supervisor(settings, worker_main);
+    detail::Supervisor supervisor(settings, worker_main);
     return supervisor.run();
 }
 

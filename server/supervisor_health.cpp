@@ -1,0 +1,95 @@
+// The master's use of the shared table (worker_slots.hpp): its health checks (hung
+// workers, --limit-max-requests recycling with the successor ready first) and the
+// SIGUSR1 stats line over all workers.
+#include "asgi/log.hpp"
+#include "server/supervisor_state.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <csignal>
+#include <string>
+
+namespace narwhal::server::detail {
+
+// A worker reported ready. A successor takes its position: the worker it replaces stops
+// accepting and drains now, while the successor already accepts.
+void Supervisor::on_ready(Slot& slot, bool successor) {
+    if (!successor) {
+        log::info("Worker process [{}] is ready", slot.process->pid());
+        return;
+    }
+    log::info("Worker process [{}] is ready", slot.successor->pid());
+    if (slot.process) {
+        log::info("Worker process [{}] replaced by [{}]: draining it", slot.process->pid(),
+                  slot.successor->pid());
+        slot.process->signal(SIGTERM);
+        retiring_.push_back({std::move(slot.process), slot.row});
+    }
+    slot.process = std::move(slot.successor);
+    slot.row = slot.successor_row;
+    slot.respawn_at.reset();
+}
+
+void Supervisor::check_health(Clock::time_point now) {
+    int64_t now_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+    for (const HealthAction& action : health_.check(table_->snapshot(), now_ns))
+        on_health_action(action);
+}
+
+void Supervisor::on_health_action(const HealthAction& a) {
+    // Only a process of ours, still in the row the action is about (never a reused pid).
+    auto owns = [&](const std::unique_ptr<WorkerProcess>& p, std::size_t row) {
+        return p && p->pid() == a.pid && row == a.slot;
+    };
+    Slot* position = nullptr;
+    WorkerProcess* process = nullptr;
+    for (Slot& slot : slots_) {
+        if (owns(slot.process, slot.row))
+            process = slot.process.get(), position = &slot;
+        else if (owns(slot.successor, slot.successor_row))
+            process = slot.successor.get();
+    }
+    for (Worker& w : retiring_)
+        if (owns(w.process, w.row))
+            process = w.process.get();
+    if (!process)
+        return;
+    switch (a.kind) {
+    case HealthAction::Kind::report_hung:
+        // The worker's own watchdog logged the blocked loop's stack before this.
+        log::error("Worker process [{}] is hung: its event loop {} has not turned for {:.1f} s "
+                   "(--timeout-worker-healthcheck {}); stopping it",
+                   a.pid, a.loop, a.blocked_ns / 1e9, settings_.timeout_worker_healthcheck);
+        break;
+    case HealthAction::Kind::terminate: process->signal(SIGTERM); break;
+    case HealthAction::Kind::kill:
+        log::error("Worker process [{}] did not stop after SIGTERM: killing it", a.pid);
+        process->signal(SIGKILL);
+        break;
+    case HealthAction::Kind::replace:
+        if (!position || position->successor)
+            break;
+        log::info("Worker process [{}] served {} requests (--limit-max-requests {}): starting "
+                  "its replacement",
+                  a.pid, a.requests, a.limit);
+        position->successor = start_worker(position->successor_row);
+        break;
+    }
+}
+
+void Supervisor::log_stats() {
+    std::string fields = stats_report_fields(aggregate_stats(table_->snapshot(), retired_counters_),
+                                             health_.counts());
+    fields = "\"event\": \"workers_stats\", " + fields;
+    log::event(log::Level::info, fmt::format("narwhal workers stats: {{{}}}", fields), fields);
+}
+
+// The master reaped the row's process: its counters join the retired ones.
+void Supervisor::release_row(std::size_t row) {
+    retire(retired_counters_, (*table_)[row].snapshot(row).counters);
+    table_->release(row);
+}
+
+}  // namespace narwhal::server::detail
