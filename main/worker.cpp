@@ -192,14 +192,19 @@ int serve_started(const config::Settings& settings, py::module_& rt,
     front.start([&front, &inbox, slot](int nth) {
         // I/O thread: stop taking work at once, then let the interpreter finish what it
         // has. Each signal reaches the interpreter: the second one stops the waiting.
-        if (nth == 1) {
-            front.begin_shutdown();
-            if (slot)
-                slot->set_state(server::WorkerState::draining);
-        }
-        asgi::Event ev;
-        ev.kind = asgi::Event::Kind::shutdown;
-        inbox.push(std::move(ev));
+        auto shutdown = [&inbox] {
+            asgi::Event ev;
+            ev.kind = asgi::Event::Kind::shutdown;
+            inbox.push(std::move(ev));
+        };
+        if (nth != 1)
+            return shutdown();
+        front.begin_shutdown();
+        if (slot)
+            slot->set_state(server::WorkerState::draining);
+        // The requests of connections accepted just before the listener closed reach
+        // the interpreter before the shutdown does, so it waits for them.
+        front.after_first_requests(shutdown);
     });
     log::info("narwhal running on {} (Press CTRL+C to quit)", front.description());
     if (slot)

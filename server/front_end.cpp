@@ -179,6 +179,22 @@ void FrontEnd::begin_shutdown() {
         t->begin_shutdown();
 }
 
+void FrontEnd::after_first_requests(std::function<void()> then) {
+    if (ctx_.awaiting_first_request.load(std::memory_order_relaxed) <= 0) {
+        then();
+        return;
+    }
+    // Rare (a drain racing an accept) and short (the client is sending): a poll is enough.
+    if (!first_requests_timer_)
+        first_requests_timer_ = std::make_unique<net::steady_timer>(threads_[0]->context());
+    first_requests_timer_->expires_after(std::chrono::milliseconds(1));
+    first_requests_timer_->async_wait(
+        [this, then = std::move(then)](boost::system::error_code ec) mutable {
+            if (!ec)
+                after_first_requests(std::move(then));
+        });
+}
+
 void FrontEnd::stop() {
     if (stopped_)
         return;

@@ -8,6 +8,7 @@
 #include "server/server_context.hpp"
 
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <functional>
 #include <memory>
@@ -34,6 +35,9 @@ public:
     // Stop accepting, close idle connections, let busy ones finish with
     // "connection: close". Any thread.
     void begin_shutdown();
+    // After begin_shutdown, on the first I/O thread: runs `then` once every connection
+    // accepted before the listener closed has sent its first request head or closed.
+    void after_first_requests(std::function<void()> then);
     // Stops the I/O threads and joins them. Pending connections are dropped.
     void stop();
 
@@ -51,6 +55,7 @@ private:
     std::unique_ptr<Listener> listener_;
     std::unique_ptr<boost::asio::signal_set> signals_;
     std::unique_ptr<boost::asio::signal_set> stats_signal_;
+    std::unique_ptr<boost::asio::steady_timer> first_requests_timer_;
     void wait_stats_signal();
     void wait_stop_signal();
     void on_stop_signal();

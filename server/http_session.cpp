@@ -34,11 +34,23 @@ HttpSession::HttpSession(Socket socket, ServerContext& ctx, IoThread& io,
     : socket_(std::move(socket)), ctx_(ctx), io_(io), peer_(std::move(peer)),
       timer_(socket_.get_executor()) {}
 
-HttpSession::~HttpSession() { io_.remove_session(this); }
+HttpSession::~HttpSession() {
+    first_request_arrived();  // or never will
+    io_.remove_session(this);
+}
+
+void HttpSession::first_request_arrived() {
+    if (awaiting_first_) {
+        awaiting_first_ = false;
+        ctx_.awaiting_first_request.fetch_sub(1, std::memory_order_relaxed);
+    }
+}
 
 void HttpSession::start() {
     io_.add_session(this);
     counted_ = true;  // the listener counted it at accept
+    awaiting_first_ = true;
+    ctx_.awaiting_first_request.fetch_add(1, std::memory_order_relaxed);
     set_wait(Wait::keep_alive, ctx_.limits.keep_alive);
     do_read();
 }
@@ -142,6 +154,7 @@ void HttpSession::parse_head() {
         return;
     }
     clear_wait();
+    first_request_arrived();
     if (log::access_enabled()) {
         if (read.head) {
             access_method_.assign(read.head->method_view());
@@ -544,6 +557,13 @@ void HttpSession::on_server_shutdown() {
         }
         break;  // admitted() is on its way; on_admitted passes the slot on
     case Phase::closed: return;
+    case Phase::idle:
+        // Accepted just before the listener closed: its client is sending the first
+        // request now. It is served with "connection: close" (a worker replaced under
+        // load must fail no request); its keep-alive wait bounds a silent one.
+        if (awaiting_first_)
+            return;
+        break;
     default: break;
     }
     close_now();

@@ -157,7 +157,9 @@ private:
 
     WriteQueue output_;
 
-    bool counted_ = false;  // this connection still counts in Stats::connections
+    bool counted_ = false;         // this connection still counts in Stats::connections
+    bool awaiting_first_ = false;  // counts in ServerContext::awaiting_first_request
+    void first_request_arrived();
     bool reading_ = false;
     bool file_waiting_ = false;  // a wait for the socket to take more of a file is pending
 };

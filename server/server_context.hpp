@@ -47,6 +47,10 @@ struct ServerContext {
     asgi::Admission* admission = nullptr;
     asgi::Stats stats;
     std::atomic<bool> draining{false};
+    // Connections accepted that have not sent a complete first request head yet. A drain
+    // waits for them (bounded by their keep-alive wait): one accepted just before the
+    // listener closed is a client sending its request now, not an idle one to close.
+    std::atomic<int64_t> awaiting_first_request{0};
     std::atomic<uint64_t> next_request_id{0};
     // Set by the front end: resumes a listener paused at --limit-connections.
     std::function<void()> on_connection_closed;
