@@ -73,7 +73,10 @@ bool future_pending(const Names& n, PyObject* fut) {
     return done.get() == Py_False;
 }
 
-void resolve(const Names& n, Ref& waiter, PyObject* value) {
+namespace {
+// Completes a pending future with `method` (set_result / set_exception) and drops the
+// reference; a future already done or cancelled is left alone.
+void settle(const Names& n, Ref& waiter, PyObject* method, PyObject* arg) {
     Ref fut = std::move(waiter);
     if (!fut)
         return;
@@ -81,22 +84,18 @@ void resolve(const Names& n, Ref& waiter, PyObject* value) {
         PyErr_Clear();
         return;
     }
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), n.set_result, value));
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), method, arg));
     if (!r)
         PyErr_WriteUnraisable(fut.get());
 }
+}  // namespace
+
+void resolve(const Names& n, Ref& waiter, PyObject* value) {
+    settle(n, waiter, n.set_result, value);
+}
 
 void fail_waiter(const Names& n, Ref& waiter, PyObject* exc) {
-    Ref fut = std::move(waiter);
-    if (!fut)
-        return;
-    if (!future_pending(n, fut.get())) {
-        PyErr_Clear();
-        return;
-    }
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), n.set_exception, exc));
-    if (!r)
-        PyErr_WriteUnraisable(fut.get());
+    settle(n, waiter, n.set_exception, exc);
 }
 
 PyObject* awaitable_await(PyObject* self) {
