@@ -23,10 +23,12 @@ from pathlib import Path
 
 import pytest
 
+import rawhttp
 from conftest import APPS_DIR, NARWHAL_BIN, READY, run_cli
 
 GUARD = 20.0  # failure guard for every wait
-TIMESTAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}"
+# The line prefix without its separating space (the patterns below spell the space).
+TIMESTAMP = rawhttp.TIMESTAMP.rstrip()
 
 
 def get(server, path: str) -> bytes:
