@@ -46,6 +46,8 @@ bool RollingRestart::finish_step() {
 }
 
 bool RollingRestart::forget(Id position) {
+    if (!active())
+        return false;
     bool in_roll = std::erase(pending_, position) > 0 || current_ == position;
     if (queued_)
         std::erase(*queued_, position);

@@ -42,7 +42,7 @@ public:
     // that ended the roll (no position left, no SIGHUP waiting).
     bool step_done();
     // The position is gone (SIGTTOU): it leaves the roll; its step, if under way, is over.
-    // Returns true when that ended the roll.
+    // Returns true when that ended a roll under way.
     bool forget(Id position);
     // The step's replacement failed to start: the roll stops here. A SIGHUP that came
     // during the failed step still gets its own roll (the operator may have fixed what

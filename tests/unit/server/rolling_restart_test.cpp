@@ -63,7 +63,9 @@ TEST_CASE("a position that leaves (SIGTTOU) leaves the roll", "[server][supervis
     // The position of the step under way: that step is over, and with it the roll.
     CHECK(roll.forget(3));
     CHECK_FALSE(roll.active());
-    // A position that was never in it changes nothing.
+    // Without a roll, or a position that was never in it: nothing changes.
+    CHECK_FALSE(roll.forget(3));
+    CHECK_FALSE(roll.active());
     roll.request({5});
     CHECK_FALSE(roll.forget(6));
     CHECK(roll.total() == 1);
