@@ -297,7 +297,7 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
             log::info("Worker process [{}] stopped", pid);
         else
             log::warning("Worker process [{}] stopped with {}", pid, how);
-        if (pid == roll_draining_pid_)
+        if (pid == roll_draining_pid_ && !stopping_)
             on_roll_drained(pid);
         return;
     }

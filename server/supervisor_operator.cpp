@@ -213,7 +213,13 @@ void Supervisor::remove_position(const char* why) {
 }
 
 void Supervisor::set_target(std::size_t target, const char* why) {
-    target = std::clamp<std::size_t>(target, 1, max_positions_);
+    if (target > max_positions_) {
+        log::warning("{}: {} workers asked for, {} is the most this master can run (the "
+                     "workers' table is sized at start)",
+                     why, target, max_positions_);
+        target = max_positions_;
+    }
+    target = std::max<std::size_t>(target, 1);
     while (slots_.size() < target)
         add_position(why);
     while (slots_.size() > target)

@@ -61,12 +61,12 @@ def write_config(directory, *, workers: int = 2, release: str = "1", port: int =
         f'headers = ["x-release:{release}"]\nroot_path = "{root_path}"\n')
 
 
-def start_from_config(tmp_path, workers: int = 2, *args: str):
+def start_from_config(tmp_path, workers: int = 2, *args: str, env: dict | None = None):
     """A master whose host, port and workers come from tmp_path/narwhal.toml (not from the
     command line, which would take precedence over the file)."""
     cmd = [conftest.NARWHAL_BIN, "roll_app:app", "--app-dir", str(tmp_path),
            "--config", str(tmp_path / "narwhal.toml"), *args]
-    env = dict(os.environ)
+    env = dict(os.environ, **(env or {}))
     env.pop("VIRTUAL_ENV", None)
     env.pop("NARWHAL_BIN", None)
     env.pop("NARWHAL_TEST_VENV", None)  # the tests' own variables, not server settings
@@ -178,6 +178,29 @@ def test_sighup_rolls_every_worker_with_new_code_and_settings_and_no_failed_requ
     assert sorted(w["pid"] for w in stats["workers"]) == sorted(new), stats
     assert stats["workers_target"] == 2, stats
     assert "failed during start-up" not in log and "died" not in log, log
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+
+
+def test_sighup_keeps_the_precedence_of_the_command_line_and_the_environment(
+        narwhal, tmp_path):
+    """The file changes root_path and the header, but the command line sets root_path and
+    the environment the headers: as at start, those win; the file's own change of a
+    setting nobody else sets (timeout_keep_alive) is applied."""
+    write_app(tmp_path, "1")
+    write_config(tmp_path)
+    server = start_from_config(tmp_path, 2, "--root-path", "/cli",
+                               env={"NARWHAL_HEADERS": "x-release:env"})
+    old = set(ready_pids(server))
+    assert answers(server, 2) == {(pid, "1", "/cli", "env") for pid in old}
+    write_config(tmp_path, release="2", root_path="/file")
+    with open(tmp_path / "narwhal.toml", "a") as f:
+        f.write("timeout_keep_alive = 7\n")
+    server.signal(signal.SIGHUP)
+    wait_until(lambda: rolls_done(server) == 1, "the roll", 120)
+    assert re.search(r"Settings changed for the new workers: timeout_keep_alive\n", server.log()), \
+        server.log()
+    new = set(ready_pids(server)) - old
+    assert answers(server, 2) == {(pid, "1", "/cli", "env") for pid in new}
     assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
 
 
