@@ -339,6 +339,23 @@ def test_sigttin_adds_a_worker_and_sigttou_removes_one_down_to_one(narwhal, tmp_
     assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
 
 
+def test_a_sigttin_worker_that_fails_to_start_is_not_added(narwhal, tmp_path):
+    write_app(tmp_path, "1")
+    write_config(tmp_path, workers=2)
+    server = start_from_config(tmp_path)
+    old = set(ready_pids(server))
+    (tmp_path / "roll_app.py").write_text(BROKEN_APP)
+    server.signal(signal.SIGTTIN)
+    server.wait_for_log(r"Worker process \[\d+\] failed during start-up \(exit status 1\): not "
+                        r"added, 2 workers", 60)
+    assert server.proc.poll() is None, server.log()
+    assert {pid for pid, *_ in answers(server, 2)} == old
+    stats = master_stats(server)
+    assert stats["workers_target"] == 2, stats
+    assert sorted(w["pid"] for w in stats["workers"]) == sorted(old), stats
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+
+
 def test_sighup_to_a_single_process_ends_it_as_uvicorns_does(narwhal):
     """Without --workers there is no master to roll workers: SIGHUP keeps its default
     action (as in uvicorn's single process), the process ends at once."""
