@@ -15,6 +15,19 @@
 
 extern char** environ;
 
+namespace {
+
+// The process's log output, from the settings (at start, and in the master on SIGHUP).
+void configure_logging(const narwhal::config::Settings& s) {
+    using namespace narwhal;
+    // uvicorn's rule: colored level names only on a terminal.
+    log::configure(static_cast<log::Level>(static_cast<int>(s.log_level)),
+                   s.log_format == config::LogFormat::json, s.access_log,
+                   s.use_colors && ::isatty(2) == 1);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     using namespace narwhal;
     // As CPython's own start-up does, before any thread exists: a write to a closed pipe
@@ -49,10 +62,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     const auto& s = loaded.settings;
-    // uvicorn's rule: colored level names only on a terminal.
-    log::configure(static_cast<log::Level>(static_cast<int>(s.log_level)),
-                   s.log_format == config::LogFormat::json, s.access_log,
-                   s.use_colors && ::isatty(2) == 1);
+    configure_logging(s);
     // Through the logger, so that --log-format json output stays one object per line.
     for (const auto& w : loaded.warnings)
         log::warning("{}", w);
@@ -63,9 +73,20 @@ int main(int argc, char** argv) {
         return run_worker(s, argc, argv);  // one process, as without --workers
     // A master that never starts Python; each forked worker runs the same serve path on
     // the socket the master bound.
-    return server::run_supervisor(s, [argc, argv](const config::Settings& worker,
-                                                  server::WorkerSlot& slot,
-                                                  const std::function<void()>& ready) {
-        return run_worker(worker, argc, argv, ready, &slot);
-    });
+    // SIGHUP: the same command line and the environment as it was at start (before the
+    // env file's variables were added), so every source keeps its precedence.
+    auto reread = [argc, argv, &env]() {
+        config::Loaded again = config::load(argc, argv, env);
+        configure_logging(again.settings);
+        for (const auto& w : again.warnings)
+            log::warning("{}", w);
+        return again.settings;
+    };
+    return server::run_supervisor(
+        s,
+        [argc, argv](const config::Settings& worker, server::WorkerSlot& slot,
+                     const std::function<void()>& ready) {
+            return run_worker(worker, argc, argv, ready, &slot);
+        },
+        reread);
 }

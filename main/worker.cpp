@@ -206,7 +206,9 @@ int serve_started(const config::Settings& settings, py::module_& rt,
         // the interpreter before the shutdown does, so it waits for them.
         front.after_first_requests(shutdown);
     });
-    log::info("narwhal running on {} (Press CTRL+C to quit)", front.description());
+    // Under a master (a slot), the master printed where it runs, once (uvicorn's rule).
+    if (!slot)
+        log::info("narwhal running on {} (Press CTRL+C to quit)", front.description());
     if (slot)
         slot->set_state(server::WorkerState::ready);  // before the master hears it
     if (ready)

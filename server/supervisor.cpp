@@ -19,6 +19,7 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace narwhal::server {
@@ -47,9 +48,10 @@ Clock::duration check_period(const config::Settings& s) {
 
 }  // namespace
 
-Supervisor::Supervisor(const config::Settings& settings, const WorkerMain& worker_main)
-    : settings_(settings), worker_main_(worker_main), health_(HealthSettings::from(settings), 0),
-      check_period_(check_period(settings)) {}
+Supervisor::Supervisor(const config::Settings& settings, const WorkerMain& worker_main,
+                       const SettingsReader& reread)
+    : settings_(settings), worker_main_(worker_main), reread_(reread),
+      health_(HealthSettings::from(settings), 0), check_period_(check_period(settings)) {}
 
 Supervisor::~Supervisor() {
     if (signal_fd_ >= 0)
@@ -63,9 +65,9 @@ Supervisor::~Supervisor() {
 }
 
 // Binds once, with the same code a single process uses. The io_context only carries the
-// socket while it is made: it starts no thread, and is gone before any fork.
+// socket while it is made: it starts no thread, and is gone before any fork. The master's
+// start line is uvicorn's: where it listens, then its own PID; workers do not repeat it.
 bool Supervisor::bind() {
-    worker_settings_ = settings_;
     ListenSpec spec{settings_.host, settings_.port, settings_.uds, settings_.fd, settings_.backlog};
     bool reuse_port = settings_.reuse_port && settings_.fd < 0 && settings_.uds.empty();
     if (reuse_port) {
@@ -77,20 +79,32 @@ bool Supervisor::bind() {
     try {
         boost::asio::io_context ioc;
         Listener listener(ioc, spec);
-        worker_settings_.port = listener.port();
+        bound_port_ = listener.port();
+        log::info("narwhal running on {} (Press CTRL+C to quit)", listener.description());
         if (reuse_port)
             log::info("Workers listen on http://{}:{} with SO_REUSEPORT", settings_.host,
                       listener.port());
-        else
-            log::info("Listening on {}", listener.description());
         listen_fd_ = listener.release();
     } catch (const std::system_error& e) {
         log::error("{}", e.what());
         return false;
     }
-    if (!reuse_port)
-        worker_settings_.fd = listen_fd_;
+    reuse_port_ = reuse_port;
+    apply(settings_);
     return true;
+}
+
+// The settings the next workers start with, and the master's own uses of them. The
+// listener keys never change here (settings_reload.hpp): the workers serve the socket
+// (or, under --reuse-port, the port) bound at start.
+void Supervisor::apply(const config::Settings& settings) {
+    settings_ = settings;
+    worker_settings_ = settings;
+    worker_settings_.port = bound_port_;
+    if (!reuse_port_)
+        worker_settings_.fd = listen_fd_;
+    health_.configure(HealthSettings::from(settings));
+    check_period_ = check_period(settings);
 }
 
 int Supervisor::run() {
@@ -99,7 +113,7 @@ int Supervisor::run() {
     // signal_set would add a process-wide handler state that forked children share).
     sigset_t mask;
     sigemptyset(&mask);
-    for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGUSR1})
+    for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU})
         sigaddset(&mask, sig);
     ::sigprocmask(SIG_BLOCK, &mask, &old_mask_);
     signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -107,20 +121,23 @@ int Supervisor::run() {
         log::error("signalfd: {}", std::strerror(errno));
         return 1;
     }
-    log::info("Started parent process [{}]", ::getpid());
     if (!bind())
         return 1;
-    int count =
-        settings_.workers == config::Settings::workers_auto ? usable_cpus() : settings_.workers;
-    slots_.resize(static_cast<std::size_t>(count));
+    log::info("Started parent process [{}]", ::getpid());
+    auto count = static_cast<std::size_t>(
+        settings_.workers == config::Settings::workers_auto ? usable_cpus() : settings_.workers);
+    max_positions_ = std::max(min_position_capacity, count * position_capacity_factor);
     try {
-        table_ = std::make_unique<WorkerSlots>(slots_.size() * rows_per_position);
+        table_ = std::make_unique<WorkerSlots>(max_positions_ * rows_per_position);
     } catch (const std::system_error& e) {
         log::error("Cannot map the workers' table: {}", e.what());
         return 1;
     }
-    for (Slot& slot : slots_)
+    slots_.resize(count);
+    for (Slot& slot : slots_) {
+        slot.id = next_id_++;
         spawn(slot);
+    }
     next_check_ = Clock::now() + check_period_;
 
     while (!stopping_ || running() > 0) {
@@ -163,6 +180,7 @@ int Supervisor::run() {
             stop_deadline_ = now + stop_margin;  // SIGKILL is not ignored: only reaping left
         }
         if (!stopping_) {
+            advance_roll();
             respawn_due(now);
             if (now >= next_check_) {
                 check_health(now);
@@ -188,6 +206,9 @@ std::unique_ptr<WorkerProcess> Supervisor::start_worker(std::size_t& row) {
         for (const auto* p : {&other.process, &other.successor})
             if (*p && (*p)->ready_fd() >= 0)
                 masters_fds.push_back((*p)->ready_fd());
+    for (const Worker& w : retiring_)  // a starting worker that SIGTTOU removed
+        if (w.process->ready_fd() >= 0)
+            masters_fds.push_back(w.process->ready_fd());
     if (listen_fd_ >= 0 && worker_settings_.fd != listen_fd_)
         masters_fds.push_back(listen_fd_);  // --reuse-port: the workers bind their own
     const config::Settings& ws = worker_settings_;
@@ -233,6 +254,20 @@ void Supervisor::on_signal() {
                     slot.process->signal(SIGUSR1);
             continue;
         }
+        if (sig == SIGHUP || sig == SIGTTIN || sig == SIGTTOU) {
+            // The operator's: while stopping, there is nothing left to restart or resize.
+            if (stopping_)
+                log::info("Received {} while stopping: ignored", sig == SIGHUP    ? "SIGHUP"
+                                                                 : sig == SIGTTIN ? "SIGTTIN"
+                                                                                  : "SIGTTOU");
+            else if (sig == SIGHUP)
+                on_hangup();
+            else if (sig == SIGTTIN)
+                add_position("Received SIGTTIN");
+            else
+                remove_position("Received SIGTTOU");
+            continue;
+        }
         if (!stopping_) {
             begin_stop(sig == SIGINT ? "SIGINT" : "SIGTERM", 0);
         } else {
@@ -250,25 +285,34 @@ void Supervisor::on_signal() {
 void Supervisor::on_child_exit(pid_t pid, int status) {
     std::string how = describe_wait_status(status);
     // A replaced worker that finished draining: its position already has its successor.
+    // (Or a starting one SIGTTOU removed: dying of SIGTERM is its clean stop.)
     auto old = std::find_if(retiring_.begin(), retiring_.end(),
                             [pid](const Worker& w) { return w.process->pid() == pid; });
     if (old != retiring_.end()) {
+        bool clean = (WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
+                     (!old->process->ready() && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
         release_row(old->row);
         retiring_.erase(old);
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        if (clean)
             log::info("Worker process [{}] stopped", pid);
         else
             log::warning("Worker process [{}] stopped with {}", pid, how);
+        if (pid == roll_draining_pid_ && !stopping_)
+            on_roll_drained(pid);
         return;
     }
     auto succ = std::find_if(slots_.begin(), slots_.end(), [pid](const Slot& s) {
         return s.successor && s.successor->pid() == pid;
     });
     if (succ != slots_.end()) {
-        // A replacement that never became ready: a start-up failure, as for any worker.
+        // A replacement that never became ready: a start-up failure, as for any worker;
+        // but the workers a rolling restart would have replaced keep serving.
         release_row(succ->successor_row);
         succ->successor.reset();
-        if (!stopping_) {
+        bool for_roll = std::exchange(succ->successor_for_roll, false);
+        if (for_roll && !stopping_) {
+            on_roll_failed(pid, how);
+        } else if (!stopping_) {
             log::error("Worker process [{}] failed during start-up ({}): stopping", pid, how);
             int code = exit_code_of(status);
             begin_stop("a worker's start-up failure", code == 0 ? 1 : code);
@@ -297,6 +341,8 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
             exit_status_ = 1;
         return;
     }
+    if (!was_ready && on_added_failed(slot, pid, how))
+        return;  // the position is gone (`slot` with it)
     if (!was_ready) {
         // Import errors, a failed lifespan start-up, a port in use: the next worker would
         // fail the same way. Stop rather than crash-loop, with the worker's status.
@@ -380,8 +426,9 @@ int usable_cpus() {
     return n > 0 ? static_cast<int>(n) : 1;
 }
 
-int run_supervisor(const config::Settings& settings, const WorkerMain& worker_main) {
-    detail::Supervisor supervisor(settings, worker_main);
+int run_supervisor(const config::Settings& settings, const WorkerMain& worker_main,
+                   const SettingsReader& reread) {
+    detail::Supervisor supervisor(settings, worker_main, reread);
     return supervisor.run();
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <csignal>
 #include <string>
+#include <utility>
 
 namespace narwhal::server::detail {
 
@@ -16,19 +17,23 @@ namespace narwhal::server::detail {
 // accepting and drains now, while the successor already accepts.
 void Supervisor::on_ready(Slot& slot, bool successor) {
     if (!successor) {
+        slot.added = false;
         log::info("Worker process [{}] is ready", slot.process->pid());
         return;
     }
-    log::info("Worker process [{}] is ready", slot.successor->pid());
+    pid_t new_pid = slot.successor->pid();
+    pid_t old_pid = slot.process ? slot.process->pid() : 0;
+    log::info("Worker process [{}] is ready", new_pid);
     if (slot.process) {
-        log::info("Worker process [{}] replaced by [{}]: draining it", slot.process->pid(),
-                  slot.successor->pid());
+        log::info("Worker process [{}] replaced by [{}]: draining it", old_pid, new_pid);
         slot.process->signal(SIGTERM);
         retiring_.push_back({std::move(slot.process), slot.row});
     }
     slot.process = std::move(slot.successor);
     slot.row = slot.successor_row;
     slot.respawn_at.reset();
+    if (std::exchange(slot.successor_for_roll, false))
+        on_roll_ready(old_pid, new_pid);
 }
 
 void Supervisor::check_health(Clock::time_point now) {
@@ -82,7 +87,8 @@ void Supervisor::on_health_action(const HealthAction& a) {
 void Supervisor::log_stats() {
     std::string fields = stats_report_fields(aggregate_stats(table_->snapshot(), retired_counters_),
                                              health_.counts());
-    fields = "\"event\": \"workers_stats\", " + fields;
+    fields = fmt::format("\"event\": \"workers_stats\", \"workers_target\": {}, {}", slots_.size(),
+                         fields);
     log::event(log::Level::info, fmt::format("narwhal workers stats: {{{}}}", fields), fields);
 }
 

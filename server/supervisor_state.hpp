@@ -1,10 +1,12 @@
 // The master process's state, shared by the files that implement it: supervisor.cpp
-// (binding, forking, signals, exits, stopping) and supervisor_health.cpp (the shared
-// table: hung workers, recycling, the stats line). Only run_supervisor uses it.
+// (binding, forking, signals, exits, stopping), supervisor_health.cpp (the shared
+// table: hung workers, recycling, the stats line) and supervisor_operator.cpp (SIGHUP's
+// rolling restart, SIGTTIN/SIGTTOU). Only run_supervisor uses it.
 #pragma once
 
 #include "config/settings.hpp"
 #include "server/respawn_backoff.hpp"
+#include "server/rolling_restart.hpp"
 #include "server/supervisor.hpp"
 #include "server/worker_health.hpp"
 #include "server/worker_process.hpp"
@@ -13,8 +15,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <sys/types.h>
 #include <vector>
 
@@ -29,8 +33,15 @@ struct Worker {
 };
 
 // One worker position: the process in it (if any), the replacement being started for it
-// (--limit-max-requests: new before old), and its respawn state.
+// (--limit-max-requests and SIGHUP: new before old), and its respawn state. There are as
+// many positions as the master's target number of workers.
 struct Slot {
+    RollingRestart::Id id = 0;  // stable while positions come and go (SIGTTIN, SIGTTOU)
+    // Added by the operator (SIGTTIN, a larger `workers` on SIGHUP) and not ready yet: a
+    // start-up failure removes the position again instead of stopping the master.
+    bool added = false;
+    // The successor is a rolling restart's step, not a --limit-max-requests replacement.
+    bool successor_for_roll = false;
     std::unique_ptr<WorkerProcess> process;
     std::size_t row = 0;
     std::unique_ptr<WorkerProcess> successor;
@@ -43,9 +54,25 @@ struct Slot {
 // worker it replaced while that one drains.
 constexpr std::size_t rows_per_position = 3;
 
+// Positions the master can grow to (SIGTTIN, `workers` raised in the config file): the
+// shared table cannot grow after the first fork, so it is made for this many at start.
+// At least 64 (64 x 3 rows of a few hundred bytes: tens of KiB, read a few times a
+// second), and 4x the starting count for a master started with many workers.
+constexpr std::size_t min_position_capacity = 64;
+constexpr std::size_t position_capacity_factor = 4;
+
+// Where the rolling restart's step under way is.
+enum class RollPhase {
+    none,      // no step under way
+    waiting,   // the position's --limit-max-requests successor goes first
+    starting,  // the replacement is forked, not ready yet
+    draining,  // the replacement serves; the old worker is finishing its requests
+};
+
 class Supervisor {
 public:
-    Supervisor(const config::Settings& settings, const WorkerMain& worker_main);
+    Supervisor(const config::Settings& settings, const WorkerMain& worker_main,
+               const SettingsReader& reread);
     ~Supervisor();
     int run();
 
@@ -65,14 +92,37 @@ private:
     void respawn_due(Clock::time_point now);
     int poll_timeout_ms(Clock::time_point now) const;
     std::size_t running() const;
+    void apply(const config::Settings& settings);
 
-    const config::Settings& settings_;
+    // supervisor_operator.cpp: SIGHUP, SIGTTIN, SIGTTOU.
+    void on_hangup();
+    void add_position(const char* why);
+    void remove_position(const char* why);
+    void set_target(std::size_t target, const char* why);
+    void advance_roll();
+    void on_roll_ready(pid_t old_pid, pid_t new_pid);
+    void on_roll_failed(pid_t pid, const std::string& how);
+    void on_roll_drained(pid_t pid);
+    void end_roll_step();
+    void log_roll_done();
+    bool on_added_failed(Slot& slot, pid_t pid, const std::string& how);
+    Slot* position(RollingRestart::Id id);
+
+    config::Settings settings_;  // as last loaded (start, SIGHUP); listener keys as bound
     const WorkerMain& worker_main_;
+    const SettingsReader& reread_;
     config::Settings worker_settings_;
+    uint16_t bound_port_ = 0;
+    bool reuse_port_ = false;
     int listen_fd_ = -1;
     int signal_fd_ = -1;
     sigset_t old_mask_{};
-    std::vector<Slot> slots_;
+    std::vector<Slot> slots_;  // one per position: their count is the target
+    std::size_t max_positions_ = 0;
+    RollingRestart::Id next_id_ = 1;
+    RollingRestart roll_;
+    RollPhase roll_phase_ = RollPhase::none;
+    pid_t roll_draining_pid_ = 0;         // the old worker of the step under way, draining
     std::unique_ptr<WorkerSlots> table_;  // shared with every worker: made before the forks
     std::vector<Worker> retiring_;        // replaced workers, draining
     WorkerHealth health_;

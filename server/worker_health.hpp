@@ -76,6 +76,10 @@ public:
     // Actions come in the order to carry them out: a report before its SIGTERM.
     std::vector<HealthAction> check(std::span<const WorkerSnapshot> slots, int64_t now_ns);
 
+    // New settings (SIGHUP): the hung-loop timeout and grace apply at once; request limits
+    // are drawn with them for the worker generations seen from now on.
+    void configure(HealthSettings settings) { settings_ = settings; }
+
     // The request limit drawn for the generation now in `slot` (0: none, or not seen yet).
     uint64_t request_limit(std::size_t slot) const;
 
