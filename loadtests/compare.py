@@ -28,8 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from harness import (HOST, REPO, Server, check_alive, check_names, cpu_delta_seconds, csv, fmt,
-                     free_port, loadavg, machine, median, on_sigterm, parse_wrk, parser,
+from harness import (HOST, REPO, Server, check_alive, check_names, context_switches,
+                     cpu_delta_seconds, csv, fmt, free_port, loadavg, machine, median, on_sigterm, parse_wrk, parser,
                      print_commands, problem, ratio, tree_cpu, try_start, without_port,
                      write_json)
 from scenarios import SCENARIOS, Scenario
@@ -92,15 +92,18 @@ def run_wrk(server: Server, conns: int, duration: int, scenario: Scenario,
     assert server.proc is not None
     load = loadavg()
     before = tree_cpu(server.proc.pid)
+    switches = context_switches(pid for pid, _ in before)
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True,
                           timeout=duration + 60)
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     after = tree_cpu(server.proc.pid)
+    switches = context_switches(pid for pid, _ in after) - switches
     res = parse_wrk(proc.stdout)
     cpu = cpu_delta_seconds(before, after)
     res.update(command=shlex.join(argv), cpu_s=cpu, loadavg_before=load,
                cpu_us_per_req=cpu / res["requests"] * 1e6 if res["requests"] else None,
+               switches_per_req=switches / res["requests"] if res["requests"] else None,
                wrk_cpu_s=(wrk_after.ru_utime + wrk_after.ru_stime
                           - wrk_before.ru_utime - wrk_before.ru_stime),
                wrk_rc=proc.returncode)
@@ -125,6 +128,7 @@ def summarise(results: list[dict], skipped: list[dict], baseline: Optional[str])
             "p50_ms": median([r.get("p50_ms") for r in runs]),
             "p99_ms": median([r.get("p99_ms") for r in runs]),
             "cpu_us_per_req": median([r.get("cpu_us_per_req") for r in runs]),
+            "switches_per_req": median([r.get("switches_per_req") for r in runs]),
             "errors": sum(r.get("non2xx", 0) + r.get("socket_errors", 0) for r in runs),
             "failed_runs": sum(1 for r in runs if "error" in r),
         })
@@ -159,7 +163,7 @@ def print_tables(rows: list[dict], rounds: int, baseline: Optional[str]) -> None
         group = [r for r in rows if (r["scenario"], r["connections"]) == (scenario, conns)]
         print(f"\n== {scenario}, {conns} connections (median of {rounds} rounds) ==")
         print(f"{'server':<18}{'req/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"
-              f"{'req/s/core':>12}{'errors':>8}")
+              f"{'req/s/core':>12}{'cs/req':>8}{'errors':>8}")
         for r in group:
             if "skipped" in r:
                 print(f"{r['server']:<18}  skipped: {r['skipped']}")
@@ -167,7 +171,8 @@ def print_tables(rows: list[dict], rounds: int, baseline: Optional[str]) -> None
             note = f"  ({r['failed_runs']} failed runs)" if r["failed_runs"] else ""
             print(f"{r['server']:<18}{fmt(r['rps']):>12}{fmt(r['p50_ms'], 2):>9}"
                   f"{fmt(r['p99_ms'], 2):>9}{fmt(r['cpu_us_per_req']):>12}"
-                  f"{fmt(r['rps_per_core'], 0):>12}{r['errors']:>8}{note}")
+                  f"{fmt(r['rps_per_core'], 0):>12}{fmt(r['switches_per_req'], 2):>8}"
+                  f"{r['errors']:>8}{note}")
         for r in group:
             if r["server"] != baseline and (r.get("rps_ratio") or r.get("cpu_ratio")):
                 print(f"{r['server']}/{baseline}: req/s x{fmt(r['rps_ratio'], 2)}, "
@@ -317,6 +322,7 @@ def main() -> int:
                         print(f"  r{rnd} {srv.name:<16} c={conns:<4} {fmt(r['rps']):>10} req/s  "
                               f"p50 {fmt(r['p50_ms'], 2)} ms  p99 {fmt(r['p99_ms'], 2)} ms  "
                               f"cpu {fmt(r['cpu_us_per_req'])} us/req  "
+                              f"cs {fmt(r['switches_per_req'], 2)}/req  "
                               f"err {r['non2xx'] + r['socket_errors']}"
                               + (f"  {r['error']}" if "error" in r else ""), flush=True)
                         check_alive(srv, f"{name}/{srv.name}", problems)

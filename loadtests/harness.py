@@ -72,6 +72,28 @@ def cpu_delta_seconds(before: dict, after: dict) -> float:
     return ticks / CLK_TCK
 
 
+def context_switches(pids) -> int:
+    """Voluntary + involuntary context switches of every thread of these processes
+    (/proc/<pid>/task/<tid>/status): how often the server's threads slept and woke, or were
+    pushed off a core. Threads that exited meanwhile are not counted."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches:",
+                                            "nonvoluntary_ctxt_switches:")):
+                            total += int(line.split()[1])
+            except (OSError, ValueError):
+                continue
+    return total
+
+
 def descendants(root: int) -> list[int]:
     """root (even when already gone) and the pids of all its descendants."""
     return [root] + [pid for pid, _ in tree_cpu(root) if pid != root]
