@@ -44,8 +44,8 @@ import callgrind
 from harness import (HOST, REPO, Server, check_names, csv, fmt, free_port, machine, on_sigterm,
                      parser, problem, write_json)
 from scenarios import SCENARIOS, Scenario
-from servers import (DEFAULT_VENV, Setup, describe, ensure_beast, environments, server_argv,
-                     skip_reason, uses_venv)
+from servers import (DEFAULT_VENV, Setup, describe, ensure_beast, environments, narwhal_python,
+                     parse_variant, ready_log, server_argv, skip_reason, uses_venv)
 
 SERVERS = ("narwhal", "uvicorn", "uvicorn-pypi", "granian", "beast")
 START_TIMEOUT = 600.0  # Python start-up under valgrind takes tens of seconds on a busy box
@@ -139,7 +139,8 @@ def measure(target: Target, scenario: Scenario, requests: int, connections: int,
     port = free_port()
     argv = valgrind_argv(out_dir, profile) + server_argv(target.server, scenario, port,
                                                          target.setup)
-    srv = Server(target.label, argv, port, out_dir / "server.log")
+    srv = Server(target.label, argv, port, out_dir / "server.log",
+                 ready=ready_log(target.server))
     started = time.monotonic()
     try:
         srv.start(timeout=START_TIMEOUT)
@@ -333,7 +334,9 @@ def report(rows: list[dict], compare: bool) -> None:
 def parse_args() -> argparse.Namespace:
     p = parser(__doc__)
     p.add_argument("--servers", type=csv, default=["narwhal"],
-                   help=f"comma list of {','.join(SERVERS)} (default narwhal)")
+                   help=f"comma list of {','.join(SERVERS)} (default narwhal), each "
+                        f"optionally with -wN / -iM as in compare.py (narwhal-w2: a master "
+                        f"and 2 workers; the requests reach one of them)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("BIN_A", "BIN_B"),
                    help="measure two narwhal binaries (before/after) instead of --servers")
     p.add_argument("--scenarios", type=csv, default=["plaintext"],
@@ -366,7 +369,11 @@ def parse_args() -> argparse.Namespace:
     if args.scenarios == ["all"]:
         args.scenarios = list(SCENARIOS)
     check_names(p, "scenario", args.scenarios, SCENARIOS)
-    check_names(p, "server", args.servers, SERVERS)
+    for name in args.servers:
+        try:
+            parse_variant(name)
+        except ValueError as e:
+            p.error(str(e))
     if len(args.requests) != 2 or not 0 < args.requests[0] < args.requests[1]:
         p.error("--requests takes N1,N2 with 0 < N1 < N2")
     if args.connections < 1 or any(n % args.connections for n in args.requests):
@@ -411,7 +418,9 @@ def main() -> int:
             scenario = SCENARIOS[name]
             live = []
             for t in todo:
-                if reason := skip_reason(t.server, scenario, envs):
+                embedded = (narwhal_python(t.setup.narwhal_bin)
+                            if (parse_variant(t.server).interpreters or 1) > 1 else None)
+                if reason := skip_reason(t.server, scenario, envs, embedded):
                     rows.append({"scenario": name, "label": t.label, "skipped": reason})
                 else:
                     live.append(t)
