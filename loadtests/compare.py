@@ -188,19 +188,21 @@ def markdown(rows: list[dict], meta: dict) -> str:
            *[f"* {line}" for line in meta["environments"]], "",
            "Run with:", "", "```", meta["command_line"], "```", "",
            f"| scenario | conns | server | req/s | p50 ms | p99 ms | CPU µs/req "
-           f"| req/s per core | errors | req/s vs {base} | CPU/req vs {base} |",
-           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           f"| req/s per core | switches/req | errors | req/s vs {base} | CPU/req vs {base} |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "skipped" in r:
             out.append(f"| {r['scenario']} | {r['connections']} | {r['server']} "
-                       f"| skipped: {r['skipped']} | | | | | | | |")
+                       f"| skipped: {r['skipped']} | | | | | | | | |")
             continue
         out.append(f"| {r['scenario']} | {r['connections']} | {r['server']} | {fmt(r['rps'], 0)} "
                    f"| {fmt(r['p50_ms'], 2)} | {fmt(r['p99_ms'], 2)} "
-                   f"| {fmt(r['cpu_us_per_req'])} | {fmt(r['rps_per_core'], 0)} | {r['errors']} "
+                   f"| {fmt(r['cpu_us_per_req'])} | {fmt(r.get('rps_per_core'), 0)} "
+                   f"| {fmt(r.get('switches_per_req'), 2)} | {r['errors']} "
                    f"| {fmt(r['rps_ratio'], 2)} | {fmt(r['cpu_ratio'], 2)} |")
     out += ["", "req/s per core = 1 / CPU per request: what one core serves when the "
-            "server has it to itself.", "", "Commands (ports vary per run):", "", "```",
+            "server has it to itself. switches/req: context switches of the server's "
+            "threads per request.", "", "Commands (ports vary per run):", "", "```",
             *meta["commands"], "```"]
     return "\n".join(out)
 
@@ -232,7 +234,12 @@ def parse_args() -> argparse.Namespace:
                         f"first running of {', '.join(BASELINE_PREFERENCE)})")
     p.add_argument("--json", type=Path, help="write raw per-run results here")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    p.add_argument("--from-json", type=Path, metavar="FILE",
+                   help="run nothing: print the tables (and with --markdown the Markdown) of "
+                        "a run saved with --json")
     args = p.parse_args()
+    if args.from_json:
+        return args
     for name in args.servers:
         try:
             parse_variant(name)
@@ -256,8 +263,26 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def reprint(args: argparse.Namespace) -> int:
+    """The tables of a saved run (--json), e.g. to paste them again after a format change."""
+    data = json.loads(args.from_json.read_text())
+    meta, rows = data["meta"], data["summary"]
+    for r in rows:
+        if "skipped" not in r:
+            r.setdefault("rps_per_core", per_core(r.get("cpu_us_per_req")))
+    meta.setdefault("loadavg_before", "?")
+    meta.setdefault("loadavg_after", "?")
+    meta.setdefault("command_line", "(not recorded)")
+    print_tables(rows, meta["rounds"], meta["baseline"])
+    if args.markdown:
+        print("\n" + markdown(rows, meta))
+    return 0
+
+
 def main() -> int:
     args = parse_args()
+    if args.from_json:
+        return reprint(args)
     signal.signal(signal.SIGTERM, on_sigterm)
     setup = Setup(args.narwhal_bin, args.narwhal_args, args.beast_bin, args.venv,
                   args.granian_args)
