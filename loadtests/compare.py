@@ -32,6 +32,7 @@ from harness import (HOST, REPO, Server, check_alive, check_names, context_switc
                      cpu_delta_seconds, csv, fmt, free_port, loadavg, machine, median, on_sigterm, parse_wrk, parser,
                      print_commands, problem, ratio, tree_cpu, try_start, without_port,
                      write_json)
+from per_core import markdown_sections
 from scenarios import SCENARIOS, Scenario
 from servers import (ALL_SERVERS, DEFAULT_VENV, Setup, base_of, describe, ensure_beast,
                      environment_of, environments, narwhal_python, parse_variant, ready_log,
@@ -202,8 +203,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
                    f"| {fmt(r['rps_ratio'], 2)} | {fmt(r['cpu_ratio'], 2)} |")
     out += ["", "req/s per core = 1 / CPU per request: what one core serves when the "
             "server has it to itself. switches/req: context switches of the server's "
-            "threads per request.", "", "Commands (ports vary per run):", "", "```",
-            *meta["commands"], "```"]
+            "threads per request.", *markdown_sections(rows), "",
+            "Commands (ports vary per run):", "", "```", *meta["commands"], "```"]
     return "\n".join(out)
 
 
