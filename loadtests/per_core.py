@@ -49,32 +49,42 @@ def families(rows: list[dict]) -> dict[tuple, list[str]]:
 def workers_label(server: str) -> str:
     v = parse_variant(server)
     if v.workers is None:
-        return "1 (one process)" if v.base == "narwhal" else "1"
-    return str(v.workers)
+        return "one process" if v.base == "narwhal" else "1 worker"
+    return f"{v.workers} worker" + ("s" if v.workers > 1 else "")
 
 
 def workers_table(rows: list[dict]) -> list[str]:
-    """CPU per request of each worker count, against the family's one worker."""
+    """One row per server family: CPU per request (switches per request) with each
+    worker count, and the most workers' CPU against one worker's."""
     fams = families(rows)
     if not fams:
         return []
-    out = ["| scenario | conns | server | workers | CPU µs/req | switches/req | CPU vs 1 worker |",
-           "|---|---:|---|---:|---:|---:|---:|"]
+    members_all = [s for members in fams.values() for s in members]
+    columns = sorted(dict.fromkeys(workers_label(s) for s in members_all),
+                     key=lambda c: (c != "one process", int(c.split()[0]) if c[0].isdigit() else 0))
+    out = [f"| scenario | conns | server | {' | '.join(columns)} | most workers vs 1 |",
+           "|---|---:|---|" + "---:|" * len(columns) + "---:|"]
     keys = list(dict.fromkeys((r["scenario"], r["connections"]) for r in rows))
     for scenario, conns in keys:
         at = {r["server"]: r for r in rows if (r["scenario"], r["connections"]) == (scenario, conns)
               and "skipped" not in r}
         for members in fams.values():
-            ref = at.get(one_worker(members) or "")
+            cells = {}
             for server in members:
-                r = at.get(server)
-                if r is None:
-                    continue
-                vs = (r["cpu_us_per_req"] / ref["cpu_us_per_req"]
-                      if ref and ref.get("cpu_us_per_req") and r.get("cpu_us_per_req") else None)
-                out.append(f"| {scenario} | {conns} | {server} | {workers_label(server)} "
-                           f"| {fmt(r.get('cpu_us_per_req'))} | {fmt(r.get('switches_per_req'), 2)} "
-                           f"| {fmt(vs, 2)} |")
+                if (r := at.get(server)) is not None:
+                    cells[workers_label(server)] = (f"{fmt(r.get('cpu_us_per_req'))} "
+                                                    f"({fmt(r.get('switches_per_req'), 2)})")
+            if not cells:
+                continue
+            ref, most = at.get(one_worker(members) or ""), at.get(members[-1])
+            vs = (most["cpu_us_per_req"] / ref["cpu_us_per_req"]
+                  if ref and most and ref.get("cpu_us_per_req") and most.get("cpu_us_per_req")
+                  else None)
+            name = parse_variant(members[0]).base + (
+                f" -i{parse_variant(members[0]).interpreters}"
+                if parse_variant(members[0]).interpreters else "")
+            out.append(f"| {scenario} | {conns} | {name} | "
+                       + " | ".join(cells.get(c, "") for c in columns) + f" | {fmt(vs, 2)} |")
     return out
 
 
@@ -111,8 +121,9 @@ def markdown_sections(rows: list[dict]) -> list[str]:
     workers, projection = workers_table(rows), projection_table(rows)
     if not workers:
         return []
-    return ["", "CPU per request against worker processes (medians from the table above; "
-            "\"CPU vs 1 worker\" divides by the same server's one-worker row):", "",
+    return ["", "CPU µs per request (context switches per request) against worker processes, "
+            "medians from the table above; the last column divides the most workers' CPU per "
+            "request by one worker's (narwhal: `-w1`, a master and one worker):", "",
             *workers, "",
             f"Per-core projection: req/s per core = 1 / CPU per request of one worker at the "
             f"most connections run; N cores = N x that (one worker per core, the load "
