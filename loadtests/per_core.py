@@ -123,7 +123,8 @@ def markdown_sections(rows: list[dict]) -> list[str]:
         return []
     return ["", "CPU µs per request (context switches per request) against worker processes, "
             "medians from the table above; the last column divides the most workers' CPU per "
-            "request by one worker's (narwhal: `-w1`, a master and one worker):", "",
+            "request by one worker's (narwhal: `-w1`, a master and one worker, where run; "
+            "else the single process):", "",
             *workers, "",
             f"Per-core projection: req/s per core = 1 / CPU per request of one worker at the "
             f"most connections run; N cores = N x that (one worker per core, the load "
