@@ -62,9 +62,6 @@ def granian_flags(workers: int = 1) -> list[str]:
             "--http", "1", "--no-ws", "--no-access-log", "--log-level", "info"]
 
 
-UVICORN_FLAGS = uvicorn_flags()
-GRANIAN_FLAGS = granian_flags()
-
 _VARIANT = re.compile(r"^(?P<base>" + "|".join(sorted(ALL_SERVERS, key=len, reverse=True))
                       + r")(?:-w(?P<workers>\d+))?(?:-i(?P<interpreters>\d+))?$")
 
@@ -150,7 +147,7 @@ class Setup:
     narwhal_args: str = ""
     beast_bin: Path = REPO / "build" / "bare_beast" / "bare_beast"
     venv: Path = DEFAULT_VENV
-    granian_args: str = ""  # appended to GRANIAN_FLAGS: a later flag wins (click)
+    granian_args: str = ""  # appended to granian_flags(): a later flag wins (click)
 
     @property
     def venv_python(self) -> str:
