@@ -27,6 +27,9 @@ class Profile:
     # (object, function) -> {event: cost of the calls it makes}; self + this = inclusive
     # (a function's calls to itself are left out, so recursion is not counted twice)
     callees: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    # ((object, caller), callee) -> {"calls": count, event: inclusive cost of those calls}:
+    # one call site's share, where a callee's own totals mix all its callers
+    arcs: dict[tuple[tuple[str, str], str], dict[str, int]] = field(default_factory=dict)
 
     def add(self, other: "Profile") -> None:
         for ev in other.events:
@@ -35,7 +38,7 @@ class Profile:
         for ev, v in other.totals.items():
             self.totals[ev] = self.totals.get(ev, 0) + v
         for mine_all, theirs in ((self.functions, other.functions),
-                                 (self.callees, other.callees)):
+                                 (self.callees, other.callees), (self.arcs, other.arcs)):
             for key, costs in theirs.items():
                 mine = mine_all.setdefault(key, {})
                 for ev, v in costs.items():
@@ -67,6 +70,7 @@ def read(path: Path, functions: bool = False) -> Profile:
     current: dict[str, int] | None = None
     calls: dict[str, int] | None = None  # where the cost line after `calls=` goes
     callee = "???"
+    call_count = 0
     skip_next_cost = False
     summary: dict[str, int] = {}
     totals: dict[str, int] = {}
@@ -91,8 +95,11 @@ def read(path: Path, functions: bool = False) -> Profile:
                     skip_next_cost = False
                     if functions and calls is not None and callee != fn:
                         parts = line.split()
+                        arc = prof.arcs.setdefault(((obj, fn), callee), {})
+                        arc["calls"] = arc.get("calls", 0) + call_count
                         for ev, v in zip(prof.events, parts[npos:]):
                             calls[ev] = calls.get(ev, 0) + int(v)
+                            arc[ev] = arc.get(ev, 0) + int(v)
                     continue
                 if functions and current is not None:
                     parts = line.split()
@@ -103,6 +110,7 @@ def read(path: Path, functions: bool = False) -> Profile:
             if _ == "=":
                 if key == "calls":
                     skip_next_cost = True
+                    call_count = int(value.split()[0])
                 elif key == "ob":
                     obj = name(key, value)
                 elif key == "fn":

@@ -1,14 +1,15 @@
 #!/usr/bin/python3
 """Side-by-side wrk comparison of narwhal, uvicorn (Debian's and PyPI's), granian and a
-bare Beast server.
+bare Beast server, each also with several worker processes (`narwhal-w2`, `granian-w2`).
 
 Each scenario starts every selected server once (own free port on 127.0.0.1),
 checks its answer, warms it up, then runs wrk interleaved: round 1 = each server
 once per connection count, round 2 = the same again (server order rotated), ...
 Reported numbers are medians over rounds. Server CPU (utime+stime of the process,
 its threads and all its descendant processes, from /proc) is read right before and
-after each wrk run; CPU/request = delta / completed requests. Servers and scenarios
-are described in servers.py and scenarios.py.
+after each wrk run; CPU/request = delta / completed requests, and 1 / CPU/request is the
+req/s one core would serve. Servers and scenarios are described in servers.py and
+scenarios.py.
 
 Run from anywhere:  /usr/bin/python3 loadtests/compare.py --help
 """
@@ -27,15 +28,20 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from harness import (HOST, REPO, Server, check_alive, check_names, cpu_delta_seconds, csv, fmt,
-                     free_port, machine, median, on_sigterm, parse_wrk, parser, print_commands,
-                     problem, ratio, tree_cpu, try_start, without_port, write_json)
+from harness import (HOST, REPO, Server, check_alive, check_names, context_switches,
+                     cpu_delta_seconds, csv, fmt, free_port, loadavg, machine, median, on_sigterm, parse_wrk, parser,
+                     print_commands, problem, ratio, tree_cpu, try_start, without_port,
+                     write_json)
+from per_core import markdown_sections
 from scenarios import SCENARIOS, Scenario
-from servers import (ALL_SERVERS, DEFAULT_VENV, Setup, describe, ensure_beast, environment_of,
-                     environments, server_argv, skip_reason, uses_venv, version_mismatch)
+from servers import (ALL_SERVERS, DEFAULT_VENV, Setup, base_of, describe, ensure_beast,
+                     environment_of, environments, narwhal_python, parse_variant, ready_log,
+                     server_argv, skip_reason, uses_venv, version_mismatch)
 
 # ratios are against the first of these that runs (unless --baseline names one)
 BASELINE_PREFERENCE = ("granian", "uvicorn-pypi", "uvicorn")
+# seconds for a server to serve: several workers each import the app on a busy machine
+START_TIMEOUT = 60.0
 
 
 # ---------------------------------------------------------------- servers
@@ -85,16 +91,20 @@ def run_wrk(server: Server, conns: int, duration: int, scenario: Scenario,
     argv = wrk_argv(server.port, conns, duration, scenario, threads)
     print(f"$ {shlex.join(argv)}", flush=True)
     assert server.proc is not None
+    load = loadavg()
     before = tree_cpu(server.proc.pid)
+    switches = context_switches(pid for pid, _ in before)
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True,
                           timeout=duration + 60)
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     after = tree_cpu(server.proc.pid)
+    switches = context_switches(pid for pid, _ in after) - switches
     res = parse_wrk(proc.stdout)
     cpu = cpu_delta_seconds(before, after)
-    res.update(command=shlex.join(argv), cpu_s=cpu,
+    res.update(command=shlex.join(argv), cpu_s=cpu, loadavg_before=load,
                cpu_us_per_req=cpu / res["requests"] * 1e6 if res["requests"] else None,
+               switches_per_req=switches / res["requests"] if res["requests"] else None,
                wrk_cpu_s=(wrk_after.ru_utime + wrk_after.ru_stime
                           - wrk_before.ru_utime - wrk_before.ru_stime),
                wrk_rc=proc.returncode)
@@ -119,9 +129,11 @@ def summarise(results: list[dict], skipped: list[dict], baseline: Optional[str])
             "p50_ms": median([r.get("p50_ms") for r in runs]),
             "p99_ms": median([r.get("p99_ms") for r in runs]),
             "cpu_us_per_req": median([r.get("cpu_us_per_req") for r in runs]),
+            "switches_per_req": median([r.get("switches_per_req") for r in runs]),
             "errors": sum(r.get("non2xx", 0) + r.get("socket_errors", 0) for r in runs),
             "failed_runs": sum(1 for r in runs if "error" in r),
         })
+        rows[-1]["rps_per_core"] = per_core(rows[-1]["cpu_us_per_req"])
     for row in rows:
         base = next((b for b in rows if b["server"] == baseline
                      and b["scenario"] == row["scenario"]
@@ -139,20 +151,29 @@ def summarise(results: list[dict], skipped: list[dict], baseline: Optional[str])
     return rows
 
 
+def per_core(cpu_us_per_req: Optional[float]) -> Optional[float]:
+    """Requests one core would serve per second at this CPU cost: 1 / CPU per request.
+    The projection for a machine with more cores, where wrk does not take CPU from the
+    server; it holds as long as CPU per request does not grow with the process count."""
+    return 1e6 / cpu_us_per_req if cpu_us_per_req else None
+
+
 def print_tables(rows: list[dict], rounds: int, baseline: Optional[str]) -> None:
     keys = list(dict.fromkeys((r["scenario"], r["connections"]) for r in rows))
     for scenario, conns in keys:
         group = [r for r in rows if (r["scenario"], r["connections"]) == (scenario, conns)]
         print(f"\n== {scenario}, {conns} connections (median of {rounds} rounds) ==")
-        print(f"{'server':<14}{'req/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"
-              f"{'errors':>8}")
+        print(f"{'server':<18}{'req/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"
+              f"{'req/s/core':>12}{'cs/req':>8}{'errors':>8}")
         for r in group:
             if "skipped" in r:
-                print(f"{r['server']:<14}  skipped: {r['skipped']}")
+                print(f"{r['server']:<18}  skipped: {r['skipped']}")
                 continue
             note = f"  ({r['failed_runs']} failed runs)" if r["failed_runs"] else ""
-            print(f"{r['server']:<14}{fmt(r['rps']):>12}{fmt(r['p50_ms'], 2):>9}"
-                  f"{fmt(r['p99_ms'], 2):>9}{fmt(r['cpu_us_per_req']):>12}{r['errors']:>8}{note}")
+            print(f"{r['server']:<18}{fmt(r['rps']):>12}{fmt(r['p50_ms'], 2):>9}"
+                  f"{fmt(r['p99_ms'], 2):>9}{fmt(r['cpu_us_per_req']):>12}"
+                  f"{fmt(r['rps_per_core'], 0):>12}{fmt(r['switches_per_req'], 2):>8}"
+                  f"{r['errors']:>8}{note}")
         for r in group:
             if r["server"] != baseline and (r.get("rps_ratio") or r.get("cpu_ratio")):
                 print(f"{r['server']}/{baseline}: req/s x{fmt(r['rps_ratio'], 2)}, "
@@ -163,22 +184,27 @@ def markdown(rows: list[dict], meta: dict) -> str:
     base = meta["baseline"] or "-"
     out = [f"Machine: {meta['machine']}. wrk runs on the same cores as the server. "
            f"{meta['rounds']} interleaved rounds of {meta['duration']}s per run, "
-           f"medians shown; ratios are against {base}.", "",
+           f"medians shown; ratios are against {base}. Load average (1, 5, 15 min) "
+           f"before: {meta['loadavg_before']}, after: {meta['loadavg_after']}.", "",
            *[f"* {line}" for line in meta["environments"]], "",
-           f"| scenario | conns | server | req/s | p50 ms | p99 ms | CPU µs/req | errors "
-           f"| req/s vs {base} | CPU/req vs {base} |",
-           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "Run with:", "", "```", meta["command_line"], "```", "",
+           f"| scenario | conns | server | req/s | p50 ms | p99 ms | CPU µs/req "
+           f"| req/s per core | switches/req | errors | req/s vs {base} | CPU/req vs {base} |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "skipped" in r:
             out.append(f"| {r['scenario']} | {r['connections']} | {r['server']} "
-                       f"| skipped: {r['skipped']} | | | | | | |")
+                       f"| skipped: {r['skipped']} | | | | | | | | |")
             continue
         out.append(f"| {r['scenario']} | {r['connections']} | {r['server']} | {fmt(r['rps'], 0)} "
                    f"| {fmt(r['p50_ms'], 2)} | {fmt(r['p99_ms'], 2)} "
-                   f"| {fmt(r['cpu_us_per_req'])} | {r['errors']} "
+                   f"| {fmt(r['cpu_us_per_req'])} | {fmt(r.get('rps_per_core'), 0)} "
+                   f"| {fmt(r.get('switches_per_req'), 2)} | {r['errors']} "
                    f"| {fmt(r['rps_ratio'], 2)} | {fmt(r['cpu_ratio'], 2)} |")
-    out += ["", "Commands (ports vary per run):", "", "```",
-            *meta["commands"], "```"]
+    out += ["", "req/s per core = 1 / CPU per request: what one core serves when the "
+            "server has it to itself. switches/req: context switches of the server's "
+            "threads per request.", *markdown_sections(rows), "",
+            "Commands (ports vary per run):", "", "```", *meta["commands"], "```"]
     return "\n".join(out)
 
 
@@ -187,7 +213,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
 def parse_args() -> argparse.Namespace:
     p = parser(__doc__)
     p.add_argument("--servers", type=csv, default=list(ALL_SERVERS),
-                   help=f"comma list of {','.join(ALL_SERVERS)} (default all)")
+                   help=f"comma list of {','.join(ALL_SERVERS)} (default all), each "
+                        f"optionally with -wN (N worker processes: narwhal-w2, uvicorn-pypi-w2, "
+                        f"granian-w2) and, for narwhal, -iM (M interpreters: narwhal-i2)")
     p.add_argument("--scenarios", type=csv, default=list(SCENARIOS),
                    help=f"comma list of {','.join(SCENARIOS)} (default all)")
     p.add_argument("--connections", type=lambda s: [int(x) for x in csv(s)], default=[64, 256])
@@ -202,18 +230,31 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--beast-bin", type=Path, default=REPO / "build" / "bare_beast" / "bare_beast")
     p.add_argument("--venv", type=Path, default=DEFAULT_VENV,
                    help="virtualenv with the pinned PyPI packages (make venv)")
-    p.add_argument("--baseline", choices=ALL_SERVERS,
-                   help=f"server the ratios are against (default: the first running of "
-                        f"{', '.join(BASELINE_PREFERENCE)})")
+    p.add_argument("--baseline",
+                   help=f"server the ratios are against, one of --servers (default: the "
+                        f"first running of {', '.join(BASELINE_PREFERENCE)})")
     p.add_argument("--json", type=Path, help="write raw per-run results here")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    p.add_argument("--from-json", type=Path, metavar="FILE",
+                   help="run nothing: print the tables (and with --markdown the Markdown) of "
+                        "a run saved with --json")
     args = p.parse_args()
-    check_names(p, "server", args.servers, ALL_SERVERS)
+    if args.from_json:
+        return args
+    for name in args.servers:
+        try:
+            parse_variant(name)
+        except ValueError as e:
+            p.error(str(e))
+    if len(set(args.servers)) != len(args.servers):
+        p.error("a server is named twice in --servers")
+    if args.baseline is not None and args.baseline not in args.servers:
+        p.error(f"--baseline {args.baseline} is not in --servers")
     check_names(p, "scenario", args.scenarios, SCENARIOS)
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0:
         p.error("--rounds and --duration must be >= 1, --warmup >= 0 (wrk takes whole seconds)")
     needs = [f"{srv}/{sc}" for sc in args.scenarios for srv in args.servers
-             if uses_venv(srv, SCENARIOS[sc]) and srv != "beast"]
+             if uses_venv(srv, SCENARIOS[sc]) and base_of(srv) != "beast"]
     if needs and not (args.venv / "bin" / "python").exists():
         p.error(f"{args.venv} is not a virtualenv (no bin/python), needed by {', '.join(needs)}: "
                 f"create it with `make venv`, pass --venv PATH, or leave out "
@@ -223,19 +264,41 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def reprint(args: argparse.Namespace) -> int:
+    """The tables of a saved run (--json), e.g. to paste them again after a format change."""
+    data = json.loads(args.from_json.read_text())
+    meta, rows = data["meta"], data["summary"]
+    for r in rows:
+        if "skipped" not in r:
+            r.setdefault("rps_per_core", per_core(r.get("cpu_us_per_req")))
+    meta.setdefault("loadavg_before", "?")
+    meta.setdefault("loadavg_after", "?")
+    meta.setdefault("command_line", "(not recorded)")
+    print_tables(rows, meta["rounds"], meta["baseline"])
+    if args.markdown:
+        print("\n" + markdown(rows, meta))
+    return 0
+
+
 def main() -> int:
     args = parse_args()
+    if args.from_json:
+        return reprint(args)
     signal.signal(signal.SIGTERM, on_sigterm)
     setup = Setup(args.narwhal_bin, args.narwhal_args, args.beast_bin, args.venv,
                   args.granian_args)
     if "beast" in args.servers and "plaintext" in args.scenarios:
         ensure_beast(args.beast_bin)
     need_venv = any(uses_venv(srv, SCENARIOS[sc]) for sc in args.scenarios for srv in args.servers
-                    if srv != "beast")
+                    if base_of(srv) != "beast")
     envs = environments(setup, need_venv)
+    # only -iM (M > 1) asks which CPython narwhal embeds
+    embedded = (narwhal_python(args.narwhal_bin)
+                if any((parse_variant(s).interpreters or 1) > 1 for s in args.servers) else None)
     logdir = Path(tempfile.mkdtemp(prefix="narwhal-bench-"))
     host = machine()
-    print(f"# {host}; server logs in {logdir}", flush=True)
+    load_before = loadavg()
+    print(f"# {host}; load average {load_before}; server logs in {logdir}", flush=True)
     for line in describe(envs):
         print(f"# {line}", flush=True)
     results: list[dict] = []
@@ -249,17 +312,17 @@ def main() -> int:
             print(f"\n### scenario {name}", flush=True)
             servers = []
             for server in args.servers:
-                if reason := skip_reason(server, scenario, envs):
-                    if server != "beast":  # the floor is plaintext-only by design: no row
+                if reason := skip_reason(server, scenario, envs, embedded):
+                    if base_of(server) != "beast":  # plaintext-only by design: no row
                         print(f"  {server}: skipped: {reason}", flush=True)
                         skipped.append({"scenario": name, "server": server, "reason": reason,
                                         "connections": args.connections})
                     continue
                 port = free_port()
                 srv = Server(server, server_argv(server, scenario, port, setup), port,
-                             logdir / f"{server}-{name}.log")
+                             logdir / f"{server}-{name}.log", ready=ready_log(server))
                 running.append(srv)
-                if not try_start(srv, f"{name}/{server}", problems):
+                if not try_start(srv, f"{name}/{server}", problems, START_TIMEOUT):
                     continue
                 commands.append(shlex.join(srv.argv))
                 env = environment_of(server, scenario)
@@ -282,9 +345,10 @@ def main() -> int:
                         commands.append(r["command"])
                         r.update(scenario=name, connections=conns, server=srv.name, round=rnd)
                         results.append(r)
-                        print(f"  r{rnd} {srv.name:<12} c={conns:<4} {fmt(r['rps']):>10} req/s  "
+                        print(f"  r{rnd} {srv.name:<16} c={conns:<4} {fmt(r['rps']):>10} req/s  "
                               f"p50 {fmt(r['p50_ms'], 2)} ms  p99 {fmt(r['p99_ms'], 2)} ms  "
                               f"cpu {fmt(r['cpu_us_per_req'])} us/req  "
+                              f"cs {fmt(r['switches_per_req'], 2)}/req  "
                               f"err {r['non2xx'] + r['socket_errors']}"
                               + (f"  {r['error']}" if "error" in r else ""), flush=True)
                         check_alive(srv, f"{name}/{srv.name}", problems)
@@ -297,9 +361,14 @@ def main() -> int:
         for srv in running:
             srv.stop()
 
+    load_after = loadavg()
     rows = summarise(results, skipped, args.baseline)
     print_tables(rows, args.rounds, args.baseline)
+    print(f"\nload average (1, 5, 15 min) before: {load_before}, after: {load_after}")
     meta = {"machine": host, "rounds": args.rounds, "duration": args.duration,
+            "loadavg_before": load_before, "loadavg_after": load_after,
+            "command_line": shlex.join(["/usr/bin/python3", "loadtests/compare.py",
+                                        *sys.argv[1:]]),
             "warmup": args.warmup, "servers": args.servers, "scenarios": args.scenarios,
             "connections": args.connections, "baseline": args.baseline,
             "versions": envs, "environments": describe(envs),

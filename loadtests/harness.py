@@ -72,6 +72,28 @@ def cpu_delta_seconds(before: dict, after: dict) -> float:
     return ticks / CLK_TCK
 
 
+def context_switches(pids) -> int:
+    """Voluntary + involuntary context switches of every thread of these processes
+    (/proc/<pid>/task/<tid>/status): how often the server's threads slept and woke, or were
+    pushed off a core. Threads that exited meanwhile are not counted."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches:",
+                                            "nonvoluntary_ctxt_switches:")):
+                            total += int(line.split()[1])
+            except (OSError, ValueError):
+                continue
+    return total
+
+
 def descendants(root: int) -> list[int]:
     """root (even when already gone) and the pids of all its descendants."""
     return [root] + [pid for pid, _ in tree_cpu(root) if pid != root]
@@ -180,6 +202,9 @@ class Server:
     port: int
     log: Path
     proc: Optional[subprocess.Popen] = None
+    # (regex, count): also wait until the log has `count` matching lines (distinct values
+    # of the first group, when the regex has one): every worker of a multi-process server
+    ready: Optional[tuple[str, int]] = None
     raise_nofile: ClassVar[bool] = False  # start with the soft RLIMIT_NOFILE raised
 
     def start(self, timeout: float = 20.0) -> None:
@@ -195,7 +220,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before "
                                    f"serving\n{self.log_tail()}")
-            if owns_listener(self.proc.pid, self.port):
+            if owns_listener(self.proc.pid, self.port) and self.log_ready():
                 try:
                     socket.create_connection((HOST, self.port), timeout=0.5).close()
                     return
@@ -203,8 +228,23 @@ class Server:
                     pass
             time.sleep(0.05)
         other = " (another process holds it)" if listen_inodes(self.port) else ""
-        raise RuntimeError(f"{self.name} not accepting on port {self.port}{other} after "
-                           f"{timeout}s\n{self.log_tail()}")
+        waited = (f" and {self.ready[1]} log lines matching {self.ready[0]!r}"
+                  if self.ready else "")
+        raise RuntimeError(f"{self.name} not accepting on port {self.port}{other}{waited} "
+                           f"after {timeout}s\n{self.log_tail()}")
+
+    def log_ready(self) -> bool:
+        """Whether the log shows every worker ready (always, without `ready`)."""
+        if self.ready is None:
+            return True
+        pattern, count = self.ready
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return False
+        found = [m.group(1) if m.groups() else m.start()
+                 for m in re.finditer(pattern, text)]
+        return len(set(found)) >= count
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -239,10 +279,10 @@ def problem(problems: list[str], text: str) -> None:
     print(text, flush=True)
 
 
-def try_start(srv: Server, label: str, problems: list[str]) -> bool:
+def try_start(srv: Server, label: str, problems: list[str], timeout: float = 20.0) -> bool:
     """Starts srv; on failure records `label: failed to start: ...`, stops it, False."""
     try:
-        srv.start()
+        srv.start(timeout)
     except (OSError, RuntimeError) as e:
         problem(problems, f"{label}: failed to start: {e}")
         srv.stop()
@@ -313,6 +353,15 @@ def check_names(p: argparse.ArgumentParser, what: str, names: list[str], known) 
     for s in names:
         if s not in known:
             p.error(f"unknown {what} {s!r}")
+
+
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages (/proc/loadavg): how busy the machine was."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def machine() -> str:

@@ -44,8 +44,8 @@ import callgrind
 from harness import (HOST, REPO, Server, check_names, csv, fmt, free_port, machine, on_sigterm,
                      parser, problem, write_json)
 from scenarios import SCENARIOS, Scenario
-from servers import (DEFAULT_VENV, Setup, describe, ensure_beast, environments, server_argv,
-                     skip_reason, uses_venv)
+from servers import (DEFAULT_VENV, Setup, describe, ensure_beast, environments, narwhal_python,
+                     parse_variant, ready_log, server_argv, skip_reason, uses_venv)
 
 SERVERS = ("narwhal", "uvicorn", "uvicorn-pypi", "granian", "beast")
 START_TIMEOUT = 600.0  # Python start-up under valgrind takes tens of seconds on a busy box
@@ -139,7 +139,8 @@ def measure(target: Target, scenario: Scenario, requests: int, connections: int,
     port = free_port()
     argv = valgrind_argv(out_dir, profile) + server_argv(target.server, scenario, port,
                                                          target.setup)
-    srv = Server(target.label, argv, port, out_dir / "server.log")
+    srv = Server(target.label, argv, port, out_dir / "server.log",
+                 ready=ready_log(target.server))
     started = time.monotonic()
     try:
         srv.start(timeout=START_TIMEOUT)
@@ -200,7 +201,8 @@ def profile_delta(small: dict, big: dict, idle: Optional[tuple[dict, dict]]) -> 
     dn = big["requests"] - small["requests"]
     dt = big["send_seconds"] - small["send_seconds"]
     out = callgrind.Profile(events=list(COUNTED))
-    for table in ("functions", "callees"):
+    for table in ("functions", "callees", "arcs"):
+        counted = COUNTED + ("calls",) if table == "arcs" else COUNTED
         b_all, s_all = getattr(big["profile"], table), getattr(small["profile"], table)
         i_plain, i_idled = ((getattr(r["profile"], table) for r in idle) if idle else ({}, {}))
         span = idle_span(*idle) if idle else 1.0
@@ -209,7 +211,7 @@ def profile_delta(small: dict, big: dict, idle: Optional[tuple[dict, dict]]) -> 
             b, s, p, i = (t.get(key, {}) for t in (b_all, s_all, i_plain, i_idled))
             result[key] = {ev: (b.get(ev, 0) - s.get(ev, 0)
                                 - (i.get(ev, 0) - p.get(ev, 0)) / span * dt) / dn
-                           for ev in COUNTED}
+                           for ev in counted}
     return out
 
 
@@ -274,7 +276,7 @@ def spread(values: list[float]) -> str:
 
 
 def print_profile(label: str, delta: callgrind.Profile, top: int,
-                  inclusive: Optional[str] = None) -> None:
+                  inclusive: Optional[str] = None, callers: Optional[str] = None) -> None:
     total = sum(c.get("Ir", 0) for c in delta.functions.values())
     print(f"\n-- {label}: where the instructions of one request go "
           f"({fmt(total, 0)} Ir/request, self cost) --")
@@ -298,6 +300,16 @@ def print_profile(label: str, delta: callgrind.Profile, top: int,
         for ir, (obj, fn) in sorted(found, reverse=True)[:top]:
             print(f"  {ir:>12,.0f}  {ir / total * 100:5.1f}%  {fn[:90]}  "
                   f"[{callgrind.short_object(obj)}]")
+    if callers:
+        pattern = re.compile(callers)
+        sites = [(costs.get("Ir", 0), costs.get("calls", 0), caller, callee)
+                 for ((_, caller), callee), costs in delta.arcs.items()
+                 if pattern.search(callee) and abs(costs.get("calls", 0)) >= 0.005]
+        print(f"  call sites of functions matching {callers!r} (Ir per request of the calls "
+              f"from there, calls per request, Ir per call):")
+        for ir, n, caller, callee in sorted(sites, reverse=True)[:top]:
+            print(f"  {ir:>12,.0f}  {n:6.2f} calls  {ir / n if n else 0:8,.0f} Ir/call  "
+                  f"{caller[:120]} -> {callee[:40]}")
 
 
 def report(rows: list[dict], compare: bool) -> None:
@@ -333,7 +345,9 @@ def report(rows: list[dict], compare: bool) -> None:
 def parse_args() -> argparse.Namespace:
     p = parser(__doc__)
     p.add_argument("--servers", type=csv, default=["narwhal"],
-                   help=f"comma list of {','.join(SERVERS)} (default narwhal)")
+                   help=f"comma list of {','.join(SERVERS)} (default narwhal), each "
+                        f"optionally with -wN / -iM as in compare.py (narwhal-w2: a master "
+                        f"and 2 workers; the requests reach one of them)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("BIN_A", "BIN_B"),
                    help="measure two narwhal binaries (before/after) instead of --servers")
     p.add_argument("--scenarios", type=csv, default=["plaintext"],
@@ -360,13 +374,20 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--inclusive", metavar="REGEX",
                    help="with --profile: also the inclusive cost of functions whose name "
                         "matches, e.g. 'Bridge::|RequestStep'")
+    p.add_argument("--callers", metavar="REGEX",
+                   help="with --profile: also each call site of functions whose name matches, "
+                        "with its calls per request and cost per call, e.g. 'operator new|^malloc'")
     p.add_argument("--keep", type=Path, help="keep the callgrind files under this directory")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
     if args.scenarios == ["all"]:
         args.scenarios = list(SCENARIOS)
     check_names(p, "scenario", args.scenarios, SCENARIOS)
-    check_names(p, "server", args.servers, SERVERS)
+    for name in args.servers:
+        try:
+            parse_variant(name)
+        except ValueError as e:
+            p.error(str(e))
     if len(args.requests) != 2 or not 0 < args.requests[0] < args.requests[1]:
         p.error("--requests takes N1,N2 with 0 < N1 < N2")
     if args.connections < 1 or any(n % args.connections for n in args.requests):
@@ -411,7 +432,9 @@ def main() -> int:
             scenario = SCENARIOS[name]
             live = []
             for t in todo:
-                if reason := skip_reason(t.server, scenario, envs):
+                embedded = (narwhal_python(t.setup.narwhal_bin)
+                            if (parse_variant(t.server).interpreters or 1) > 1 else None)
+                if reason := skip_reason(t.server, scenario, envs, embedded):
                     rows.append({"scenario": name, "label": t.label, "skipped": reason})
                 else:
                     live.append(t)
@@ -425,7 +448,7 @@ def main() -> int:
                     ser = series[t.label]
                     print_profile(f"{name} / {t.label}",
                                   profile_delta(*ser.pairs[-1], ser.idle), args.top,
-                                  args.inclusive)
+                                  args.inclusive, args.callers)
     except KeyboardInterrupt:
         print("\ninterrupted", flush=True)
         return 130
