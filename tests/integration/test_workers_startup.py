@@ -12,7 +12,7 @@ import signal
 import time
 
 from test_workers import alive, master_stats, ready_pids, wait_until
-from test_workers_signals import answers, start_from_config, write_app, write_config
+from test_workers_signals import BROKEN_APP, answers, start_from_config, write_app, write_config
 
 TIMED_OUT = r"Worker process \[(\d+)\] did not become ready within 2 s: still starting after " \
             r"\d+\.\d s \(--timeout-worker-startup\); stopping it"
@@ -179,4 +179,25 @@ def test_a_stuck_recycling_successor_leaves_the_old_worker_serving_and_is_retrie
     stats = master_stats(server)
     assert stats["workers_start_timeouts"] == 3 and stats["workers_recycled"] == 1, stats
     assert [(w["pid"], w["state"]) for w in stats["workers"]] == [(old, "ready")], stats
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+
+
+def test_a_recycling_successor_that_fails_to_import_leaves_the_old_worker_serving(
+        narwhal, tmp_path):
+    """Not only a stuck successor: one that exits during its start-up (here an import
+    error) is given up the same way; the master does not stop."""
+    write_app(tmp_path, "1")
+    write_config(tmp_path, workers=1)
+    server = start_from_config(tmp_path, 1, "--limit-max-requests", "3")
+    (old,) = ready_pids(server)
+    (tmp_path / "roll_app.py").write_text(BROKEN_APP)
+    for _ in range(3):
+        assert answers(server, 1, limit=1) == {(old, "1", "", "1")}
+    server.wait_for_log(
+        rf"Worker process \[\d+\] failed during start-up \(exit status 1\); worker process "
+        rf"\[{old}\] keeps serving, its replacement is tried again in 10 s", 60)
+    assert "roll_app broken on purpose" in server.log()
+    assert server.proc.poll() is None, server.log()
+    assert answers(server, 1, limit=1) == {(old, "1", "", "1")}
+    assert master_stats(server)["workers_start_timeouts"] == 0
     assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
