@@ -298,6 +298,10 @@ constexpr Option table[] = {
          "NARWHAL_TIMEOUT_WORKER_HEALTHCHECK"},
         "With --workers: replace a worker one of whose event loops has not turned for this "
         "long (SIGTERM, then SIGKILL). 0: never."),
+    seconds<&S::timeout_worker_startup>(
+        {"timeout_worker_startup", "--timeout-worker-startup", "NARWHAL_TIMEOUT_WORKER_STARTUP"},
+        "With --workers: stop a worker that is not ready (app imported, lifespan startup done) "
+        "this long after it was started, and treat it as failing to start. 0: wait forever."),
     integer<&S::limit_max_requests>(
         {"limit_max_requests", "--limit-max-requests", "NARWHAL_LIMIT_MAX_REQUESTS"}, "N", 0,
         int64_max,

@@ -143,6 +143,11 @@ struct Settings {
     // report threshold, so a slow request is reported long before its worker is killed.
     // 0: never.
     double timeout_worker_healthcheck = 5.0;
+    // A worker that has not reported ready this long after its fork (app import plus
+    // lifespan startup) is stopped like a hung one and counts as failing to start: longer
+    // than any sane import and startup, models loaded included; short enough that a stuck
+    // deploy is noticed within a minute rather than holding a roll forever. 0: no bound.
+    double timeout_worker_startup = 60.0;
     // Requests a worker serves before it is replaced (without --workers: before the process
     // shuts down, as uvicorn's). 0: no limit (uvicorn's None): a leak-free app never needs
     // recycling.

@@ -33,13 +33,14 @@ namespace {
 // lifespan shutdown and last log lines before the master uses SIGKILL.
 constexpr auto stop_margin = std::chrono::seconds(5);
 
-// How often the master reads the table: four times per health-check timeout (a hung
-// worker is acted on at most a quarter late), and with --limit-max-requests every 0.1 s
-// (uvicorn's tick), at most once a second otherwise.
+// How often the master reads the table: four times per health-check or start-up timeout
+// (a hung or stuck worker is acted on at most a quarter late), and with
+// --limit-max-requests every 0.1 s (uvicorn's tick), at most once a second otherwise.
 Clock::duration check_period(const config::Settings& s) {
     double seconds = 1.0;
-    if (s.timeout_worker_healthcheck > 0)
-        seconds = std::min(seconds, s.timeout_worker_healthcheck / 4);
+    for (double timeout : {s.timeout_worker_healthcheck, s.timeout_worker_startup})
+        if (timeout > 0)
+            seconds = std::min(seconds, timeout / 4);
     if (s.limit_max_requests > 0)
         seconds = std::min(seconds, 0.1);
     seconds = std::max(seconds, 0.01);
@@ -226,7 +227,10 @@ std::unique_ptr<WorkerProcess> Supervisor::start_worker(std::size_t& row) {
         table_->release(row);
         return nullptr;
     }
-    table_->set_pid(row, process->pid());
+    table_->set_pid(
+        row, process->pid(),
+        std::chrono::duration_cast<std::chrono::nanoseconds>(process->started().time_since_epoch())
+            .count());
     log::info("Started worker process [{}]", process->pid());
     return process;
 }
@@ -284,6 +288,16 @@ void Supervisor::on_signal() {
 
 void Supervisor::on_child_exit(pid_t pid, int status) {
     std::string how = describe_wait_status(status);
+    // The master's own status for a start-up failure: the worker's, or 1 when the master
+    // stopped a worker that took too long (its signal is the master's, not the app's).
+    int code = exit_code_of(status);
+    if (auto timed_out = start_timeouts_.find(pid); timed_out != start_timeouts_.end()) {
+        how = fmt::format("{}, then {}", timed_out->second, how);
+        code = 1;
+        start_timeouts_.erase(timed_out);
+    }
+    if (code == 0)
+        code = 1;  // a worker that exited 0 before it was ready still failed to start
     // A replaced worker that finished draining: its position already has its successor.
     // (Or a starting one SIGTTOU removed: dying of SIGTERM is its clean stop.)
     auto old = std::find_if(retiring_.begin(), retiring_.end(),
@@ -305,18 +319,7 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
         return s.successor && s.successor->pid() == pid;
     });
     if (succ != slots_.end()) {
-        // A replacement that never became ready: a start-up failure, as for any worker;
-        // but the workers a rolling restart would have replaced keep serving.
-        release_row(succ->successor_row);
-        succ->successor.reset();
-        bool for_roll = std::exchange(succ->successor_for_roll, false);
-        if (for_roll && !stopping_) {
-            on_roll_failed(pid, how);
-        } else if (!stopping_) {
-            log::error("Worker process [{}] failed during start-up ({}): stopping", pid, how);
-            int code = exit_code_of(status);
-            begin_stop("a worker's start-up failure", code == 0 ? 1 : code);
-        }
+        on_successor_failed(*succ, pid, how, code);
         return;
     }
     auto it = std::find_if(slots_.begin(), slots_.end(),
@@ -347,8 +350,7 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
         // Import errors, a failed lifespan start-up, a port in use: the next worker would
         // fail the same way. Stop rather than crash-loop, with the worker's status.
         log::error("Worker process [{}] failed during start-up ({}): stopping", pid, how);
-        int code = exit_code_of(status);
-        begin_stop("a worker's start-up failure", code == 0 ? 1 : code);
+        begin_stop("a worker's start-up failure", code);
         return;
     }
     if (slot.successor) {
@@ -362,6 +364,35 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
                  WIFSIGNALED(status) ? "died" : "exited", how,
                  std::chrono::duration<double>(delay).count());
     slot.respawn_at = Clock::now() + delay;
+}
+
+// A replacement that never became ready (it exited, or was stopped for taking too long):
+// a start-up failure. The worker it was to replace keeps serving: a rolling restart stops
+// at this step; a --limit-max-requests replacement is tried again after a back-off. Only
+// when that worker is gone as well is nothing left serving the position: then, as for
+// any worker that fails to start, the master stops.
+void Supervisor::on_successor_failed(Slot& slot, pid_t pid, const std::string& how, int code) {
+    release_row(slot.successor_row);
+    slot.successor.reset();
+    bool for_roll = std::exchange(slot.successor_for_roll, false);
+    if (stopping_)
+        return;
+    if (for_roll) {
+        on_roll_failed(pid, how);
+        return;
+    }
+    if (!slot.process) {
+        log::error("Worker process [{}] failed during start-up ({}): stopping", pid, how);
+        begin_stop("a worker's start-up failure", code);
+        return;
+    }
+    int64_t now_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+            .count();
+    int64_t delay = health_.replace_failed(slot.row, (*table_)[slot.row].generation.load(), now_ns);
+    log::error("Worker process [{}] failed during start-up ({}); worker process [{}] keeps "
+               "serving, its replacement is tried again in {:.0f} s",
+               pid, how, slot.process->pid(), delay / 1e9);
 }
 
 void Supervisor::begin_stop(const char* why, int exit_status) {

@@ -68,6 +68,15 @@ void Supervisor::on_health_action(const HealthAction& a) {
                    "(--timeout-worker-healthcheck {}); stopping it",
                    a.pid, a.loop, a.blocked_ns / 1e9, settings_.timeout_worker_healthcheck);
         break;
+    case HealthAction::Kind::report_start_timeout: {
+        std::string why =
+            fmt::format("did not become ready within {} s", settings_.timeout_worker_startup);
+        log::error("Worker process [{}] {}: still starting after {:.1f} s "
+                   "(--timeout-worker-startup); stopping it",
+                   a.pid, why, a.starting_ns / 1e9);
+        start_timeouts_[a.pid] = std::move(why);
+        break;
+    }
     case HealthAction::Kind::terminate: process->signal(SIGTERM); break;
     case HealthAction::Kind::kill:
         log::error("Worker process [{}] did not stop after SIGTERM: killing it", a.pid);

@@ -16,6 +16,7 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,6 +88,7 @@ private:
     void release_row(std::size_t row);
     void on_signal();
     void on_child_exit(pid_t pid, int status);
+    void on_successor_failed(Slot& slot, pid_t pid, const std::string& how, int code);
     void begin_stop(const char* why, int exit_status);
     void kill_all(int sig);
     void respawn_due(Clock::time_point now);
@@ -127,6 +129,9 @@ private:
     std::vector<Worker> retiring_;        // replaced workers, draining
     WorkerHealth health_;
     WorkerCounters retired_counters_;  // of the workers already reaped, for SIGUSR1
+    // Workers stopped for not becoming ready in time, until reaped: their exit is a
+    // start-up failure, told as "did not become ready within N s, then <signal>".
+    std::map<pid_t, std::string> start_timeouts_;
     Clock::duration check_period_;
     Clock::time_point next_check_;
     bool stopping_ = false;

@@ -10,11 +10,21 @@ namespace {
 
 int64_t to_ns(double seconds) { return static_cast<int64_t>(std::llround(seconds * 1e9)); }
 
+HealthAction action_for(const WorkerSnapshot& slot, HealthAction::Kind kind) {
+    HealthAction a;
+    a.kind = kind;
+    a.slot = slot.index;
+    a.generation = slot.generation;
+    a.pid = slot.pid;
+    return a;
+}
+
 }  // namespace
 
 HealthSettings HealthSettings::from(const config::Settings& s) {
     HealthSettings h;
     h.healthcheck_timeout_ns = to_ns(s.timeout_worker_healthcheck);
+    h.startup_timeout_ns = to_ns(s.timeout_worker_startup);
     h.kill_grace_ns = h.healthcheck_timeout_ns;
     h.max_requests = s.limit_max_requests;
     h.max_requests_jitter = s.limit_max_requests_jitter;
@@ -62,32 +72,64 @@ std::vector<HealthAction> WorkerHealth::check(std::span<const WorkerSnapshot> sl
         if (slot.state == WorkerState::stopped || slot.generation == 0)
             continue;
         Record& r = record_for(slot);
+        if (r.terminated) {
+            check_kill(slot, r, now_ns, out);
+            continue;
+        }
+        check_startup(slot, r, now_ns, out);
         check_hung(slot, r, now_ns, out);
-        check_limit(slot, r, out);
+        check_limit(slot, r, now_ns, out);
     }
     return out;
 }
 
+int64_t WorkerHealth::replace_failed(std::size_t slot, uint64_t generation, int64_t now_ns) {
+    if (slot >= records_.size() || records_[slot].generation != generation)
+        return 0;  // that worker is gone: nothing to try again
+    Record& r = records_[slot];
+    int64_t delay = replace_retry_first_ns;
+    for (uint32_t i = 0; i < r.replace_failures && delay < replace_retry_cap_ns; ++i)
+        delay *= 2;
+    delay = std::min(delay, replace_retry_cap_ns);
+    ++r.replace_failures;
+    r.replace_sent = false;
+    r.replace_retry_ns = now_ns + delay;
+    return delay;
+}
+
+// Already told to stop (hung, or not ready in time): it gets the grace, then SIGKILL,
+// whatever its loops or its start-up do now.
+void WorkerHealth::check_kill(const WorkerSnapshot& slot, Record& r, int64_t now_ns,
+                              std::vector<HealthAction>& out) {
+    if (!r.killed && now_ns - r.terminated_ns >= settings_.kill_grace_ns) {
+        r.killed = true;
+        ++counts_.killed;
+        out.push_back(action_for(slot, HealthAction::Kind::kill));
+    }
+}
+
+void WorkerHealth::check_startup(const WorkerSnapshot& slot, Record& r, int64_t now_ns,
+                                 std::vector<HealthAction>& out) {
+    // Counted from the fork the master recorded: a slot without it is not judged yet.
+    if (settings_.startup_timeout_ns <= 0 || slot.pid <= 0 || slot.started_ns <= 0)
+        return;
+    if (slot.state != WorkerState::starting)
+        return;
+    int64_t starting = now_ns - slot.started_ns;
+    if (starting <= settings_.startup_timeout_ns)
+        return;
+    HealthAction report = action_for(slot, HealthAction::Kind::report_start_timeout);
+    report.starting_ns = starting;
+    out.push_back(report);
+    out.push_back(action_for(slot, HealthAction::Kind::terminate));
+    r.terminated = true;
+    r.terminated_ns = now_ns;
+    ++counts_.start_timeouts;
+}
+
 void WorkerHealth::check_hung(const WorkerSnapshot& slot, Record& r, int64_t now_ns,
                               std::vector<HealthAction>& out) {
-    auto action = [&](HealthAction::Kind kind) {
-        HealthAction a;
-        a.kind = kind;
-        a.slot = slot.index;
-        a.generation = slot.generation;
-        a.pid = slot.pid;
-        return a;
-    };
-    if (r.terminated) {
-        // Already told to stop: it gets the grace, then SIGKILL, whatever its loops do now.
-        if (!r.killed && now_ns - r.terminated_ns >= settings_.kill_grace_ns) {
-            r.killed = true;
-            ++counts_.killed;
-            out.push_back(action(HealthAction::Kind::kill));
-        }
-        return;
-    }
-    if (settings_.healthcheck_timeout_ns <= 0 || slot.pid <= 0)
+    if (r.terminated || settings_.healthcheck_timeout_ns <= 0 || slot.pid <= 0)
         return;
     if (slot.state != WorkerState::ready && slot.state != WorkerState::draining)
         return;
@@ -102,17 +144,17 @@ void WorkerHealth::check_hung(const WorkerSnapshot& slot, Record& r, int64_t now
     int64_t blocked = now_ns - slot.heartbeat_ns[oldest];
     if (blocked <= settings_.healthcheck_timeout_ns)
         return;
-    HealthAction report = action(HealthAction::Kind::report_hung);
+    HealthAction report = action_for(slot, HealthAction::Kind::report_hung);
     report.loop = oldest;
     report.blocked_ns = blocked;
     out.push_back(report);
-    out.push_back(action(HealthAction::Kind::terminate));
+    out.push_back(action_for(slot, HealthAction::Kind::terminate));
     r.terminated = true;
     r.terminated_ns = now_ns;
     ++counts_.hung;
 }
 
-void WorkerHealth::check_limit(const WorkerSnapshot& slot, Record& r,
+void WorkerHealth::check_limit(const WorkerSnapshot& slot, Record& r, int64_t now_ns,
                                std::vector<HealthAction>& out) {
     // Only a ready worker: one that is starting has served nothing, one that is draining
     // is already on its way out, and a hung one is being replaced anyway.
@@ -120,16 +162,15 @@ void WorkerHealth::check_limit(const WorkerSnapshot& slot, Record& r,
         return;
     if (slot.counters.requests < r.limit)
         return;
-    HealthAction a;
-    a.kind = HealthAction::Kind::replace;
-    a.slot = slot.index;
-    a.generation = slot.generation;
-    a.pid = slot.pid;
+    if (r.replace_failures > 0 && now_ns < r.replace_retry_ns)
+        return;  // its last successor failed to start: not again before the back-off
+    HealthAction a = action_for(slot, HealthAction::Kind::replace);
     a.requests = slot.counters.requests;
     a.limit = r.limit;
     out.push_back(a);
     r.replace_sent = true;
-    ++counts_.recycled;
+    if (r.replace_failures == 0)
+        ++counts_.recycled;  // once per worker, however many tries its replacement takes
 }
 
 void accumulate(WorkerCounters& into, const WorkerCounters& w) {
@@ -180,8 +221,9 @@ std::string stats_fields(const WorkerCounters& c) {
 
 std::string stats_report_fields(const StatsReport& report, const WorkerHealth::Counts& counts) {
     std::string out = stats_fields(report.total);
-    out += fmt::format(", \"workers_hung\": {}, \"workers_killed\": {}, \"workers_recycled\": {}",
-                       counts.hung, counts.killed, counts.recycled);
+    out += fmt::format(", \"workers_hung\": {}, \"workers_killed\": {}, \"workers_recycled\": {}, "
+                       "\"workers_start_timeouts\": {}",
+                       counts.hung, counts.killed, counts.recycled, counts.start_timeouts);
     out += ", \"workers\": [";
     for (std::size_t i = 0; i < report.workers.size(); ++i) {
         const WorkerStats& w = report.workers[i];

@@ -10,14 +10,22 @@
 // logged the blocked loop's stack (its threshold is far below this timeout), so the
 // master's report only has to name the worker, the loop and how long it has been stuck.
 // A loop that never beat (still starting) or has ended (0 in its slot) is not judged:
-// start-up has its own limit, kept by the master.
+// start-up has its own limit, below.
+//
+// Start-up bound (--timeout-worker-startup): a worker still `starting` (importing the
+// app, running its lifespan startup) longer than the bound after its fork (strictly
+// longer, as above) is reported, then sent SIGTERM, then SIGKILL `kill_grace` later, as a
+// hung one. The master then treats its exit as a failure to start, in whatever context
+// the worker was started (the master's start, a rolling restart, SIGTTIN, recycling).
 //
 // Recycling (--limit-max-requests N, --limit-max-requests-jitter J): each worker
 // generation gets its own limit, N plus a jitter drawn once, uniformly in [0, J] (as
 // gunicorn's max_requests_jitter and uvicorn's --limit-max-requests-jitter), so workers
 // started together do not all restart together. A ready worker that has served its
 // limit gets one `replace` action: the master starts a new worker first and drains the
-// old one when the new one is ready, so no request fails.
+// old one when the new one is ready, so no request fails. When that successor fails to
+// start (replace_failed), the old worker keeps serving and gets another `replace` after a
+// back-off: 10 s, doubling up to 5 minutes.
 #pragma once
 
 #include "config/settings.hpp"
@@ -34,6 +42,7 @@ namespace narwhal::server {
 
 struct HealthSettings {
     int64_t healthcheck_timeout_ns = 0;  // 0: hung loops are not acted on
+    int64_t startup_timeout_ns = 0;      // 0: a starting worker is waited for forever
     int64_t kill_grace_ns = 0;           // SIGTERM to SIGKILL
     uint64_t max_requests = 0;           // 0: no limit
     uint64_t max_requests_jitter = 0;
@@ -47,19 +56,21 @@ struct HealthSettings {
 
 struct HealthAction {
     enum class Kind {
-        report_hung,  // log: worker `pid`, loop `loop` has not turned for `blocked_ns`
-        terminate,    // send SIGTERM to `pid`
-        kill,         // send SIGKILL to `pid`: it outlived the grace after SIGTERM
-        replace,      // `pid` served `requests` of its `limit`: start a new worker, then drain it
+        report_hung,           // log: worker `pid`, loop `loop` has not turned for `blocked_ns`
+        report_start_timeout,  // log: worker `pid` is still starting after `starting_ns`
+        terminate,             // send SIGTERM to `pid`
+        kill,                  // send SIGKILL to `pid`: it outlived the grace after SIGTERM
+        replace,  // `pid` served `requests` of its `limit`: start a new worker, then drain it
     };
     Kind kind = Kind::report_hung;
     std::size_t slot = 0;
     uint64_t generation = 0;
     int32_t pid = 0;
-    std::size_t loop = 0;    // report_hung: the loop with the oldest beat
-    int64_t blocked_ns = 0;  // report_hung: since that beat
-    uint64_t requests = 0;   // replace
-    uint64_t limit = 0;      // replace
+    std::size_t loop = 0;     // report_hung: the loop with the oldest beat
+    int64_t blocked_ns = 0;   // report_hung: since that beat
+    int64_t starting_ns = 0;  // report_start_timeout: since its fork
+    uint64_t requests = 0;    // replace
+    uint64_t limit = 0;       // replace
 };
 
 // A worker's request limit: `max_requests` plus a uniform draw in [0, jitter]; 0 when
@@ -83,10 +94,23 @@ public:
     // The request limit drawn for the generation now in `slot` (0: none, or not seen yet).
     uint64_t request_limit(std::size_t slot) const;
 
+    // The successor started for the `replace` of the worker in `slot` (its `generation`)
+    // failed to start. That worker keeps serving; it gets another `replace` once the
+    // returned delay has passed after `now_ns`, doubling with each failure.
+    int64_t replace_failed(std::size_t slot, uint64_t generation, int64_t now_ns);
+    // First and longest wait before a failed replacement is tried again. 10 s: the
+    // respawn backoff's cap, a successor that failed will likely fail again and the old
+    // worker still serves, so there is no hurry; 5 minutes: a broken deploy is retried a
+    // dozen times an hour, each try costing one fork, one import and at most a start-up
+    // timeout, while a fixed one is picked up soon enough.
+    static constexpr int64_t replace_retry_first_ns = 10'000'000'000;
+    static constexpr int64_t replace_retry_cap_ns = 300'000'000'000;
+
     struct Counts {
-        uint64_t hung = 0;      // workers found hung (each got SIGTERM)
-        uint64_t killed = 0;    // of those, needed SIGKILL
-        uint64_t recycled = 0;  // workers that reached their request limit
+        uint64_t hung = 0;            // workers found hung (each got SIGTERM)
+        uint64_t killed = 0;          // of the hung and start-up timed out, needed SIGKILL
+        uint64_t recycled = 0;        // workers that reached their request limit
+        uint64_t start_timeouts = 0;  // workers not ready within the start-up bound
     };
     const Counts& counts() const { return counts_; }
 
@@ -96,14 +120,21 @@ private:
         uint64_t generation = 0;
         uint64_t limit = 0;
         bool replace_sent = false;
+        uint32_t replace_failures = 0;  // successors that failed to start
+        int64_t replace_retry_ns = 0;   // no `replace` before this
         bool terminated = false;
         int64_t terminated_ns = 0;
         bool killed = false;
     };
     Record& record_for(const WorkerSnapshot& slot);
+    void check_kill(const WorkerSnapshot& slot, Record& r, int64_t now_ns,
+                    std::vector<HealthAction>& out);
+    void check_startup(const WorkerSnapshot& slot, Record& r, int64_t now_ns,
+                       std::vector<HealthAction>& out);
     void check_hung(const WorkerSnapshot& slot, Record& r, int64_t now_ns,
                     std::vector<HealthAction>& out);
-    void check_limit(const WorkerSnapshot& slot, Record& r, std::vector<HealthAction>& out);
+    void check_limit(const WorkerSnapshot& slot, Record& r, int64_t now_ns,
+                     std::vector<HealthAction>& out);
 
     HealthSettings settings_;
     std::vector<Record> records_;
@@ -143,7 +174,8 @@ void retire(WorkerCounters& retired, const WorkerCounters& worker);
 // of a single process's "narwhal stats" line (requests, shed, ..., abandoned).
 std::string stats_fields(const WorkerCounters& counters);
 // The master's line: the total's fields, what the health policy did (workers_hung,
-// workers_killed, workers_recycled), then "workers": [{"pid": .., "state": .., ...}].
+// workers_killed, workers_recycled, workers_start_timeouts), then "workers": [{"pid": .., "state":
+// .., ...}].
 std::string stats_report_fields(const StatsReport& report, const WorkerHealth::Counts& counts);
 
 }  // namespace narwhal::server

@@ -59,6 +59,7 @@ WorkerSnapshot WorkerSlot::snapshot(std::size_t index) const {
     s.pid = pid.load(acquire);
     s.generation = generation.load(acquire);
     s.state = static_cast<WorkerState>(state.load(acquire));
+    s.started_ns = started_ns.load(acquire);
     for (std::size_t i = 0; i < max_loops; ++i)
         s.heartbeat_ns[i] = heartbeat_ns[i].load(acquire);
     WorkerCounters& c = s.counters;
@@ -99,6 +100,7 @@ std::size_t WorkerSlots::find_free() const {
 uint64_t WorkerSlots::assign(std::size_t index) {
     WorkerSlot& s = slots_[index];
     s.pid.store(0, relaxed);
+    s.started_ns.store(0, relaxed);
     for (auto& beat : s.heartbeat_ns)
         beat.store(0, relaxed);
     for (auto* counter :
@@ -111,8 +113,9 @@ uint64_t WorkerSlots::assign(std::size_t index) {
     return s.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
-void WorkerSlots::set_pid(std::size_t index, int32_t pid) {
-    slots_[index].pid.store(pid, release_order);
+void WorkerSlots::set_pid(std::size_t index, int32_t pid, int64_t started_ns) {
+    slots_[index].started_ns.store(started_ns, relaxed);
+    slots_[index].pid.store(pid, release_order);  // last: whoever sees the pid sees the time
 }
 
 void WorkerSlots::release(std::size_t index) { slots_[index].set_state(WorkerState::stopped); }

@@ -17,10 +17,10 @@
 //    the master and its forked workers, but nothing here relies on that;
 //  - fixed capacity, chosen when the mapping is made: the master cannot grow it after
 //    the fork (a new mapping would not be shared with the running workers);
-//  - one writer per field: the master writes pid, generation and the `stopped` state;
-//    the worker writes the rest of its own slot. Readers take values one field at a
-//    time; a report may mix a counter from before a beat with one from after, which is
-//    fine for health checks and stats.
+//  - one writer per field: the master writes pid, generation, started_ns and the
+//    `stopped` state; the worker writes the rest of its own slot. Readers take values one
+//    field at a time; a report may mix a counter from before a beat with one from after,
+//    which is fine for health checks and stats.
 //
 // Heartbeats are CLOCK_MONOTONIC nanoseconds (asgi::LoopMonitor::now_ns, steady_clock on
 // Linux): one clock for the whole machine, so the master can compare a worker's beat with
@@ -77,6 +77,8 @@ struct WorkerSnapshot {
     int32_t pid = 0;
     uint64_t generation = 0;
     WorkerState state = WorkerState::stopped;
+    // When the master forked it (CLOCK_MONOTONIC ns, the heartbeats' clock); 0: not yet.
+    int64_t started_ns = 0;
     // Last beat of each loop; 0: that loop has not beaten yet, or has ended.
     int64_t heartbeat_ns[max_loops] = {};
     WorkerCounters counters;
@@ -104,6 +106,7 @@ struct alignas(64) WorkerSlot {
     std::atomic<int32_t> pid{0};
     std::atomic<uint64_t> generation{0};
     std::atomic<uint32_t> state{static_cast<uint32_t>(WorkerState::stopped)};
+    std::atomic<int64_t> started_ns{0};
     std::atomic<int64_t> heartbeat_ns[max_loops]{};
 
     std::atomic<uint64_t> requests{0};
@@ -144,8 +147,9 @@ public:
     // state starting, no pid yet, heartbeats and counters at zero. Only for a stopped
     // slot (nobody else writes it). Returns the new generation.
     uint64_t assign(std::size_t index);
-    // After the fork: the worker's process id.
-    void set_pid(std::size_t index, int32_t pid);
+    // After the fork: the worker's process id, and when it was forked (CLOCK_MONOTONIC
+    // ns): the start-up bound counts from there.
+    void set_pid(std::size_t index, int32_t pid, int64_t started_ns);
     // The master reaped the worker's process: the slot is free again.
     void release(std::size_t index);
 

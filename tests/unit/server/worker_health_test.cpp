@@ -239,6 +239,7 @@ TEST_CASE("HealthSettings from the configuration", "[server][worker_health]") {
     CHECK(d.kill_grace_ns == 5 * sec);
     CHECK(d.max_requests == 0);
     CHECK(d.max_requests_jitter == 0);
+    CHECK(d.startup_timeout_ns == 60 * sec);
 
     const char* args[] = {
         "narwhal", "m:a", "--timeout-worker-healthcheck", "0.5", "--limit-max-requests", "1000"};
@@ -249,6 +250,11 @@ TEST_CASE("HealthSettings from the configuration", "[server][worker_health]") {
     CHECK(h.max_requests == 1000);
     CHECK(h.max_requests_jitter == 50);  // uvicorn's variable is honoured
     CHECK(loaded.warnings.empty());
+
+    const char* off[] = {"narwhal", "m:a", "--timeout-worker-startup", "0"};
+    CHECK(HealthSettings::from(narwhal::config::load(4, off, {}).settings).startup_timeout_ns == 0);
+    auto env = narwhal::config::load(2, defaults, {"NARWHAL_TIMEOUT_WORKER_STARTUP=2.5"});
+    CHECK(HealthSettings::from(env.settings).startup_timeout_ns == 5 * sec / 2);
 }
 
 TEST_CASE("aggregate_stats: sums over live workers, and each worker", "[server][worker_health]") {
@@ -298,10 +304,11 @@ TEST_CASE("aggregate_stats: sums over live workers, and each worker", "[server][
     counts.hung = 2;
     counts.killed = 1;
     counts.recycled = 5;
+    counts.start_timeouts = 3;
     std::string line = stats_report_fields(r, counts);
     CHECK_THAT(line, ContainsSubstring("\"requests\": 300, \"shed\": 1, "));
-    CHECK_THAT(line, ContainsSubstring(
-                         "\"workers_hung\": 2, \"workers_killed\": 1, \"workers_recycled\": 5"));
+    CHECK_THAT(line, ContainsSubstring("\"workers_hung\": 2, \"workers_killed\": 1, "
+                                       "\"workers_recycled\": 5, \"workers_start_timeouts\": 3"));
     CHECK_THAT(line, ContainsSubstring("\"loop_lag_max_ms\": 2.0"));
     CHECK_THAT(line, ContainsSubstring("\"workers\": [{\"pid\": 200, \"slot\": 0, "
                                        "\"generation\": 1, \"state\": \"ready\", "
@@ -348,4 +355,129 @@ TEST_CASE("stats_fields: the single process's stats line fields", "[server][work
           "\"requests\": 1, \"shed\": 0, \"queue_timeouts\": 0, \"in_flight\": 0, \"queued\": 0, "
           "\"connections\": 0, \"loop_stalls\": 0, \"loop_lag_max_ms\": 1.5, \"cancelled\": 0, "
           "\"abandoned\": 0");
+}
+
+namespace {
+
+// A worker the master forked at `started_ns`, in `state`.
+WorkerSnapshot forked(std::size_t index, int32_t pid, int64_t started_ns,
+                      WorkerState state = WorkerState::starting, uint64_t generation = 1) {
+    WorkerSnapshot s = worker(index, pid, {}, state, 0, generation);
+    s.started_ns = started_ns;
+    return s;
+}
+
+HealthSettings startup_only(int64_t timeout_ns, int64_t grace_ns) {
+    HealthSettings h;
+    h.startup_timeout_ns = timeout_ns;
+    h.kill_grace_ns = grace_ns;
+    return h;
+}
+
+}  // namespace
+
+TEST_CASE("WorkerHealth: not ready exactly past the start-up bound, not at it",
+          "[server][worker_health]") {
+    WorkerHealth health(startup_only(60 * sec, 5 * sec), 2);
+    const int64_t fork = 1000 * sec;
+    std::vector<WorkerSnapshot> slots{forked(0, 100, fork), forked(1, 101, fork + 30 * sec)};
+
+    CHECK(health.check(slots, fork).empty());
+    CHECK(health.check(slots, fork + 60 * sec).empty());  // exactly the bound: still waited for
+
+    auto actions = health.check(slots, fork + 60 * sec + 1);
+    REQUIRE(kinds(actions) == std::vector<Kind>{Kind::report_start_timeout, Kind::terminate});
+    CHECK(actions[0].pid == 100);
+    CHECK(actions[0].slot == 0);
+    CHECK(actions[0].starting_ns == 60 * sec + 1);
+    CHECK(actions[1].pid == 100);
+    CHECK(health.counts().start_timeouts == 1);
+    CHECK(health.counts().hung == 0);
+
+    // Still there after the grace: SIGKILL, once. The other worker has its own bound.
+    CHECK(health.check(slots, fork + 65 * sec).empty());
+    actions = health.check(slots, fork + 65 * sec + 1);
+    REQUIRE(kinds(actions) == std::vector<Kind>{Kind::kill});
+    CHECK(actions[0].pid == 100);
+    CHECK(health.counts().killed == 1);
+    actions = health.check(slots, fork + 91 * sec);
+    REQUIRE(kinds(actions) == std::vector<Kind>{Kind::report_start_timeout, Kind::terminate});
+    CHECK(actions[0].pid == 101);
+    CHECK(health.check(slots, fork + 92 * sec).empty());  // not reported twice
+    CHECK(health.counts().start_timeouts == 2);
+}
+
+TEST_CASE("WorkerHealth: the start-up bound judges starting workers only",
+          "[server][worker_health]") {
+    WorkerHealth health(startup_only(2 * sec, 2 * sec), 8);
+    const int64_t now = 100 * sec;
+    std::vector<WorkerSnapshot> slots{
+        forked(0, 10, 1 * sec, WorkerState::ready),     // became ready: start-up is over
+        forked(1, 11, 1 * sec, WorkerState::draining),  // on its way out
+        forked(2, 12, 0),                               // not forked yet: no time to judge
+        forked(3, 0, 1 * sec),                          // no pid yet
+        forked(4, 14, 1 * sec, WorkerState::stopped),   // reaped
+    };
+    CHECK(health.check(slots, now).empty());
+    CHECK(health.counts().start_timeouts == 0);
+
+    // 0: a starting worker is waited for however long it takes.
+    WorkerHealth forever(startup_only(0, 2 * sec), 1);
+    CHECK(forever.check(std::vector{forked(0, 10, 1)}, 1'000'000 * sec).empty());
+
+    // The hung-loop rule leaves starting workers alone, and the start-up bound ready ones.
+    HealthSettings both = startup_only(2 * sec, 2 * sec);
+    both.healthcheck_timeout_ns = 2 * sec;
+    WorkerHealth health_both(both, 2);
+    WorkerSnapshot starting = forked(0, 10, 50 * sec);
+    starting.heartbeat_ns[0] = 1;  // an old beat cannot make a starting worker hung
+    WorkerSnapshot ready = forked(1, 11, 1, WorkerState::ready);
+    ready.heartbeat_ns[0] = 99 * sec;  // beating: healthy, however long ago it started
+    CHECK(health_both.check(std::vector{starting, ready}, 51 * sec).empty());
+}
+
+TEST_CASE("WorkerHealth: a new worker in the slot gets its own start-up bound",
+          "[server][worker_health]") {
+    WorkerHealth health(startup_only(2 * sec, 2 * sec), 1);
+    std::vector<WorkerSnapshot> slots{forked(0, 10, 1 * sec)};
+    REQUIRE(kinds(health.check(slots, 4 * sec)) ==
+            std::vector<Kind>{Kind::report_start_timeout, Kind::terminate});
+    // Reaped before the grace ended, the slot reused by the next worker.
+    slots[0] = forked(0, 20, 5 * sec, WorkerState::starting, 2);
+    CHECK(health.check(slots, 6 * sec).empty());  // neither killed nor timed out
+    CHECK(health.counts().killed == 0);
+    CHECK(kinds(health.check(slots, 7 * sec + 1)) ==
+          std::vector<Kind>{Kind::report_start_timeout, Kind::terminate});
+}
+
+TEST_CASE("WorkerHealth: a failed replacement is asked for again after a back-off",
+          "[server][worker_health]") {
+    HealthSettings h;
+    h.max_requests = 10;
+    WorkerHealth health(h, 2);
+    std::vector<WorkerSnapshot> slots{worker(0, 10, {}, WorkerState::ready, 10)};
+    int64_t now = 1000 * sec;
+    REQUIRE(kinds(health.check(slots, now)) == std::vector<Kind>{Kind::replace});
+    CHECK(health.check(slots, now).empty());  // its successor is starting
+
+    // The successor failed: 10 s, then twice as long each time, at most 5 minutes.
+    std::vector<int64_t> delays;
+    for (int attempt = 0; attempt < 7; ++attempt) {
+        int64_t delay = health.replace_failed(0, 1, now);
+        delays.push_back(delay / sec);
+        CHECK(health.check(slots, now + delay - 1).empty());
+        REQUIRE(kinds(health.check(slots, now + delay)) == std::vector<Kind>{Kind::replace});
+        now += delay;
+    }
+    CHECK(delays == std::vector<int64_t>{10, 20, 40, 80, 160, 300, 300});
+    // One worker that reached its limit, however many tries its replacement took.
+    CHECK(health.counts().recycled == 1);
+
+    // A worker no longer in that slot (another generation) has nothing to try again.
+    CHECK(health.replace_failed(0, 2, now) == 0);
+    CHECK(health.replace_failed(1, 1, now) == 0);
+    // The next worker in the slot starts with no back-off of its own.
+    slots[0] = worker(0, 20, {}, WorkerState::ready, 10, 2);
+    CHECK(kinds(health.check(slots, now)) == std::vector<Kind>{Kind::replace});
+    CHECK(health.counts().recycled == 2);
 }

@@ -57,7 +57,7 @@ TEST_CASE("WorkerSlots: a new table is all free", "[server][worker_slots]") {
 TEST_CASE("WorkerSlots: assign, set_pid and release", "[server][worker_slots]") {
     WorkerSlots slots(2);
     CHECK(slots.assign(0) == 1);
-    slots.set_pid(0, 4242);
+    slots.set_pid(0, 4242, 777);
     CHECK(slots.find_free() == 1);
     CHECK(slots.assign(1) == 1);
     CHECK(slots.find_free() == slots.capacity());  // full
@@ -65,6 +65,7 @@ TEST_CASE("WorkerSlots: assign, set_pid and release", "[server][worker_slots]") 
     WorkerSnapshot s = slots[0].snapshot(0);
     CHECK(s.state == WorkerState::starting);
     CHECK(s.pid == 4242);
+    CHECK(s.started_ns == 777);
     CHECK(s.generation == 1);
 
     // The worker used the slot; once the master reaps it, the slot is free again and the
@@ -82,6 +83,7 @@ TEST_CASE("WorkerSlots: assign, set_pid and release", "[server][worker_slots]") 
     s = slots[0].snapshot(0);
     CHECK(s.state == WorkerState::starting);
     CHECK(s.pid == 0);
+    CHECK(s.started_ns == 0);
     CHECK(s.heartbeat_ns[0] == 0);
     CHECK(s.heartbeat_ns[3] == 0);
     CHECK(s.counters.requests == 0);
@@ -158,7 +160,7 @@ TEST_CASE("WorkerSlots: a forked worker's writes reach the master", "[server][wo
         _exit(saw_pid ? 0 : 3);
     }
     close(release_pipe[0]);
-    slots.set_pid(1, child);
+    slots.set_pid(1, child, 1);
 
     // The master sees the beats while the worker is alive (it blocks on the pipe).
     bool seen = wait_until([&] { return slots[1].heartbeat_ns[1].load() == 222'000; });
