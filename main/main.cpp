@@ -61,6 +61,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     if (s.workers == 0)
         return run_worker(s, argc, argv);  // one process, as without --workers
+    if (int refused = refuse_interpreters(s))
+        return refused;  // before anything is bound or forked
     // A master that never starts Python; each forked worker runs the same serve path on
     // the socket the master bound.
     return server::run_supervisor(s, [argc, argv](const config::Settings& worker,

@@ -190,14 +190,19 @@ int serve(const config::Settings& settings, const std::string& venv,
 
 }  // namespace
 
+int refuse_interpreters(const config::Settings& settings) {
+    if (settings.interpreters <= 1 || python::own_gil_supported)
+        return 0;
+    log::error("--interpreters {} needs own-GIL sub-interpreters (CPython 3.12 or later), but "
+               "narwhal embeds CPython {}: use --workers {} instead.",
+               settings.interpreters, PY_VERSION, settings.interpreters);
+    return 2;
+}
+
 int run_worker(const config::Settings& settings, int argc, const char* const* argv,
                const std::function<void()>& ready, server::WorkerSlot* slot) {
-    if (settings.interpreters > 1 && !python::own_gil_supported) {
-        log::error("--interpreters {} needs own-GIL sub-interpreters (CPython 3.12 or later), "
-                   "but narwhal embeds CPython {}: use --workers {} instead.",
-                   settings.interpreters, PY_VERSION, settings.interpreters);
-        return 2;
-    }
+    if (int refused = refuse_interpreters(settings))
+        return refused;
     // Like `python`, a VIRTUAL_ENV in the environment names the venv when --venv does not.
     const char* env_venv = std::getenv("VIRTUAL_ENV");
     std::string venv = !settings.venv.empty() ? settings.venv : env_venv ? env_venv : "";

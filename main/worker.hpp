@@ -18,6 +18,11 @@ namespace narwhal {
 // `ready` runs once the worker serves (app imported, lifespan started, listening): a
 // master counts start-up failures until then. Under a master, `slot` is this worker's
 // place in the master's table: its state, loop heartbeat and stats go there.
+// 2 (logged) when --interpreters asks for more than one interpreter and the embedded
+// Python has no own-GIL sub-interpreters (CPython < 3.12), else 0. run_worker checks it
+// first; a master checks it before it binds or forks anything.
+int refuse_interpreters(const config::Settings& settings);
+
 int run_worker(const config::Settings& settings, int argc, const char* const* argv,
                const std::function<void()>& ready = {}, server::WorkerSlot* slot = nullptr);
 
