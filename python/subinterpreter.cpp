@@ -31,7 +31,10 @@ SubInterpreter::SubInterpreter([[maybe_unused]] const std::string& venv) {
     config.allow_fork = 0;  // fork() with several interpreters running is not safe
     config.allow_exec = 1;  // subprocess: the child execs at once
     config.allow_threads = 1;
-    config.allow_daemon_threads = 0;  // the interpreter could not be finalised under them
+    // asgiref (Django's async views, Channels) starts a short-lived daemon thread per
+    // request: without them Django cannot serve. A daemon thread is not waited for when
+    // the interpreter is finalised, as at any interpreter's exit.
+    config.allow_daemon_threads = 1;
     config.check_multi_interp_extensions = 1;
     config.gil = PyInterpreterConfig_OWN_GIL;
     PyStatus status = Py_NewInterpreterFromConfig(&state_, &config);

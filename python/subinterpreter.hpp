@@ -1,7 +1,8 @@
 // An own-GIL sub-interpreter (CPython 3.12 or later) on the calling thread: made with
-// CPython's isolated settings (own GIL, own object allocator, no fork, no daemon threads,
-// and the multi-interpreter check that refuses extension modules which do not declare
-// sub-interpreter support), with the embedded narwhal package loaded into it.
+// CPython's isolated settings (own GIL, own object allocator, no fork, and the
+// multi-interpreter check that refuses extension modules which do not declare
+// sub-interpreter support) except that exec and daemon threads are allowed, with the
+// embedded narwhal package and the log writer loaded into it.
 #pragma once
 
 #include <Python.h>
