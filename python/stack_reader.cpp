@@ -9,8 +9,9 @@ namespace narwhal::python {
 namespace {
 
 // The frame `ident`'s thread is running in the current interpreter (new reference), or
-// nullptr. Only this interpreter's threads: sys._current_frames() would walk every
-// interpreter's, while they run under their own GILs.
+// nullptr. Only this interpreter's threads: sys._current_frames() walks every
+// interpreter's, and would make frame objects for another interpreter's frames (with
+// this one's allocator) while that one runs under its own GIL.
 PyObject* frame_of_thread(unsigned long ident) {
     PyThreadState* self = PyThreadState_Get();
     for (PyThreadState* t = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(self)); t;
@@ -82,20 +83,8 @@ std::vector<asgi::StackFrame> StackReader::read(unsigned long ident) {
         gil = PyGILState_Ensure();
     }
     {
-        // The thread's frame (in the main interpreter sys._current_frames()[ident]),
-        // walked with traceback.extract_stack (oldest first).
-        Ref frame_ref;
-        if (interpreter_) {
-            frame_ref = Ref::steal(frame_of_thread(ident));
-        } else {
-            Ref sys = Ref::steal(PyImport_ImportModule("sys"));
-            Ref frames =
-                sys ? Ref::steal(PyObject_CallMethod(sys.get(), "_current_frames", nullptr))
-                    : Ref();
-            Ref key = Ref::steal(PyLong_FromUnsignedLong(ident));
-            frame_ref =
-                Ref::borrow((frames && key) ? PyDict_GetItem(frames.get(), key.get()) : nullptr);
-        }
+        // The thread's frame, walked with traceback.extract_stack (oldest first).
+        Ref frame_ref = Ref::steal(frame_of_thread(ident));
         PyObject* frame = frame_ref.get();
         Ref tb = frame ? Ref::steal(PyImport_ImportModule("traceback")) : Ref();
         Ref summary =

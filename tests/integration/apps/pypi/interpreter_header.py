@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # interpreter_id
+sys.path.append(os.path.join(os.path.dirname(__file__), ".."))  # interpreter_id, after the apps here
 from interpreter_id import current_interpreter  # noqa: E402
 
 _module, _attr = os.environ["WRAPPED_APP"].split(":")
