@@ -101,7 +101,7 @@ def test_a_keep_alive_connection_stays_on_one_interpreter(two):
 @needs_own_gil
 def test_two_cpu_bound_requests_run_in_parallel(two):
     attempts = []
-    for _ in range(5):
+    for _ in range(20):
         # Two connections opened one after the other on idle interpreters: one each.
         conns = [connect(two), connect(two)]
         try:
@@ -131,7 +131,8 @@ def test_two_cpu_bound_requests_run_in_parallel(two):
         attempts.append(f"overlap {overlap:.3f}s, cpu {cpu:.3f}s, wall {union:.3f}s")
         if overlap > 0 and cpu > union:
             return
-    pytest.fail("the two requests never ran in parallel: " + "; ".join(attempts))
+    pytest.fail("the two requests never ran in parallel (is another process using a core?): " +
+                "; ".join(attempts))
 
 
 @needs_own_gil
@@ -149,7 +150,7 @@ def test_a_blocked_sub_interpreter_loop_is_reported_with_its_stack(two):
     finally:
         conn.close()
     m = two.wait_for_log(r"event loop blocked for \d+ ms so far \(worker (\d+), interpreter (\d)\)"
-                         r" GET /block", 30)
+                         r" in request GET /block", 30)
     assert int(m.group(1)) == two.pid and m.group(2) == "1", m.group(0)
     two.wait_for_log(r"event loop unblocked", 30)
     report = two.log()[m.start():]
@@ -203,7 +204,7 @@ def test_explicit_uvloop_fails_clearly_and_auto_falls_back():
 # module, its environment, and None when it serves from both interpreters or the
 # extension module that keeps it out. docs/operations.md has the table.
 FRAMEWORKS = {
-    "starlette": ("starlette_app:app", {}, None),
+    "starlette": ("starlette_plain_app:app", {}, None),
     "fastapi": ("fastapi_app:app", {}, "pydantic_core._pydantic_core"),
     "django": ("django_site.asgi:application", {"DJANGO_SETTINGS_MODULE": "django_site.settings"},
                None),
