@@ -250,6 +250,19 @@ def attach_dispatcher(dispatcher: Any, orphan_timeout: float, graceful_timeout: 
     dispatcher.set_task_factory(_hooks.task_factory)
 
 
+def forget_dummy_thread() -> None:
+    """Before a sub-interpreter is finalised, on its thread: drop the threading.Thread
+    stand-in that threading.current_thread() made for this thread (threading did not
+    start it), while the threading module can still remove it from its table. Left to
+    the thread state's own cleanup, after the modules are gone, its removal fails and
+    prints "Exception ignored in _DeleteDummyThreadOnDel"."""
+    import threading
+
+    local = getattr(threading, "_thread_local_info", None)
+    if local is not None and hasattr(local, "_track_dummy_thread_ref"):
+        del local._track_dummy_thread_ref
+
+
 def on_shutdown_event() -> None:
     """The dispatcher took a shutdown event from its inbox (a stop signal)."""
     begin_shutdown(_dispatcher, _graceful_timeout, _cancel_grace)
