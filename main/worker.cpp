@@ -139,6 +139,8 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
         for (std::size_t i = 1; i < inboxes.size(); ++i)
             push_shutdown(*inboxes[i]);
     without_gil([&] {
+        // This loop has ended: no watchdog report while the others finish their requests.
+        watches[0]->stop();
         if (int s = others.join(); s != 0 && status == 0)
             status = s;
         // Let the I/O threads write what they were handed and close those connections
@@ -146,7 +148,6 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
         auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
         while (stats.connections.load() > 0 && std::chrono::steady_clock::now() < until)
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        watches[0]->stop();
         front.begin_shutdown();
         front.stop();
     });

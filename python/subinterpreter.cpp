@@ -75,12 +75,14 @@ SubInterpreter::SubInterpreter([[maybe_unused]] const std::string& venv) {
 SubInterpreter::~SubInterpreter() {
     if (!state_)
         return;
-    Ref runtime = Ref::steal(PyImport_ImportModule("narwhal._runtime"));
-    Ref forgot =
-        runtime ? Ref::steal(PyObject_CallMethod(runtime.get(), "forget_dummy_thread", nullptr))
-                : Ref();
-    if (!forgot)
-        PyErr_Clear();
+    {  // these references must go before the interpreter does
+        Ref runtime = Ref::steal(PyImport_ImportModule("narwhal._runtime"));
+        Ref forgot =
+            runtime ? Ref::steal(PyObject_CallMethod(runtime.get(), "forget_dummy_thread", nullptr))
+                    : Ref();
+        if (!forgot)
+            PyErr_Clear();
+    }
     Py_EndInterpreter(state_);  // leaves no thread state current
     PyEval_RestoreThread(main_);
     PyThreadState_Clear(main_);
