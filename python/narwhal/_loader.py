@@ -1,38 +1,40 @@
-""
-    "Import the application named on the command line, the way uvicorn does."
-    ""
+"""Import the application named on the command line, the way uvicorn does."""
 
-    from __future__ import annotations
+from __future__ import annotations
 
-        import asyncio import importlib import inspect import sys from typing import Any,
-    Callable
+import asyncio
+import importlib
+import inspect
+import sys
+from typing import Any, Callable
 
-    class LoadError(Exception)
-    : ""
-      "The application could not be loaded; the message says why."
-      ""
 
-      def import_from_string(target : str)
-          ->Any : module_str,
-    _,
-    attrs_str = target.partition(":") if not module_str or not attrs_str
-    : raise LoadError(f 'Import string "{target}" must be in format "<module>:<attribute>".') try
-    : module
-    = importlib.import_module(module_str) except ModuleNotFoundError as exc : if exc.name !=
-      module_str : raise #a module the app imports is missing
-        : show the traceback raise
-          LoadError(f 'Could not import module "{module_str}".') from None obj : Any = module try:
-        for
-            attr in attrs_str.split(".")
-                : obj =
-                getattr(obj, attr) except AttributeError
-                : raise LoadError(
-                      f 'Attribute "{attrs_str}" not found in module "{module_str}".') from None
-                  return obj
+class LoadError(Exception):
+    """The application could not be loaded; the message says why."""
 
-                  def _positional_params(fn : Callable)
-                      ->int : try
-                : sig = inspect.signature(fn)
+
+def import_from_string(target: str) -> Any:
+    module_str, _, attrs_str = target.partition(":")
+    if not module_str or not attrs_str:
+        raise LoadError(f'Import string "{target}" must be in format "<module>:<attribute>".')
+    try:
+        module = importlib.import_module(module_str)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_str:
+            raise  # a module the app imports is missing: show the traceback
+        raise LoadError(f'Could not import module "{module_str}".') from None
+    obj: Any = module
+    try:
+        for attr in attrs_str.split("."):
+            obj = getattr(obj, attr)
+    except AttributeError:
+        raise LoadError(f'Attribute "{attrs_str}" not found in module "{module_str}".') from None
+    return obj
+
+
+def _positional_params(fn: Callable) -> int:
+    try:
+        sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return -1
     params = [
@@ -72,20 +74,20 @@ def looks_like_factory(obj: Any) -> bool:
 
     uvicorn calls every app once with no arguments and takes a TypeError to mean "not a
     factory". That also swallows a TypeError raised inside a real factory and calls apps
-    that merely tolerate the call;
-asking the signature first does neither.An ASGI 3 app takes(scope, receive, send), an ASGI
-                                                                                       2 app(scope)
-    : neither binds to().""
-                         "
-      if not callable(obj) or inspect.iscoroutinefunction(obj)
-    : return False #calling it would only make a coroutine try : sig = inspect.signature(obj)
+    that merely tolerate the call; asking the signature first does neither. An ASGI 3
+    app takes (scope, receive, send), an ASGI 2 app (scope): neither binds to ().
+    """
+    if not callable(obj) or inspect.iscoroutinefunction(obj):
+        return False  # calling it would only make a coroutine
+    try:
+        sig = inspect.signature(obj)
         sig.bind()
     except TypeError:
         return False  # needs arguments: an app, not a factory
     except ValueError:
         return False  # no signature to read (some builtins): leave it as it is
-#A catch - all(*args) is how wrappers and middleware forward(scope, receive, send):
-#binding with no arguments says nothing about them.
+    # A catch-all (*args) is how wrappers and middleware forward (scope, receive, send):
+    # binding with no arguments says nothing about them.
     return not any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values())
 
 

@@ -30,16 +30,16 @@ import time
 from typing import Any, Callable
 
 TRACE = 5  # uvicorn's level below DEBUG
-#uvicorn's access message; record.args are (client_addr, method, full_path,
-#http_version, status_code), which access filters written for uvicorn read.
+# uvicorn's access message; record.args are (client_addr, method, full_path,
+# http_version, status_code), which access filters written for uvicorn read.
 ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d'
-#The bits of asgi / log.hpp's Logger, by logger name.
+# The bits of asgi/log.hpp's Logger, by logger name.
 ERROR_BIT, ACCESS_BIT, NARWHAL_BIT = 1, 2, 4
 ALL_BITS = ERROR_BIT | ACCESS_BIT | NARWHAL_BIT
 _BITS = {"uvicorn": ERROR_BIT, "uvicorn.error": ERROR_BIT, "uvicorn.access": ACCESS_BIT,
          "narwhal": NARWHAL_BIT}
 
-#Set by the native bridge(python / log_bridge.cpp) before install() runs.
+# Set by the native bridge (python/log_bridge.cpp) before install() runs.
 _write: Callable[[int, str, str, str | None, float], None] | None = None
 _forward: Callable[[int], None] | None = None
 
@@ -77,7 +77,8 @@ class NarwhalHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
-#-- - watching uvicorn's loggers ---------------------------------------------------------
+
+# --- watching uvicorn's loggers ---------------------------------------------------------
 
 _WATCHED_ATTRS = frozenset(("handlers", "filters", "level", "disabled", "propagate"))
 
@@ -163,9 +164,8 @@ def _basic_config(**kwargs: Any) -> None:
 
 def _default_config(level: int, access_log: bool) -> None:
     handler = NarwhalHandler()
-    loggers = {
-name: _watched_logger(name) for name in _BITS}
-#uvicorn's LOGGING_CONFIG, with --log-level applied as uvicorn applies it.
+    loggers = {name: _watched_logger(name) for name in _BITS}
+    # uvicorn's LOGGING_CONFIG, with --log-level applied as uvicorn applies it.
     top = loggers["uvicorn"]
     top.handlers = [handler]
     top.setLevel(logging.INFO)
@@ -179,22 +179,22 @@ name: _watched_logger(name) for name in _BITS}
     own.handlers = [handler]
     own.setLevel(level)
     own.propagate = False
-#The root logger 's records (and so an app logger' s without handlers) : narwhal's
-#format, instead of basicConfig's that logging.warning() would set up. An app that
-#calls basicConfig itself still gets its own setup : see _basic_config.
+    # The root logger's records (and so an app logger's without handlers): narwhal's
+    # format, instead of basicConfig's that logging.warning() would set up. An app that
+    # calls basicConfig itself still gets its own setup: see _basic_config.
     logging.getLogger().addHandler(handler)
     global _original_basic_config
     if _original_basic_config is None:
         _original_basic_config = logging.basicConfig
         logging.basicConfig = _basic_config
-#Records of a logger that does not propagate and has no handler : the same, instead
-#of the bare print of Python's last resort.
+    # Records of a logger that does not propagate and has no handler: the same, instead
+    # of the bare print of Python's last resort.
     logging.lastResort = NarwhalHandler()
     for logger in loggers.values():
         logger._narwhal_ready = True
 
-#-- - -- log -                                                                                     \
-    config -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+
+# --- --log-config -----------------------------------------------------------------------
 
 
 def _apply_file(path: str, venv: str) -> None:
@@ -206,8 +206,8 @@ def _apply_file(path: str, venv: str) -> None:
             with open(path, encoding="utf-8") as f:
                 logging.config.dictConfig(json.load(f))
         elif ext in (".yaml", ".yml"):
-#PyYAML may come from the app's virtualenv: the interpreter already started
-#as the venv's python, so its site-packages are on sys.path.
+            # PyYAML may come from the app's virtualenv: the interpreter already started
+            # as the venv's python, so its site-packages are on sys.path.
             try:
                 import yaml  # type: ignore[import-untyped]
             except ImportError:
@@ -225,8 +225,8 @@ def _apply_file(path: str, venv: str) -> None:
     except Exception as e:
         raise LogConfigError(f"--log-config {path}: {type(e).__name__}: {e}") from None
 
-#-- - stdout and                                                                                   \
-    stderr as JSON records -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+
+# --- stdout and stderr as JSON records ------------------------------------------------
 
 
 class _LineWriter(io.TextIOBase):
@@ -251,7 +251,7 @@ class _LineWriter(io.TextIOBase):
         return False
 
     def fileno(self) -> int:
-#faulthandler and subprocess want a real descriptor; writes there stay raw.
+        # faulthandler and subprocess want a real descriptor; writes there stay raw.
         return self._original.fileno()
 
     def write(self, s: str) -> int:
@@ -283,8 +283,8 @@ def _capture_output() -> None:
     sys.stdout = _LineWriter("stdout", logging.INFO, sys.__stdout__)
     sys.stderr = _LineWriter("stderr", logging.ERROR, sys.__stderr__)
 
-#-- -                                                                                              \
-    entry points -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+
+# --- entry points -------------------------------------------------------------------------
 
 
 def install(log_config: str, level: str, json_format: bool, access_log: bool, venv: str,
@@ -295,7 +295,7 @@ def install(log_config: str, level: str, json_format: bool, access_log: bool, ve
     logging.addLevelName(TRACE, "TRACE")
     levelno = TRACE if level == "trace" else logging.getLevelName(level.upper())
     if log_config:
-#As under uvicorn, the file may name the app's own handler and filter classes.
+        # As under uvicorn, the file may name the app's own handler and filter classes.
         import sys
 
         path = os.path.abspath(app_dir) if app_dir else os.getcwd()

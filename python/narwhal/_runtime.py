@@ -1,8 +1,7 @@
-""
-    "The interpreter thread's program: load the app, run lifespan, serve, shut down.
+"""The interpreter thread's program: load the app, run lifespan, serve, shut down.
 
-    The C++ worker calls these functions in order;
-the hot path(scope building, receive / send, dispatch) lives in the native `_narwhal` module.
+The C++ worker calls these functions in order; the hot path (scope building,
+receive/send, dispatch) lives in the native `_narwhal` module.
 """
 
 from __future__ import annotations
@@ -143,103 +142,96 @@ async def _run_lifespan_shutdown(timeout: float) -> None:
     _lifespan_stopped = True
     assert _lifespan is not None
     try:
-        await asyncio
-        .wait_for(_lifespan.shutdown(), timeout) except asyncio
-                    .TimeoutError
-            : warning(f "Lifespan shutdown did not finish within {timeout:g}s "
-                        "(--timeout-graceful-shutdown); stopping anyway.")
+        await asyncio.wait_for(_lifespan.shutdown(), timeout)
+    except asyncio.TimeoutError:
+        warning(f"Lifespan shutdown did not finish within {timeout:g}s "
+                "(--timeout-graceful-shutdown); stopping anyway.")
 
-                  def lifespan_state()
-                    ->dict[str, Any] |
-                None : return _lifespan.state if _lifespan is not None
-            and _lifespan.mode != "off" else None
 
-                                  def serve(dispatcher : Any)
-                                      ->None
-            : ""
-              "Run the loop until shutdown finishes. The dispatcher's inbox wakes it through an fd."
-              "" assert _loop is not None _loop.add_reader(dispatcher.fd, dispatcher.drain) try
-            : _loop
-            .run_forever() finally : _loop
-                                         .remove_reader(dispatcher.fd)
+def lifespan_state() -> dict[str, Any] | None:
+    return _lifespan.state if _lifespan is not None and _lifespan.mode != "off" else None
 
-                                             def
-                                     begin_shutdown(dispatcher : Any, graceful_timeout : float,
-                                                    cancel_grace : float = 1.0)
-                                         ->None
-                : ""
-                  "First stop signal: shut down gracefully. Second: stop waiting for in-flight
-                  requests,
-                cancel them,
-                but still run the app's lifespan shutdown.""" global _shutdown_task assert _loop is
-                not None if _shutdown_task is None
-                : _shutdown_task = _loop
-                                       .create_task(_shutdown(dispatcher, graceful_timeout,
-                                                              cancel_grace)) elif not _force
-                                       .is_set()
-                : warning("Second stop signal: cancelling in-flight requests; lifespan shutdown "
-                          "still "
-                          "runs (a third signal exits at once).") _force
-                                       .set()
 
-                                           async def _until(awaitable : Any, timeout : float)
-                                       ->bool
-                : ""
-                  "True when `awaitable` finished within `timeout`; False on timeout or when a second
-                  stop signal arrives first.""
-                                            "
-                  done_fut = asyncio.ensure_future(awaitable) forced =
-                      asyncio.ensure_future(_force.wait()) try : done,
-                  _
-                = await asyncio
-                      .wait({done_fut, forced}, timeout = timeout,
-                            return_when = asyncio.FIRST_COMPLETED) finally
-                    : forced.cancel() if done_fut in done
-                    : return True done_fut
-                      .cancel() return False
+def serve(dispatcher: Any) -> None:
+    """Run the loop until shutdown finishes. The dispatcher's inbox wakes it through an fd."""
+    assert _loop is not None
+    _loop.add_reader(dispatcher.fd, dispatcher.drain)
+    try:
+        _loop.run_forever()
+    finally:
+        _loop.remove_reader(dispatcher.fd)
 
-                          async def _shutdown(dispatcher : Any, graceful_timeout : float,
-                                              cancel_grace : float)
-                      ->None : try
-                    : info("Shutting down")
-                    if dispatcher
-                        .inflight()
-                            : info("Waiting for in-flight requests to finish. (CTRL+C to force "
-                                   "quit)") if not await _until(dispatcher.idle(), graceful_timeout)
-                            : count = dispatcher.inflight() if _force
-                                          .is_set()
-                            : warning(f "Cancelling {count} request(s) still running (second stop "
-                                        "signal).") else
-                            : warning(f "Cancelling {count} request(s) still running after " f
-                                        "{graceful_timeout:g}s (--timeout-graceful-shutdown).")
-#Level - triggered : cancelled again each grace step, abandoned after three.
-                                  dispatcher.cancel_all() try
-                            : await asyncio
-                            .wait_for(dispatcher.idle(),
-                                      3 * cancel_grace + 1.0) except asyncio.TimeoutError
-                                : warning(f "{dispatcher.inflight()} request(s) still running; "
-                                            "stopping anyway.") if _lifespan is not None
-                                and not _lifespan_stopped : await
-                                                            _run_lifespan_shutdown(graceful_timeout)
-except BaseException as exc
-    : #never leave the loop running log_exception("Error during shutdown", exc) finally
-    : assert _loop is not None _loop
-          .stop()
 
-              def finish()
-          ->None : ""
-                   "Close the loop after serving (pending callbacks are dropped)."
-                   "" if _loop is not None
-    and not _loop.is_closed() : try : _loop.run_until_complete(_loop.shutdown_asyncgens())
+def begin_shutdown(dispatcher: Any, graceful_timeout: float, cancel_grace: float = 1.0) -> None:
+    """First stop signal: shut down gracefully. Second: stop waiting for in-flight
+    requests, cancel them, but still run the app's lifespan shutdown."""
+    global _shutdown_task
+    assert _loop is not None
+    if _shutdown_task is None:
+        _shutdown_task = _loop.create_task(_shutdown(dispatcher, graceful_timeout, cancel_grace))
+    elif not _force.is_set():
+        warning("Second stop signal: cancelling in-flight requests; lifespan shutdown still "
+                "runs (a third signal exits at once).")
+        _force.set()
+
+
+async def _until(awaitable: Any, timeout: float) -> bool:
+    """True when `awaitable` finished within `timeout`; False on timeout or when a second
+    stop signal arrives first."""
+    done_fut = asyncio.ensure_future(awaitable)
+    forced = asyncio.ensure_future(_force.wait())
+    try:
+        done, _ = await asyncio.wait({done_fut, forced}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        forced.cancel()
+    if done_fut in done:
+        return True
+    done_fut.cancel()
+    return False
+
+
+async def _shutdown(dispatcher: Any, graceful_timeout: float, cancel_grace: float) -> None:
+    try:
+        info("Shutting down")
+        if dispatcher.inflight():
+            info("Waiting for in-flight requests to finish. (CTRL+C to force quit)")
+            if not await _until(dispatcher.idle(), graceful_timeout):
+                count = dispatcher.inflight()
+                if _force.is_set():
+                    warning(f"Cancelling {count} request(s) still running (second stop signal).")
+                else:
+                    warning(f"Cancelling {count} request(s) still running after "
+                            f"{graceful_timeout:g}s (--timeout-graceful-shutdown).")
+                # Level-triggered: cancelled again each grace step, abandoned after three.
+                dispatcher.cancel_all()
+                try:
+                    await asyncio.wait_for(dispatcher.idle(), 3 * cancel_grace + 1.0)
+                except asyncio.TimeoutError:
+                    warning(f"{dispatcher.inflight()} request(s) still running; stopping anyway.")
+        if _lifespan is not None and not _lifespan_stopped:
+            await _run_lifespan_shutdown(graceful_timeout)
+    except BaseException as exc:  # never leave the loop running
+        log_exception("Error during shutdown", exc)
+    finally:
+        assert _loop is not None
+        _loop.stop()
+
+
+def finish() -> None:
+    """Close the loop after serving (pending callbacks are dropped)."""
+    if _loop is not None and not _loop.is_closed():
+        try:
+            _loop.run_until_complete(_loop.shutdown_asyncgens())
         except Exception:
             pass
         _loop.close()
 
-#-- -                                                                                              \
-    tasks the app spawns -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
-#The loop's task factory notes which request was running when a task was created; a
-#task still pending a while after its request ended, or one whose exception nobody
-#retrieved, is reported with that request.
+
+# --- tasks the app spawns ------------------------------------------------------------
+# The loop's task factory notes which request was running when a task was created; a
+# task still pending a while after its request ended, or one whose exception nobody
+# retrieved, is reported with that request.
 
 _origin: "weakref.WeakKeyDictionary[asyncio.Future, tuple[int, str, str]]" = weakref.WeakKeyDictionary()
 _spawned: dict[int, list[weakref.ref]] = {}
@@ -267,8 +259,8 @@ def forget_dummy_thread() -> None:
     stand-in that threading.current_thread() made for this thread (threading did not
     start it) out of threading's table now. Its tracker would do that when the thread
     state is cleared, after the modules are gone, and print "Exception ignored in
-    _DeleteDummyThreadOnDel"; the tracker keeps the stand-in alive until then (freeing it
-    earlier, while the thread runs, is not safe), without its __del__."""
+    _DeleteDummyThreadOnDel"; the tracker still keeps the stand-in alive until then, as
+    before, only without its __del__."""
     import threading
 
     local = getattr(threading, "_thread_local_info", None)
