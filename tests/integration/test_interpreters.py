@@ -84,6 +84,8 @@ def test_two_interpreters_in_one_process(two):
     assert {s["pid"] for s in seen} == {two.pid}, seen
     interpreters = {s["interpreter"] for s in seen}
     assert len(interpreters) == 2 and 0 in interpreters, seen
+    if sys.version_info >= (3, 13):  # CPython says which GIL each interpreter has
+        assert {s["gil"] for s in seen if s["interpreter"] != 0} == {"own"}, seen
     # Idle interpreters take new connections in turn.
     order = [s["interpreter"] for s in seen]
     assert all(a != b for a, b in zip(order, order[1:])), order

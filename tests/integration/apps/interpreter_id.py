@@ -16,3 +16,14 @@ def current_interpreter() -> int:
     if isinstance(current, tuple):  # 3.13: (id, whence)
         current = current[0]
     return int(current)
+
+
+def gil_kind() -> str | None:
+    """The running interpreter's GIL as CPython 3.13 reports it ("own" or "shared"); None
+    where it cannot say (3.12 and older)."""
+    try:
+        import _interpreters as interpreters  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    config = interpreters.get_config(current_interpreter())
+    return getattr(config, "gil", None)

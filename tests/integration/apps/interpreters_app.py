@@ -1,6 +1,6 @@
 """For --interpreters: every answer says which interpreter and process served it.
 
-/        {"interpreter": id, "pid": pid}
+/        {"interpreter": id, "pid": pid, "gil": "own" / "shared" (None before 3.13)}
 /cpu     about 0.3 s of pure Python, then the request's thread CPU time and its
          monotonic start and end (CLOCK_MONOTONIC: one clock for the test and the server)
 /block   blocks the event loop (time.sleep) for ?seconds (default 0.5)
@@ -12,9 +12,10 @@ import json
 import os
 import time
 
-from interpreter_id import current_interpreter
+from interpreter_id import current_interpreter, gil_kind
 
 INTERPRETER = current_interpreter()
+GIL = gil_kind()
 
 
 def line(text: str) -> None:
@@ -51,7 +52,7 @@ async def app(scope, receive, send):
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     path = scope["path"]
-    payload = {"interpreter": INTERPRETER, "pid": os.getpid()}
+    payload = {"interpreter": INTERPRETER, "pid": os.getpid(), "gil": GIL}
     if path == "/cpu":
         start, cpu0 = time.monotonic(), time.thread_time()
         burn()
