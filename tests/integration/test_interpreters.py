@@ -23,6 +23,7 @@ import threading
 import pytest
 
 import conftest
+import rawhttp
 from conftest import run_cli
 from venv_util import PYPI_APPS, pinned, require_venv
 
@@ -89,6 +90,32 @@ def test_two_interpreters_in_one_process(two):
     # Idle interpreters take new connections in turn.
     order = [s["interpreter"] for s in seen]
     assert all(a != b for a, b in zip(order, order[1:])), order
+
+
+@needs_own_gil
+def test_stats_name_each_interpreter(two):
+    stats = rawhttp.server_stats(two)
+    per = stats["interpreters"]
+    assert [p["interpreter"] for p in per] == [0, 1], stats
+    assert all(p["in_flight"] == 0 and p["queued"] == 0 for p in per), stats
+    assert stats["requests"] >= 1, stats
+
+
+@needs_own_gil
+def test_under_a_master_each_worker_runs_its_interpreters(narwhal):
+    """--workers 1 --interpreters 2: the worker is ready once both interpreters are (the
+    master's health check then watches both loops), serves from both, stops cleanly."""
+    server = narwhal(APP, "--workers", "1", "--interpreters", "2", wait=False)
+    m = server.wait_for_log(r"Listening on http://(?P<host>[^:]+):(?P<port>\d+)", 60)
+    server.host, server.port = m.group("host"), int(m.group("port"))
+    ready = server.wait_for_log(r"Worker process \[(\d+)\] is ready", 60)
+    worker = int(ready.group(1))
+    seen = [fresh_get(server) for _ in range(6)]
+    assert {s["pid"] for s in seen} == {worker}, seen
+    assert {s["interpreter"] for s in seen} >= {0}, seen
+    assert len({s["interpreter"] for s in seen}) == 2, seen
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+    assert f"Finished interpreter 1 in server process [{worker}]" in server.log(), server.log()
 
 
 @needs_own_gil
