@@ -192,12 +192,14 @@ def test_two_cpu_bound_requests_run_in_parallel(two):
         attempts.append(f"{text} (two processes: {control_text})")
         if parallel:
             return
-    if controls_parallel == 0:
-        pytest.skip("the machine never ran two processes in parallel during the test (every core "
-                    "busy with other work), so parallel requests cannot be shown: " +
-                    "; ".join(attempts[-3:]))
-    pytest.fail("the two requests never ran in parallel, though two processes did: " +
-                "; ".join(attempts))
+    # Two processes that manage it now and then only say the cores were mostly taken: a
+    # failure needs a machine that ran them in parallel in a third of the attempts.
+    if controls_parallel * 3 < len(attempts):
+        pytest.skip(f"the machine ran two processes in parallel in {controls_parallel} of "
+                    f"{len(attempts)} attempts only (its cores busy with other work), so parallel "
+                    "requests cannot be shown: " + "; ".join(attempts[-3:]))
+    pytest.fail(f"the two requests never ran in parallel, though two processes did in "
+                f"{controls_parallel} of {len(attempts)} attempts: " + "; ".join(attempts))
 
 
 @needs_own_gil
