@@ -119,6 +119,33 @@ def test_under_a_master_each_worker_runs_its_interpreters(narwhal):
 
 
 @needs_own_gil
+def test_the_master_replaces_a_worker_whose_sub_interpreter_is_hung(narwhal):
+    """Each interpreter's loop beats into the worker's slot as its own loop: the master's
+    health check sees interpreter 1 blocked while interpreter 0 turns."""
+    server = narwhal(APP, "--workers", "1", "--interpreters", "2",
+                     "--timeout-worker-healthcheck", "1", wait=False)
+    m = server.wait_for_log(r"Listening on http://(?P<host>[^:]+):(?P<port>\d+)", 60)
+    server.host, server.port = m.group("host"), int(m.group("port"))
+    worker = int(server.wait_for_log(r"Worker process \[(\d+)\] is ready", 60).group(1))
+    for _ in range(4):
+        conn = connect(server)
+        if get(conn)["interpreter"] != 0:
+            break
+        conn.close()
+    else:
+        pytest.fail("no connection reached the sub-interpreter")
+    try:
+        conn.request("GET", "/block?60")  # no answer: the worker is killed first
+        hung = server.wait_for_log(rf"Worker process \[{worker}\] is hung: its event loop (\d+) "
+                                   r"has not turned", 60)
+    finally:
+        conn.close()
+    assert hung.group(1) == "1", hung.group(0)
+    server.wait_for_log(r"Worker process \[(?!%d\])(\d+)\] is ready" % worker, 60)
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+
+
+@needs_own_gil
 def test_a_keep_alive_connection_stays_on_one_interpreter(two):
     conn = connect(two)
     try:
