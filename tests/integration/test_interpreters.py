@@ -246,7 +246,8 @@ def test_a_blocked_sub_interpreter_loop_is_reported_with_its_stack(two):
     m = two.wait_for_log(r"event loop blocked for \d+ ms so far \(worker (\d+), interpreter (\d)\)"
                          r" in request GET /block", 30)
     assert int(m.group(1)) == two.pid and m.group(2) == "1", m.group(0)
-    two.wait_for_log(r"event loop unblocked", 30)
+    two.wait_for_log(r"event loop unblocked after \d+ ms, \d+ checks? \(worker \d+, interpreter 1\)"
+                     r" in request GET /block", 30)
     report = two.log()[m.start():]
     assert re.search(r"interpreters_app\.py\", line \d+, in blocking_sleep", report) or \
         re.search(r"interpreters_app\.py:\d+ .*blocking_sleep", report), report[:2000]
