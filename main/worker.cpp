@@ -179,6 +179,8 @@ int serve(const config::Settings& settings, const std::string& venv,
         } catch (const std::system_error& e) {
             log::error("{}", e.what());
             log::error("Cannot serve: stopping the application.");
+            for (auto& inbox : inboxes)  // those already serving stop too
+                push_shutdown(*inbox);
             others.abort();
             status = 1;
         }
