@@ -265,6 +265,7 @@ def test_sigterm_stops_every_interpreter_after_its_lifespan_shutdown(narwhal):
     assert stopped == started, out
     for index in (1, 2):
         assert f"Finished interpreter {index} in server process [{server.pid}]" in out, out
+    assert "Exception ignored" not in out and "Fatal Python error" not in out, out
     # The sub-interpreters are finalised before the main one (the process's last line).
     assert out.rindex("Finished interpreter") < out.rindex("Finished server process"), out
 
