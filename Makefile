@@ -16,6 +16,8 @@ REQUIREMENTS := tests/requirements/frameworks.txt
 UV_VERSION := 0.13.9
 GENERATOR := -G Ninja -DPython_EXECUTABLE=$(PYTHON)
 PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
+# What `make integration` runs: a file or a selection (PYTEST_ARGS="tests/integration/x.py -k y").
+PYTEST_ARGS ?= tests/integration
 # Python leaks at exit by design; the sanitizer run looks for memory errors, not leaks.
 # A small quarantine keeps the memory-bound tests meaningful under ASan (freed blocks
 # would otherwise pile up to 256 MiB before reuse). For the same reason stack-use-after-
@@ -56,7 +58,7 @@ unit: build
 	cd $(BUILD) && ctest --output-on-failure
 
 integration: build venv
-	NARWHAL_BIN=$(CURDIR)/$(BUILD)/narwhal NARWHAL_TEST_VENV=$(abspath $(VENV)) $(PYTEST) tests/integration
+	NARWHAL_BIN=$(CURDIR)/$(BUILD)/narwhal NARWHAL_TEST_VENV=$(abspath $(VENV)) $(PYTEST) $(PYTEST_ARGS)
 
 # The unit and integration tests again, against an AddressSanitizer + UBSan build.
 asan: deps venv

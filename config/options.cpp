@@ -189,6 +189,11 @@ constexpr Option table[] = {
     flag<&S::reuse_port>({"reuse_port", "--reuse-port", "NARWHAL_REUSE_PORT"}, true,
                          "With --workers: each worker binds its own SO_REUSEPORT socket "
                          "instead of sharing the master's (TCP only)."),
+    integer<&S::interpreters>(
+        {"interpreters", "--interpreters", "NARWHAL_INTERPRETERS"}, "M", 1, 16,
+        "Own-GIL sub-interpreters per worker process (CPython 3.12 or later), each with its "
+        "own thread and event loop; new connections go to the least busy one. 1: the main "
+        "interpreter only."),
     // --- HTTP limits
     bytes<&S::limit_request_line>(
         {"limit_request_line", "--limit-request-line", "NARWHAL_LIMIT_REQUEST_LINE"},

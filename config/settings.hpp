@@ -54,6 +54,12 @@ struct Settings {
     // work). true: each worker binds its own SO_REUSEPORT socket; the kernel spreads
     // connections evenly, but a stuck worker's queue keeps the connections hashed to it.
     bool reuse_port = false;
+    // Own-GIL sub-interpreters per worker (CPython 3.12 or later), one thread and event
+    // loop each, sharing the worker's I/O threads. 1: the main interpreter only, exactly
+    // the one-interpreter path: every C extension works there, and processes (--workers)
+    // give parallelism on every CPython; sub-interpreters are the opt-in for apps whose
+    // extensions support them.
+    int interpreters = 1;
 
     // --- HTTP limits -------------------------------------------------------
     // The request line: longer than any sane URL, short enough to bound a slow client.

@@ -4,7 +4,9 @@
 #   deploy/chroot-test.sh [--root DIR] [--mirror URL] RELEASE [TARGET...]
 #
 #   RELEASE  a Debian suite debootstrap knows (bookworm, trixie, ...)
-#   TARGET   make targets to run inside (default: test)
+#   TARGET   make targets (and variables) to run inside (default: test), e.g.
+#            integration 'PYTEST_ARGS=-rs tests/integration/test_interpreters.py'
+#            runs one integration test file (the Makefile's PYTEST_ARGS)
 #   --root   where the release's root lives (default: build/chroot/RELEASE); it is made
 #            once and kept, so later runs only refresh the packages and the source copy
 #   --mirror the Debian mirror (default: http://deb.debian.org/debian)
@@ -75,7 +77,9 @@ if [ "${1:-}" = "--inside-namespace" ]; then
     say "install-deps took $(seconds_since "$start") s"
     start=$(date +%s)
     say "inside: make $*"
-    run_inside "cd /src/narwhal && make $*"
+    # Each argument quoted for the shell inside, so that a variable with spaces
+    # ('PYTEST_ARGS=-rs tests/integration/test_x.py') stays one argument of make.
+    run_inside "cd /src/narwhal && make $(printf '%q ' "$@")"
     say "make $* passed in $(seconds_since "$start") s"
     exit 0
 fi

@@ -71,6 +71,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     if (s.workers == 0)
         return run_worker(s, argc, argv);  // one process, as without --workers
+    if (int refused = refuse_interpreters(s))
+        return refused;  // before anything is bound or forked
     // A master that never starts Python; each forked worker runs the same serve path on
     // the socket the master bound.
     // SIGHUP: the same command line and the environment as it was at start (before the

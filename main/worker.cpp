@@ -2,200 +2,119 @@
 
 #include "asgi/inbox.hpp"
 #include "asgi/log.hpp"
-#include "python/dispatcher.hpp"
+#include "main/interpreter_thread.hpp"
+#include "main/loop_watch.hpp"
+#include "python/app_loop.hpp"
 #include "python/interpreter.hpp"
 #include "python/log_bridge.hpp"
-#include "python/loop_services.hpp"
-#include "python/stack_reader.hpp"
+#include "python/subinterpreter.hpp"
 #include "server/front_end.hpp"
-#include "server/watchdog.hpp"
 
-#include <pybind11/embed.h>
+#include <Python.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <unistd.h>
-
-namespace py = pybind11;
+#include <vector>
 
 namespace narwhal {
 
-using python::Dispatcher;
-using python::LoopServices;
-
 namespace {
 
-const char* lifespan_name(config::LifespanMode m) {
-    switch (m) {
-    case config::LifespanMode::on: return "on";
-    case config::LifespanMode::off: return "off";
-    default: return "auto";
+// Runs `f` with the main thread's GIL released: the sub-interpreters' threads need it to
+// be made and finalised, the I/O threads and stack readers may want it.
+template <class F> void without_gil(F&& f) {
+    PyThreadState* state = PyEval_SaveThread();
+    f();
+    PyEval_RestoreThread(state);
+}
+
+void push_shutdown(asgi::Inbox& inbox) {
+    asgi::Event ev;
+    ev.kind = asgi::Event::Kind::shutdown;
+    inbox.push(std::move(ev));
+}
+
+// The interpreters 1..M-1 of the worker, each on its thread.
+class OtherInterpreters {
+public:
+    // Starts them all at once (their imports and lifespan startups run in parallel);
+    // 0 once each has started, else the first failure's status, the others aborted.
+    int start(const config::Settings& settings, const std::string& venv) {
+        int status = 0;
+        without_gil([&] {
+            for (int i = 1; i < settings.interpreters; ++i)
+                threads_.push_back(std::make_unique<InterpreterThread>(settings, i, venv));
+            for (auto& t : threads_)
+                if (int s = t->wait_started(); s != 0 && status == 0)
+                    status = s;
+        });
+        if (status != 0)
+            abort();
+        return status;
     }
-}
-
-const char* loop_name(config::LoopKind k) {
-    switch (k) {
-    case config::LoopKind::asyncio: return "asyncio";
-    case config::LoopKind::uvloop: return "uvloop";
-    default: return "auto";
+    // Each joined to its inbox; false if one could not be (the others were).
+    bool serve(std::vector<std::unique_ptr<asgi::Inbox>>& inboxes, asgi::Stats& stats,
+               std::vector<std::unique_ptr<LoopWatch>>& watches) {
+        bool all = true;
+        without_gil([&] {
+            for (std::size_t i = 0; i < threads_.size(); ++i)
+                all = threads_[i]->serve(*inboxes[i + 1], stats, *watches[i + 1]) && all;
+        });
+        return all;
     }
-}
-
-const char* interface_name(config::Interface i) {
-    switch (i) {
-    case config::Interface::asgi3: return "asgi3";
-    case config::Interface::asgi2: return "asgi2";
-    default: return "auto";
+    // Those not serving run their lifespan shutdown; all are finalised.
+    void abort() {
+        without_gil([&] {
+            for (auto& t : threads_)
+                t->abort();
+            join();
+        });
     }
-}
-
-// Logs a Python start-up error: the plain message for a LoadError (uvicorn prints no
-// traceback there), the traceback for anything else.
-void log_startup_error(py::error_already_set& e, const char* what) {
-    py::module_ loader = py::module_::import("narwhal._loader");
-    if (e.matches(loader.attr("LoadError"))) {
-        log::error("{} {}", what, py::str(e.value()).cast<std::string>());
-        return;
+    // GIL released. Until each is finalised: 0, or the first failure's status.
+    int join() {
+        int status = 0;
+        for (auto& t : threads_)
+            if (int s = t->join(); s != 0 && status == 0)
+                status = s;
+        return status;
     }
-    py::module_::import("narwhal._log").attr("log_exception")(what, e.value());
-}
 
-int serve_started(const config::Settings& settings, py::module_& rt,
-                  const std::function<void()>& ready, server::WorkerSlot* slot);
+private:
+    std::vector<std::unique_ptr<InterpreterThread>> threads_;
+};
 
-const char* log_level_name(config::LogLevel l) {
-    static constexpr const char* names[] = {"trace",   "debug", "info",
-                                            "warning", "error", "critical"};
-    return names[static_cast<int>(l)];
-}
-
-int serve(const config::Settings& settings, const std::function<void()>& ready,
-          server::WorkerSlot* slot) {
-    py::module_ rt = py::module_::import("narwhal._runtime");
-    try {
-        // Before the app is imported, as uvicorn does: an app that configures logging
-        // when imported overrides this.
-        py::module_::import("narwhal._logconfig")
-            .attr("install")(settings.log_config, log_level_name(settings.log_level),
-                             settings.log_format == config::LogFormat::json, settings.access_log,
-                             settings.venv, settings.app_dir);
-    } catch (py::error_already_set& e) {
-        log::error("{}", py::str(e.value()).cast<std::string>());
+int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
+                OtherInterpreters& others, std::vector<std::unique_ptr<asgi::Inbox>>& inboxes,
+                server::FrontEnd& front, const std::function<void()>& ready,
+                server::WorkerSlot* slot) {
+    std::vector<std::unique_ptr<LoopWatch>> watches;
+    for (int i = 0; i < settings.interpreters; ++i)
+        watches.push_back(std::make_unique<LoopWatch>(settings, i, front, slot));
+    auto& stats = front.context().stats;
+    if (!main_loop.attach(*inboxes[0], stats, watches[0]->monitor(),
+                          watches[0]->heartbeat_interval())) {
+        others.abort();
         return 1;
     }
-    try {
-        rt.attr("setup")(settings.app, settings.app_dir, settings.factory,
-                         interface_name(settings.interface));
-        rt.attr("create_loop")(loop_name(settings.loop));
-    } catch (py::error_already_set& e) {
-        log_startup_error(e, "Error loading ASGI app.");
+    if (!others.serve(inboxes, stats, watches)) {
+        for (auto& inbox : inboxes)
+            push_shutdown(*inbox);
+        without_gil([&] { others.join(); });
         return 1;
     }
-    log::info("Started server process [{}]", ::getpid());
-    if (!rt.attr("startup")(lifespan_name(settings.lifespan)).cast<bool>())
-        return 3;
-    // From here on the app's lifespan startup has run: whatever ends serving (a taken
-    // address, a failure below), its shutdown runs too (a no-op when serving ran it).
-    int status = 1;
-    try {
-        status = serve_started(settings, rt, ready, slot);
-    } catch (py::error_already_set& e) {
-        log::error("{}", e.what());
-    }
-    rt.attr("stop_lifespan")(settings.timeout_graceful_shutdown);
-    rt.attr("finish")();
-    return status;
-}
+    watches[0]->start(nullptr);
 
-// How often the loop beats: two beats per watchdog threshold, so a healthy loop is never
-// more than half a threshold late. Under a master the loop beats even with the watchdog
-// off: four beats per health-check timeout (at most 0.5 s apart, which also bounds how
-// stale the stats the master reads, and its --limit-max-requests count, can be).
-double heartbeat_interval(const config::Settings& settings, bool in_master_table) {
-    double interval = settings.watchdog_threshold / 2;
-    if (in_master_table) {
-        double for_master = 0.5;
-        if (settings.timeout_worker_healthcheck > 0)
-            for_master = std::min(for_master, settings.timeout_worker_healthcheck / 4);
-        interval = interval > 0 ? std::min(interval, for_master) : for_master;
-    }
-    return interval;
-}
-
-int serve_started(const config::Settings& settings, py::module_& rt,
-                  const std::function<void()>& ready, server::WorkerSlot* slot) {
-    asgi::Inbox inbox(settings.inbox_capacity);
-    server::FrontEnd front(settings, inbox);
-    try {
-        front.bind();
-    } catch (const std::system_error& e) {
-        log::error("{}", e.what());
-        log::error("Cannot serve: stopping the application.");
-        return 1;
-    }
-
-    py::object state = rt.attr("lifespan_state")();
-    py::object log_exception = py::module_::import("narwhal._log").attr("log_exception");
-    py::object disconnected = py::module_::import("narwhal._errors").attr("ClientDisconnected");
-    py::object loop = rt.attr("_loop");
-    python::LoopConfig cfg;
-    cfg.root_path = settings.root_path;
-    cfg.read_window = settings.read_window;
-    cfg.send_high_water = settings.send_high_water;
-    cfg.send_low_water = settings.send_low_water;
-    cfg.batch = settings.inbox_batch;
-    cfg.disconnect_grace = settings.timeout_disconnect_grace;
-    cfg.cancel_grace = settings.timeout_cancel_grace;
-    cfg.request_timeout = settings.timeout_request;
-    cfg.heartbeat_interval = heartbeat_interval(settings, slot != nullptr);
-    asgi::LoopMonitor monitor;
-    if (slot)
-        monitor.on_beat = [slot, &front](int64_t now) {
-            // At the end too: the master keeps a reaped worker's last published counts.
-            slot->publish(front.context().stats, front.admission().in_flight(),
-                          front.admission().queued());
-            if (now == 0)
-                slot->end_loop(0);
-            else
-                slot->beat(0, now);
-        };
-    monitor.thread_ident.store(PyThread_get_thread_ident());
-    std::unique_ptr<LoopServices> services =
-        LoopServices::create(py::module_::import("_narwhal").ptr(), front.context().stats, monitor,
-                             cfg, loop.ptr(), rt.ptr(), log_exception.ptr(), disconnected.ptr());
-    if (!services)
-        throw py::error_already_set();
-    py::object dispatcher_py;  // set below; the shutdown hook captures it by reference
-    py::cpp_function on_shutdown([&]() {
-        rt.attr("begin_shutdown")(dispatcher_py, settings.timeout_graceful_shutdown,
-                                  settings.timeout_cancel_grace);
-    });
-    std::unique_ptr<Dispatcher> dispatcher = Dispatcher::create(
-        inbox, *services, rt.attr("_app").ptr(), loop.ptr(), state.ptr(), on_shutdown.ptr());
-    if (!dispatcher)
-        throw py::error_already_set();
-    dispatcher_py = py::reinterpret_borrow<py::object>(dispatcher->handle());
-    rt.attr("attach_dispatcher")(dispatcher_py, settings.timeout_orphan_tasks);
-
-    std::unique_ptr<python::StackReader> stacks;
-    std::unique_ptr<server::Watchdog> watchdog;
-    if (settings.watchdog_threshold > 0) {
-        stacks = std::make_unique<python::StackReader>();
-        watchdog = std::make_unique<server::Watchdog>(monitor, front.context().stats, *stacks,
-                                                      settings.watchdog_threshold, 0);
-        watchdog->start();
-    }
-
-    front.start([&front, &inbox, slot](int nth) {
-        // I/O thread: stop taking work at once, then let the interpreter finish what it
-        // has. Each signal reaches the interpreter: the second one stops the waiting.
-        auto shutdown = [&inbox] {
-            asgi::Event ev;
-            ev.kind = asgi::Event::Kind::shutdown;
-            inbox.push(std::move(ev));
+    front.start([&front, &inboxes, slot](int nth) {
+        // I/O thread: stop taking work at once, then let the interpreters finish what
+        // they have. Each signal reaches every interpreter: the second one stops the
+        // waiting.
+        auto shutdown = [&inboxes] {
+            for (auto& inbox : inboxes)
+                push_shutdown(*inbox);
         };
         if (nth != 1)
             return shutdown();
@@ -203,52 +122,92 @@ int serve_started(const config::Settings& settings, py::module_& rt,
         if (slot)
             slot->set_state(server::WorkerState::draining);
         // The requests of connections accepted just before the listener closed reach
-        // the interpreter before the shutdown does, so it waits for them.
+        // the interpreters before the shutdown does, so they wait for them.
         front.after_first_requests(shutdown);
     });
     // Under a master (a slot), the master printed where it runs, once (uvicorn's rule).
     if (!slot)
         log::info("narwhal running on {} (Press CTRL+C to quit)", front.description());
+    if (settings.interpreters > 1)
+        log::info("Serving with {} interpreters, each with its own GIL and event loop",
+                  settings.interpreters);
     if (slot)
         slot->set_state(server::WorkerState::ready);  // before the master hears it
     if (ready)
         ready();
 
-    int status = 0;
-    try {
-        rt.attr("serve")(dispatcher_py);
-    } catch (py::error_already_set& e) {
-        py::module_::import("narwhal._log").attr("log_exception")("Event loop failed", e.value());
-        status = 1;
-    }
-    // The loop stopped mid-iteration: responses the last tasks sent may still sit in the
-    // deferred wake-ups (or a held start). Send them on their way.
-    services->flush();
-    {
-        py::gil_scoped_release nogil;  // I/O threads and the stack reader may want the GIL
+    int status = main_loop.serve();
+    if (status != 0)  // the main loop failed: the others stop too
+        for (std::size_t i = 1; i < inboxes.size(); ++i)
+            push_shutdown(*inboxes[i]);
+    without_gil([&] {
+        // This loop has ended: no watchdog report while the others finish their requests.
+        watches[0]->stop();
+        if (int s = others.join(); s != 0 && status == 0)
+            status = s;
         // Let the I/O threads write what they were handed and close those connections
         // (bounded: a client that does not read must not hold the exit).
         auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-        while (front.context().stats.connections.load() > 0 &&
-               std::chrono::steady_clock::now() < until)
+        while (stats.connections.load() > 0 && std::chrono::steady_clock::now() < until)
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        monitor.stop();
-        if (watchdog)
-            watchdog->stop();
-        if (stacks)
-            stacks->stop();
         front.begin_shutdown();
         front.stop();
-    }
+    });
     front.log_stats();
-    dispatcher_py = py::object();
+    return status;
+}
+
+// The main thread, holding the main interpreter's GIL: interpreter 0 is the main
+// interpreter on this thread (so one interpreter is exactly the path without
+// sub-interpreters); the others have threads of their own.
+int serve(const config::Settings& settings, const std::string& venv,
+          const std::function<void()>& ready, server::WorkerSlot* slot) {
+    python::AppLoop main_loop(settings, 0);
+    int status = main_loop.start();
+    OtherInterpreters others;
+    if (status == 0 && settings.interpreters > 1)
+        status = others.start(settings, venv);
+    if (status == 0) {
+        std::vector<std::unique_ptr<asgi::Inbox>> inboxes;
+        std::vector<asgi::Inbox*> inbox_list;
+        for (int i = 0; i < settings.interpreters; ++i) {
+            inboxes.push_back(std::make_unique<asgi::Inbox>(settings.inbox_capacity));
+            inbox_list.push_back(inboxes.back().get());
+        }
+        server::FrontEnd front(settings, inbox_list);
+        try {
+            front.bind();
+            status = serve_bound(settings, main_loop, others, inboxes, front, ready, slot);
+        } catch (const std::system_error& e) {
+            log::error("{}", e.what());
+            log::error("Cannot serve: stopping the application.");
+            for (auto& inbox : inboxes)  // those already serving stop too
+                push_shutdown(*inbox);
+            others.abort();
+            status = 1;
+        }
+    }
+    // From the lifespan startup on, whatever ended serving, the lifespan shutdown runs
+    // (a no-op when serving ran it).
+    main_loop.finish();
     return status;
 }
 
 }  // namespace
 
+int refuse_interpreters(const config::Settings& settings) {
+    if (settings.interpreters <= 1 || python::own_gil_supported)
+        return 0;
+    log::error("--interpreters {} needs own-GIL sub-interpreters (CPython 3.12 or later), but "
+               "narwhal embeds CPython {}: use --workers {} instead.",
+               settings.interpreters, PY_VERSION, settings.interpreters);
+    return 2;
+}
+
 int run_worker(const config::Settings& settings, int argc, const char* const* argv,
                const std::function<void()>& ready, server::WorkerSlot* slot) {
+    if (int refused = refuse_interpreters(settings))
+        return refused;
     // Like `python`, a VIRTUAL_ENV in the environment names the venv when --venv does not.
     const char* env_venv = std::getenv("VIRTUAL_ENV");
     std::string venv = !settings.venv.empty() ? settings.venv : env_venv ? env_venv : "";
@@ -261,16 +220,12 @@ int run_worker(const config::Settings& settings, int argc, const char* const* ar
         log::error("Cannot start Python: {}", e.what());
         return 1;
     }
-    int status;
-    std::unique_ptr<python::LogBridge> log_bridge;
-    try {
-        log_bridge = python::LogBridge::start();
-        if (!log_bridge)
-            throw py::error_already_set();
-        status = serve(settings, ready, slot);
-    } catch (py::error_already_set& e) {
-        log::error("{}", e.what());
-        status = 1;
+    int status = 1;
+    std::unique_ptr<python::LogBridge> log_bridge = python::LogBridge::start();
+    if (log_bridge) {
+        status = serve(settings, venv, ready, slot);
+    } else {
+        PyErr_Print();
     }
     log::info("Finished server process [{}]", ::getpid());
     log_bridge.reset();  // delivers what is queued while Python still runs

@@ -118,6 +118,12 @@ void deliver(PyObject* fn, const std::vector<log::Record>& batch, uint64_t dropp
 
 }  // namespace
 
+bool LogBridge::attach_writer() {
+    Ref module = Ref::steal(PyImport_ImportModule("narwhal._logconfig"));
+    Ref write = Ref::steal(PyCFunction_New(&write_def, nullptr));
+    return module && write && PyObject_SetAttrString(module.get(), "_write", write.get()) == 0;
+}
+
 std::unique_ptr<LogBridge> LogBridge::start() {
     Ref module = Ref::steal(PyImport_ImportModule("narwhal._logconfig"));
     if (!module)

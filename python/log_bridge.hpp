@@ -28,6 +28,12 @@ public:
     // GIL held. Gives narwhal._logconfig its native functions and starts the delivery
     // thread. nullptr with a Python error set on failure.
     static std::unique_ptr<LogBridge> start();
+    // GIL held, in a sub-interpreter: gives its narwhal._logconfig the writer only, so
+    // its records (the app's, and narwhal's Python-side messages) come out as narwhal's
+    // lines. Nothing is forwarded into it: narwhal's own records reach the main
+    // interpreter's logging only, so an app's own handlers on the uvicorn loggers see the
+    // server's records once, there. false with a Python error set.
+    static bool attach_writer();
     // GIL held. Stops forwarding (later records are written directly), delivers what is
     // queued, and joins the thread (releasing the GIL while it waits).
     ~LogBridge();

@@ -6,7 +6,24 @@
 
 namespace narwhal::python {
 
-StackReader::StackReader() {
+namespace {
+
+// The frame `ident`'s thread is running in the current interpreter (new reference), or
+// nullptr. Only this interpreter's threads: sys._current_frames() walks every
+// interpreter's, and would make frame objects for another interpreter's frames (with
+// this one's allocator) while that one runs under its own GIL.
+PyObject* frame_of_thread(unsigned long ident) {
+    PyThreadState* self = PyThreadState_Get();
+    for (PyThreadState* t = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(self)); t;
+         t = PyThreadState_Next(t))
+        if (t != self && t->thread_id == ident)
+            return reinterpret_cast<PyObject*>(PyThreadState_GetFrame(t));
+    return nullptr;
+}
+
+}  // namespace
+
+StackReader::StackReader(PyInterpreterState* interpreter) : interpreter_(interpreter) {
     thread_ = std::thread([this] { run(); });
 }
 
@@ -41,25 +58,34 @@ void StackReader::run() {
             std::unique_lock lock(mu_);
             cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
             if (stopping_)
-                return;
+                break;
             job = std::move(jobs_.front());
             jobs_.pop_front();
         }
         auto frames = read(job.ident);
         job.done(std::move(frames));
     }
+    if (thread_state_) {
+        PyEval_RestoreThread(thread_state_);
+        PyThreadState_Clear(thread_state_);
+        PyThreadState_DeleteCurrent();
+    }
 }
 
 std::vector<asgi::StackFrame> StackReader::read(unsigned long ident) {
     std::vector<asgi::StackFrame> out;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    PyGILState_STATE gil{};
+    if (interpreter_) {
+        if (!thread_state_)
+            thread_state_ = PyThreadState_New(interpreter_);
+        PyEval_RestoreThread(thread_state_);
+    } else {
+        gil = PyGILState_Ensure();
+    }
     {
-        // sys._current_frames()[ident], walked with traceback.extract_stack (oldest first).
-        Ref sys = Ref::steal(PyImport_ImportModule("sys"));
-        Ref frames =
-            sys ? Ref::steal(PyObject_CallMethod(sys.get(), "_current_frames", nullptr)) : Ref();
-        Ref key = Ref::steal(PyLong_FromUnsignedLong(ident));
-        PyObject* frame = (frames && key) ? PyDict_GetItem(frames.get(), key.get()) : nullptr;
+        // The thread's frame, walked with traceback.extract_stack (oldest first).
+        Ref frame_ref = Ref::steal(frame_of_thread(ident));
+        PyObject* frame = frame_ref.get();
         Ref tb = frame ? Ref::steal(PyImport_ImportModule("traceback")) : Ref();
         Ref summary =
             tb ? Ref::steal(PyObject_CallMethod(tb.get(), "extract_stack", "O", frame)) : Ref();
@@ -88,7 +114,10 @@ std::vector<asgi::StackFrame> StackReader::read(unsigned long ident) {
         }
         PyErr_Clear();
     }
-    PyGILState_Release(gil);
+    if (interpreter_)
+        PyEval_SaveThread();
+    else
+        PyGILState_Release(gil);
     return out;
 }
 

@@ -1,6 +1,7 @@
 // Reads another thread's Python stack for the watchdog. Its own thread takes the GIL,
 // so the watchdog never blocks on it: a loop stuck in a C call that holds the GIL
-// delays the stack, not the report.
+// delays the stack, not the report. One per interpreter: a sub-interpreter's loop stack
+// is read with a thread state of that interpreter, under its own GIL.
 #pragma once
 
 #include "asgi/stack_reader.hpp"
@@ -10,11 +11,16 @@
 #include <mutex>
 #include <thread>
 
+#include <Python.h>
+
 namespace narwhal::python {
 
 class StackReader final : public asgi::StackReader {
 public:
-    StackReader();
+    // `interpreter`: the interpreter whose loop it reads; nullptr for the main one (read
+    // through the GIL state API, as before sub-interpreters). A sub-interpreter must
+    // outlive its reader (stop() first).
+    explicit StackReader(PyInterpreterState* interpreter = nullptr);
     ~StackReader() override;
     void request(unsigned long ident,
                  std::function<void(std::vector<asgi::StackFrame>)> done) override;
@@ -27,7 +33,10 @@ private:
         std::function<void(std::vector<asgi::StackFrame>)> done;
     };
     void run();
-    static std::vector<asgi::StackFrame> read(unsigned long ident);
+    std::vector<asgi::StackFrame> read(unsigned long ident);
+
+    PyInterpreterState* interpreter_;
+    PyThreadState* thread_state_ = nullptr;  // the reader's own, in interpreter_
 
     std::thread thread_;
     std::mutex mu_;

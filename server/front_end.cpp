@@ -17,7 +17,8 @@ namespace narwhal::server {
 
 namespace net = boost::asio;
 
-FrontEnd::FrontEnd(const config::Settings& settings, asgi::Inbox& inbox) : settings_(settings) {
+FrontEnd::FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* const> inboxes)
+    : settings_(settings) {
     auto& s = settings;
     ctx_.limits.head = http::HeadLimits{s.limit_request_line, s.limit_request_head,
                                         s.limit_request_field_size, s.limit_request_fields};
@@ -45,13 +46,15 @@ FrontEnd::FrontEnd(const config::Settings& settings, asgi::Inbox& inbox) : setti
         s.ws_slow_consumer == config::Settings::SlowConsumer::close;
     ctx_.limits.ws_send_timeout = ms(s.ws_send_timeout);
     ctx_.limits.ws_drain = ms(s.timeout_ws_drain);
-    admission_ = std::make_unique<asgi::Admission>(static_cast<std::size_t>(s.limit_concurrency),
-                                                   static_cast<std::size_t>(s.limit_queue));
-    ctx_.admission = admission_.get();
+    for (asgi::Inbox* inbox : inboxes) {
+        admissions_.push_back(
+            std::make_unique<asgi::Admission>(static_cast<std::size_t>(s.limit_concurrency),
+                                              static_cast<std::size_t>(s.limit_queue)));
+        ctx_.lanes.push_back({inbox, admissions_.back().get()});
+    }
     ctx_.defaults.server_header = s.server_header;
     ctx_.defaults.date_header = s.date_header;
     ctx_.defaults.extra = s.headers;
-    ctx_.inbox = &inbox;
     // Under --workers the master counts a worker's requests and replaces it (new worker
     // first), so only a single process ends itself at the limit, as uvicorn's does.
     if (s.workers == 0 && s.limit_max_requests > 0) {
@@ -157,15 +160,32 @@ void FrontEnd::wait_stats_signal() {
     });
 }
 
+std::size_t FrontEnd::in_flight() const {
+    std::size_t n = 0;
+    for (const auto& a : admissions_)
+        n += a->in_flight();
+    return n;
+}
+
+std::size_t FrontEnd::queued() const {
+    std::size_t n = 0;
+    for (const auto& a : admissions_)
+        n += a->queued();
+    return n;
+}
+
 void FrontEnd::log_stats() {
-    const auto& st = ctx_.stats;
-    auto fields = fmt::format(
-        "\"event\": \"stats\", \"requests\": {}, \"shed\": {}, \"queue_timeouts\": {}, "
-        "\"in_flight\": {}, \"queued\": {}, \"connections\": {}, \"loop_stalls\": {}, "
-        "\"loop_lag_max_ms\": {:.1f}, \"cancelled\": {}, \"abandoned\": {}",
-        st.requests.load(), st.shed.load(), st.queue_timeouts.load(), admission_->in_flight(),
-        admission_->queued(), st.connections.load(), st.loop_stalls.load(),
-        st.loop_lag_max_us.load() / 1000.0, st.cancelled.load(), st.abandoned.load());
+    auto counters =
+        counters_of(ctx_.stats, static_cast<int64_t>(in_flight()), static_cast<int64_t>(queued()));
+    std::string fields = "\"event\": \"stats\", " + stats_fields(counters);
+    if (admissions_.size() > 1) {
+        fields += ", \"interpreters\": [";
+        for (std::size_t i = 0; i < admissions_.size(); ++i)
+            fields += fmt::format("{}{{\"interpreter\": {}, \"in_flight\": {}, \"queued\": {}}}",
+                                  i ? ", " : "", i, admissions_[i]->in_flight(),
+                                  admissions_[i]->queued());
+        fields += "]";
+    }
     log::event(log::Level::info, fmt::format("narwhal stats: {{{}}}", fields), fields);
 }
 

@@ -1,5 +1,7 @@
 // The network half of a worker: I/O threads, listeners and signal handling. It knows
-// the interpreter only through its inbox.
+// the interpreters only through their inboxes; each has an admission of its own
+// (--limit-concurrency and --limit-queue are per interpreter) and each new connection is
+// given to one of them (server/interpreter_picker.hpp).
 #pragma once
 
 #include "asgi/inbox.hpp"
@@ -12,6 +14,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace narwhal::server {
@@ -20,7 +23,8 @@ class IoThread;
 
 class FrontEnd {
 public:
-    FrontEnd(const config::Settings& settings, asgi::Inbox& inbox);
+    // One inbox per interpreter (at least one), in interpreter order.
+    FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* const> inboxes);
     ~FrontEnd();
 
     // Binds the listening socket. Throws std::system_error naming the address.
@@ -43,14 +47,18 @@ public:
 
     ServerContext& context() { return ctx_; }
     // Logs "narwhal stats: {json}" (also on SIGUSR1): the counters the metrics endpoint
-    // will export.
+    // will export (server/worker_health.hpp's stats_fields), then with several
+    // interpreters each one's requests in flight and queued.
     void log_stats();
-    asgi::Admission& admission() { return *admission_; }
+    asgi::Admission& admission(std::size_t interpreter) { return *admissions_[interpreter]; }
+    // Over all interpreters.
+    std::size_t in_flight() const;
+    std::size_t queued() const;
 
 private:
     const config::Settings& settings_;
     ServerContext ctx_;
-    std::unique_ptr<asgi::Admission> admission_;
+    std::vector<std::unique_ptr<asgi::Admission>> admissions_;
     std::vector<std::unique_ptr<IoThread>> threads_;
     std::unique_ptr<Listener> listener_;
     std::unique_ptr<boost::asio::signal_set> signals_;

@@ -31,8 +31,8 @@ constexpr auto linger_time = std::chrono::seconds(2);
 
 HttpSession::HttpSession(Socket socket, ServerContext& ctx, IoThread& io,
                          std::shared_ptr<const asgi::Peer> peer)
-    : socket_(std::move(socket)), ctx_(ctx), io_(io), peer_(std::move(peer)),
-      timer_(socket_.get_executor()) {}
+    : socket_(std::move(socket)), ctx_(ctx), lane_(ctx.assign_lane()), io_(io),
+      peer_(std::move(peer)), timer_(socket_.get_executor()) {}
 
 HttpSession::~HttpSession() {
     first_request_arrived();  // or never will
@@ -189,12 +189,13 @@ void HttpSession::upgrade_to_websocket() {
     counted_ = false;  // the connection stays counted, now as a WebSocket
     io_.remove_session(this);
     request_.head->websocket = true;
-    std::make_shared<WsSession>(std::move(socket_), ctx_, io_, peer_, std::move(request_.head))
+    std::make_shared<WsSession>(std::move(socket_), ctx_, lane_, io_, peer_,
+                                std::move(request_.head))
         ->start();
 }
 
 void HttpSession::admit() {
-    switch (ctx_.admission->acquire(shared_from_this())) {
+    switch (lane_.admission->acquire(shared_from_this())) {
     case asgi::Admission::Result::admitted: dispatch_request(); break;
     case asgi::Admission::Result::queued:
         phase_ = Phase::admission;
@@ -206,7 +207,7 @@ void HttpSession::admit() {
 
 void HttpSession::on_admitted() {
     if (phase_ != Phase::admission) {
-        ctx_.admission->release();  // the slot came too late: pass it on
+        lane_.admission->release();  // the slot came too late: pass it on
         return;
     }
     clear_wait();
@@ -225,12 +226,12 @@ void HttpSession::dispatch_request() {
     request_.credit = request_.expect_pending ? 0 : ctx_.limits.read_window;
     // A malformed start of the body is answered before the app hears of the request.
     if (!request_.body_done && !read_body_bytes()) {
-        ctx_.admission->release();
+        lane_.admission->release();
         return;
     }
     // From here the slot belongs to the channel, which releases it when the cycle ends.
     request_.channel =
-        std::make_shared<asgi::Channel>(request_.id, shared_from_this(), ctx_.admission);
+        std::make_shared<asgi::Channel>(request_.id, shared_from_this(), lane_.admission);
     // The deadline counts from when the app is handed the request (after any queue wait,
     // which --timeout-queue bounds on its own).
     if (ctx_.limits.request.count() > 0 &&
@@ -291,12 +292,12 @@ bool HttpSession::push_event(asgi::Event::Kind kind, bool more_body) {
         ev.more_body = more_body;
     }
     if (kind != asgi::Event::Kind::request) {
-        ctx_.inbox->push(std::move(ev));
+        lane_.inbox->push(std::move(ev));
         return true;
     }
     ev.head = std::move(request_.head);
     ev.peer = peer_;
-    return ctx_.inbox->push_request(ev);
+    return lane_.inbox->push_request(ev);
 }
 
 // The connection is done with the request: the app's later commands for it are stale.
@@ -551,7 +552,7 @@ void HttpSession::on_server_shutdown() {
         // written yet (the draining flag is set), and the connection closes after it.
         return;
     case Phase::admission:
-        if (ctx_.admission->cancel(this)) {
+        if (lane_.admission->cancel(this)) {
             ctx_.stats.shed.fetch_add(1, std::memory_order_relaxed);
             return reply_error(503, "shutting down");
         }
@@ -609,7 +610,7 @@ void HttpSession::close_now() {
         return;
     // A cancel that fails means admitted() is on its way: on_admitted passes the slot on.
     if (phase_ == Phase::admission)
-        ctx_.admission->cancel(this);
+        lane_.admission->cancel(this);
     phase_ = Phase::closed;
     if (counted_) {
         counted_ = false;

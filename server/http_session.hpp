@@ -136,6 +136,7 @@ private:
 
     Socket socket_;
     ServerContext& ctx_;
+    InterpreterLane lane_;  // the interpreter that serves this connection
     IoThread& io_;
     std::shared_ptr<const asgi::Peer> peer_;
     ReadBuffer buffer_;

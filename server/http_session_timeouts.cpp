@@ -51,7 +51,7 @@ void HttpSession::on_wait_expired(Wait w) {
         }
         break;
     case Wait::queue:
-        if (phase_ == Phase::admission && ctx_.admission->cancel(this)) {
+        if (phase_ == Phase::admission && lane_.admission->cancel(this)) {
             ctx_.stats.queue_timeouts.fetch_add(1, std::memory_order_relaxed);
             shed("no slot within --timeout-queue");
         }

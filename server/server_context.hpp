@@ -1,5 +1,5 @@
 // What every connection of a worker shares: limits and response defaults derived once
-// from the settings, the interpreter's inbox, and the worker-wide draining flag.
+// from the settings, the interpreters' inboxes, and the worker-wide draining flag.
 #pragma once
 
 #include "asgi/admission.hpp"
@@ -7,11 +7,14 @@
 #include "asgi/stats.hpp"
 #include "server/http/head_scanner.hpp"
 #include "server/http/response_head.hpp"
+#include "server/interpreter_picker.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace narwhal::server {
 
@@ -40,11 +43,19 @@ struct SessionLimits {
     std::chrono::milliseconds ws_drain{5000};
 };
 
+// One interpreter as a connection sees it: where its events go, and the admission that
+// bounds its requests in flight.
+struct InterpreterLane {
+    asgi::Inbox* inbox = nullptr;
+    asgi::Admission* admission = nullptr;
+};
+
 struct ServerContext {
     SessionLimits limits;
     http::ResponseDefaults defaults;
-    asgi::Inbox* inbox = nullptr;
-    asgi::Admission* admission = nullptr;
+    // One per interpreter of the worker (at least one), set before any connection exists.
+    std::vector<InterpreterLane> lanes;
+    InterpreterPicker picker;
     asgi::Stats stats;
     std::atomic<bool> draining{false};
     // Connections accepted that have not sent a complete first request head yet. A drain
@@ -67,6 +78,18 @@ struct ServerContext {
         uint64_t before = stats.requests.fetch_add(1, std::memory_order_relaxed);
         if (before + 1 == request_limit) [[unlikely]]
             on_request_limit();
+    }
+
+    // I/O threads, once per new connection: the interpreter that serves all of it. With
+    // one interpreter, nothing but a size check.
+    InterpreterLane assign_lane() {
+        if (lanes.size() == 1)
+            return lanes[0];
+        std::size_t loads[InterpreterPicker::max_interpreters];
+        std::size_t n = std::min(lanes.size(), InterpreterPicker::max_interpreters);
+        for (std::size_t i = 0; i < n; ++i)
+            loads[i] = lanes[i].admission->in_flight() + lanes[i].admission->queued();
+        return lanes[picker.pick(std::span<const std::size_t>(loads, n))];
     }
 
     // Any thread.

@@ -39,18 +39,33 @@ void WorkerSlot::end_loop(std::size_t loop) {
         heartbeat_ns[loop].store(0, release_order);
 }
 
-void WorkerSlot::publish(const asgi::Stats& stats, int64_t in_flight_now, int64_t queued_now) {
-    // Each counter is read and stored on its own: a report is a sample, not a transaction.
-    requests.store(stats.requests.load(relaxed), relaxed);
-    shed.store(stats.shed.load(relaxed), relaxed);
-    queue_timeouts.store(stats.queue_timeouts.load(relaxed), relaxed);
-    in_flight.store(in_flight_now, relaxed);
-    queued.store(queued_now, relaxed);
-    connections.store(stats.connections.load(relaxed), relaxed);
-    loop_stalls.store(stats.loop_stalls.load(relaxed), relaxed);
-    loop_lag_max_us.store(stats.loop_lag_max_us.load(relaxed), relaxed);
-    cancelled.store(stats.cancelled.load(relaxed), relaxed);
-    abandoned.store(stats.abandoned.load(relaxed), relaxed);
+WorkerCounters counters_of(const asgi::Stats& stats, int64_t in_flight, int64_t queued) {
+    // Each counter is read on its own: a report is a sample, not a transaction.
+    WorkerCounters c;
+    c.requests = stats.requests.load(relaxed);
+    c.shed = stats.shed.load(relaxed);
+    c.queue_timeouts = stats.queue_timeouts.load(relaxed);
+    c.in_flight = in_flight;
+    c.queued = queued;
+    c.connections = stats.connections.load(relaxed);
+    c.loop_stalls = stats.loop_stalls.load(relaxed);
+    c.loop_lag_max_us = stats.loop_lag_max_us.load(relaxed);
+    c.cancelled = stats.cancelled.load(relaxed);
+    c.abandoned = stats.abandoned.load(relaxed);
+    return c;
+}
+
+void WorkerSlot::publish(const WorkerCounters& c) {
+    requests.store(c.requests, relaxed);
+    shed.store(c.shed, relaxed);
+    queue_timeouts.store(c.queue_timeouts, relaxed);
+    in_flight.store(c.in_flight, relaxed);
+    queued.store(c.queued, relaxed);
+    connections.store(c.connections, relaxed);
+    loop_stalls.store(c.loop_stalls, relaxed);
+    loop_lag_max_us.store(c.loop_lag_max_us, relaxed);
+    cancelled.store(c.cancelled, relaxed);
+    abandoned.store(c.abandoned, relaxed);
 }
 
 WorkerSnapshot WorkerSlot::snapshot(std::size_t index) const {

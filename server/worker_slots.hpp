@@ -69,6 +69,10 @@ struct WorkerCounters {
     uint64_t abandoned = 0;
 };
 
+// The stats line's counters of one worker now: its Stats, plus the gauges the admissions
+// hold (requests in flight and waiting for a slot, over all its interpreters).
+WorkerCounters counters_of(const asgi::Stats& stats, int64_t in_flight, int64_t queued);
+
 // One slot, as a copy of plain values: what the health policy and the stats report read.
 struct WorkerSnapshot {
     static constexpr std::size_t max_loops = 16;
@@ -96,9 +100,8 @@ struct alignas(64) WorkerSlot {
     bool beat(std::size_t loop, int64_t now_ns);
     // The loop has ended on purpose (shutdown): it no longer counts as blocked.
     void end_loop(std::size_t loop);
-    // Copies the worker's counters into the slot; gauges the Stats do not hold (in-flight
-    // and queued requests live in the admission) come as arguments.
-    void publish(const asgi::Stats& stats, int64_t in_flight, int64_t queued);
+    // Copies the worker's counters (counters_of) into the slot.
+    void publish(const WorkerCounters& counters);
 
     // --- read by anyone ---------------------------------------------------------
     WorkerSnapshot snapshot(std::size_t index) const;

@@ -16,10 +16,10 @@ namespace beast = boost::beast;
 namespace websocket = boost::beast::websocket;
 namespace bhttp = boost::beast::http;
 
-WsSession::WsSession(Socket socket, ServerContext& ctx, IoThread& io,
+WsSession::WsSession(Socket socket, ServerContext& ctx, InterpreterLane lane, IoThread& io,
                      std::shared_ptr<const asgi::Peer> peer,
                      std::unique_ptr<asgi::RequestHead> head)
-    : ws_(std::move(socket)), ctx_(ctx), io_(io), peer_(std::move(peer)),
+    : ws_(std::move(socket)), ctx_(ctx), lane_(lane), io_(io), peer_(std::move(peer)),
       // Bounded just above the message limit: Beast 1.74 sizes its read of a compressed
       // frame from the frame's claimed length, unchecked; a bounded buffer turns a forged
       // 2^46-byte claim into a read error instead of a huge allocation. The slack lets
@@ -71,7 +71,7 @@ void WsSession::push_event(asgi::Event::Kind kind, std::string body, bool text, 
         ev.head = std::move(head_);
         ev.peer = peer_;
     }
-    ctx_.inbox->push(std::move(ev));
+    lane_.inbox->push(std::move(ev));
 }
 
 void WsSession::on_command(asgi::Command&& cmd) {

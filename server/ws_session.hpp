@@ -33,7 +33,8 @@ class WsSession final : public Connection, public std::enable_shared_from_this<W
 public:
     using Socket = boost::asio::generic::stream_protocol::socket;
 
-    WsSession(Socket socket, ServerContext& ctx, IoThread& io,
+    // `lane`: the interpreter of the HTTP connection that upgraded.
+    WsSession(Socket socket, ServerContext& ctx, InterpreterLane lane, IoThread& io,
               std::shared_ptr<const asgi::Peer> peer, std::unique_ptr<asgi::RequestHead> head);
     ~WsSession() override;
 
@@ -85,6 +86,7 @@ private:
 
     boost::beast::websocket::stream<WsTransport> ws_;
     ServerContext& ctx_;
+    InterpreterLane lane_;
     IoThread& io_;
     std::shared_ptr<const asgi::Peer> peer_;
     std::unique_ptr<asgi::RequestHead> head_;  // until start() hands it to the interpreter

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import traceback
 import weakref
@@ -24,6 +25,8 @@ _shutdown_task: asyncio.Task | None = None
 _lifespan_stopped = False
 _force = asyncio.Event()  # set by the second stop signal
 _dispatcher: Any = None
+_graceful_timeout = 30.0  # --timeout-graceful-shutdown, set by attach_dispatcher
+_cancel_grace = 1.0  # --timeout-cancel-grace
 
 
 def use_installation_python() -> None:
@@ -52,7 +55,10 @@ def setup(app: str, app_dir: str, factory: bool, interface: str) -> Callable:
 
 def create_loop(kind: str) -> asyncio.AbstractEventLoop:
     """The loop, with narwhal's task factory and exception handler installed before the
-    app's lifespan startup runs, so that what the app installs there composes with them."""
+    app's lifespan startup runs, so that what the app installs there composes with them.
+
+    "auto" takes uvloop where it can be imported: not in a sub-interpreter (uvloop's
+    extension modules do not support them), which then runs asyncio's loop."""
     global _loop
     if kind in ("auto", "uvloop"):
         try:
@@ -232,13 +238,58 @@ _spawned: dict[int, list[weakref.ref]] = {}
 _orphan_timeout = 5.0
 
 
-def attach_dispatcher(dispatcher: Any, orphan_timeout: float) -> None:
+def attach_dispatcher(dispatcher: Any, orphan_timeout: float, graceful_timeout: float,
+                      cancel_grace: float) -> None:
     """Connects the task factory to the dispatcher (which knows the running request) and
     hands the dispatcher the factory the app installed, for the requests' own tasks."""
-    global _orphan_timeout, _dispatcher
+    global _orphan_timeout, _dispatcher, _graceful_timeout, _cancel_grace
     _orphan_timeout = orphan_timeout
+    _graceful_timeout = graceful_timeout
+    _cancel_grace = cancel_grace
     _dispatcher = dispatcher
     dispatcher.set_task_factory(_hooks.task_factory)
+
+
+class _Forgotten:
+    """What threading's dummy-thread tracker becomes (forget_dummy_thread)."""
+
+
+def forget_dummy_thread() -> None:
+    """Before a sub-interpreter is finalised, on its thread: take the threading.Thread
+    stand-in that threading.current_thread() made for this thread (threading did not
+    start it) out of threading's table now. Its tracker would do that when the thread
+    state is cleared, after the modules are gone, and print "Exception ignored in
+    _DeleteDummyThreadOnDel"; the tracker still keeps the stand-in alive until then, as
+    before, only without its __del__."""
+    import threading
+
+    local = getattr(threading, "_thread_local_info", None)
+    tracker = getattr(local, "_track_dummy_thread_ref", None)
+    if tracker is not None:
+        threading._active.pop(threading.get_ident(), None)
+        tracker.__class__ = _Forgotten
+
+
+def on_shutdown_event() -> None:
+    """The dispatcher took a shutdown event from its inbox (a stop signal)."""
+    begin_shutdown(_dispatcher, _graceful_timeout, _cancel_grace)
+
+
+_SUBINTERPRETER_REFUSAL = re.compile(r"module (\S+) does not support loading in subinterpreters")
+
+
+def subinterpreter_refusal(exc: BaseException | None) -> str | None:
+    """The extension module that CPython refused to load in this sub-interpreter (its
+    multi-interpreter check), when that is what raised `exc` or one of its causes."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ImportError):
+            found = _SUBINTERPRETER_REFUSAL.search(str(exc))
+            if found:
+                return found.group(1)
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future:

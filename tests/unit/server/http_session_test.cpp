@@ -49,8 +49,7 @@ struct Rig {
         ctx.limits.send_low_water = 16 * 1024;
         ctx.defaults.server_header = false;
         ctx.defaults.date_header = false;
-        ctx.inbox = &inbox;
-        ctx.admission = &admission;
+        ctx.lanes = {{&inbox, &admission}};
         ctx.stats.connections = 1;  // as the listener counts at accept
 
         int fds[2];

@@ -14,6 +14,7 @@
 #include <thread>
 
 using narwhal::asgi::Stats;
+using narwhal::server::counters_of;
 using narwhal::server::WorkerSlot;
 using narwhal::server::WorkerSlots;
 using narwhal::server::WorkerSnapshot;
@@ -76,7 +77,7 @@ TEST_CASE("WorkerSlots: assign, set_pid and release", "[server][worker_slots]") 
     slots[0].set_state(WorkerState::ready);
     slots[0].beat(0, 123);
     slots[0].beat(3, 456);
-    slots[0].publish(stats, 4, 5);
+    slots[0].publish(counters_of(stats, 4, 5));
     slots.release(0);
     CHECK(slots.find_free() == 0);
     CHECK(slots.assign(0) == 2);
@@ -104,7 +105,7 @@ TEST_CASE("WorkerSlot: publish copies the stats line's counters", "[server][work
     st.note_lag(8000);
     st.cancelled = 9;
     st.abandoned = 10;
-    slots[0].publish(st, 4, 5);
+    slots[0].publish(counters_of(st, 4, 5));
     auto c = slots[0].snapshot(0).counters;
     CHECK(c.requests == 1);
     CHECK(c.shed == 2);
@@ -150,7 +151,7 @@ TEST_CASE("WorkerSlots: a forked worker's writes reach the master", "[server][wo
         st.requests = 77;
         st.connections = 3;
         mine.set_state(WorkerState::ready);
-        mine.publish(st, 1, 0);
+        mine.publish(counters_of(st, 1, 0));
         mine.beat(0, 111'000);
         mine.beat(1, 222'000);
         // Stay alive until the master has looked: the parent closes the pipe when done.
@@ -199,7 +200,7 @@ TEST_CASE("WorkerSlots: a worker thread writes while the master reads", "[server
         slots[0].set_state(WorkerState::ready);
         for (int64_t i = 1; i <= last; ++i) {
             st.requests.fetch_add(1);
-            slots[0].publish(st, i % 3, 0);
+            slots[0].publish(counters_of(st, i % 3, 0));
             slots[0].beat(static_cast<std::size_t>(i % 2), i);
         }
     });
