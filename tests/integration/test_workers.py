@@ -125,8 +125,12 @@ def test_master_never_starts_python(narwhal):
     master_rss, master_threads, master_maps = facts(server.pid)
     worker_rss, worker_threads, worker_maps = facts(workers[0])
     assert master_threads == 1 and worker_threads > 1
-    # libpython may be linked dynamically or statically: a dynamic one must not be mapped.
-    assert not re.search(r"libpython\S*\.so", master_maps), master_maps
+    # Where libpython is linked statically (Debian 12) the master maps no libpython at all.
+    # Where only a shared one exists (Debian 13's static library is unusable, see the
+    # README's platform table) it is a load-time dependency of the one executable, so the
+    # master maps it too, untouched: the checks below are what prove it never started.
+    if not re.search(r"libpython\S*\.so", worker_maps):
+        assert not re.search(r"libpython\S*\.so", master_maps), master_maps
     # Any started interpreter imports C extension modules from the standard library
     # (the worker's maps show them); the master's never do.
     assert re.search(r"/python3[.\d]*/lib-dynload/|\.cpython-\d+", worker_maps), worker_maps
