@@ -25,6 +25,7 @@ import pytest
 import conftest
 import rawhttp
 from conftest import run_cli
+from test_workers import ready_pids, start_master
 from venv_util import PYPI_APPS, pinned, require_venv
 
 OWN_GIL = sys.version_info >= (3, 12)
@@ -69,7 +70,7 @@ def test_refused_before_3_12(workers):
     assert "--workers 2" in refusal[0], refusal
     assert "narwhal running" not in out and "Started server process" not in out, out
     assert "lifespan" not in out, out  # the app was never imported
-    assert "Listening on" not in out and "Started worker" not in out, out  # nor a master
+    assert "Started parent process" not in out and "Started worker" not in out, out  # nor a master
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +106,8 @@ def test_stats_name_each_interpreter(two):
 def test_under_a_master_each_worker_runs_its_interpreters(narwhal):
     """--workers 1 --interpreters 2: the worker is ready once both interpreters are (the
     master's health check then watches both loops), serves from both, stops cleanly."""
-    server = narwhal(APP, "--workers", "1", "--interpreters", "2", wait=False)
-    m = server.wait_for_log(r"Listening on http://(?P<host>[^:]+):(?P<port>\d+)", 60)
-    server.host, server.port = m.group("host"), int(m.group("port"))
-    ready = server.wait_for_log(r"Worker process \[(\d+)\] is ready", 60)
-    worker = int(ready.group(1))
+    server = start_master(narwhal, 1, "--interpreters", "2", app=APP)
+    [worker] = ready_pids(server)
     seen = [fresh_get(server) for _ in range(6)]
     assert {s["pid"] for s in seen} == {worker}, seen
     assert {s["interpreter"] for s in seen} >= {0}, seen
@@ -122,11 +120,9 @@ def test_under_a_master_each_worker_runs_its_interpreters(narwhal):
 def test_the_master_replaces_a_worker_whose_sub_interpreter_is_hung(narwhal):
     """Each interpreter's loop beats into the worker's slot as its own loop: the master's
     health check sees interpreter 1 blocked while interpreter 0 turns."""
-    server = narwhal(APP, "--workers", "1", "--interpreters", "2",
-                     "--timeout-worker-healthcheck", "1", wait=False)
-    m = server.wait_for_log(r"Listening on http://(?P<host>[^:]+):(?P<port>\d+)", 60)
-    server.host, server.port = m.group("host"), int(m.group("port"))
-    worker = int(server.wait_for_log(r"Worker process \[(\d+)\] is ready", 60).group(1))
+    server = start_master(narwhal, 1, "--interpreters", "2", "--timeout-worker-healthcheck", "1",
+                          app=APP)
+    [worker] = ready_pids(server)
     for _ in range(4):
         conn = connect(server)
         if get(conn)["interpreter"] != 0:
