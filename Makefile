@@ -18,6 +18,8 @@ GENERATOR := -G Ninja -DPython_EXECUTABLE=$(PYTHON)
 PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
 # What `make integration` runs: a file or a selection (PYTEST_ARGS="tests/integration/x.py -k y").
 PYTEST_ARGS ?= tests/integration
+# What `make bench` adds to loadtests/compare.py (BENCH_ARGS="--servers narwhal,granian --rounds 3").
+BENCH_ARGS ?=
 # Python leaks at exit by design; the sanitizer run looks for memory errors, not leaks.
 # A small quarantine keeps the memory-bound tests meaningful under ASan (freed blocks
 # would otherwise pile up to 256 MiB before reuse). For the same reason stack-use-after-
@@ -92,8 +94,8 @@ fuzz:
 	$(FUZZ_BUILD)/tests/fuzz/ws_frame_fuzz tests/fuzz/regressions/*
 	$(FUZZ_BUILD)/tests/fuzz/ws_frame_fuzz -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus-ws_frame
 
-bench: build
-	$(PYTHON) loadtests/compare.py --narwhal-bin $(BUILD)/narwhal
+bench: build venv
+	$(PYTHON) loadtests/compare.py --narwhal-bin $(BUILD)/narwhal --venv $(VENV) $(BENCH_ARGS)
 
 # The C++ sources in .clang-format's style, with the clang-format pinned in the venv (the
 # distributions' versions format differently). `format-check` fails on any difference.
