@@ -10,6 +10,19 @@ namespace narwhal::server {
 
 namespace net = boost::asio;
 
+// At most one kick is in flight: one is owed only on the mailbox's empty -> non-empty
+// transition, and the mailbox is emptied only by run_mailbox, which Asio calls after it
+// has freed the kick's operation. So the slot is free for every kick; should two ever
+// overlap, the second takes the heap.
+struct IoThread::Kick {
+    IoThread* self;
+
+    using allocator_type = HandlerSlot::Allocator<void>;
+    allocator_type get_allocator() const noexcept { return allocator_type(self->kick_slot_); }
+
+    void operator()() const { self->run_mailbox(); }
+};
+
 IoThread::IoThread() = default;
 
 IoThread::~IoThread() { join(); }
@@ -28,7 +41,10 @@ void IoThread::push_command(std::shared_ptr<Connection> session, asgi::Command&&
 }
 
 void IoThread::kick() {
-    net::post(ioc_, [this] { run_mailbox(); });
+    // Posted from the interpreter thread and freed on this one: with Asio's default
+    // per-thread recycling that would be a malloc and a free on different threads per
+    // batch; the slot makes it none.
+    net::post(ioc_, Kick{this});
 }
 
 void IoThread::kick_fn(void* self) { static_cast<IoThread*>(self)->kick(); }
