@@ -60,9 +60,19 @@ void IoThread::run_mailbox() {
         std::lock_guard lock(mu_);
         running_.swap(mailbox_);
     }
-    for (auto& item : running_)
-        if (item.cmd.kind != asgi::Command::Kind::release)
+    // A command that throws is logged here rather than in the thread's run loop: leaving
+    // the batch half done would strand the rest of it in running_, the next swap would
+    // put it back into the mailbox, and with the mailbox never empty again no push would
+    // kick this thread: every connection on it would wait for ever.
+    for (auto& item : running_) {
+        if (item.cmd.kind == asgi::Command::Kind::release)
+            continue;
+        try {
             item.session->on_command(std::move(item.cmd));
+        } catch (const std::exception& e) {
+            log::error("I/O thread: a command failed: {}", e.what());
+        }
+    }
     // The last reference to a finished connection may be dropped here, on its own thread.
     running_.clear();
 }

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,9 +25,14 @@ namespace {
 class CountingConnection : public Connection,
                            public std::enable_shared_from_this<CountingConnection> {
 public:
-    explicit CountingConnection(IoThread& thread) : thread_(thread) {}
+    explicit CountingConnection(IoThread& thread, uint64_t throw_at = UINT64_MAX)
+        : thread_(thread), throw_at_(throw_at) {}
 
     void on_command(asgi::Command&& cmd) override {
+        if (cmd.request == throw_at_) {
+            next_ = cmd.request + 1;
+            throw std::runtime_error("refused");
+        }
         if (cmd.request != next_)
             out_of_order_.store(true, std::memory_order_relaxed);
         next_ = cmd.request + 1;
@@ -48,6 +54,7 @@ protected:
 
 private:
     IoThread& thread_;
+    uint64_t throw_at_;
     uint64_t next_ = 0;  // the I/O thread only
     std::atomic<uint64_t> done_{0};
     std::atomic<bool> out_of_order_{false};
@@ -164,6 +171,33 @@ TEST_CASE("io thread: a deferred kick waits for the end of the producer's batch"
     asgi::set_wake_scheduler(nullptr, nullptr);
     CHECK(wait_done(*conn, 2));
     CHECK(conn->done() == 2);
+    thread.stop();
+    thread.join();
+}
+
+TEST_CASE("io thread: a command that throws does not stall the commands after it",
+          "[server][io_thread]") {
+    IoThread thread;
+    thread.start();
+    auto failing = std::make_shared<CountingConnection>(thread, 1);
+    auto other = std::make_shared<CountingConnection>(thread);
+    // One batch: the failing connection's command 1 throws between the others.
+    DeferredWakes deferred;
+    asgi::set_wake_scheduler(&DeferredWakes::schedule, &deferred);
+    failing->submit(nullptr, command(0));
+    failing->submit(nullptr, command(1));
+    other->submit(nullptr, command(0));
+    failing->submit(nullptr, command(2));
+    asgi::run_deferred_wakes();
+    CHECK(wait_done(*other, 1));
+    CHECK(wait_done(*failing, 2));  // commands 0 and 2
+    // And the mailbox still kicks the thread for later batches.
+    other->submit(nullptr, command(1));
+    asgi::run_deferred_wakes();
+    asgi::set_wake_scheduler(nullptr, nullptr);
+    CHECK(wait_done(*other, 2));
+    CHECK_FALSE(other->out_of_order());
+    CHECK_FALSE(failing->out_of_order());
     thread.stop();
     thread.join();
 }
