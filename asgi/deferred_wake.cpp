@@ -11,6 +11,8 @@ struct Batch {
     void* ctx = nullptr;
     bool scheduled = false;
     std::vector<std::pair<WakeFn, void*>> wakes;
+    // The previous batch's list, emptied, kept for its capacity.
+    std::vector<std::pair<WakeFn, void*>> spare;
 };
 thread_local Batch batch;
 }  // namespace
@@ -36,10 +38,16 @@ bool defer_wake(WakeFn fn, void* target) {
 
 void run_deferred_wakes() {
     batch.scheduled = false;
-    auto wakes = std::move(batch.wakes);
-    batch.wakes.clear();
+    // Trade the recorded list for the spare one instead of moving it out, so that both
+    // keep their capacity and a batch allocates nothing once they have grown. Wakes
+    // deferred while these run go to the next batch; a nested call finds no spare and
+    // only allocates.
+    auto wakes = std::move(batch.spare);
+    wakes.swap(batch.wakes);
     for (auto& [fn, target] : wakes)
         fn(target);
+    wakes.clear();
+    batch.spare = std::move(wakes);
 }
 
 }  // namespace narwhal::asgi

@@ -10,6 +10,19 @@ namespace narwhal::server {
 
 namespace net = boost::asio;
 
+// At most one kick is in flight: one is owed only on the mailbox's empty -> non-empty
+// transition, and the mailbox is emptied only by run_mailbox, which Asio calls after it
+// has freed the kick's operation. So the slot is free for every kick; should two ever
+// overlap, the second takes the heap.
+struct IoThread::Kick {
+    IoThread* self;
+
+    using allocator_type = HandlerSlot::Allocator<void>;
+    allocator_type get_allocator() const noexcept { return allocator_type(self->kick_slot_); }
+
+    void operator()() const { self->run_mailbox(); }
+};
+
 IoThread::IoThread() = default;
 
 IoThread::~IoThread() { join(); }
@@ -28,7 +41,10 @@ void IoThread::push_command(std::shared_ptr<Connection> session, asgi::Command&&
 }
 
 void IoThread::kick() {
-    net::post(ioc_, [this] { run_mailbox(); });
+    // Posted from the interpreter thread and freed on this one: with Asio's default
+    // per-thread recycling that would be a malloc and a free on different threads per
+    // batch; the slot makes it none.
+    net::post(ioc_, Kick{this});
 }
 
 void IoThread::kick_fn(void* self) { static_cast<IoThread*>(self)->kick(); }
@@ -44,9 +60,19 @@ void IoThread::run_mailbox() {
         std::lock_guard lock(mu_);
         running_.swap(mailbox_);
     }
-    for (auto& item : running_)
-        if (item.cmd.kind != asgi::Command::Kind::release)
+    // A command that throws is logged here rather than in the thread's run loop: leaving
+    // the batch half done would strand the rest of it in running_, the next swap would
+    // put it back into the mailbox, and with the mailbox never empty again no push would
+    // kick this thread: every connection on it would wait for ever.
+    for (auto& item : running_) {
+        if (item.cmd.kind == asgi::Command::Kind::release)
+            continue;
+        try {
             item.session->on_command(std::move(item.cmd));
+        } catch (const std::exception& e) {
+            log::error("I/O thread: a command failed: {}", e.what());
+        }
+    }
     // The last reference to a finished connection may be dropped here, on its own thread.
     running_.clear();
 }

@@ -1,9 +1,11 @@
 // One I/O thread: its io_context, the connections it owns, and the mailbox through
 // which interpreter threads hand it commands. Commands are queued under a mutex and
-// the thread is poked with one post per batch, not one per command.
+// the thread is poked with one post per batch, not one per command, and that post
+// reuses one piece of memory instead of allocating.
 #pragma once
 
 #include "asgi/events.hpp"
+#include "server/handler_slot.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -45,11 +47,16 @@ private:
         std::shared_ptr<Connection> session;
         asgi::Command cmd;
     };
+    // The handler that runs the mailbox; its operation lives in kick_slot_.
+    struct Kick;
+
     void run_mailbox();
     void kick();
     static void kick_fn(void* self);
     static void schedule_wakes(void* self);
 
+    // Before ioc_: a kick still queued when the context is destroyed is freed into it.
+    HandlerSlot kick_slot_;
     boost::asio::io_context ioc_{1};
     std::thread thread_;
     std::mutex mu_;
