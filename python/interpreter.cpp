@@ -3,6 +3,7 @@
 #include "python/embedded_sources.hpp"
 #include "python/native_module.hpp"
 #include "python/py_ref.hpp"
+#include "python/subinterpreter.hpp"
 
 #include <pybind11/embed.h>
 
@@ -117,6 +118,19 @@ void start_interpreter(int argc, const char* const* argv, const std::string& ven
         py::module_::import("narwhal._runtime").attr("use_installation_python")();
 }
 
-void stop_interpreter() { py::finalize_interpreter(); }
+void stop_interpreter() {
+    if (interpreter_left_running()) {
+        // Finalising would end the unfinalised sub-interpreter first, which aborts while
+        // its thread runs: flush what Python buffered and let the process exit instead.
+        for (const char* name : {"stdout", "stderr"})
+            if (PyObject* stream = PySys_GetObject(name)) {  // borrowed
+                Ref r = Ref::steal(PyObject_CallMethod(stream, "flush", nullptr));
+                if (!r)
+                    PyErr_Clear();
+            }
+        return;
+    }
+    py::finalize_interpreter();
+}
 
 }  // namespace narwhal::python

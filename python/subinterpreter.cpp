@@ -1,10 +1,26 @@
 #include "python/subinterpreter.hpp"
 
+#include "asgi/log.hpp"
 #include "python/interpreter.hpp"
 #include "python/log_bridge.hpp"
 #include "python/py_ref.hpp"
 
+#include <atomic>
+
 namespace narwhal::python {
+
+namespace {
+
+// How long a sub-interpreter's unjoined threads (daemon threads) may take to end on
+// their own once its loop has stopped: asgiref's per-request helper thread ends within
+// milliseconds; a thread that loops forever never will, and only delays the exit.
+constexpr double thread_exit_grace = 1.0;
+
+std::atomic<bool> left_running{false};
+
+}  // namespace
+
+bool interpreter_left_running() { return left_running.load(); }
 
 #if PY_VERSION_HEX >= 0x030C0000
 namespace {
@@ -75,13 +91,40 @@ SubInterpreter::SubInterpreter([[maybe_unused]] const std::string& venv) {
 SubInterpreter::~SubInterpreter() {
     if (!state_)
         return;
-    {  // these references must go before the interpreter does
+    std::string left;  // threads that would make Py_EndInterpreter abort the process
+    {                  // these references must go before the interpreter does
         Ref runtime = Ref::steal(PyImport_ImportModule("narwhal._runtime"));
+        // Before forget_dummy_thread: asking threading for the current thread makes its
+        // stand-in again.
+        Ref names = runtime ? Ref::steal(PyObject_CallMethod(runtime.get(), "threads_left_running",
+                                                             "d", thread_exit_grace))
+                            : Ref();
+        Ref joined = names ? Ref::steal(PyUnicode_Join(Ref::steal(PyUnicode_FromString(", ")).get(),
+                                                       names.get()))
+                           : Ref();
+        const char* text = joined ? PyUnicode_AsUTF8(joined.get()) : nullptr;
+        if (text)
+            left = text;
+        PyErr_Clear();
         Ref forgot =
             runtime ? Ref::steal(PyObject_CallMethod(runtime.get(), "forget_dummy_thread", nullptr))
                     : Ref();
         if (!forgot)
             PyErr_Clear();
+    }
+    if (!left.empty()) {
+        // CPython cannot finalise an interpreter while one of its threads runs (it aborts
+        // the process, "not the last thread"), nor the main one after it: leave both, and
+        // let the process end with the thread still running, as daemon threads do.
+        log::warning("Interpreter threads still running at exit ({}): the interpreter is "
+                     "left unfinalised and Python's exit-time clean-up is skipped",
+                     left);
+        left_running.store(true);
+        PyEval_SaveThread();
+        PyEval_RestoreThread(main_);
+        PyThreadState_Clear(main_);
+        PyThreadState_DeleteCurrent();
+        return;
     }
     Py_EndInterpreter(state_);  // leaves no thread state current
     PyEval_RestoreThread(main_);

@@ -14,6 +14,11 @@ namespace narwhal::python {
 // Whether this build's Python has own-GIL sub-interpreters.
 constexpr bool own_gil_supported = PY_VERSION_HEX >= 0x030C0000;
 
+// True once a sub-interpreter was left unfinalised because one of its threads was still
+// running at exit: the main interpreter must then not be finalised either (CPython would
+// end the sub-interpreter itself and abort the process).
+bool interpreter_left_running();
+
 class SubInterpreter {
 public:
     // On a thread that holds no interpreter's GIL. Afterwards the thread runs in the new
@@ -22,6 +27,8 @@ public:
     explicit SubInterpreter(const std::string& venv);
     // The thread must be back in this interpreter with its GIL held: finalises it (waits
     // for its threads, runs its atexit functions) and leaves the thread holding no GIL.
+    // A daemon thread still running after a short grace leaves it unfinalised instead
+    // (logged; see interpreter_left_running()).
     ~SubInterpreter();
     SubInterpreter(const SubInterpreter&) = delete;
     SubInterpreter& operator=(const SubInterpreter&) = delete;

@@ -270,6 +270,32 @@ def forget_dummy_thread() -> None:
         tracker.__class__ = _Forgotten
 
 
+def threads_left_running(grace: float) -> list[str]:
+    """Before a sub-interpreter is finalised, on its thread: the threads that would keep
+    it from being finalised. CPython joins the non-daemon ones itself (as at any exit);
+    a thread it does not join (a daemon thread, or one started with _thread directly)
+    that is still running makes Py_EndInterpreter abort the whole process. Such threads
+    get `grace` seconds to end; the names of those still running are returned (a thread
+    without a threading.Thread object is named by its count)."""
+    import _thread
+    import threading
+    import time
+
+    def unjoined() -> list[str]:
+        current = threading.current_thread()
+        joined = [t for t in threading.enumerate() if t is not current and not t.daemon]
+        daemons = [t.name for t in threading.enumerate() if t is not current and t.daemon]
+        raw = _thread._count() - len(joined) - len(daemons)
+        return daemons + [f"{raw} thread(s) started with _thread"] * (raw > 0)
+
+    deadline = time.monotonic() + grace
+    left = unjoined()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.01)  # gives the GIL to them
+        left = unjoined()
+    return left
+
+
 def on_shutdown_event() -> None:
     """The dispatcher took a shutdown event from its inbox (a stop signal)."""
     begin_shutdown(_dispatcher, _graceful_timeout, _cancel_grace)

@@ -267,6 +267,25 @@ def test_sigterm_stops_every_interpreter_after_its_lifespan_shutdown(narwhal):
 
 
 @needs_own_gil
+def test_a_daemon_thread_still_running_does_not_abort_the_exit(narwhal):
+    """CPython aborts the process ("Py_EndInterpreter: not the last thread") when a
+    sub-interpreter is finalised while one of its daemon threads runs: narwhal leaves
+    that interpreter (and so the main one) unfinalised, says so, and exits cleanly."""
+    server = narwhal(APP, "--interpreters", "2")
+    seen = set()
+    for _ in range(20):  # new connections go to both interpreters
+        seen.add(fresh_get(server, "/daemon")["interpreter"])
+        if len(seen) == 2:
+            break
+    assert len(seen) == 2, seen
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.log()
+    out = server.log()
+    assert "Fatal Python error" not in out, out
+    assert re.search(r"Interpreter threads still running at exit \(forever\)", out), out
+    assert f"Finished server process [{server.pid}]" in out, out
+
+
+@needs_own_gil
 def test_an_extension_without_sub_interpreter_support_fails_start_up_naming_it():
     venv = require_venv()
     r = run_cli("interpreter_header:app", "--app-dir", str(PYPI_APPS), "--venv", str(venv),

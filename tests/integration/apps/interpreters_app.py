@@ -4,12 +4,14 @@
 /cpu     about 0.3 s of pure Python, then the request's thread CPU time and its
          monotonic start and end (CLOCK_MONOTONIC: one clock for the test and the server)
 /block   blocks the event loop (time.sleep) for ?seconds (default 0.5)
+/daemon  starts a daemon thread that never ends (CPython cannot finalise its interpreter)
 Lifespan startup and shutdown each write one line naming the interpreter to stderr."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 from interpreter_id import current_interpreter, gil_kind
@@ -40,6 +42,11 @@ def blocking_sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
+def forever() -> None:
+    while True:
+        time.sleep(0.05)
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
@@ -60,4 +67,6 @@ async def app(scope, receive, send):
     elif path == "/block":
         query = scope["query_string"].decode()
         blocking_sleep(float(query) if query else 0.5)
+    elif path == "/daemon":
+        threading.Thread(target=forever, name="forever", daemon=True).start()
     await answer(send, payload)
