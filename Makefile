@@ -16,7 +16,7 @@ REQUIREMENTS := tests/requirements/frameworks.txt
 UV_VERSION := 0.13.9
 GENERATOR := -G Ninja -DPython_EXECUTABLE=$(PYTHON)
 PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
-# What `make integration` runs: a file or a selection (PYTEST_ARGS="tests/integration/x.py -k y").
+# What `make integration` and `make asan` run: a file or a selection (PYTEST_ARGS="tests/integration/x.py -k y").
 PYTEST_ARGS ?= tests/integration
 # What `make bench` adds to loadtests/compare.py (BENCH_ARGS="--servers narwhal,granian --rounds 3").
 BENCH_ARGS ?=
@@ -68,7 +68,7 @@ asan: deps venv
 	cmake --build $(ASAN_BUILD)
 	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure
 	$(ASAN_ENV) NARWHAL_BIN=$(CURDIR)/$(ASAN_BUILD)/narwhal NARWHAL_TEST_VENV=$(abspath $(VENV)) \
-		$(PYTEST) tests/integration
+		$(PYTEST) $(PYTEST_ARGS)
 
 # The unit tests (inbox, channel, admission, loop monitor, watchdog: the cross-thread
 # parts) under ThreadSanitizer.
