@@ -301,6 +301,31 @@ def test_an_extension_without_sub_interpreter_support_fails_start_up_naming_it()
 
 
 @needs_own_gil
+def test_an_extension_imported_by_a_request_fails_only_that_request(narwhal):
+    """An extension imported lazily, inside a request: in a sub-interpreter CPython
+    refuses it with an ImportError, which is the app's error (a 500, logged with the
+    module named); the interpreter keeps serving, and interpreter 0 imports it."""
+    venv = require_venv()
+    server = narwhal(APP, "--interpreters", "2", "--venv", str(venv))
+    statuses = {}
+    for _ in range(20):  # new connections go to both interpreters
+        conn = connect(server)
+        try:
+            conn.request("GET", "/import?uvloop")
+            resp = conn.getresponse()
+            resp.read()
+        finally:
+            conn.close()
+        statuses.setdefault(resp.status, 0)
+        statuses[resp.status] += 1
+        if 200 in statuses and 500 in statuses:
+            break
+    assert set(statuses) == {200, 500}, statuses
+    server.wait_for_log(r"uvloop\.loop does not support loading in subinterpreters", 30)
+    assert {fresh_get(server)["interpreter"] for _ in range(6)} == {0, 1}  # both still serve
+
+
+@needs_own_gil
 def test_explicit_uvloop_fails_clearly_and_auto_falls_back():
     venv = require_venv()
     args = ("interpreter_header:app", "--app-dir", str(PYPI_APPS), "--venv", str(venv),

@@ -5,10 +5,12 @@
          monotonic start and end (CLOCK_MONOTONIC: one clock for the test and the server)
 /block   blocks the event loop (time.sleep) for ?seconds (default 0.5)
 /daemon  starts a daemon thread that never ends (CPython cannot finalise its interpreter)
+/import  imports the module named by the query string (an ImportError is the app's error)
 Lifespan startup and shutdown each write one line naming the interpreter to stderr."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import threading
@@ -67,6 +69,8 @@ async def app(scope, receive, send):
     elif path == "/block":
         query = scope["query_string"].decode()
         blocking_sleep(float(query) if query else 0.5)
+    elif path == "/import":
+        importlib.import_module(scope["query_string"].decode())
     elif path == "/daemon":
         threading.Thread(target=forever, name="forever", daemon=True).start()
     await answer(send, payload)
