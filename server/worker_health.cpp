@@ -120,11 +120,16 @@ void WorkerHealth::check_startup(const WorkerSnapshot& slot, Record& r, int64_t 
         return;
     HealthAction report = action_for(slot, HealthAction::Kind::report_start_timeout);
     report.starting_ns = starting;
+    terminate(report, slot, r, now_ns, out);
+    ++counts_.start_timeouts;
+}
+
+void WorkerHealth::terminate(const HealthAction& report, const WorkerSnapshot& slot, Record& r,
+                             int64_t now_ns, std::vector<HealthAction>& out) {
     out.push_back(report);
     out.push_back(action_for(slot, HealthAction::Kind::terminate));
     r.terminated = true;
     r.terminated_ns = now_ns;
-    ++counts_.start_timeouts;
 }
 
 void WorkerHealth::check_hung(const WorkerSnapshot& slot, Record& r, int64_t now_ns,
@@ -147,10 +152,7 @@ void WorkerHealth::check_hung(const WorkerSnapshot& slot, Record& r, int64_t now
     HealthAction report = action_for(slot, HealthAction::Kind::report_hung);
     report.loop = oldest;
     report.blocked_ns = blocked;
-    out.push_back(report);
-    out.push_back(action_for(slot, HealthAction::Kind::terminate));
-    r.terminated = true;
-    r.terminated_ns = now_ns;
+    terminate(report, slot, r, now_ns, out);
     ++counts_.hung;
 }
 

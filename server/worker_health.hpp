@@ -135,6 +135,10 @@ private:
                     std::vector<HealthAction>& out);
     void check_limit(const WorkerSnapshot& slot, Record& r, int64_t now_ns,
                      std::vector<HealthAction>& out);
+    // A worker judged unfit: `report`, then SIGTERM; check_kill follows with SIGKILL
+    // if it outlives the grace counted from `now_ns`.
+    void terminate(const HealthAction& report, const WorkerSnapshot& slot, Record& r,
+                   int64_t now_ns, std::vector<HealthAction>& out);
 
     HealthSettings settings_;
     std::vector<Record> records_;
