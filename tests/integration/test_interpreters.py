@@ -56,6 +56,17 @@ def fresh_get(server, path: str = "/") -> dict:
         conn.close()
 
 
+def connection_on_a_sub_interpreter(server) -> http.client.HTTPConnection:
+    """An open keep-alive connection served by a sub-interpreter (the main one's id is 0):
+    new connections are spread over the interpreters, so one of a few gets there."""
+    for _ in range(4):
+        conn = connect(server)
+        if get(conn)["interpreter"] != 0:
+            return conn
+        conn.close()
+    pytest.fail("no connection reached the sub-interpreter")
+
+
 @pytest.mark.skipif(OWN_GIL, reason=f"CPython {EMBEDDED} has own-GIL sub-interpreters: the "
                     "refusal is for CPython 3.11 and older")
 @pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["one-process", "master"])
@@ -123,13 +134,7 @@ def test_the_master_replaces_a_worker_whose_sub_interpreter_is_hung(narwhal):
     server = start_master(narwhal, 1, "--interpreters", "2", "--timeout-worker-healthcheck", "1",
                           app=APP)
     [worker] = ready_pids(server)
-    for _ in range(4):
-        conn = connect(server)
-        if get(conn)["interpreter"] != 0:
-            break
-        conn.close()
-    else:
-        pytest.fail("no connection reached the sub-interpreter")
+    conn = connection_on_a_sub_interpreter(server)
     try:
         conn.request("GET", "/block?60")  # no answer: the worker is killed first
         hung = server.wait_for_log(rf"Worker process \[{worker}\] is hung: its event loop (\d+) "
@@ -227,14 +232,7 @@ def test_two_cpu_bound_requests_run_in_parallel(two):
 
 @needs_own_gil
 def test_a_blocked_sub_interpreter_loop_is_reported_with_its_stack(two):
-    # A connection on the sub-interpreter (the main interpreter's id is 0).
-    for _ in range(4):
-        conn = connect(two)
-        if get(conn)["interpreter"] != 0:
-            break
-        conn.close()
-    else:
-        pytest.fail("no connection reached the sub-interpreter")
+    conn = connection_on_a_sub_interpreter(two)
     try:
         assert get(conn, "/block?0.6")["interpreter"] != 0
     finally:
