@@ -190,7 +190,7 @@ constexpr Option table[] = {
                          "With --workers: each worker binds its own SO_REUSEPORT socket "
                          "instead of sharing the master's (TCP only)."),
     integer<&S::interpreters>(
-        {"interpreters", "--interpreters", "NARWHAL_INTERPRETERS"}, "M", 1, 16,
+        {"interpreters", "--interpreters", "NARWHAL_INTERPRETERS"}, "M", 1, S::max_interpreters,
         "Own-GIL sub-interpreters per worker process (CPython 3.12 or later), each with its "
         "own thread and event loop; new connections go to the least busy one. 1: the main "
         "interpreter only."),

@@ -60,6 +60,9 @@ struct Settings {
     // give parallelism on every CPython; sub-interpreters are the opt-in for apps whose
     // extensions support them.
     int interpreters = 1;
+    // The most a worker may run: the master's shared table keeps this many loop heartbeats
+    // per worker, fixed before any worker exists.
+    static constexpr int max_interpreters = 16;
 
     // --- HTTP limits -------------------------------------------------------
     // The request line: longer than any sane URL, short enough to bound a slow client.

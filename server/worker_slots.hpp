@@ -28,6 +28,7 @@
 #pragma once
 
 #include "asgi/stats.hpp"
+#include "config/settings.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -75,7 +76,8 @@ WorkerCounters counters_of(const asgi::Stats& stats, int64_t in_flight, int64_t 
 
 // One slot, as a copy of plain values: what the health policy and the stats report read.
 struct WorkerSnapshot {
-    static constexpr std::size_t max_loops = 16;
+    // One loop per interpreter of a worker.
+    static constexpr std::size_t max_loops = config::Settings::max_interpreters;
 
     std::size_t index = 0;
     int32_t pid = 0;

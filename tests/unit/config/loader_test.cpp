@@ -183,6 +183,16 @@ TEST_CASE("environment: uvicorn variables narwhal cannot honour warn", "[config]
     CHECK_THAT(a.warnings[1], StartsWith("UVICORN_RELOAD_DIR: ignored, --reload-dir"));
 }
 
+TEST_CASE("interpreters: 1 to 16, the loops a worker's slot tracks", "[config][loader]") {
+    CHECK(load_args({"m:a"}).settings.interpreters == 1);
+    CHECK(load_args({"m:a", "--interpreters", "16"}).settings.interpreters == 16);
+    CHECK(load_args({"m:a"}, {"NARWHAL_INTERPRETERS=2"}).settings.interpreters == 2);
+    CHECK_THROWS_WITH(load_args({"m:a", "--interpreters", "17"}),
+                      ContainsSubstring("--interpreters: invalid value '17'"));
+    CHECK_THROWS_WITH(load_args({"m:a", "--interpreters", "0"}),
+                      ContainsSubstring("--interpreters: invalid value '0'"));
+}
+
 TEST_CASE("workers: --workers N|auto, WEB_CONCURRENCY as its default", "[config][loader]") {
     CHECK(load_args({"m:a"}).settings.workers == 0);
     CHECK(load_args({"m:a", "--workers", "3"}).settings.workers == 3);
