@@ -27,7 +27,7 @@ BENCH_ARGS ?=
 # fake stacks (several MiB per thread) would count as server memory.
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=16:detect_stack_use_after_return=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build venv requirements run test unit integration asan tsan fuzz bench format format-check clean
+.PHONY: all deps build venv requirements run test unit integration integration-inline asan tsan fuzz bench format format-check clean
 
 all: build
 
@@ -62,6 +62,13 @@ unit: build
 integration: build venv
 	NARWHAL_BIN=$(CURDIR)/$(BUILD)/narwhal NARWHAL_TEST_VENV=$(abspath $(VENV)) $(PYTEST) $(PYTEST_ARGS)
 
+# The integration tests again with the interpreter's thread doing the network I/O
+# (--io-threads 0, what --io-threads auto picks when the workers fill the CPUs). Not
+# test_interpreters.py: several interpreters need an I/O thread.
+integration-inline: build venv
+	NARWHAL_IO_THREADS=0 NARWHAL_BIN=$(CURDIR)/$(BUILD)/narwhal NARWHAL_TEST_VENV=$(abspath $(VENV)) \
+		$(PYTEST) $(PYTEST_ARGS) --ignore=tests/integration/test_interpreters.py
+
 # The unit and integration tests again, against an AddressSanitizer + UBSan build.
 asan: deps venv
 	cmake -S . -B $(ASAN_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DNARWHAL_SANITIZE=ON
@@ -77,7 +84,7 @@ tsan: deps
 	cmake --build $(TSAN_BUILD) --target narwhal_unit_tests
 	TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/tests/unit/narwhal_unit_tests
 
-test: format-check unit integration asan tsan
+test: format-check unit integration integration-inline asan tsan
 
 # libFuzzer, with clang, for $(FUZZ_SECONDS) each: the request path (head scanner, head
 # parser, body reader), then the WebSocket frame path (Beast's websocket::stream after the

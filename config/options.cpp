@@ -178,8 +178,11 @@ constexpr Option table[] = {
                     "precedence over --uds, which takes precedence over --host/--port."),
     integer<&S::backlog>({"backlog", "--backlog", "NARWHAL_BACKLOG"}, "N", 1, int_max,
                          "Connections the kernel may queue before they are accepted."),
-    integer<&S::io_threads>({"io_threads", "--io-threads", "NARWHAL_IO_THREADS"}, "N", 1, 64,
-                            "Network I/O threads per worker process."),
+    integer_or_auto<&S::io_threads>(
+        {"io_threads", "--io-threads", "NARWHAL_IO_THREADS"}, "N|auto", 0, 64, S::io_threads_auto,
+        "Network I/O threads per worker process. 0: the interpreter's thread does the I/O "
+        "between event-loop iterations; auto: 0 when the worker processes fill the usable "
+        "CPUs (one interpreter each), else 1."),
     // --- worker processes
     integer_or_auto<&S::workers>(
         {"workers", "--workers", "NARWHAL_WORKERS"}, "N|auto", 0, 1024, S::workers_auto,

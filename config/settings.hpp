@@ -41,7 +41,19 @@ struct Settings {
     std::string uds;                 // empty: listen on TCP
     int fd = -1;                     // -1: do not adopt an inherited socket
     int backlog = 2048;              // uvicorn's default; the kernel caps it at somaxconn
-    int io_threads = 1;  // one I/O thread plus the interpreter thread fill a 2-core worker
+    // Network I/O threads per worker process. 0: none, the interpreter's thread runs the
+    // network side between its event-loop iterations. io_threads_auto: 0 when the
+    // processes already fill the usable CPUs with one interpreter each (a second thread
+    // would find no free core and only add a thread switch per request), else 1 (it runs
+    // beside the interpreter on a free core: one worker then uses two).
+    static constexpr int io_threads_auto = -1;
+    int io_threads = io_threads_auto;
+    int resolved_io_threads(int cpus) const {
+        if (io_threads != io_threads_auto)
+            return io_threads;
+        int processes = workers == 0 ? 1 : workers == workers_auto ? cpus : workers;
+        return interpreters == 1 && processes >= cpus ? 0 : 1;
+    }
 
     // --- worker processes ---------------------------------------------------
     // 0: one process, no master, exactly as without the option (uvicorn's one-process

@@ -215,7 +215,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--servers", type=csv, default=list(ALL_SERVERS),
                    help=f"comma list of {','.join(ALL_SERVERS)} (default all), each "
                         f"optionally with -wN (N worker processes: narwhal-w2, uvicorn-pypi-w2, "
-                        f"granian-w2) and, for narwhal, -iM (M interpreters: narwhal-i2)")
+                        f"granian-w2) and, for narwhal, -iM (M interpreters: narwhal-i2) and -tN "
+                        f"(--io-threads N: narwhal-w2-t1)")
     p.add_argument("--scenarios", type=csv, default=list(SCENARIOS),
                    help=f"comma list of {','.join(SCENARIOS)} (default all)")
     p.add_argument("--connections", type=lambda s: [int(x) for x in csv(s)], default=[64, 256])

@@ -18,10 +18,10 @@ from servers import parse_variant
 PROJECTED_CORES = (8, 32)
 
 
-def family(server: str) -> tuple[str, Optional[int]]:
-    """Servers that differ only in their worker count: (base, interpreters)."""
+def family(server: str) -> tuple[str, Optional[int], Optional[int]]:
+    """Servers that differ only in their worker count: (base, interpreters, I/O threads)."""
     v = parse_variant(server)
-    return v.base, v.interpreters
+    return v.base, v.interpreters, v.io_threads
 
 
 def one_worker(servers: list[str]) -> Optional[str]:
@@ -80,9 +80,9 @@ def workers_table(rows: list[dict]) -> list[str]:
             vs = (most["cpu_us_per_req"] / ref["cpu_us_per_req"]
                   if ref and most and ref.get("cpu_us_per_req") and most.get("cpu_us_per_req")
                   else None)
-            name = parse_variant(members[0]).base + (
-                f" -i{parse_variant(members[0]).interpreters}"
-                if parse_variant(members[0]).interpreters else "")
+            first = parse_variant(members[0])
+            name = (first.base + (f" -i{first.interpreters}" if first.interpreters else "")
+                    + (f" -t{first.io_threads}" if first.io_threads is not None else ""))
             out.append(f"| {scenario} | {conns} | {name} | "
                        + " | ".join(cells.get(c, "") for c in columns) + f" | {fmt(vs, 2)} |")
     return out

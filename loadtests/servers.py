@@ -14,8 +14,10 @@ Shared by compare.py and instructions.py. Not a script itself.
 A name may add process and interpreter counts (`parse_variant`): `-wN` runs N worker
 processes (narwhal: a master process and `--workers N`; uvicorn and granian: their
 `--workers N`), `-iM` runs M interpreters per process (narwhal's `--interpreters M`,
-which needs CPython 3.12+). `narwhal-w2`, `uvicorn-pypi-w2`, `granian-w2`, `narwhal-i2`
-and `narwhal-w2-i2` run in the same interleaved run as the plain names.
+which needs CPython 3.12+), and `-tN` sets narwhal's `--io-threads N` (0: the
+interpreter's thread does the I/O; without it narwhal's default, auto). `narwhal-w2`,
+`uvicorn-pypi-w2`, `granian-w2`, `narwhal-i2`, `narwhal-w2-i2` and `narwhal-w2-t1` run
+in the same interleaved run as the plain names.
 
 The virtualenv (`--venv`, default build/venv, made by `make venv` from pinned
 requirements) runs on the same Debian interpreter: the venv's python is a symlink to
@@ -63,7 +65,7 @@ def granian_flags(workers: int = 1) -> list[str]:
 
 
 _VARIANT = re.compile(r"^(?P<base>" + "|".join(sorted(ALL_SERVERS, key=len, reverse=True))
-                      + r")(?:-w(?P<workers>\d+))?(?:-i(?P<interpreters>\d+))?$")
+                      + r")(?:-w(?P<workers>\d+))?(?:-i(?P<interpreters>\d+))?(?:-t(?P<io>\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Variant:
     base: str
     workers: Optional[int] = None
     interpreters: Optional[int] = None
+    io_threads: Optional[int] = None  # narwhal's --io-threads; None: its default (auto)
 
     @property
     def processes(self) -> int:
@@ -93,6 +96,7 @@ def parse_variant(name: str) -> Variant:
     base = m["base"]
     workers = int(m["workers"]) if m["workers"] else None
     interpreters = int(m["interpreters"]) if m["interpreters"] else None
+    io_threads = int(m["io"]) if m["io"] is not None else None
     if workers == 0 or interpreters == 0:
         raise ValueError(f"{name}: counts start at 1 (plain {base} is the single-process "
                          f"default)")
@@ -100,7 +104,9 @@ def parse_variant(name: str) -> Variant:
         raise ValueError(f"{name}: {base} runs one process only")
     if interpreters is not None and base != "narwhal":
         raise ValueError(f"{name}: -iM (interpreters per process) is narwhal's only")
-    return Variant(name, base, workers, interpreters)
+    if io_threads is not None and base != "narwhal":
+        raise ValueError(f"{name}: -tN (I/O threads per process) is narwhal's only")
+    return Variant(name, base, workers, interpreters, io_threads)
 
 
 def base_of(server: str) -> str:
@@ -173,8 +179,9 @@ def server_argv(server: str, scenario: Scenario, port: int, setup: Setup) -> lis
         venv = ["--venv", unresolved(setup.venv)] if uses_venv(server, scenario) else []
         workers = ["--workers", str(v.workers)] if v.workers else []
         interpreters = ["--interpreters", str(v.interpreters)] if v.interpreters else []
+        io_threads = ["--io-threads", str(v.io_threads)] if v.io_threads is not None else []
         return [rel(setup.narwhal_bin), target, "--app-dir", APP_DIR, "--host", HOST,
-                "--port", str(port), "--no-access-log", *workers, *interpreters, *venv,
+                "--port", str(port), "--no-access-log", *workers, *interpreters, *io_threads, *venv,
                 *shlex.split(setup.narwhal_args)]
     if v.base in ("uvicorn", "uvicorn-pypi"):
         python = PYTHON if v.base == "uvicorn" else setup.venv_python

@@ -9,6 +9,8 @@
 #include "python/log_bridge.hpp"
 #include "python/subinterpreter.hpp"
 #include "server/front_end.hpp"
+#include "server/io_thread.hpp"
+#include "server/supervisor.hpp"
 
 #include <Python.h>
 
@@ -95,8 +97,12 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
     for (int i = 0; i < settings.interpreters; ++i)
         watches.push_back(std::make_unique<LoopWatch>(settings, i, front, slot));
     auto& stats = front.context().stats;
+    asgi::IoPump io;
+    if (server::IoThread* inline_io = front.inline_io())
+        io = {inline_io->descriptor(), [](void* t) { static_cast<server::IoThread*>(t)->pump(); },
+              inline_io};
     if (!main_loop.attach(*inboxes[0], stats, watches[0]->monitor(),
-                          watches[0]->heartbeat_interval())) {
+                          watches[0]->heartbeat_interval(), io)) {
         others.abort();
         return 1;
     }
@@ -146,10 +152,17 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
         if (int s = others.join(); s != 0 && status == 0)
             status = s;
         // Let the I/O threads write what they were handed and close those connections
-        // (bounded: a client that does not read must not hold the exit).
-        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-        while (stats.connections.load() > 0 && std::chrono::steady_clock::now() < until)
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        // (bounded: a client that does not read must not hold the exit). Inline, this
+        // thread is the I/O thread: it runs the network side until then.
+        auto closed = [&stats] { return stats.connections.load() == 0; };
+        auto limit = std::chrono::seconds(2);
+        if (server::IoThread* inline_io = front.inline_io()) {
+            inline_io->drive_until(closed, limit);
+        } else {
+            auto until = std::chrono::steady_clock::now() + limit;
+            while (!closed() && std::chrono::steady_clock::now() < until)
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
         front.begin_shutdown();
         front.stop();
     });
@@ -196,6 +209,13 @@ int serve(const config::Settings& settings, const std::string& venv,
 }  // namespace
 
 int refuse_interpreters(const config::Settings& settings) {
+    if (settings.interpreters > 1 && settings.io_threads == 0) {
+        log::error("--io-threads 0 runs the network I/O on the interpreter's thread; with "
+                   "--interpreters {} the I/O needs threads of its own (--io-threads 1 or "
+                   "more, or auto).",
+                   settings.interpreters);
+        return 2;
+    }
     if (settings.interpreters <= 1 || python::own_gil_supported)
         return 0;
     log::error("--interpreters {} needs own-GIL sub-interpreters (CPython 3.12 or later), but "
@@ -204,8 +224,10 @@ int refuse_interpreters(const config::Settings& settings) {
     return 2;
 }
 
-int run_worker(const config::Settings& settings, int argc, const char* const* argv,
+int run_worker(const config::Settings& given, int argc, const char* const* argv,
                const std::function<void()>& ready, server::WorkerSlot* slot) {
+    config::Settings settings = given;
+    settings.io_threads = given.resolved_io_threads(server::usable_cpus());
     if (int refused = refuse_interpreters(settings))
         return refused;
     // Like `python`, a VIRTUAL_ENV in the environment names the venv when --venv does not.

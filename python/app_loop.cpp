@@ -1,5 +1,6 @@
 #include "python/app_loop.hpp"
 
+#include "asgi/deferred_wake.hpp"
 #include "asgi/log.hpp"
 #include "python/dispatcher.hpp"
 #include "python/loop_services.hpp"
@@ -152,7 +153,7 @@ int AppLoop::start() {
 }
 
 bool AppLoop::attach(asgi::Inbox& inbox, asgi::Stats& stats, asgi::LoopMonitor& monitor,
-                     double heartbeat_interval) {
+                     double heartbeat_interval, const asgi::IoPump& io) {
     Ref state = Ref::steal(PyObject_CallMethod(runtime_.get(), "lifespan_state", nullptr));
     Ref log_exception = attr(import("narwhal._log").get(), "log_exception");
     Ref disconnected = attr(import("narwhal._errors").get(), "ClientDisconnected");
@@ -180,6 +181,8 @@ bool AppLoop::attach(asgi::Inbox& inbox, asgi::Stats& stats, asgi::LoopMonitor& 
     if (services_)
         dispatcher_ = Dispatcher::create(inbox, *services_, app.get(), loop.get(), state.get(),
                                          on_shutdown.get());
+    if (dispatcher_)
+        dispatcher_->set_io_pump(io);
     Ref attached = dispatcher_
                        ? Ref::steal(PyObject_CallMethod(
                              runtime_.get(), "attach_dispatcher", "Oddd", dispatcher_->handle(),
@@ -211,6 +214,10 @@ int AppLoop::serve() {
     // The loop stopped mid-iteration: responses the last tasks sent may still sit in the
     // deferred wake-ups (or a held start). Send them on their way.
     services_->flush();
+    // No loop iteration is left to batch wake-ups into: from here on (the network side
+    // finishing on this thread, the lifespan shutdown), whoever produces work wakes its
+    // consumer at once.
+    asgi::set_wake_scheduler(nullptr, nullptr);
     return status;
 }
 

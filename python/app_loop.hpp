@@ -9,6 +9,7 @@
 #pragma once
 
 #include "asgi/inbox.hpp"
+#include "asgi/io_pump.hpp"
 #include "asgi/loop_monitor.hpp"
 #include "asgi/stats.hpp"
 #include "config/settings.hpp"
@@ -34,9 +35,10 @@ public:
     // cause logged.
     int start();
     // Joins the loop to its inbox: the loop services (heartbeat every
-    // `heartbeat_interval` seconds, 0 for none) and the dispatcher. false: logged.
+    // `heartbeat_interval` seconds, 0 for none) and the dispatcher, and to the network
+    // side's events when this thread runs them (`io`). false: logged.
     bool attach(asgi::Inbox& inbox, asgi::Stats& stats, asgi::LoopMonitor& monitor,
-                double heartbeat_interval);
+                double heartbeat_interval, const asgi::IoPump& io = {});
     // Runs the loop until the shutdown it runs has finished. 0, or 1 when the loop failed
     // (logged). Then sends on their way the responses the last tasks left in the deferred
     // wake-ups.

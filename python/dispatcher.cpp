@@ -98,6 +98,20 @@ PyObject* handle_fd(PyObject* self, void*) {
     return d ? PyLong_FromLong(d->fd()) : gone();
 }
 
+PyObject* handle_io_fd(PyObject* self, void*) {
+    Dispatcher* d = dispatcher_of(self);
+    return d ? PyLong_FromLong(d->io_pump().fd) : gone();
+}
+
+PyObject* handle_pump_io(PyObject* self, PyObject*) {
+    return guarded([&]() -> PyObject* {
+        Dispatcher* d = dispatcher_of(self);
+        if (d && d->io_pump().pump)
+            d->io_pump().pump(d->io_pump().target);
+        Py_RETURN_NONE;
+    });
+}
+
 void handle_dealloc(PyObject* self) {
     PyTypeObject* type = Py_TYPE(self);
     type->tp_free(self);
@@ -106,6 +120,8 @@ void handle_dealloc(PyObject* self) {
 
 PyMethodDef handle_methods[] = {
     {"drain", handle_drain, METH_NOARGS, "Takes a batch of events from the inbox."},
+    {"pump_io", handle_pump_io, METH_NOARGS,
+     "Runs the network events that are ready (when io_fd is not -1)."},
     {"_flush", handle_flush, METH_NOARGS, nullptr},
     {"_beat", handle_beat, METH_NOARGS, nullptr},
     {"inflight", handle_inflight, METH_NOARGS, "Requests running now."},
@@ -120,6 +136,8 @@ PyMethodDef handle_methods[] = {
 
 PyGetSetDef handle_getset[] = {
     {"fd", handle_fd, nullptr, const_cast<char*>("The inbox's eventfd."), nullptr},
+    {"io_fd", handle_io_fd, nullptr,
+     const_cast<char*>("Readable when network events are ready for pump_io(); -1: none."), nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 

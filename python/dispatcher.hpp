@@ -4,13 +4,15 @@
 // needs from its loop comes from LoopServices, below it.
 //
 // Its Python face is a narwhal.Dispatcher handle (handle()), which narwhal._runtime
-// drives: `fd` and `drain` for loop.add_reader, `inflight()`, `idle()` and
+// drives: `fd` and `drain` for loop.add_reader (and `io_fd` and `pump_io` when the
+// loop's thread also runs the network side), `inflight()`, `idle()` and
 // `cancel_all()` for shutdown, `current_request()` and `set_task_factory()` for the task
 // factories, and `_flush` / `_beat`, the callables the services schedule on the loop.
 #pragma once
 
 #include "asgi/events.hpp"
 #include "asgi/inbox.hpp"
+#include "asgi/io_pump.hpp"
 #include "python/loop_services.hpp"
 #include "python/py_ref.hpp"
 #include "python/scope.hpp"
@@ -39,6 +41,8 @@ public:
     LoopServices& services() { return services_; }
     int fd() const { return inbox_.fd(); }
     void drain();
+    const asgi::IoPump& io_pump() const { return io_pump_; }
+    void set_io_pump(const asgi::IoPump& pump) { io_pump_ = pump; }
     // None restores the plain asyncio.Task.
     void set_task_factory(PyObject* factory) {
         app_task_factory_ = Ref::borrow(factory == Py_None ? nullptr : factory);
@@ -55,6 +59,7 @@ private:
     ScopeBuilder scopes_;
     std::vector<asgi::Event> batch_;
     bool drain_scheduled_ = false;
+    asgi::IoPump io_pump_;
 };
 
 // Creates narwhal.Dispatcher (the handle's type) for `module` into `st`. -1 with an

@@ -114,8 +114,11 @@ void LoopServices::flush() {
     flush_list_.clear();
     for (auto& o : list)
         cycle_flush_start(reinterpret_cast<CycleObject*>(o.get()));
-    asgi::run_deferred_wakes();
+    // Before the wake-ups run: one may run the network side on this thread
+    // (--io-threads 0), whose events defer wake-ups of their own, and those need a flush
+    // of their own.
     flush_scheduled_ = false;
+    asgi::run_deferred_wakes();
 }
 
 // --- step tracking -------------------------------------------------------------------

@@ -63,12 +63,17 @@ FrontEnd::FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* cons
             draw_request_limit(s.limit_max_requests, s.limit_max_requests_jitter, random);
         ctx_.request_limit = limit;
         ctx_.on_request_limit = [this, limit] {
-            net::post(threads_[0]->context(), [this, limit] { on_request_limit(limit); });
+            threads_[0]->post([this, limit] { on_request_limit(limit); });
         };
     }
+    // 0: one context, run by the interpreter's thread (settings resolved "auto" already).
+    if (s.io_threads == 0)
+        threads_.push_back(std::make_unique<IoThread>(IoThread::Mode::inline_));
     for (int i = 0; i < s.io_threads; ++i)
         threads_.push_back(std::make_unique<IoThread>());
 }
+
+IoThread* FrontEnd::inline_io() { return threads_[0]->is_inline() ? threads_[0].get() : nullptr; }
 
 FrontEnd::~FrontEnd() { stop(); }
 
@@ -102,7 +107,7 @@ void FrontEnd::bind() {
     ctx_.on_connection_closed = [this] {
         // Cheap check first: only a paused listener needs its thread.
         if (listener_ && listener_->paused())
-            net::post(threads_[0]->context(), [this] {
+            threads_[0]->post([this] {
                 if (listener_)
                     listener_->resume();
             });
@@ -191,7 +196,7 @@ void FrontEnd::log_stats() {
 
 void FrontEnd::begin_shutdown() {
     ctx_.draining.store(true);
-    net::post(threads_[0]->context(), [this] {
+    threads_[0]->post([this] {
         if (listener_)
             listener_->close();
     });

@@ -44,6 +44,8 @@ public:
     void after_first_requests(std::function<void()> then);
     // Stops the I/O threads and joins them. Pending connections are dropped.
     void stop();
+    // With --io-threads 0, the context the interpreter's thread runs; else nullptr.
+    IoThread* inline_io();
 
     ServerContext& context() { return ctx_; }
     // Logs "narwhal stats: {json}" (also on SIGUSR1): the counters the metrics endpoint

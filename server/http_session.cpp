@@ -57,7 +57,7 @@ void HttpSession::start() {
 
 void HttpSession::admitted() {
     // Any thread (the interpreter's, usually): continue on this connection's own thread.
-    net::post(socket_.get_executor(), [self = shared_from_this()] { self->on_admitted(); });
+    io_.post([self = shared_from_this()] { self->on_admitted(); });
 }
 
 void HttpSession::fail(error_code ec, const char* what) {

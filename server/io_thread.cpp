@@ -3,8 +3,11 @@
 #include "asgi/deferred_wake.hpp"
 #include "asgi/log.hpp"
 #include "server/connection.hpp"
+#include "server/reactor_fd.hpp"
 
 #include <boost/asio/post.hpp>
+
+#include <pthread.h>
 
 namespace narwhal::server {
 
@@ -23,7 +26,10 @@ struct IoThread::Kick {
     void operator()() const { self->run_mailbox(); }
 };
 
-IoThread::IoThread() = default;
+IoThread::IoThread(Mode mode) : mode_(mode) {
+    if (mode_ == Mode::inline_)
+        keep_.emplace(ioc_.get_executor());
+}
 
 IoThread::~IoThread() { join(); }
 
@@ -41,6 +47,15 @@ void IoThread::push_command(std::shared_ptr<Connection> session, asgi::Command&&
 }
 
 void IoThread::kick() {
+    if (mode_ == Mode::inline_ && !pumping_) {
+        // Inline, at the end of the interpreter's batch: write the responses now, on
+        // this thread, and run what that made ready (a write that completed at once).
+        pumping_ = true;
+        run_mailbox();
+        run_logged([this] { ioc_.poll(); });
+        pumping_ = false;
+        return;
+    }
     // Posted from the interpreter thread and freed on this one: with Asio's default
     // per-thread recycling that would be a malloc and a free on different threads per
     // batch; the slot makes it none.
@@ -48,6 +63,49 @@ void IoThread::kick() {
 }
 
 void IoThread::kick_fn(void* self) { static_cast<IoThread*>(self)->kick(); }
+
+void IoThread::pump_fn(void* self) { static_cast<IoThread*>(self)->pump(); }
+
+template <class Run> void IoThread::run_logged(Run&& run) {
+    // A handler that throws must not take every connection of this thread with it:
+    // log and keep running.
+    for (;;) {
+        try {
+            run();
+            return;
+        } catch (const std::exception& e) {
+            log::error("I/O thread: a handler failed: {}", e.what());
+        }
+    }
+}
+
+int IoThread::descriptor() { return reactor_descriptor(ioc_); }
+
+void IoThread::pump() {
+    if (pumping_)
+        return;
+    pumping_ = true;
+    run_logged([this] { ioc_.poll(); });
+    pumping_ = false;
+}
+
+void IoThread::owe_pump() {
+    // A post from a handler of this context runs in the pump already under way. Any
+    // other: Asio only interrupts a reactor that a thread is blocked in, and none is, so
+    // nothing would make the descriptor readable for it.
+    if (pumping_)
+        return;
+    if (!asgi::defer_wake(&IoThread::pump_fn, this))
+        pump();
+}
+
+void IoThread::drive_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    pumping_ = true;
+    while (!done() && std::chrono::steady_clock::now() < until)
+        run_logged([this] { ioc_.run_one_for(std::chrono::milliseconds(5)); });
+    pumping_ = false;
+}
 
 void IoThread::schedule_wakes(void* self) {
     // Runs after the handlers already queued on this thread: the end of its batch.
@@ -78,7 +136,7 @@ void IoThread::run_mailbox() {
 }
 
 void IoThread::begin_shutdown() {
-    net::post(ioc_, [this] {
+    post([this] {
         // Copy: closing a session may remove it from the set.
         std::vector<Connection*> all(sessions_.begin(), sessions_.end());
         for (auto* s : all)
@@ -88,23 +146,21 @@ void IoThread::begin_shutdown() {
 }
 
 void IoThread::start() {
+    if (mode_ == Mode::inline_)
+        return;  // driven by the interpreter's thread
     thread_ = std::thread([this] {
+        // Named for `top -H` and /proc/PID/task/*/comm: which threads do the network I/O.
+        ::pthread_setname_np(::pthread_self(), "narwhal-io");
         auto guard = net::make_work_guard(ioc_);
         asgi::set_wake_scheduler(&IoThread::schedule_wakes, this);
-        // A handler that throws must not take every connection of this thread with it:
-        // log and keep running.
-        for (;;) {
-            try {
-                ioc_.run();
-                break;
-            } catch (const std::exception& e) {
-                log::error("I/O thread: a handler failed: {}", e.what());
-            }
-        }
+        run_logged([this] { ioc_.run(); });
     });
 }
 
-void IoThread::stop() { ioc_.stop(); }
+void IoThread::stop() {
+    keep_.reset();
+    ioc_.stop();
+}
 
 void IoThread::join() {
     if (thread_.joinable())

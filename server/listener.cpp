@@ -193,7 +193,7 @@ void Listener::on_accept(boost::system::error_code ec, generic::socket s) {
     // Counted now, not when the session starts on its thread, so the limit holds even
     // for a burst of accepts.
     ctx_->stats.connections.fetch_add(1, std::memory_order_relaxed);
-    net::post(io.context(), [s = std::move(s), ctx = ctx_, &io, peer = std::move(peer)]() mutable {
+    io.post([s = std::move(s), ctx = ctx_, &io, peer = std::move(peer)]() mutable {
         std::make_shared<HttpSession>(std::move(s), *ctx, io, std::move(peer))->start();
     });
     if (ctx_->stats.connections.load(std::memory_order_relaxed) >= ctx_->limits.max_connections) {

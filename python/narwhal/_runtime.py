@@ -153,13 +153,20 @@ def lifespan_state() -> dict[str, Any] | None:
 
 
 def serve(dispatcher: Any) -> None:
-    """Run the loop until shutdown finishes. The dispatcher's inbox wakes it through an fd."""
+    """Run the loop until shutdown finishes. The dispatcher's inbox wakes it through an fd;
+    with --io-threads 0 the network side's events do too, through a second one."""
     assert _loop is not None
     _loop.add_reader(dispatcher.fd, dispatcher.drain)
+    io_fd = dispatcher.io_fd
+    if io_fd >= 0:
+        _loop.add_reader(io_fd, dispatcher.pump_io)
+        _loop.call_soon(dispatcher.pump_io)  # what was posted before the loop ran
     try:
         _loop.run_forever()
     finally:
         _loop.remove_reader(dispatcher.fd)
+        if io_fd >= 0:
+            _loop.remove_reader(io_fd)
 
 
 def begin_shutdown(dispatcher: Any, graceful_timeout: float, cancel_grace: float = 1.0) -> None:

@@ -122,6 +122,7 @@ def launch(
     full_env = dict(os.environ)
     full_env.pop("VIRTUAL_ENV", None)
     full_env.pop("NARWHAL_BIN", None)  # the tests' own variable, not a server setting
+    full_env.pop("NARWHAL_TEST_VENV", None)
     full_env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     if env:
         full_env.update(env)

@@ -65,7 +65,9 @@ def test_inbox_capacity_sheds_when_the_loop_cannot_take_requests(narwhal, tmp_pa
     """--inbox-capacity 1: while the loop is blocked, one new request waits in the inbox
     and the others are answered 503 by the I/O thread at once. The loop stays blocked
     until the test opens the gate, so "while" does not depend on timing."""
-    server = narwhal(APP, "--inbox-capacity", "1", "--limit-concurrency", "0")
+    # An I/O thread of its own (not the default's choice on every machine): with
+    # --io-threads 0 the blocked loop's thread is the one that would answer.
+    server = narwhal(APP, "--inbox-capacity", "1", "--limit-concurrency", "0", "--io-threads", "1")
     gate = tmp_path / "gate"
     with concurrent.futures.ThreadPoolExecutor(5) as pool:
         try:

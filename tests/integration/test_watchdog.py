@@ -210,7 +210,9 @@ def test_sync_streaming_generator_is_reported_once_not_per_chunk(narwhal):
 def test_io_threads_answer_malformed_request_while_loop_is_blocked(narwhal, tmp_path):
     # The loop stays blocked until the test creates the gate file: the 400 must come
     # while it is blocked, however long it takes.
-    server = narwhal(APP, "--watchdog-threshold", "0.1")
+    # An I/O thread of its own: with --io-threads 0 the blocked thread would be the one
+    # to answer (operations.md, "I/O threads").
+    server = narwhal(APP, "--watchdog-threshold", "0.1", "--io-threads", "1")
     gate = tmp_path / "gate"
     blocker = RawConnection(server.addr, timeout=60)
     try:

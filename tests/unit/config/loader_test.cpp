@@ -231,6 +231,30 @@ TEST_CASE("workers: --workers N|auto, WEB_CONCURRENCY as its default", "[config]
                       ContainsSubstring("expected an integer 0-1024 or auto"));
 }
 
+TEST_CASE("io_threads auto: the interpreter's thread does the I/O when the processes fill "
+          "the CPUs",
+          "[config][loader]") {
+    auto resolved = [](std::initializer_list<const char*> args, int cpus) {
+        return load_args(args).settings.resolved_io_threads(cpus);
+    };
+    CHECK(load_args({"m:a"}).settings.io_threads == Settings::io_threads_auto);
+    // One process: a thread of its own for the I/O while a core is free for it.
+    CHECK(resolved({"m:a"}, 2) == 1);
+    CHECK(resolved({"m:a"}, 1) == 0);
+    // A master with N workers: inline once N reaches the CPUs.
+    CHECK(resolved({"m:a", "--workers", "1"}, 2) == 1);
+    CHECK(resolved({"m:a", "--workers", "2"}, 2) == 0);
+    CHECK(resolved({"m:a", "--workers", "3"}, 2) == 0);
+    CHECK(resolved({"m:a", "--workers", "3"}, 8) == 1);
+    CHECK(resolved({"m:a", "--workers", "auto"}, 8) == 0);
+    // Several interpreters share the front end: it keeps a thread.
+    CHECK(resolved({"m:a", "--workers", "2", "--interpreters", "2"}, 2) == 1);
+    // An explicit count is kept as given.
+    CHECK(resolved({"m:a", "--workers", "2", "--io-threads", "1"}, 2) == 1);
+    CHECK(resolved({"m:a", "--io-threads", "0"}, 8) == 0);
+    CHECK(resolved({"m:a", "--io-threads", "4"}, 1) == 4);
+}
+
 TEST_CASE("environment: NARWHAL_* sets, unknown ones warn", "[config][loader]") {
     Loaded a = load_args({"m:a"}, {"NARWHAL_PORT=9100", "NARWHAL_ACCESS_LOG=false",
                                    "NARWHAL_HEADERS=x-a:1\nx-b:2", "NARWHAL_LOG_FORMAT=json",

@@ -177,10 +177,14 @@ TEST_CASE("parse_text errors name the source and what was expected", "[config][o
     CHECK_THROWS_WITH(parse_text(opt("port"), "80 ", "--port"),
                       ContainsSubstring("invalid value '80 '"));
     CHECK_THROWS_WITH(parse_text(opt("port"), "", "--port"), ContainsSubstring("invalid value ''"));
-    CHECK_THROWS_WITH(parse_text(opt("io_threads"), "65", "--io-threads"),
-                      Equals("--io-threads: invalid value '65' (expected an integer 1-64)"));
-    CHECK_THROWS_WITH(parse_text(opt("io_threads"), "0", "--io-threads"),
-                      ContainsSubstring("expected an integer 1-64"));
+    CHECK_THROWS_WITH(
+        parse_text(opt("io_threads"), "65", "--io-threads"),
+        Equals("--io-threads: invalid value '65' (expected an integer 0-64 or auto)"));
+    CHECK_THROWS_WITH(parse_text(opt("io_threads"), "-1", "--io-threads"),
+                      ContainsSubstring("expected an integer 0-64 or auto"));
+    CHECK(parse_text(opt("io_threads"), "0", "--io-threads") == Value(std::int64_t{0}));
+    CHECK(parse_text(opt("io_threads"), "auto", "--io-threads") ==
+          Value(std::int64_t{Settings::io_threads_auto}));
     CHECK_THROWS_WITH(
         parse_text(opt("read_window"), "0", "--read-window"),
         Equals("--read-window: invalid value '0' (expected a positive integer (bytes))"));
