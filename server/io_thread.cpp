@@ -149,12 +149,13 @@ void IoThread::start() {
     if (mode_ == Mode::inline_)
         return;  // driven by the interpreter's thread
     thread_ = std::thread([this] {
-        // Named for `top -H` and /proc/PID/task/*/comm: which threads do the network I/O.
-        ::pthread_setname_np(::pthread_self(), "narwhal-io");
         auto guard = net::make_work_guard(ioc_);
         asgi::set_wake_scheduler(&IoThread::schedule_wakes, this);
         run_logged([this] { ioc_.run(); });
     });
+    // Named for `top -H` and /proc/PID/task/*/comm: which threads do the network I/O. By
+    // the starting thread, so the name is there before the worker says it is ready.
+    ::pthread_setname_np(thread_.native_handle(), "narwhal-io");
 }
 
 void IoThread::stop() {

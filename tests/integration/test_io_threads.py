@@ -24,6 +24,9 @@ from conftest import run_cli
 from test_workers import ready_pids, start_master, wait_until
 
 APP = "pid_app:app"
+# The default, also when the suite runs with NARWHAL_IO_THREADS=0 (make integration-inline):
+# an empty variable counts as unset.
+AUTO = {"NARWHAL_IO_THREADS": ""}
 
 
 def io_threads(pid: int) -> int:
@@ -68,18 +71,18 @@ def test_explicit_count_is_the_number_of_io_threads(narwhal, count):
 
 def test_auto_single_process_inline_only_without_a_free_cpu(narwhal):
     with cpus(1):
-        one_cpu = narwhal(APP)
+        one_cpu = narwhal(APP, env=AUTO)
     assert io_threads(one_cpu.proc.pid) == 0
     assert get(one_cpu) == (200, str(one_cpu.proc.pid).encode())
     with cpus(2):
-        two_cpus = narwhal(APP)
+        two_cpus = narwhal(APP, env=AUTO)
     assert io_threads(two_cpus.proc.pid) == 1
 
 
 def test_auto_workers_inline_once_they_fill_the_cpus(narwhal):
     with cpus(2):
-        one = start_master(narwhal, 1)
-        two = start_master(narwhal, 2)
+        one = start_master(narwhal, 1, env=AUTO)
+        two = start_master(narwhal, 2, env=AUTO)
     [pid] = ready_pids(one)
     assert io_threads(pid) == 1  # one worker, two CPUs: its I/O thread has a core
     pids = ready_pids(two)

@@ -45,8 +45,9 @@ def ready_pids(server) -> list[int]:
     return [int(m.group(1)) for m in READY_WORKER.finditer(server.log())]
 
 
-def start_master(narwhal, workers: int | str = 2, *args: str, app: str = "pid_app:app"):
-    server = narwhal(app, "--workers", str(workers), *args, wait=False)
+def start_master(narwhal, workers: int | str = 2, *args: str, app: str = "pid_app:app",
+                 env: dict[str, str] | None = None):
+    server = narwhal(app, "--workers", str(workers), *args, wait=False, env=env)
     m = server.wait_for_log(LISTENING, 60)
     server.host, server.port = m.group("host"), int(m.group("port"))
     if workers == "auto":
