@@ -1,0 +1,165 @@
+"""TLS for compare.py: the run's certificate, the client-side checks, the handshake modes
+and the full-handshake client. Not a script itself.
+
+One certificate per run, made with the openssl CLI in the run's temporary directory:
+a self-signed ECDSA P-256 certificate for CN localhost with the subject alternative
+names localhost and 127.0.0.1, its key in PKCS#8 PEM (granian reads no other format).
+Every server gets the same pair, and the checks verify the served certificate against
+it (hostname 127.0.0.1 included), so a server that answers with another certificate, or
+without TLS, is a problem rather than a number.
+
+How a request meets TLS (the mode, part of the scenario's name in the tables):
+* keepalive  `<scenario>+tls`: wrk over HTTPS; each connection does one handshake and
+             then carries many requests, so this is the cost of encrypting them.
+* resumed    `<scenario>+tls-resumed`: wrk with `Connection: close`, so every request
+             opens a new TCP and TLS connection. wrk keeps the TLS session of the
+             connection before (it calls SSL_shutdown, then SSL_clear, which keeps the
+             session) and offers it again: the new connection is a session resumption
+             (TLS 1.3 PSK with a fresh ECDHE share, no certificate) wherever the server
+             issues session tickets. `session_facts` checks whether it does.
+* full       `<scenario>+tls-full`: one `openssl s_time -new` process per connection,
+             each opening one connection after the other, each with a full handshake
+             (certificate, signature, ECDHE), sending `GET <path> HTTP/1.0` and reading
+             the answer until the server closes. GET scenarios only (s_time sends no
+             body).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import socket
+import ssl
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from harness import HOST, REPO
+
+MODES = ("keepalive", "full", "resumed")
+HANDSHAKE_MODES = ("full", "resumed")
+SUFFIX = {"keepalive": "+tls", "full": "+tls-full", "resumed": "+tls-resumed"}
+CERT_DAYS = 7  # one run's certificate; a week leaves room for a run that is resumed from JSON
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The run's certificate and key (PEM files) and the command that made them."""
+    cert: Path
+    key: Path
+    command: str
+
+
+def make_certificate(directory: Path) -> TlsFiles:
+    """A self-signed ECDSA P-256 certificate for localhost and 127.0.0.1 in `directory`."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", str(CERT_DAYS),
+            "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+    print(f"$ {shlex.join(argv)}", flush=True)
+    subprocess.run(argv, check=True, capture_output=True)
+    return TlsFiles(cert, key, shlex.join(argv))
+
+
+def client_context(files: TlsFiles) -> ssl.SSLContext:
+    """Verifies the server against the run's certificate, hostname 127.0.0.1 included."""
+    ctx = ssl.create_default_context(cafile=str(files.cert))
+    ctx.check_hostname = True
+    return ctx
+
+
+def label(scenario: str, mode: Optional[str]) -> str:
+    """The scenario's name in the tables: `plaintext`, `plaintext+tls`, `plaintext+tls-full`."""
+    return scenario + (SUFFIX[mode] if mode else "")
+
+
+def is_handshake(scenario_label: str) -> bool:
+    """Whether the rows of this label count one new connection per request."""
+    return scenario_label.endswith((SUFFIX["full"], SUFFIX["resumed"]))
+
+
+def mode_skip(mode: Optional[str], method: str) -> Optional[str]:
+    if mode == "full" and method != "GET":
+        return "the full-handshake client (openssl s_time) sends GET requests only"
+    return None
+
+
+# ---------------------------------------------------------------- checks
+
+def _get(ctx: ssl.SSLContext, port: int, path: str,
+         session: Optional[ssl.SSLSession] = None) -> tuple[dict, ssl.SSLSession]:
+    """One `Connection: close` GET on a new TLS connection: what it negotiated (read before
+    the socket closes, which forgets it) and its session, for the next connection."""
+    raw = socket.create_connection((HOST, port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname=HOST, session=session) as tls:
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+                    f"Connection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := tls.recv(65536):  # TLS 1.3 tickets arrive while we read
+            answer += chunk
+        if not answer.startswith(b"HTTP/1."):  # any status: the request check is compare.py's
+            raise ValueError(f"GET {path} over TLS answered {answer[:60]!r}")
+        facts = {"version": tls.version(), "cipher": (tls.cipher() or ("?",))[0],
+                 "reused": tls.session_reused}
+        return facts, tls.session
+
+
+def session_facts(files: TlsFiles, port: int, path: str) -> dict:
+    """What a client negotiates with the server: protocol, cipher suite, and whether a
+    second connection resumes the first one's session (what wrk's reconnects do)."""
+    ctx = client_context(files)
+    first, session = _get(ctx, port, path)
+    second, _ = _get(ctx, port, path, session)
+    return {"version": first["version"], "cipher": first["cipher"],
+            "resumes": second["reused"]}
+
+
+def describe_session(facts: dict) -> str:
+    resumes = "resumes sessions" if facts.get("resumes") else "does not resume sessions"
+    return f"{facts.get('version')}, {facts.get('cipher')}, {resumes}"
+
+
+# ---------------------------------------------------------------- full handshakes
+
+def s_time_argv(port: int, duration: int, path: str) -> list[str]:
+    return ["openssl", "s_time", "-connect", f"{HOST}:{port}", "-new", "-time", str(duration),
+            "-www", path]
+
+
+_S_TIME = re.compile(r"^(\d+) connections in [\d.]+ real seconds, (\d+) bytes read per connection",
+                     re.M)
+
+
+def run_s_time(port: int, clients: int, duration: int, path: str) -> dict:
+    """`clients` s_time processes at once; requests = the connections they completed,
+    rps over the wall time from the first start to the last exit.
+
+    s_time stops at time(NULL) >= its start + duration, whole seconds: started at an
+    arbitrary moment a client would run anywhere between duration - 1 and duration
+    seconds. Starting them all just after a second begins gives each the full duration."""
+    argv = s_time_argv(port, duration, path)
+    time.sleep(1.0 - time.time() % 1.0 + 0.005)
+    start = time.monotonic()
+    procs = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, text=True) for _ in range(clients)]
+    outputs = [p.communicate(timeout=duration + 60)[0] for p in procs]
+    elapsed = time.monotonic() - start
+    requests, failed, empty, last_error = 0, 0, 0, ""
+    for proc, out in zip(procs, outputs):
+        m = _S_TIME.search(out)
+        if proc.returncode != 0 or not m:
+            failed += 1
+            last_error = out.replace("*", "").strip()[-300:]
+            continue
+        requests += int(m[1])
+        empty += int(m[2]) == 0
+    res: dict = {"rps": requests / elapsed if requests else None, "p50_ms": None,
+                 "p99_ms": None, "requests": requests, "non2xx": 0, "socket_errors": failed,
+                 "clients": clients, "elapsed_s": elapsed}
+    if failed or empty:
+        res["error"] = (f"{failed} of {clients} s_time clients failed, {empty} read nothing: "
+                        f"{last_error}")
+    return res
