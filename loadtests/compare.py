@@ -223,8 +223,8 @@ def print_tables(rows: list[dict], rounds: int, baseline: Optional[str]) -> None
                   f"{r['errors']:>8}{opened}{note}")
         for r in group:
             if r["server"] != baseline and (r.get("rps_ratio") or r.get("cpu_ratio")):
-                print(f"{r['server']}/{baseline}: req/s x{fmt(r['rps_ratio'], 2)}, "
-                      f"CPU/req x{fmt(r['cpu_ratio'], 2)}")
+                print(f"{r['server']}/{baseline}: {unit}/s x{fmt(r['rps_ratio'], 2)}, "
+                      f"CPU/{unit} x{fmt(r['cpu_ratio'], 2)}")
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
