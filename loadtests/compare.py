@@ -262,8 +262,8 @@ def tls_notes(rows: list[dict], meta: dict) -> list[str]:
         return []
     out = ["", f"TLS: every server serves one self-signed ECDSA P-256 certificate (CN "
            f"localhost, SAN localhost and 127.0.0.1), made at start with "
-           f"`{meta['tls']['certificate_command']}`. What a Python client (OpenSSL "
-           f"{ssl.OPENSSL_VERSION.split()[1]}) negotiated with each:", ""]
+           f"`{meta['tls']['certificate_command']}`. What a Python client "
+           f"({meta['tls'].get('client_openssl', 'OpenSSL')}) negotiated with each:", ""]
     out += [f"* {server}: {describe_session(facts)}"
             for server, facts in meta["tls"].get("sessions", {}).items()]
     labels = {r["scenario"] for r in rows}
@@ -407,7 +407,7 @@ def main() -> int:
         setup.tls = make_certificate(logdir)
         client_tls = client_context(setup.tls)
         tls_meta = {"certificate_command": without_tmp(setup.tls.command, logdir),
-                    "modes": args.modes, "sessions": {}}
+                    "modes": args.modes, "client_openssl": ssl.OPENSSL_VERSION, "sessions": {}}
         narwhal_tls = (any(base_of(s) == "narwhal" for s in args.servers)
                        and narwhal_has_tls(args.narwhal_bin))
     results: list[dict] = []
