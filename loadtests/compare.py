@@ -42,7 +42,7 @@ from servers import (ALL_SERVERS, DEFAULT_VENV, Setup, base_of, describe, ensure
                      environment_of, environments, narwhal_has_tls, narwhal_python, parse_variant,
                      ready_log, server_argv, skip_reason, tls_skip_reason, uses_venv,
                      version_mismatch)
-from tls import (HANDSHAKE_MODES, MODES, client_context, describe_session, is_handshake, label,
+from tls import (HANDSHAKE_MODES, MODES, TlsFiles, client_context, describe_session, is_handshake, label,
                  make_certificate, mode_skip, run_s_time, s_time_argv, session_facts)
 
 # ratios are against the first of these that runs (unless --baseline names one)
@@ -103,10 +103,10 @@ def wrk_argv(port: int, conns: int, duration: int, scenario: Scenario,
 
 
 def client_command(port: int, conns: int, duration: int, scenario: Scenario, threads: int,
-                   mode: Optional[str]) -> str:
+                   mode: Optional[str], tls: Optional[TlsFiles]) -> str:
     """The load client's command line as printed and reported."""
     if mode == "full":
-        return f"{conns} x {shlex.join(s_time_argv(port, duration, scenario.path))}"
+        return f"{conns} x {shlex.join(s_time_argv(port, duration, scenario.path, tls))}"
     return shlex.join(wrk_argv(port, conns, duration, scenario, threads, mode))
 
 
@@ -121,10 +121,10 @@ def run_wrk(argv: list[str], duration: int) -> dict:
 
 
 def run_client(server: Server, conns: int, duration: int, scenario: Scenario,
-               threads: int, mode: Optional[str] = None) -> dict:
+               threads: int, mode: Optional[str] = None, tls: Optional[TlsFiles] = None) -> dict:
     """One measured run of the load client (wrk, or s_time for full handshakes) with the
     server's CPU, context switches and the TCP connections opened read around it."""
-    command = client_command(server.port, conns, duration, scenario, threads, mode)
+    command = client_command(server.port, conns, duration, scenario, threads, mode, tls)
     print(f"$ {command}", flush=True)
     assert server.proc is not None
     load = loadavg()
@@ -133,7 +133,8 @@ def run_client(server: Server, conns: int, duration: int, scenario: Scenario,
     opens = tcp_active_opens()
     client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     if mode == "full":
-        res = run_s_time(server.port, conns, duration, scenario.path)
+        assert tls is not None
+        res = run_s_time(server.port, conns, duration, scenario.path, tls)
     else:
         res = run_wrk(wrk_argv(server.port, conns, duration, scenario, threads, mode), duration)
     client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -459,7 +460,7 @@ def main() -> int:
                         problem(problems, f"{name}/{server}: TLS session check failed: {e}")
                 if args.warmup:
                     warm = run_client(srv, max(args.connections), args.warmup, scenario,
-                                      args.threads, modes[0])
+                                      args.threads, modes[0], setup.tls)
                     print(f"  warm-up {server}: {fmt(warm['rps'])} req/s  "
                           f"{warm.get('error', '')}", flush=True)
                 servers.append(srv)
@@ -472,7 +473,7 @@ def main() -> int:
                             if not srv.alive():
                                 continue
                             r = run_client(srv, conns, args.duration, scenario, args.threads,
-                                           mode)
+                                           mode, setup.tls)
                             commands.append(r["command"])
                             r.update(scenario=label(name, mode), connections=conns,
                                      server=srv.name, round=rnd)

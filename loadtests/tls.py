@@ -124,28 +124,42 @@ def describe_session(facts: dict) -> str:
 
 # ---------------------------------------------------------------- full handshakes
 
-def s_time_argv(port: int, duration: int, path: str) -> list[str]:
-    return ["openssl", "s_time", "-connect", f"{HOST}:{port}", "-new", "-time", str(duration),
-            "-www", path]
+def s_time_argv(port: int, duration: int, path: str, files: TlsFiles) -> list[str]:
+    """s_time runs until time(NULL) passes its start second + -time, so started just after
+    a second begins, `-time D-1` runs D seconds. -CAfile: the run's certificate verifies
+    (as a real client's would), and s_time does not parse the system's CA bundle at start,
+    which costs OpenSSL 3 more CPU than hundreds of handshakes."""
+    return ["openssl", "s_time", "-connect", f"{HOST}:{port}", "-new",
+            "-time", str(max(duration - 1, 1)), "-www", path, "-CAfile", str(files.cert)]
 
 
 _S_TIME = re.compile(r"^(\d+) connections in [\d.]+ real seconds, (\d+) bytes read per connection",
                      re.M)
 
 
-def run_s_time(port: int, clients: int, duration: int, path: str) -> dict:
+def run_s_time(port: int, clients: int, duration: int, path: str, files: TlsFiles) -> dict:
     """`clients` s_time processes at once; requests = the connections they completed,
     rps over the wall time from the first start to the last exit.
 
-    s_time stops at time(NULL) >= its start + duration, whole seconds: started at an
-    arbitrary moment a client would run anywhere between duration - 1 and duration
-    seconds. Starting them all just after a second begins gives each the full duration."""
-    argv = s_time_argv(port, duration, path)
+    s_time's clock is whole seconds (s_time_argv): the clients start just after a second
+    begins, and all that start within that second stop together `duration` seconds later
+    (one started in the next second, on a busy machine, runs a second longer). Forking
+    dozens of processes takes longer than that on a busy machine, so each waits in a
+    shell for a line on its stdin and becomes s_time when it comes."""
+    argv = ["sh", "-c", 'read go && exec "$@"', "sh", *s_time_argv(port, duration, path, files)]
+    procs = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.PIPE, text=True) for _ in range(clients)]
     time.sleep(1.0 - time.time() % 1.0 + 0.005)
     start = time.monotonic()
-    procs = [subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, text=True) for _ in range(clients)]
-    outputs = [p.communicate(timeout=duration + 60)[0] for p in procs]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.close()
+    outputs = []
+    for proc in procs:  # one "*" per connection: a pipe's buffer holds minutes of them
+        assert proc.stdout is not None
+        outputs.append(proc.stdout.read())
+        proc.wait(timeout=60)
     elapsed = time.monotonic() - start
     requests, failed, empty, last_error = 0, 0, 0, ""
     for proc, out in zip(procs, outputs):
