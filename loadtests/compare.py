@@ -42,8 +42,9 @@ from servers import (ALL_SERVERS, DEFAULT_VENV, Setup, base_of, describe, ensure
                      environment_of, environments, narwhal_has_tls, narwhal_python, parse_variant,
                      ready_log, server_argv, skip_reason, tls_skip_reason, uses_venv,
                      version_mismatch)
-from tls import (HANDSHAKE_MODES, MODES, TlsFiles, client_context, describe_session, is_handshake, label,
-                 make_certificate, mode_skip, run_s_time, s_time_argv, session_facts)
+from tls import (HANDSHAKE_MODES, MODES, TlsFiles, client_context, describe_session,
+                 is_handshake, label, make_certificate, mode_skip, run_s_time, s_time_argv,
+                 session_facts)
 
 # ratios are against the first of these that runs (unless --baseline names one)
 BASELINE_PREFERENCE = ("granian", "uvicorn-pypi", "uvicorn")

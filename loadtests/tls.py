@@ -41,7 +41,7 @@ from harness import HOST, REPO
 MODES = ("keepalive", "full", "resumed")
 HANDSHAKE_MODES = ("full", "resumed")
 SUFFIX = {"keepalive": "+tls", "full": "+tls-full", "resumed": "+tls-resumed"}
-CERT_DAYS = 7  # one run's certificate; a week leaves room for a run that is resumed from JSON
+CERT_DAYS = 7  # one run's certificate: a week outlasts any run
 
 
 @dataclass(frozen=True)
