@@ -199,7 +199,7 @@ def tls_skip_reason(server: str, narwhal_tls: bool) -> Optional[str]:
     if base == "beast":
         return "the bare server has no TLS"
     if base == "narwhal" and not narwhal_tls:
-        return "this narwhal binary has no --ssl-certfile"
+        return "this narwhal binary lists no --ssl-certfile in --help (no TLS, or it does not run)"
     return None
 
 
