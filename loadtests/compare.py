@@ -44,7 +44,7 @@ from servers import (ALL_SERVERS, DEFAULT_VENV, Setup, base_of, describe, ensure
                      version_mismatch)
 from tls import (HANDSHAKE_MODES, MODES, TlsFiles, client_context, describe_session,
                  is_handshake, label, make_certificate, mode_skip, run_s_time, s_time_argv,
-                 session_facts)
+                 session_facts, tls_markdown)
 
 # ratios are against the first of these that runs (unless --baseline names one)
 BASELINE_PREFERENCE = ("granian", "uvicorn-pypi", "uvicorn")
@@ -252,40 +252,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
                    f"| {fmt(r['rps_ratio'], 2)} | {fmt(r['cpu_ratio'], 2)} |")
     out += ["", "req/s per core = 1 / CPU per request: what one core serves when the "
             "server has it to itself. switches/req: context switches of the server's "
-            "threads per request.", *tls_notes(rows, meta), *markdown_sections(rows), "",
+            "threads per request.", *tls_markdown(rows, meta), *markdown_sections(rows), "",
             "Commands (ports vary per run):", "", "```", *meta["commands"], "```"]
     return "\n".join(out)
-
-
-def tls_notes(rows: list[dict], meta: dict) -> list[str]:
-    """What the TLS rows measured: the certificate, what each server negotiated, and for
-    the handshake rows what a request is (loadtests/README.md, TLS)."""
-    if not meta.get("tls"):
-        return []
-    out = ["", f"TLS: every server serves one self-signed ECDSA P-256 certificate (CN "
-           f"localhost, SAN localhost and 127.0.0.1), made at start with "
-           f"`{meta['tls']['certificate_command']}`. What a Python client "
-           f"({meta['tls'].get('client_openssl', 'OpenSSL')}) negotiated with each:", ""]
-    out += [f"* {server}: {describe_session(facts)}"
-            for server, facts in meta["tls"].get("sessions", {}).items()]
-    labels = {r["scenario"] for r in rows}
-    if any(lb.endswith("+tls-full") for lb in labels):
-        out += ["", "`+tls-full` rows: every request on a new connection with a full "
-                "handshake (`openssl s_time -new`, one process per connection, "
-                "`GET ... HTTP/1.0`): req/s = handshakes/s, CPU µs/req = server CPU per "
-                "handshake; no latency percentiles."]
-    if any(lb.endswith("+tls-resumed") for lb in labels):
-        out += ["", "`+tls-resumed` rows: every request on a new connection (wrk with "
-                "`Connection: close`), which resumes the previous connection's TLS session "
-                "where the server allows it (above): req/s = handshakes/s, CPU µs/req = "
-                "server CPU per resumed handshake."]
-    if any(is_handshake(lb) for lb in labels):
-        opened = [f"{r['server']} {fmt(r.get('conns_per_req'), 2)} ({r['scenario']}, "
-                  f"c={r['connections']})" for r in rows
-                  if is_handshake(r["scenario"]) and "skipped" not in r]
-        out += ["", "TCP connections opened per request during the handshake runs "
-                "(machine-wide, so other programs add to it): " + ", ".join(opened) + "."]
-    return out
 
 
 # ---------------------------------------------------------------- main

@@ -1,5 +1,6 @@
-"""TLS for compare.py: the run's certificate, the client-side checks, the handshake modes
-and the full-handshake client. Not a script itself.
+"""TLS for compare.py: the run's certificate, the client-side checks, the handshake modes,
+the full-handshake client and what the Markdown report says about them. Not a script
+itself.
 
 One certificate per run, made with the openssl CLI in the run's temporary directory:
 a self-signed ECDSA P-256 certificate for CN localhost with the subject alternative
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from harness import HOST, REPO
+from harness import HOST, REPO, fmt
 
 MODES = ("keepalive", "full", "resumed")
 HANDSHAKE_MODES = ("full", "resumed")
@@ -120,6 +121,39 @@ def session_facts(files: TlsFiles, port: int, path: str) -> dict:
 def describe_session(facts: dict) -> str:
     resumes = "resumes sessions" if facts.get("resumes") else "does not resume sessions"
     return f"{facts.get('version')}, {facts.get('cipher')}, {resumes}"
+
+
+# ---------------------------------------------------------------- report
+
+def tls_markdown(rows: list[dict], meta: dict) -> list[str]:
+    """What the TLS rows measured: the certificate, what each server negotiated, and for
+    the handshake rows what a request is (README.md, TLS)."""
+    if not meta.get("tls"):
+        return []
+    out = ["", f"TLS: every server serves one self-signed ECDSA P-256 certificate (CN "
+           f"localhost, SAN localhost and 127.0.0.1), made at start with "
+           f"`{meta['tls']['certificate_command']}`. What a Python client "
+           f"({meta['tls'].get('client_openssl', 'OpenSSL')}) negotiated with each:", ""]
+    out += [f"* {server}: {describe_session(facts)}"
+            for server, facts in meta["tls"].get("sessions", {}).items()]
+    labels = {r["scenario"] for r in rows}
+    if any(lb.endswith("+tls-full") for lb in labels):
+        out += ["", "`+tls-full` rows: every request on a new connection with a full "
+                "handshake (`openssl s_time -new`, one process per connection, "
+                "`GET ... HTTP/1.0`): req/s = handshakes/s, CPU µs/req = server CPU per "
+                "handshake; no latency percentiles."]
+    if any(lb.endswith("+tls-resumed") for lb in labels):
+        out += ["", "`+tls-resumed` rows: every request on a new connection (wrk with "
+                "`Connection: close`), which resumes the previous connection's TLS session "
+                "where the server allows it (above): req/s = handshakes/s, CPU µs/req = "
+                "server CPU per resumed handshake."]
+    if any(is_handshake(lb) for lb in labels):
+        opened = [f"{r['server']} {fmt(r.get('conns_per_req'), 2)} ({r['scenario']}, "
+                  f"c={r['connections']})" for r in rows
+                  if is_handshake(r["scenario"]) and "skipped" not in r]
+        out += ["", "TCP connections opened per request during the handshake runs "
+                "(machine-wide, so other programs add to it): " + ", ".join(opened) + "."]
+    return out
 
 
 # ---------------------------------------------------------------- full handshakes
