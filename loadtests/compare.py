@@ -11,6 +11,9 @@ after each wrk run; CPU/request = delta / completed requests, and 1 / CPU/reques
 req/s one core would serve. Servers and scenarios are described in servers.py and
 scenarios.py.
 
+--tls runs the same comparison over HTTPS (one certificate made at start), --handshake
+with a new TLS connection per request, full or resumed: see tls.py.
+
 Run from anywhere:  /usr/bin/python3 loadtests/compare.py --help
 """
 
@@ -22,6 +25,7 @@ import json
 import resource
 import shlex
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -30,13 +34,17 @@ from typing import Optional
 
 from harness import (HOST, REPO, Server, check_alive, check_names, context_switches,
                      cpu_delta_seconds, csv, fmt, free_port, loadavg, machine, median, on_sigterm, parse_wrk, parser,
-                     print_commands, problem, ratio, tree_cpu, try_start, without_port,
-                     write_json)
+                     print_commands, problem, ratio, tcp_active_opens, tree_cpu, try_start,
+                     without_port, write_json)
 from per_core import markdown_sections
 from scenarios import SCENARIOS, Scenario
 from servers import (ALL_SERVERS, DEFAULT_VENV, Setup, base_of, describe, ensure_beast,
-                     environment_of, environments, narwhal_python, parse_variant, ready_log,
-                     server_argv, skip_reason, uses_venv, version_mismatch)
+                     environment_of, environments, narwhal_has_tls, narwhal_python, parse_variant,
+                     ready_log, server_argv, skip_reason, tls_skip_reason, uses_venv,
+                     version_mismatch)
+from tls import (HANDSHAKE_MODES, MODES, TlsFiles, client_context, describe_session,
+                 is_handshake, label, make_certificate, mode_skip, run_s_time, s_time_argv,
+                 session_facts, tls_markdown)
 
 # ratios are against the first of these that runs (unless --baseline names one)
 BASELINE_PREFERENCE = ("granian", "uvicorn-pypi", "uvicorn")
@@ -47,8 +55,10 @@ START_TIMEOUT = 60.0
 # ---------------------------------------------------------------- servers
 
 def ask(port: int, method: str, path: str, body: bytes = b"",
-        content_type: Optional[str] = None) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+        content_type: Optional[str] = None,
+        tls: Optional[ssl.SSLContext] = None) -> tuple[int, bytes]:
+    conn = (http.client.HTTPSConnection(HOST, port, timeout=10, context=tls) if tls
+            else http.client.HTTPConnection(HOST, port, timeout=10))
     try:
         headers = {"Content-Type": content_type} if content_type else {}
         conn.request(method, path, body=body or None, headers=headers)
@@ -58,16 +68,18 @@ def ask(port: int, method: str, path: str, body: bytes = b"",
         conn.close()
 
 
-def check_response(port: int, scenario: Scenario, expected_env: Optional[dict]) -> Optional[str]:
+def check_response(port: int, scenario: Scenario, expected_env: Optional[dict],
+                   tls: Optional[ssl.SSLContext] = None) -> Optional[str]:
     """One request before measuring (and, for framework apps, GET /versions compared with
-    the environment the server should run); returns a problem description or None."""
+    the environment the server should run); returns a problem description or None. With
+    `tls`, over HTTPS, the server's certificate verified by that context."""
     try:
         status, body = ask(port, scenario.method, scenario.path, scenario.body,
-                           scenario.content_type)
+                           scenario.content_type, tls)
         if bad := scenario.check(status, body):
             return bad
         if scenario.framework and expected_env is not None:
-            status, body = ask(port, "GET", "/versions")
+            status, body = ask(port, "GET", "/versions", tls=tls)
             if status != 200:
                 return f"GET /versions: status {status}"
             return version_mismatch(json.loads(body), expected_env)
@@ -79,37 +91,67 @@ def check_response(port: int, scenario: Scenario, expected_env: Optional[dict]) 
 # ---------------------------------------------------------------- wrk
 
 def wrk_argv(port: int, conns: int, duration: int, scenario: Scenario,
-             threads: int) -> list[str]:
+             threads: int, mode: Optional[str] = None) -> list[str]:
+    """wrk's command; with a TLS `mode`, over HTTPS, and for `resumed` with a new
+    connection per request (wrk reconnects after a `Connection: close` answer)."""
     argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency"]
+    if mode == "resumed":
+        argv += ["-H", "Connection: close"]
     if scenario.wrk_script:
         argv += ["-s", scenario.wrk_script]
-    return argv + [f"http://{HOST}:{port}{scenario.path}"]
+    scheme = "https" if mode else "http"
+    return argv + [f"{scheme}://{HOST}:{port}{scenario.path}"]
 
 
-def run_wrk(server: Server, conns: int, duration: int, scenario: Scenario,
-            threads: int) -> dict:
-    argv = wrk_argv(server.port, conns, duration, scenario, threads)
-    print(f"$ {shlex.join(argv)}", flush=True)
+def client_command(port: int, conns: int, duration: int, scenario: Scenario, threads: int,
+                   mode: Optional[str], tls: Optional[TlsFiles]) -> str:
+    """The load client's command line as printed and reported."""
+    if mode == "full":
+        return f"{conns} x {shlex.join(s_time_argv(port, duration, scenario.path, tls))}"
+    return shlex.join(wrk_argv(port, conns, duration, scenario, threads, mode))
+
+
+def run_wrk(argv: list[str], duration: int) -> dict:
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True,
+                          timeout=duration + 60)
+    res = parse_wrk(proc.stdout)
+    res["wrk_rc"] = proc.returncode
+    if proc.returncode != 0 or res["rps"] is None:
+        res["error"] = f"wrk rc={proc.returncode}: {(proc.stderr or proc.stdout).strip()[-300:]}"
+    return res
+
+
+def run_client(server: Server, conns: int, duration: int, scenario: Scenario,
+               threads: int, mode: Optional[str] = None, tls: Optional[TlsFiles] = None) -> dict:
+    """One measured run of the load client (wrk, or s_time for full handshakes) with the
+    server's CPU, context switches and the TCP connections opened read around it."""
+    command = client_command(server.port, conns, duration, scenario, threads, mode, tls)
+    print(f"$ {command}", flush=True)
     assert server.proc is not None
     load = loadavg()
     before = tree_cpu(server.proc.pid)
     switches = context_switches(pid for pid, _ in before)
-    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True,
-                          timeout=duration + 60)
-    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    opens = tcp_active_opens()
+    client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if mode == "full":
+        assert tls is not None
+        res = run_s_time(server.port, conns, duration, scenario.path, tls)
+    else:
+        res = run_wrk(wrk_argv(server.port, conns, duration, scenario, threads, mode), duration)
+    client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    opens_after = tcp_active_opens()
     after = tree_cpu(server.proc.pid)
     switches = context_switches(pid for pid, _ in after) - switches
-    res = parse_wrk(proc.stdout)
     cpu = cpu_delta_seconds(before, after)
-    res.update(command=shlex.join(argv), cpu_s=cpu, loadavg_before=load,
-               cpu_us_per_req=cpu / res["requests"] * 1e6 if res["requests"] else None,
-               switches_per_req=switches / res["requests"] if res["requests"] else None,
-               wrk_cpu_s=(wrk_after.ru_utime + wrk_after.ru_stime
-                          - wrk_before.ru_utime - wrk_before.ru_stime),
-               wrk_rc=proc.returncode)
-    if proc.returncode != 0 or res["rps"] is None:
-        res["error"] = f"wrk rc={proc.returncode}: {(proc.stderr or proc.stdout).strip()[-300:]}"
+    requests = res["requests"]
+    res.update(command=command, cpu_s=cpu, loadavg_before=load, mode=mode,
+               cpu_us_per_req=cpu / requests * 1e6 if requests else None,
+               switches_per_req=switches / requests if requests else None,
+               conns_per_req=((opens_after - opens) / requests
+                              if requests and opens is not None and opens_after is not None
+                              else None),
+               wrk_cpu_s=(client_after.ru_utime + client_after.ru_stime
+                          - client_before.ru_utime - client_before.ru_stime))
     return res
 
 
@@ -130,6 +172,7 @@ def summarise(results: list[dict], skipped: list[dict], baseline: Optional[str])
             "p99_ms": median([r.get("p99_ms") for r in runs]),
             "cpu_us_per_req": median([r.get("cpu_us_per_req") for r in runs]),
             "switches_per_req": median([r.get("switches_per_req") for r in runs]),
+            "conns_per_req": median([r.get("conns_per_req") for r in runs]),
             "errors": sum(r.get("non2xx", 0) + r.get("socket_errors", 0) for r in runs),
             "failed_runs": sum(1 for r in runs if "error" in r),
         })
@@ -162,22 +205,28 @@ def print_tables(rows: list[dict], rounds: int, baseline: Optional[str]) -> None
     keys = list(dict.fromkeys((r["scenario"], r["connections"]) for r in rows))
     for scenario, conns in keys:
         group = [r for r in rows if (r["scenario"], r["connections"]) == (scenario, conns)]
+        # a new connection per request: a request is a handshake, and the TCP connections
+        # opened per request (machine-wide) show that the client really reconnected
+        handshakes = is_handshake(scenario)
+        unit = "hs" if handshakes else "req"
         print(f"\n== {scenario}, {conns} connections (median of {rounds} rounds) ==")
-        print(f"{'server':<18}{'req/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"
-              f"{'req/s/core':>12}{'cs/req':>8}{'errors':>8}")
+        print(f"{'server':<18}{'hs/s' if handshakes else 'req/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
+              f"{'CPU us/' + unit:>12}{unit + '/s/core':>12}{'cs/' + unit:>8}{'errors':>8}"
+              + (f"{'conns/hs':>10}" if handshakes else ""))
         for r in group:
             if "skipped" in r:
                 print(f"{r['server']:<18}  skipped: {r['skipped']}")
                 continue
             note = f"  ({r['failed_runs']} failed runs)" if r["failed_runs"] else ""
+            opened = f"{fmt(r.get('conns_per_req'), 2):>10}" if handshakes else ""
             print(f"{r['server']:<18}{fmt(r['rps']):>12}{fmt(r['p50_ms'], 2):>9}"
                   f"{fmt(r['p99_ms'], 2):>9}{fmt(r['cpu_us_per_req']):>12}"
                   f"{fmt(r['rps_per_core'], 0):>12}{fmt(r['switches_per_req'], 2):>8}"
-                  f"{r['errors']:>8}{note}")
+                  f"{r['errors']:>8}{opened}{note}")
         for r in group:
             if r["server"] != baseline and (r.get("rps_ratio") or r.get("cpu_ratio")):
-                print(f"{r['server']}/{baseline}: req/s x{fmt(r['rps_ratio'], 2)}, "
-                      f"CPU/req x{fmt(r['cpu_ratio'], 2)}")
+                print(f"{r['server']}/{baseline}: {unit}/s x{fmt(r['rps_ratio'], 2)}, "
+                      f"CPU/{unit} x{fmt(r['cpu_ratio'], 2)}")
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
@@ -203,7 +252,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
                    f"| {fmt(r['rps_ratio'], 2)} | {fmt(r['cpu_ratio'], 2)} |")
     out += ["", "req/s per core = 1 / CPU per request: what one core serves when the "
             "server has it to itself. switches/req: context switches of the server's "
-            "threads per request.", *markdown_sections(rows), "",
+            "threads per request.", *tls_markdown(rows, meta), *markdown_sections(rows), "",
             "Commands (ports vary per run):", "", "```", *meta["commands"], "```"]
     return "\n".join(out)
 
@@ -234,6 +283,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--baseline",
                    help=f"server the ratios are against, one of --servers (default: the "
                         f"first running of {', '.join(BASELINE_PREFERENCE)})")
+    p.add_argument("--tls", action="store_true",
+                   help="serve HTTPS (one self-signed ECDSA P-256 certificate made at start); "
+                        "wrk keeps its connections open")
+    p.add_argument("--handshake", type=csv, nargs="?", const=list(HANDSHAKE_MODES),
+                   metavar="MODES",
+                   help=f"with a new TLS connection per request (implies --tls): comma list "
+                        f"of {','.join(MODES)} (default {','.join(HANDSHAKE_MODES)}); full: a "
+                        f"full handshake each (openssl s_time), resumed: the session resumed "
+                        f"(wrk with Connection: close), keepalive: as --tls")
     p.add_argument("--json", type=Path, help="write raw per-run results here")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     p.add_argument("--from-json", type=Path, metavar="FILE",
@@ -252,6 +310,12 @@ def parse_args() -> argparse.Namespace:
     if args.baseline is not None and args.baseline not in args.servers:
         p.error(f"--baseline {args.baseline} is not in --servers")
     check_names(p, "scenario", args.scenarios, SCENARIOS)
+    if args.handshake is not None:
+        check_names(p, "--handshake mode", args.handshake, MODES)
+        args.tls = True
+    # None: plain HTTP; else the TLS modes each scenario runs in, in this order
+    args.modes = ([None] if not args.tls
+                  else list(dict.fromkeys(args.handshake or ["keepalive"])))
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0:
         p.error("--rounds and --duration must be >= 1, --warmup >= 0 (wrk takes whole seconds)")
     needs = [f"{srv}/{sc}" for sc in args.scenarios for srv in args.servers
@@ -263,6 +327,11 @@ def parse_args() -> argparse.Namespace:
     if args.baseline is None:
         args.baseline = next((s for s in BASELINE_PREFERENCE if s in args.servers), None)
     return args
+
+
+def without_tmp(command: str, logdir: Path) -> str:
+    """A command with the run's temporary directory (the certificate's) as <tmp>."""
+    return command.replace(str(logdir), "<tmp>")
 
 
 def reprint(args: argparse.Namespace) -> int:
@@ -288,7 +357,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     setup = Setup(args.narwhal_bin, args.narwhal_args, args.beast_bin, args.venv,
                   args.granian_args)
-    if "beast" in args.servers and "plaintext" in args.scenarios:
+    if "beast" in args.servers and "plaintext" in args.scenarios and not args.tls:
         ensure_beast(args.beast_bin)
     need_venv = any(uses_venv(srv, SCENARIOS[sc]) for sc in args.scenarios for srv in args.servers
                     if base_of(srv) != "beast")
@@ -302,22 +371,44 @@ def main() -> int:
     print(f"# {host}; load average {load_before}; server logs in {logdir}", flush=True)
     for line in describe(envs):
         print(f"# {line}", flush=True)
+    tls_meta: dict = {}
+    client_tls: Optional[ssl.SSLContext] = None
+    narwhal_tls = False
+    if args.tls:
+        setup.tls = make_certificate(logdir)
+        client_tls = client_context(setup.tls)
+        tls_meta = {"certificate_command": without_tmp(setup.tls.command, logdir),
+                    "modes": args.modes, "client_openssl": ssl.OPENSSL_VERSION, "sessions": {}}
+        narwhal_tls = (any(base_of(s) == "narwhal" for s in args.servers)
+                       and narwhal_has_tls(args.narwhal_bin))
     results: list[dict] = []
     skipped: list[dict] = []
-    commands: list[str] = []
+    commands: list[str] = [setup.tls.command] if setup.tls else []
     problems: list[str] = []
     running: list[Server] = []
     try:
         for name in args.scenarios:
             scenario = SCENARIOS[name]
             print(f"\n### scenario {name}", flush=True)
+            modes = []
+            for mode in args.modes:
+                if reason := mode_skip(mode, scenario.method):
+                    print(f"  {label(name, mode)}: skipped: {reason}", flush=True)
+                    skipped.append({"scenario": label(name, mode), "server": "(all)",
+                                    "reason": reason, "connections": args.connections})
+                else:
+                    modes.append(mode)
+            if not modes:
+                continue
             servers = []
             for server in args.servers:
-                if reason := skip_reason(server, scenario, envs, embedded):
-                    if base_of(server) != "beast":  # plaintext-only by design: no row
+                tls_reason = tls_skip_reason(server, narwhal_tls) if args.tls else None
+                if reason := tls_reason or skip_reason(server, scenario, envs, embedded):
+                    if base_of(server) != "beast" or tls_reason:  # plaintext-only: no row
                         print(f"  {server}: skipped: {reason}", flush=True)
-                        skipped.append({"scenario": name, "server": server, "reason": reason,
-                                        "connections": args.connections})
+                        skipped += [{"scenario": label(name, mode), "server": server,
+                                     "reason": reason, "connections": args.connections}
+                                    for mode in modes]
                     continue
                 port = free_port()
                 srv = Server(server, server_argv(server, scenario, port, setup), port,
@@ -327,32 +418,46 @@ def main() -> int:
                     continue
                 commands.append(shlex.join(srv.argv))
                 env = environment_of(server, scenario)
-                if bad := check_response(port, scenario, envs.get(env) if env else None):
+                if bad := check_response(port, scenario, envs.get(env) if env else None,
+                                         client_tls):
                     problem(problems, f"{name}/{server}: {bad}")
+                if setup.tls and server not in tls_meta["sessions"]:
+                    try:
+                        facts = session_facts(setup.tls, port, scenario.path)
+                        tls_meta["sessions"][server] = facts
+                        print(f"  {server}: {describe_session(facts)}", flush=True)
+                    except (OSError, ValueError) as e:
+                        problem(problems, f"{name}/{server}: TLS session check failed: {e}")
                 if args.warmup:
-                    warm = run_wrk(srv, max(args.connections), args.warmup, scenario,
-                                   args.threads)
+                    warm = run_client(srv, max(args.connections), args.warmup, scenario,
+                                      args.threads, modes[0], setup.tls)
                     print(f"  warm-up {server}: {fmt(warm['rps'])} req/s  "
                           f"{warm.get('error', '')}", flush=True)
                 servers.append(srv)
             for rnd in range(1, args.rounds + 1):
                 shift = (rnd - 1) % max(len(servers), 1)  # rotate who goes first
                 order = servers[shift:] + servers[:shift]
-                for conns in args.connections:
-                    for srv in order:
-                        if not srv.alive():
-                            continue
-                        r = run_wrk(srv, conns, args.duration, scenario, args.threads)
-                        commands.append(r["command"])
-                        r.update(scenario=name, connections=conns, server=srv.name, round=rnd)
-                        results.append(r)
-                        print(f"  r{rnd} {srv.name:<16} c={conns:<4} {fmt(r['rps']):>10} req/s  "
-                              f"p50 {fmt(r['p50_ms'], 2)} ms  p99 {fmt(r['p99_ms'], 2)} ms  "
-                              f"cpu {fmt(r['cpu_us_per_req'])} us/req  "
-                              f"cs {fmt(r['switches_per_req'], 2)}/req  "
-                              f"err {r['non2xx'] + r['socket_errors']}"
-                              + (f"  {r['error']}" if "error" in r else ""), flush=True)
-                        check_alive(srv, f"{name}/{srv.name}", problems)
+                for mode in modes:
+                    for conns in args.connections:
+                        for srv in order:
+                            if not srv.alive():
+                                continue
+                            r = run_client(srv, conns, args.duration, scenario, args.threads,
+                                           mode, setup.tls)
+                            commands.append(r["command"])
+                            r.update(scenario=label(name, mode), connections=conns,
+                                     server=srv.name, round=rnd)
+                            results.append(r)
+                            opened = (f"  conns {fmt(r['conns_per_req'], 2)}/req"
+                                      if mode in HANDSHAKE_MODES else "")
+                            print(f"  r{rnd} {srv.name:<16} {label(name, mode)} c={conns:<4} "
+                                  f"{fmt(r['rps']):>10} req/s  "
+                                  f"p50 {fmt(r['p50_ms'], 2)} ms  p99 {fmt(r['p99_ms'], 2)} ms  "
+                                  f"cpu {fmt(r['cpu_us_per_req'])} us/req  "
+                                  f"cs {fmt(r['switches_per_req'], 2)}/req  "
+                                  f"err {r['non2xx'] + r['socket_errors']}{opened}"
+                                  + (f"  {r['error']}" if "error" in r else ""), flush=True)
+                            check_alive(srv, f"{name}/{srv.name}", problems)
             for srv in servers:
                 srv.stop()
     except KeyboardInterrupt:
@@ -371,9 +476,10 @@ def main() -> int:
             "command_line": shlex.join(["/usr/bin/python3", "loadtests/compare.py",
                                         *sys.argv[1:]]),
             "warmup": args.warmup, "servers": args.servers, "scenarios": args.scenarios,
-            "connections": args.connections, "baseline": args.baseline,
+            "connections": args.connections, "baseline": args.baseline, "tls": tls_meta,
             "versions": envs, "environments": describe(envs),
-            "commands": list(dict.fromkeys(without_port(c) for c in commands)),
+            "commands": list(dict.fromkeys(without_port(without_tmp(c, logdir))
+                                           for c in commands)),
             "note": "wrk runs on the same machine and cores as the servers"}
     print_commands(commands, problems)
     write_json(args.json, {"meta": meta, "summary": rows, "runs": results})

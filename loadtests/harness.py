@@ -94,6 +94,17 @@ def context_switches(pids) -> int:
     return total
 
 
+def tcp_active_opens() -> Optional[int]:
+    """TCP connections this network namespace has opened so far (ActiveOpens, /proc/net/snmp):
+    around a client run, how many connections it opened, plus any other program's."""
+    try:
+        with open("/proc/net/snmp") as f:
+            rows = [line.split() for line in f if line.startswith("Tcp:")]
+        return int(rows[1][rows[0].index("ActiveOpens")])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def descendants(root: int) -> list[int]:
     """root (even when already gone) and the pids of all its descendants."""
     return [root] + [pid for pid, _ in tree_cpu(root) if pid != root]

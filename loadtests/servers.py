@@ -37,6 +37,7 @@ from typing import Optional
 
 from harness import HOST, PYTHON, REPO, rel
 from scenarios import Scenario
+from tls import TlsFiles
 
 ALL_SERVERS = ("narwhal", "uvicorn", "uvicorn-pypi", "granian", "beast")
 VENV_SERVERS = ("uvicorn-pypi", "granian")
@@ -154,6 +155,7 @@ class Setup:
     beast_bin: Path = REPO / "build" / "bare_beast" / "bare_beast"
     venv: Path = DEFAULT_VENV
     granian_args: str = ""  # appended to granian_flags(): a later flag wins (click)
+    tls: Optional[TlsFiles] = None  # every server serves HTTPS with this certificate
 
     @property
     def venv_python(self) -> str:
@@ -172,9 +174,39 @@ def uses_venv(server: str, scenario: Scenario) -> bool:
     return base in VENV_SERVERS or (base == "narwhal" and scenario.framework is not None)
 
 
+def tls_flags(base: str, tls: Optional[TlsFiles]) -> list[str]:
+    """The certificate options: uvicorn's names (narwhal has the same), granian's own."""
+    if tls is None:
+        return []
+    if base == "granian":
+        return ["--ssl-keyfile", str(tls.key), "--ssl-certificate", str(tls.cert)]
+    return ["--ssl-keyfile", str(tls.key), "--ssl-certfile", str(tls.cert)]
+
+
+def narwhal_has_tls(binary: Path) -> bool:
+    """Whether this narwhal build serves TLS (`--help` lists --ssl-certfile)."""
+    try:
+        out = subprocess.run([str(binary), "--help"], cwd=REPO, capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "--ssl-certfile" in out
+
+
+def tls_skip_reason(server: str, narwhal_tls: bool) -> Optional[str]:
+    """Why this server does not run over TLS, or None when it does."""
+    base = base_of(server)
+    if base == "beast":
+        return "the bare server has no TLS"
+    if base == "narwhal" and not narwhal_tls:
+        return "this narwhal binary lists no --ssl-certfile in --help (no TLS, or it does not run)"
+    return None
+
+
 def server_argv(server: str, scenario: Scenario, port: int, setup: Setup) -> list[str]:
     v = parse_variant(server)
     target = f"{scenario.module}:app"
+    tls = tls_flags(v.base, setup.tls)  # before the extra arguments, which may override them
     if v.base == "narwhal":
         venv = ["--venv", unresolved(setup.venv)] if uses_venv(server, scenario) else []
         workers = ["--workers", str(v.workers)] if v.workers else []
@@ -182,14 +214,14 @@ def server_argv(server: str, scenario: Scenario, port: int, setup: Setup) -> lis
         io_threads = ["--io-threads", str(v.io_threads)] if v.io_threads is not None else []
         return [rel(setup.narwhal_bin), target, "--app-dir", APP_DIR, "--host", HOST,
                 "--port", str(port), "--no-access-log", *workers, *interpreters, *io_threads, *venv,
-                *shlex.split(setup.narwhal_args)]
+                *tls, *shlex.split(setup.narwhal_args)]
     if v.base in ("uvicorn", "uvicorn-pypi"):
         python = PYTHON if v.base == "uvicorn" else setup.venv_python
         return [python, "-m", "uvicorn", target, "--app-dir", APP_DIR, "--host", HOST,
-                "--port", str(port), *uvicorn_flags(v.processes)]
+                "--port", str(port), *uvicorn_flags(v.processes), *tls]
     if v.base == "granian":
         return [setup.venv_python, "-m", "granian", *granian_flags(v.processes),
-                "--working-dir", APP_DIR, "--host", HOST, "--port", str(port),
+                "--working-dir", APP_DIR, "--host", HOST, "--port", str(port), *tls,
                 *shlex.split(setup.granian_args), target]
     if v.base == "beast":
         return [rel(setup.beast_bin), HOST, str(port)]
