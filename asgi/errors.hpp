@@ -51,6 +51,9 @@ std::string pathsend_not_regular_file(std::string_view path);
 // Logged when the file shrank while it was being sent: the client gets a short body.
 inline constexpr std::string_view pathsend_file_truncated =
     "http.response.pathsend: the file ended before its length; connection closed";
+// Logged when the file cannot be read while it is sent over TLS (read, then encrypted).
+inline constexpr std::string_view pathsend_file_unreadable =
+    "http.response.pathsend: reading the file failed; connection closed:";
 inline constexpr std::string_view client_disconnected = "The client disconnected.";
 inline constexpr std::string_view receive_unsupported = "receive() is not available here.";
 

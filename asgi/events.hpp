@@ -59,6 +59,16 @@ private:
     std::vector<Field> fields_;
 };
 
+// What the ASGI `tls` extension reports about a TLS connection, taken once after its
+// handshake.
+struct TlsInfo {
+    std::shared_ptr<const std::string> server_cert;  // PEM, shared by the connections
+    std::vector<std::string> client_cert_chain;      // PEM, leaf first; empty: none sent
+    std::string client_cert_name;                    // RFC 4514; empty with no chain
+    int tls_version = 0;                             // 0x0303 TLS 1.2, 0x0304 TLS 1.3
+    int cipher_suite = 0;                            // the IANA number, e.g. 0x1301
+};
+
 // The connection-level facts the scope needs: who is talking to whom.
 struct Peer {
     std::string client_host;  // empty for Unix sockets
@@ -66,6 +76,7 @@ struct Peer {
     std::string server_host;  // for Unix sockets the socket path
     int server_port = 0;      // -1 for Unix sockets (scope "server" gets None as the port)
     bool tls = false;
+    std::shared_ptr<const TlsInfo> tls_info;  // set once the handshake is done
 
     // The client as access log lines name it: "host:port", or "unix".
     std::string client_label() const;

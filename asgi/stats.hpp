@@ -12,12 +12,13 @@ struct Stats {
     std::atomic<uint64_t> requests{0};  // handed to the interpreter
     std::atomic<uint64_t> shed{0};      // answered 503: no slot, queue full, inbox full
 
-    std::atomic<uint64_t> queue_timeouts{0};  // of those, waited --timeout-queue
-    std::atomic<int64_t> connections{0};      // open now
-    std::atomic<uint64_t> cancelled{0};       // tasks cancelled by a cancel scope
-    std::atomic<uint64_t> abandoned{0};       // tasks that ignored cancellation
-    std::atomic<uint64_t> loop_stalls{0};     // watchdog reports
-    std::atomic<int64_t> loop_lag_max_us{0};  // worst heartbeat delay seen
+    std::atomic<uint64_t> queue_timeouts{0};          // of those, waited --timeout-queue
+    std::atomic<int64_t> connections{0};              // open now
+    std::atomic<uint64_t> cancelled{0};               // tasks cancelled by a cancel scope
+    std::atomic<uint64_t> abandoned{0};               // tasks that ignored cancellation
+    std::atomic<uint64_t> tls_handshake_failures{0};  // TLS connections closed before a request
+    std::atomic<uint64_t> loop_stalls{0};             // watchdog reports
+    std::atomic<int64_t> loop_lag_max_us{0};          // worst heartbeat delay seen
 
     void note_lag(int64_t us) {
         int64_t seen = loop_lag_max_us.load(std::memory_order_relaxed);

@@ -276,6 +276,17 @@ void validate(const Settings& s, const Sources& from, Action action,
         warnings.push_back(fmt::format("{}: ignored, it applies to TCP listeners under --workers",
                                        from.of("reuse_port")));
 
+    // TLS settings that cannot work together: stopped here, before anything is bound.
+    if (!s.ssl_keyfile.empty() && s.ssl_certfile.empty())
+        throw ConfigError(fmt::format("{} needs {}", from.of("ssl_keyfile"), "--ssl-certfile"));
+    if (s.ssl_cert_reqs > 0 && s.ssl_ca_certs.empty())
+        throw ConfigError(fmt::format("{} needs --ssl-ca-certs (the CA certificates client "
+                                      "certificates are verified against)",
+                                      fmt::format("--ssl-cert-reqs {}", s.ssl_cert_reqs)));
+    if (s.ssl_cert_reqs > 0 && s.ssl_certfile.empty())
+        warnings.push_back(
+            fmt::format("{}: ignored without --ssl-certfile", from.of("ssl_cert_reqs")));
+
     // Read the env file now: a typo in its path should stop start-up here, with exit
     // status 2, rather than after the workers have started.
     if (!s.env_file.empty()) {

@@ -119,6 +119,7 @@ constexpr std::array<std::string_view, 6> log_level_names{"trace",   "debug", "i
                                                           "warning", "error", "critical"};
 constexpr std::array<std::string_view, 2> log_format_names{"text", "json"};
 constexpr std::array<std::string_view, 2> slow_consumer_names{"wait", "close"};
+constexpr std::array<std::string_view, 2> tls_version_names{"TLSv1.2", "TLSv1.3"};
 // uvicorn's names and order (its --http and --ws choices), so its error lists match.
 constexpr std::array<std::string_view, 3> http_impl_names{"auto", "h11", "httptools"};
 constexpr std::array<std::string_view, 5> ws_impl_names{"auto", "none", "websockets",
@@ -130,6 +131,7 @@ static_assert(static_cast<int>(LoopKind::uvloop) == 2);
 static_assert(static_cast<int>(LogLevel::critical) == 5);
 static_assert(static_cast<int>(LogFormat::json) == 1);
 static_assert(static_cast<int>(Settings::SlowConsumer::close) == 1);
+static_assert(static_cast<int>(Settings::TlsVersion::tls1_3) == 1);
 static_assert(static_cast<int>(HttpImpl::httptools) == 2);
 static_assert(static_cast<int>(WsImpl::wsproto) == 4);
 
@@ -197,6 +199,30 @@ constexpr Option table[] = {
         "Own-GIL sub-interpreters per worker process (CPython 3.12 or later), each with its "
         "own thread and event loop; new connections go to the least busy one. 1: the main "
         "interpreter only."),
+    // --- TLS
+    text<&S::ssl_certfile>({"ssl_certfile", "--ssl-certfile", "NARWHAL_SSL_CERTFILE"}, "PATH",
+                           "Serve HTTPS with this PEM certificate (chain); it may hold the key "
+                           "too."),
+    text<&S::ssl_keyfile>({"ssl_keyfile", "--ssl-keyfile", "NARWHAL_SSL_KEYFILE"}, "PATH",
+                          "The PEM private key of --ssl-certfile."),
+    text<&S::ssl_keyfile_password>(
+        {"ssl_keyfile_password", "--ssl-keyfile-password", "NARWHAL_SSL_KEYFILE_PASSWORD"}, "TEXT",
+        "The password of an encrypted --ssl-keyfile."),
+    integer<&S::ssl_version>({"ssl_version", "--ssl-version", "NARWHAL_SSL_VERSION"}, "INT", 0,
+                             int_max,
+                             "uvicorn's ssl.PROTOCOL_* number, accepted for compatibility; the "
+                             "best version from --ssl-min-version up is negotiated."),
+    integer<&S::ssl_cert_reqs>({"ssl_cert_reqs", "--ssl-cert-reqs", "NARWHAL_SSL_CERT_REQS"},
+                               "0|1|2", 0, 2,
+                               "Client certificates: 0 none, 1 optional, 2 required (1 and 2 "
+                               "need --ssl-ca-certs)."),
+    text<&S::ssl_ca_certs>({"ssl_ca_certs", "--ssl-ca-certs", "NARWHAL_SSL_CA_CERTS"}, "PATH",
+                           "PEM CA certificates that client certificates are verified against."),
+    text<&S::ssl_ciphers>({"ssl_ciphers", "--ssl-ciphers", "NARWHAL_SSL_CIPHERS"}, "TEXT",
+                          "OpenSSL cipher list for TLS 1.2; TLSv1 (uvicorn's default) means "
+                          "narwhal's: ECDHE with AEAD only."),
+    choice<&S::ssl_min_version>({"ssl_min_version", "--ssl-min-version", "NARWHAL_SSL_MIN_VERSION"},
+                                tls_version_names, "The oldest TLS version accepted."),
     // --- HTTP limits
     bytes<&S::limit_request_line>(
         {"limit_request_line", "--limit-request-line", "NARWHAL_LIMIT_REQUEST_LINE"},
@@ -361,22 +387,9 @@ constexpr MetaOption meta_table[] = {
 };
 
 constexpr std::string_view uvicorn_only[] = {
-    "--reload",
-    "--reload-dir",
-    "--reload-include",
-    "--reload-exclude",
-    "--reload-delay",
-    "--proxy-headers",
-    "--no-proxy-headers",
-    "--forwarded-allow-ips",
-    "--ssl-keyfile",
-    "--ssl-certfile",
-    "--ssl-keyfile-password",
-    "--ssl-version",
-    "--ssl-cert-reqs",
-    "--ssl-ca-certs",
-    "--ssl-ciphers",
-    "--h11-max-incomplete-event-size",
+    "--reload",           "--reload-dir",          "--reload-include",
+    "--reload-exclude",   "--reload-delay",        "--proxy-headers",
+    "--no-proxy-headers", "--forwarded-allow-ips", "--h11-max-incomplete-event-size",
 };
 
 // Options uvicorn has with the same meaning, by key. A key is uvicorn's parameter name
@@ -417,6 +430,13 @@ constexpr std::string_view uvicorn_keys[] = {
     "access_log",
     "log_config",
     "use_colors",
+    "ssl_keyfile",
+    "ssl_certfile",
+    "ssl_keyfile_password",
+    "ssl_version",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ciphers",
 };
 
 std::string upper(std::string_view text) {

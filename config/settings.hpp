@@ -76,6 +76,28 @@ struct Settings {
     // per worker, fixed before any worker exists.
     static constexpr int max_interpreters = 16;
 
+    // --- TLS (uvicorn's --ssl-* flags) -------------------------------------
+    // TLS is on when a certificate file is given; the key may be in it too.
+    std::string ssl_certfile;
+    std::string ssl_keyfile;
+    std::string ssl_keyfile_password;
+    // uvicorn's ssl.PROTOCOL_* number, accepted for compatibility: 17 is its default,
+    // PROTOCOL_TLS_SERVER (negotiate the best both sides have). narwhal always negotiates
+    // the best version from ssl_min_version up.
+    int ssl_version = 17;
+    // Client certificates: 0 none (uvicorn's default), 1 optional, 2 required. 1 and 2 need
+    // ssl_ca_certs; a certificate that fails verification fails the handshake either way.
+    int ssl_cert_reqs = 0;
+    std::string ssl_ca_certs;
+    // An OpenSSL cipher list for TLS 1.2 (1.3 suites are all AEAD and stay OpenSSL's).
+    // uvicorn's default "TLSv1" would allow CBC and RSA key exchange; narwhal reads it as
+    // "the default": ECDHE with AEAD only (forward secrecy, no padding oracles).
+    std::string ssl_ciphers = "TLSv1";
+    // TLS 1.0 and 1.1 are deprecated (RFC 8996); 1.3 only for clients that all have it.
+    enum class TlsVersion { tls1_2, tls1_3 };
+    TlsVersion ssl_min_version = TlsVersion::tls1_2;
+    bool tls() const { return !ssl_certfile.empty(); }
+
     // --- HTTP limits -------------------------------------------------------
     // The request line: longer than any sane URL, short enough to bound a slow client.
     std::size_t limit_request_line = 8190;

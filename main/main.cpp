@@ -4,6 +4,7 @@
 #include "config/loader.hpp"
 #include "main/worker.hpp"
 #include "server/supervisor.hpp"
+#include "server/tls_context.hpp"
 
 #include <Python.h>
 #include <fmt/format.h>
@@ -73,6 +74,16 @@ int main(int argc, char** argv) {
         return run_worker(s, argc, argv);  // one process, as without --workers
     if (int refused = refuse_interpreters(s))
         return refused;  // before anything is bound or forked
+    if (s.tls()) {
+        // The master never serves TLS, but a certificate the workers cannot use would
+        // only stop them one by one: checked here, before anything is bound or forked.
+        try {
+            server::load_tls(s);
+        } catch (const server::TlsError& e) {
+            log::error("{}", e.what());
+            return 2;
+        }
+    }
     // A master that never starts Python; each forked worker runs the same serve path on
     // the socket the master bound.
     // SIGHUP: the same command line and the environment as it was at start (before the

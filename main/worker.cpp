@@ -11,6 +11,7 @@
 #include "server/front_end.hpp"
 #include "server/io_thread.hpp"
 #include "server/supervisor.hpp"
+#include "server/tls_context.hpp"
 
 #include <Python.h>
 
@@ -174,7 +175,8 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
 // interpreter on this thread (so one interpreter is exactly the path without
 // sub-interpreters); the others have threads of their own.
 int serve(const config::Settings& settings, const std::string& venv,
-          const std::function<void()>& ready, server::WorkerSlot* slot) {
+          const std::shared_ptr<server::TlsStore>& tls, const std::function<void()>& ready,
+          server::WorkerSlot* slot) {
     python::AppLoop main_loop(settings, 0);
     int status = main_loop.start();
     OtherInterpreters others;
@@ -187,7 +189,7 @@ int serve(const config::Settings& settings, const std::string& venv,
             inboxes.push_back(std::make_unique<asgi::Inbox>(settings.inbox_capacity));
             inbox_list.push_back(inboxes.back().get());
         }
-        server::FrontEnd front(settings, inbox_list);
+        server::FrontEnd front(settings, inbox_list, tls);
         try {
             front.bind();
             status = serve_bound(settings, main_loop, others, inboxes, front, ready, slot);
@@ -230,6 +232,16 @@ int run_worker(const config::Settings& given, int argc, const char* const* argv,
     settings.io_threads = given.resolved_io_threads(server::usable_cpus());
     if (int refused = refuse_interpreters(settings))
         return refused;
+    // Before Python starts: a certificate that cannot be used stops start-up at once.
+    std::shared_ptr<server::TlsStore> tls;
+    if (settings.tls()) {
+        try {
+            tls = std::make_shared<server::TlsStore>(settings);
+        } catch (const server::TlsError& e) {
+            log::error("{}", e.what());
+            return 2;
+        }
+    }
     // Like `python`, a VIRTUAL_ENV in the environment names the venv when --venv does not.
     const char* env_venv = std::getenv("VIRTUAL_ENV");
     std::string venv = !settings.venv.empty() ? settings.venv : env_venv ? env_venv : "";
@@ -245,7 +257,7 @@ int run_worker(const config::Settings& given, int argc, const char* const* argv,
     int status = 1;
     std::unique_ptr<python::LogBridge> log_bridge = python::LogBridge::start();
     if (log_bridge) {
-        status = serve(settings, venv, ready, slot);
+        status = serve(settings, venv, tls, ready, slot);
     } else {
         PyErr_Print();
     }

@@ -143,6 +143,44 @@ bool ScopeBuilder::fill_common(PyObject* d, const asgi::RequestHead& head, const
            set(d, n.state, state ? PyDict_Copy(state) : PyDict_New());
 }
 
+int ScopeBuilder::add_tls(PyObject* extensions, const asgi::TlsInfo& tls) const {
+    if (server_cert_of_ != tls.server_cert.get()) {
+        const std::string& pem = *tls.server_cert;
+        server_cert_ = Ref::steal(
+            PyUnicode_DecodeASCII(pem.data(), static_cast<Py_ssize_t>(pem.size()), "replace"));
+        if (!server_cert_)
+            return -1;
+        server_cert_of_ = tls.server_cert.get();
+    }
+    Ref d = Ref::steal(PyDict_New());
+    Ref chain = Ref::steal(PyList_New(0));
+    if (!d || !chain)
+        return -1;
+    for (const std::string& pem : tls.client_cert_chain) {
+        Ref s = Ref::steal(
+            PyUnicode_DecodeASCII(pem.data(), static_cast<Py_ssize_t>(pem.size()), "replace"));
+        if (!s || PyList_Append(chain.get(), s.get()) < 0)
+            return -1;
+    }
+    Ref name = tls.client_cert_chain.empty()
+                   ? Ref::borrow(Py_None)
+                   : Ref::steal(PyUnicode_DecodeUTF8(
+                         tls.client_cert_name.data(),
+                         static_cast<Py_ssize_t>(tls.client_cert_name.size()), "replace"));
+    Ref version = Ref::steal(PyLong_FromLong(tls.tls_version));
+    Ref cipher = Ref::steal(PyLong_FromLong(tls.cipher_suite));
+    // A certificate that fails verification fails the handshake, so none reaches here.
+    if (!name || !version || !cipher ||
+        PyDict_SetItemString(d.get(), "server_cert", server_cert_.get()) < 0 ||
+        PyDict_SetItemString(d.get(), "client_cert_chain", chain.get()) < 0 ||
+        PyDict_SetItemString(d.get(), "client_cert_name", name.get()) < 0 ||
+        PyDict_SetItemString(d.get(), "client_cert_error", Py_None) < 0 ||
+        PyDict_SetItemString(d.get(), "tls_version", version.get()) < 0 ||
+        PyDict_SetItemString(d.get(), "cipher_suite", cipher.get()) < 0)
+        return -1;
+    return PyDict_SetItemString(extensions, "tls", d.get());
+}
+
 PyObject* ScopeBuilder::http(const asgi::RequestHead& head, const asgi::Peer& peer,
                              PyObject* state) const {
     const Names& n = *n_;
@@ -161,6 +199,8 @@ PyObject* ScopeBuilder::http(const asgi::RequestHead& head, const asgi::Peer& pe
     if (!fill_common(d, head, peer, state) ||
         PyDict_SetItem(d, n.scheme, peer.tls ? n.scheme_https : n.scheme_http) < 0 ||
         !set(d, n.method, method) || !set(d, n.extensions, PyDict_Copy(http_extensions_.get())))
+        return nullptr;
+    if (peer.tls_info && add_tls(PyDict_GetItem(d, n.extensions), *peer.tls_info) < 0)
         return nullptr;
     return scope.release();
 }
@@ -201,7 +241,8 @@ PyObject* ScopeBuilder::websocket(const asgi::RequestHead& head, const asgi::Pee
     if (!ext || !denial || PyDict_SetItem(ext.get(), n.websocket_http_response, denial.get()) < 0 ||
         PyDict_SetItem(d, n.scheme, peer.tls ? n.scheme_wss : n.scheme_ws) < 0 ||
         PyDict_SetItem(d, n.subprotocols, subprotocols.get()) < 0 ||
-        PyDict_SetItem(d, n.extensions, ext.get()) < 0)
+        PyDict_SetItem(d, n.extensions, ext.get()) < 0 ||
+        (peer.tls_info && add_tls(ext.get(), *peer.tls_info) < 0))
         return nullptr;
     return scope.release();
 }

@@ -40,6 +40,12 @@ private:
     // {"http.response.pathsend": {}}: the extensions every http scope offers, copied
     // per request (http_pathsend.hpp).
     Ref http_extensions_;
+    // The `tls` extension's dict for a TLS connection, added to `extensions`; 0 or -1
+    // with an error set.
+    int add_tls(PyObject* extensions, const asgi::TlsInfo& tls) const;
+    // The server certificate's PEM as a str, made once per loaded certificate.
+    mutable const std::string* server_cert_of_ = nullptr;
+    mutable Ref server_cert_;
 };
 
 }  // namespace narwhal::python

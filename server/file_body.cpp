@@ -2,6 +2,7 @@
 
 #include <sys/sendfile.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -33,6 +34,29 @@ FileBody::Progress FileBody::send_some(int socket, std::size_t budget, std::erro
         return Progress::failed;
     }
     return Progress::done;
+}
+
+FileBody::Progress FileBody::read_some(std::string& out, std::size_t max, std::error_code& ec) {
+    if (offset_ >= length_)
+        return Progress::done;
+    const auto want = static_cast<std::size_t>(std::min<uint64_t>(length_ - offset_, max));
+    const std::size_t before = out.size();
+    out.resize(before + want);
+    for (;;) {
+        ssize_t n = ::pread(file_.get(), out.data() + before, want, static_cast<off_t>(offset_));
+        if (n > 0) {
+            out.resize(before + static_cast<std::size_t>(n));
+            offset_ += static_cast<uint64_t>(n);
+            return Progress::yield;
+        }
+        out.resize(before);
+        if (n == 0)
+            return Progress::short_file;
+        if (errno == EINTR)
+            continue;
+        ec = std::error_code(errno, std::system_category());
+        return Progress::failed;
+    }
 }
 
 }  // namespace narwhal::server

@@ -17,8 +17,10 @@ namespace narwhal::server {
 
 namespace net = boost::asio;
 
-FrontEnd::FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* const> inboxes)
+FrontEnd::FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* const> inboxes,
+                   std::shared_ptr<TlsStore> tls)
     : settings_(settings) {
+    ctx_.tls = std::move(tls);
     auto& s = settings;
     ctx_.limits.head = http::HeadLimits{s.limit_request_line, s.limit_request_head,
                                         s.limit_request_field_size, s.limit_request_fields};
@@ -101,6 +103,7 @@ void ensure_descriptors(int64_t connections) {
 void FrontEnd::bind() {
     ensure_descriptors(ctx_.limits.max_connections);
     ListenSpec spec{settings_.host, settings_.port, settings_.uds, settings_.fd, settings_.backlog};
+    spec.tls = settings_.tls();
     // Under a master with --reuse-port, each worker binds its own socket to the port.
     spec.reuse_port = settings_.reuse_port && settings_.workers != 0;
     listener_ = std::make_unique<Listener>(threads_[0]->context(), spec);
@@ -122,6 +125,13 @@ void FrontEnd::start(std::function<void(int)> on_stop_signal) {
     wait_stop_signal();
     stats_signal_ = std::make_unique<net::signal_set>(threads_[0]->context(), SIGUSR1);
     wait_stats_signal();
+    if (ctx_.tls) {
+        // A renewed certificate: new handshakes use it, open connections keep theirs.
+        // (Under a master, SIGHUP goes to the master, whose rolling restart starts new
+        // workers with the new files; a worker sent one directly reloads in place.)
+        reload_signal_ = std::make_unique<net::signal_set>(threads_[0]->context(), SIGHUP);
+        wait_reload_signal();
+    }
     listener_->start(ctx_, threads_);
     for (auto& t : threads_)
         t->start();
@@ -154,6 +164,16 @@ void FrontEnd::on_request_limit(uint64_t limit) {
     log::warning("Maximum request limit of {} exceeded. Terminating process.", limit);
     if (stop_signals_ == 0)
         on_stop_signal();
+}
+
+void FrontEnd::wait_reload_signal() {
+    reload_signal_->async_wait([this](boost::system::error_code ec, int) {
+        if (ec)
+            return;
+        // Reading and parsing a few PEM files: short enough for the I/O thread.
+        ctx_.tls->reload();
+        wait_reload_signal();
+    });
 }
 
 void FrontEnd::wait_stats_signal() {

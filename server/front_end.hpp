@@ -23,8 +23,10 @@ class IoThread;
 
 class FrontEnd {
 public:
-    // One inbox per interpreter (at least one), in interpreter order.
-    FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* const> inboxes);
+    // One inbox per interpreter (at least one), in interpreter order. `tls`: serve HTTPS
+    // with it (loaded before, so a bad file stops start-up early); nullptr: plain HTTP.
+    FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* const> inboxes,
+             std::shared_ptr<TlsStore> tls = nullptr);
     ~FrontEnd();
 
     // Binds the listening socket. Throws std::system_error naming the address.
@@ -65,6 +67,8 @@ private:
     std::unique_ptr<Listener> listener_;
     std::unique_ptr<boost::asio::signal_set> signals_;
     std::unique_ptr<boost::asio::signal_set> stats_signal_;
+    std::unique_ptr<boost::asio::signal_set> reload_signal_;
+    void wait_reload_signal();
     std::unique_ptr<boost::asio::steady_timer> first_requests_timer_;
     void wait_stats_signal();
     void wait_stop_signal();

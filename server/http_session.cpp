@@ -24,15 +24,18 @@ constexpr std::size_t body_read_size = 64 * 1024;
 // Most bytes of a file sent in one turn of the I/O thread, so one fast client fetching a
 // large file cannot hold up every other connection of the thread.
 constexpr std::size_t file_turn_size = 1024 * 1024;
+// Over TLS a file is read into memory: pieces of this size, each encrypted and written
+// before the next is read (at most one piece per connection in memory).
+constexpr std::size_t tls_file_piece_size = 256 * 1024;
 // How long a closing connection keeps draining input so the client sees our response
 // instead of a reset.
 constexpr auto linger_time = std::chrono::seconds(2);
 }  // namespace
 
-HttpSession::HttpSession(Socket socket, ServerContext& ctx, IoThread& io,
+HttpSession::HttpSession(Stream stream, ServerContext& ctx, IoThread& io,
                          std::shared_ptr<const asgi::Peer> peer)
-    : socket_(std::move(socket)), ctx_(ctx), lane_(ctx.assign_lane()), io_(io),
-      peer_(std::move(peer)), timer_(socket_.get_executor()) {}
+    : stream_(std::move(stream)), ctx_(ctx), lane_(ctx.assign_lane()), io_(io),
+      peer_(std::move(peer)), timer_(stream_.get_executor()) {}
 
 HttpSession::~HttpSession() {
     first_request_arrived();  // or never will
@@ -51,8 +54,40 @@ void HttpSession::start() {
     counted_ = true;  // the listener counted it at accept
     awaiting_first_ = true;
     ctx_.awaiting_first_request.fetch_add(1, std::memory_order_relaxed);
+    if (stream_.is_tls())
+        return do_handshake();
     set_wait(Wait::keep_alive, ctx_.limits.keep_alive);
     do_read();
+}
+
+// --- TLS handshake ----------------------------------------------------------------
+
+void HttpSession::do_handshake() {
+    // A client that stalls mid-handshake holds a connection as one that stalls mid-head.
+    set_wait(Wait::handshake, ctx_.limits.header);
+    stream_.tls().async_handshake(Stream::Tls::server, [self = shared_from_this()](error_code ec) {
+        self->on_handshake(ec);
+    });
+}
+
+void HttpSession::on_handshake(error_code ec) {
+    if (phase_ == Phase::closed)
+        return;
+    if (ec)
+        return handshake_failed(ec.message());
+    auto peer = std::make_shared<asgi::Peer>(*peer_);
+    peer->tls_info = describe_connection(stream_.tls().native_handle(), stream_.tls_config());
+    peer_ = std::move(peer);
+    set_wait(Wait::keep_alive, ctx_.limits.keep_alive);
+    do_read();
+}
+
+void HttpSession::handshake_failed(std::string_view why) {
+    // Scanners, plain HTTP sent to the TLS port, clients without an acceptable
+    // certificate: routine on a public port, so debug level; the count says how many.
+    ctx_.stats.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+    log::debug("TLS handshake failed from {}: {}", peer_->client_label(), why);
+    close_now();
 }
 
 void HttpSession::admitted() {
@@ -101,7 +136,7 @@ void HttpSession::do_read() {
     std::size_t want = head_read_size;
     if (phase_ == Phase::request && !request_.body_done)
         want = std::clamp(request_.credit, head_read_size, body_read_size);
-    socket_.async_read_some(
+    stream_.async_read_some(
         buffer_.prepare(want),
         [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
@@ -189,7 +224,7 @@ void HttpSession::upgrade_to_websocket() {
     counted_ = false;  // the connection stays counted, now as a WebSocket
     io_.remove_session(this);
     request_.head->websocket = true;
-    std::make_shared<WsSession>(std::move(socket_), ctx_, lane_, io_, peer_,
+    std::make_shared<WsSession>(std::move(stream_), ctx_, lane_, io_, peer_,
                                 std::move(request_.head))
         ->start();
 }
@@ -418,7 +453,7 @@ void HttpSession::do_write() {
         return;
     }
     net::async_write(
-        socket_, output_.begin_write(),
+        stream_, output_.begin_write(),
         [self = shared_from_this()](error_code ec, std::size_t n) { self->on_write(ec, n); });
 }
 
@@ -450,40 +485,67 @@ void HttpSession::on_output_idle() {
 
 // Sends the file while the socket takes it, then waits until the socket is writable
 // again: Asio's reactor watches the socket, sendfile(2) moves the bytes.
+void HttpSession::finish_file() {
+    if (wait_ == Wait::send)
+        clear_wait();
+    const uint64_t size = request_.file->length();
+    request_.file.reset();  // closes the file
+    // What follows the file: a chunked response's last chunk, nothing otherwise.
+    std::string after;
+    response_.end_file(after, size);
+    if (!after.empty())
+        return queue_write(std::move(after));  // its completion ends the response
+    on_output_idle();
+}
+
+// Over TLS: read a piece of the file and write it like any other bytes; the write's
+// completion comes back here for the next piece.
+void HttpSession::send_file_piece() {
+    std::string piece;
+    std::error_code ec;
+    switch (request_.file->read_some(piece, tls_file_piece_size, ec)) {
+    case FileBody::Progress::done: return finish_file();
+    case FileBody::Progress::yield:
+    case FileBody::Progress::would_block:
+        // The client takes nothing for --timeout-send: it is gone, or stalling on purpose.
+        set_wait(Wait::send, ctx_.limits.send);
+        return queue_write(std::move(piece));
+    case FileBody::Progress::short_file:
+        log::warning("{}", asgi::errors::pathsend_file_truncated);
+        return close_now();
+    case FileBody::Progress::failed:
+        log::warning("{} {}", asgi::errors::pathsend_file_unreadable, ec.message());
+        notify_disconnect();
+        return close_now();
+    }
+}
+
 void HttpSession::do_send_file() {
-    if (!socket_.native_non_blocking()) {
+    if (stream_.is_tls())
+        return send_file_piece();
+    auto& socket = stream_.socket();
+    if (!socket.native_non_blocking()) {
         error_code ec;
-        socket_.native_non_blocking(true, ec);
+        socket.native_non_blocking(true, ec);
         if (ec) {
             fail(ec, "sendfile");
             return close_now();
         }
     }
     std::error_code ec;
-    switch (request_.file->send_some(socket_.native_handle(), file_turn_size, ec)) {
-    case FileBody::Progress::done: {
-        if (wait_ == Wait::send)
-            clear_wait();
-        const uint64_t size = request_.file->length();
-        request_.file.reset();  // closes the file
-        // What follows the file: a chunked response's last chunk, nothing otherwise.
-        std::string after;
-        response_.end_file(after, size);
-        if (!after.empty())
-            return queue_write(std::move(after));  // its completion ends the response
-        return on_output_idle();
-    }
+    switch (request_.file->send_some(socket.native_handle(), file_turn_size, ec)) {
+    case FileBody::Progress::done: return finish_file();
     case FileBody::Progress::would_block:
         // The client takes nothing for --timeout-send: it is gone, or stalling on purpose.
         set_wait(Wait::send, ctx_.limits.send);
         file_waiting_ = true;
-        socket_.async_wait(Socket::wait_write, [self = shared_from_this()](error_code ec) {
+        socket.async_wait(Socket::wait_write, [self = shared_from_this()](error_code ec) {
             self->on_send_file_ready(ec);
         });
         return;
     case FileBody::Progress::yield:
         file_waiting_ = true;
-        net::post(socket_.get_executor(),
+        net::post(stream_.get_executor(),
                   [self = shared_from_this()] { self->on_send_file_ready({}); });
         return;
     case FileBody::Progress::short_file:
@@ -577,7 +639,9 @@ void HttpSession::close_gracefully() {
     if (output_.writing())
         return;  // on_write comes back here
     error_code ec;
-    socket_.shutdown(net::socket_base::shutdown_send, ec);
+    // Over TLS without a close_notify first: the response's framing already says where
+    // it ends, and a peer that never answers one must not hold the connection.
+    stream_.socket().shutdown(net::socket_base::shutdown_send, ec);
     if (ec)
         return close_now();
     // Drain what the client still sends so closing does not turn into a reset that
@@ -591,7 +655,8 @@ void HttpSession::close_gracefully() {
 void HttpSession::do_linger_read() {
     buffer_.clear();
     reading_ = true;
-    socket_.async_read_some(
+    // The raw socket even under TLS: these bytes are only drained, never read.
+    stream_.socket().async_read_some(
         buffer_.prepare(head_read_size),
         [self = shared_from_this()](error_code ec, std::size_t n) { self->on_linger_read(ec, n); });
 }
@@ -621,7 +686,7 @@ void HttpSession::close_now() {
     end_request();
     timer_.stop();
     error_code ec;
-    socket_.close(ec);
+    stream_.socket().close(ec);
     io_.remove_session(this);
 }
 

@@ -18,6 +18,7 @@
 #include "server/http/response_encoder.hpp"
 #include "server/read_buffer.hpp"
 #include "server/server_context.hpp"
+#include "server/stream.hpp"
 #include "server/write_queue.hpp"
 
 #include <boost/asio/generic/stream_protocol.hpp>
@@ -37,7 +38,7 @@ class HttpSession final : public Connection,
                           public asgi::AdmissionWaiter,
                           public std::enable_shared_from_this<HttpSession> {
 public:
-    HttpSession(Socket socket, ServerContext& ctx, IoThread& io,
+    HttpSession(Stream stream, ServerContext& ctx, IoThread& io,
                 std::shared_ptr<const asgi::Peer> peer);
     ~HttpSession() override;
 
@@ -125,7 +126,7 @@ private:
 
     // What the connection is waiting for, if anything: one at a time. With the
     // request's own deadline (--timeout-request), they share one timer.
-    enum class Wait : uint8_t { none, keep_alive, header, queue, body, send, linger };
+    enum class Wait : uint8_t { none, handshake, keep_alive, header, queue, body, send, linger };
     enum class Deadline : uint8_t { wait, request };
     void set_wait(Wait w, clock::duration d);
     void clear_wait();
@@ -134,7 +135,15 @@ private:
     void on_wait_expired(Wait w);
     void on_request_deadline();
 
-    Socket socket_;
+    // TLS: the handshake first (bounded by --timeout-header), then the requests.
+    void do_handshake();
+    void on_handshake(error_code ec);
+    void handshake_failed(std::string_view why);
+    // TLS: a pathsend file goes through the stream in pieces (no sendfile).
+    void send_file_piece();
+    void finish_file();
+
+    Stream stream_;
     ServerContext& ctx_;
     InterpreterLane lane_;  // the interpreter that serves this connection
     IoThread& io_;

@@ -79,6 +79,7 @@ net::ip::address resolve_host(net::io_context& ioc, const std::string& host) {
 
 Listener::Listener(net::io_context& ioc, const ListenSpec& spec)
     : acceptor_(ioc), retry_timer_(ioc) {
+    const char* scheme = spec.tls ? "https" : "http";
     boost::system::error_code ec;
     if (spec.fd >= 0) {
         sockaddr_storage ss{};
@@ -102,8 +103,8 @@ Listener::Listener(net::io_context& ioc, const ListenSpec& spec)
                                         : fmt::format("socket {} (unix socket {})", spec.fd, host);
         } else {
             bool v6 = ss.ss_family == AF_INET6;
-            description_ = v6 ? fmt::format("socket {} (http://[{}]:{})", spec.fd, host, port)
-                              : fmt::format("socket {} (http://{}:{})", spec.fd, host, port);
+            description_ = v6 ? fmt::format("socket {} ({}://[{}]:{})", spec.fd, scheme, host, port)
+                              : fmt::format("socket {} ({}://{}:{})", spec.fd, scheme, host, port);
         }
         return;
     }
@@ -145,8 +146,8 @@ Listener::Listener(net::io_context& ioc, const ListenSpec& spec)
         auto [host, port] = describe(local.data());
         port_ = static_cast<uint16_t>(port);
         bool v6 = local.data()->sa_family == AF_INET6;
-        description_ = v6 ? fmt::format("http://[{}]:{}", host, port)
-                          : fmt::format("http://{}:{}", host, port);
+        description_ = v6 ? fmt::format("{}://[{}]:{}", scheme, host, port)
+                          : fmt::format("{}://{}:{}", scheme, host, port);
     }
 }
 
@@ -190,11 +191,14 @@ void Listener::on_accept(boost::system::error_code ec, generic::socket s) {
         peer->server_host = unix_name_;
         peer->server_port = -1;
     }
+    peer->tls = ctx_->tls != nullptr;
     // Counted now, not when the session starts on its thread, so the limit holds even
     // for a burst of accepts.
     ctx_->stats.connections.fetch_add(1, std::memory_order_relaxed);
     io.post([s = std::move(s), ctx = ctx_, &io, peer = std::move(peer)]() mutable {
-        std::make_shared<HttpSession>(std::move(s), *ctx, io, std::move(peer))->start();
+        // TLS with the configuration current now: a reload affects later handshakes only.
+        Stream stream = ctx->tls ? Stream(std::move(s), ctx->tls->current()) : Stream(std::move(s));
+        std::make_shared<HttpSession>(std::move(stream), *ctx, io, std::move(peer))->start();
     });
     if (ctx_->stats.connections.load(std::memory_order_relaxed) >= ctx_->limits.max_connections) {
         paused_.store(true);

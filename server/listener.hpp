@@ -28,6 +28,8 @@ struct ListenSpec {
     // false: bind only. A master holds such a socket to check the address and keep the
     // port, while its workers listen on their own SO_REUSEPORT sockets.
     bool listen = true;
+    // Only for the description: https:// instead of http://.
+    bool tls = false;
 };
 
 class Listener {

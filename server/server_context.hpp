@@ -8,6 +8,7 @@
 #include "server/http/head_scanner.hpp"
 #include "server/http/response_head.hpp"
 #include "server/interpreter_picker.hpp"
+#include "server/tls_context.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -58,6 +59,8 @@ struct ServerContext {
     InterpreterPicker picker;
     asgi::Stats stats;
     std::atomic<bool> draining{false};
+    // TLS: the configuration new connections take; nullptr serves plain HTTP.
+    std::shared_ptr<TlsStore> tls;
     // Connections accepted that have not sent a complete first request head yet. A drain
     // waits for them (bounded by their keep-alive wait): one accepted just before the
     // listener closed is a client sending its request now, not an idle one to close.

@@ -70,6 +70,7 @@ Supervisor::~Supervisor() {
 // start line is uvicorn's: where it listens, then its own PID; workers do not repeat it.
 bool Supervisor::bind() {
     ListenSpec spec{settings_.host, settings_.port, settings_.uds, settings_.fd, settings_.backlog};
+    spec.tls = settings_.tls();
     bool reuse_port = settings_.reuse_port && settings_.fd < 0 && settings_.uds.empty();
     if (reuse_port) {
         // Bound, not listening: it checks the address, resolves port 0 and keeps the port

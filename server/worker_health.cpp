@@ -186,6 +186,7 @@ void accumulate(WorkerCounters& into, const WorkerCounters& w) {
     into.loop_lag_max_us = std::max(into.loop_lag_max_us, w.loop_lag_max_us);
     into.cancelled += w.cancelled;
     into.abandoned += w.abandoned;
+    into.tls_handshake_failures += w.tls_handshake_failures;
 }
 
 void retire(WorkerCounters& retired, const WorkerCounters& w) {
@@ -216,9 +217,10 @@ std::string stats_fields(const WorkerCounters& c) {
     return fmt::format("\"requests\": {}, \"shed\": {}, \"queue_timeouts\": {}, "
                        "\"in_flight\": {}, \"queued\": {}, \"connections\": {}, "
                        "\"loop_stalls\": {}, \"loop_lag_max_ms\": {:.1f}, \"cancelled\": {}, "
-                       "\"abandoned\": {}",
+                       "\"abandoned\": {}, \"tls_handshake_failures\": {}",
                        c.requests, c.shed, c.queue_timeouts, c.in_flight, c.queued, c.connections,
-                       c.loop_stalls, c.loop_lag_max_us / 1000.0, c.cancelled, c.abandoned);
+                       c.loop_stalls, c.loop_lag_max_us / 1000.0, c.cancelled, c.abandoned,
+                       c.tls_handshake_failures);
 }
 
 std::string stats_report_fields(const StatsReport& report, const WorkerHealth::Counts& counts) {

@@ -52,6 +52,7 @@ WorkerCounters counters_of(const asgi::Stats& stats, int64_t in_flight, int64_t 
     c.loop_lag_max_us = stats.loop_lag_max_us.load(relaxed);
     c.cancelled = stats.cancelled.load(relaxed);
     c.abandoned = stats.abandoned.load(relaxed);
+    c.tls_handshake_failures = stats.tls_handshake_failures.load(relaxed);
     return c;
 }
 
@@ -66,6 +67,7 @@ void WorkerSlot::publish(const WorkerCounters& c) {
     loop_lag_max_us.store(c.loop_lag_max_us, relaxed);
     cancelled.store(c.cancelled, relaxed);
     abandoned.store(c.abandoned, relaxed);
+    tls_handshake_failures.store(c.tls_handshake_failures, relaxed);
 }
 
 WorkerSnapshot WorkerSlot::snapshot(std::size_t index) const {
@@ -88,6 +90,7 @@ WorkerSnapshot WorkerSlot::snapshot(std::size_t index) const {
     c.loop_lag_max_us = loop_lag_max_us.load(acquire);
     c.cancelled = cancelled.load(acquire);
     c.abandoned = abandoned.load(acquire);
+    c.tls_handshake_failures = tls_handshake_failures.load(acquire);
     return s;
 }
 
@@ -118,8 +121,8 @@ uint64_t WorkerSlots::assign(std::size_t index) {
     s.started_ns.store(0, relaxed);
     for (auto& beat : s.heartbeat_ns)
         beat.store(0, relaxed);
-    for (auto* counter :
-         {&s.requests, &s.shed, &s.queue_timeouts, &s.loop_stalls, &s.cancelled, &s.abandoned})
+    for (auto* counter : {&s.requests, &s.shed, &s.queue_timeouts, &s.loop_stalls, &s.cancelled,
+                          &s.abandoned, &s.tls_handshake_failures})
         counter->store(0, relaxed);
     for (auto* gauge : {&s.in_flight, &s.queued, &s.connections, &s.loop_lag_max_us})
         gauge->store(0, relaxed);

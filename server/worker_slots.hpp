@@ -68,6 +68,7 @@ struct WorkerCounters {
     int64_t loop_lag_max_us = 0;  // the worst, not a sum, when aggregated
     uint64_t cancelled = 0;
     uint64_t abandoned = 0;
+    uint64_t tls_handshake_failures = 0;
 };
 
 // The stats line's counters of one worker now: its Stats, plus the gauges the admissions
@@ -124,6 +125,7 @@ struct alignas(64) WorkerSlot {
     std::atomic<int64_t> loop_lag_max_us{0};
     std::atomic<uint64_t> cancelled{0};
     std::atomic<uint64_t> abandoned{0};
+    std::atomic<uint64_t> tls_handshake_failures{0};
 };
 static_assert(std::is_trivially_destructible_v<WorkerSlot>,
               "slots are unmapped, never destroyed: they may hold no resources");

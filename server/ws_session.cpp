@@ -16,10 +16,10 @@ namespace beast = boost::beast;
 namespace websocket = boost::beast::websocket;
 namespace bhttp = boost::beast::http;
 
-WsSession::WsSession(Socket socket, ServerContext& ctx, InterpreterLane lane, IoThread& io,
+WsSession::WsSession(Stream stream, ServerContext& ctx, InterpreterLane lane, IoThread& io,
                      std::shared_ptr<const asgi::Peer> peer,
                      std::unique_ptr<asgi::RequestHead> head)
-    : ws_(std::move(socket)), ctx_(ctx), lane_(lane), io_(io), peer_(std::move(peer)),
+    : ws_(std::move(stream)), ctx_(ctx), lane_(lane), io_(io), peer_(std::move(peer)),
       // Bounded just above the message limit: Beast 1.74 sizes its read of a compressed
       // frame from the frame's claimed length, unchecked; a bounded buffer turns a forged
       // 2^46-byte claim into a read error instead of a huge allocation. The slack lets
@@ -302,7 +302,7 @@ void WsSession::deny_with_app_response() {
 void WsSession::write_denial() {
     phase_ = Phase::closing;
     net::async_write(
-        ws_.next_layer().next_layer(), net::buffer(raw_out_),
+        ws_.next_layer().stream(), net::buffer(raw_out_),
         [self = shared_from_this()](error_code ec, std::size_t) { self->on_denied(ec); });
 }
 

@@ -31,10 +31,8 @@ class IoThread;
 
 class WsSession final : public Connection, public std::enable_shared_from_this<WsSession> {
 public:
-    using Socket = boost::asio::generic::stream_protocol::socket;
-
     // `lane`: the interpreter of the HTTP connection that upgraded.
-    WsSession(Socket socket, ServerContext& ctx, InterpreterLane lane, IoThread& io,
+    WsSession(Stream stream, ServerContext& ctx, InterpreterLane lane, IoThread& io,
               std::shared_ptr<const asgi::Peer> peer, std::unique_ptr<asgi::RequestHead> head);
     ~WsSession() override;
 

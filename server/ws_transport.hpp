@@ -1,11 +1,14 @@
-// The stream under Beast's websocket::stream: the connection's socket, passed through
-// unchanged except for the one response Beast writes itself, the 101 of the handshake.
+// The stream under Beast's websocket::stream: the connection's stream (its socket, or TLS
+// over it), passed through unchanged except for the one response Beast writes itself, the
+// 101 of the handshake.
 // Beast 1.74 adds "Server: Boost.Beast/<version>" to that response whenever no Server
 // field was decorated in (websocket/impl/accept.hpp, build_response), so neither
 // --no-server-header nor a quiet server could hold. The first bytes written are held
 // until the head is complete; that one line is dropped and the head leaves in one write.
 // Everything after the head, in both directions, goes straight to the socket.
 #pragma once
+
+#include "server/stream.hpp"
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/buffer.hpp>
@@ -30,32 +33,35 @@ void drop_library_server_line(std::string& head);
 
 class WsTransport {
 public:
-    using Socket = boost::asio::generic::stream_protocol::socket;
-    using executor_type = Socket::executor_type;
+    using Socket = Stream::Socket;
+    using executor_type = Stream::executor_type;
     using error_code = boost::beast::error_code;
 
-    explicit WsTransport(Socket socket) : socket_(std::move(socket)) {}
+    explicit WsTransport(Stream stream) : stream_(std::move(stream)) {}
 
-    // The socket itself: for the HTTP answers written instead of a handshake, shutdown
-    // and close, and for Beast's get_lowest_layer.
-    Socket& next_layer() { return socket_; }
-    executor_type get_executor() { return socket_.get_executor(); }
+    // The socket itself: for shutdown and close (and the close handshake's teardown,
+    // which over TLS sends no close_notify: the WebSocket close frames already said
+    // goodbye), and for Beast's get_lowest_layer.
+    Socket& next_layer() { return stream_.socket(); }
+    // The stream: for the HTTP answers written instead of a handshake.
+    Stream& stream() { return stream_; }
+    executor_type get_executor() { return stream_.get_executor(); }
 
     template <class MutableBuffers, class Handler>
     void async_read_some(const MutableBuffers& buffers, Handler&& handler) {
-        socket_.async_read_some(buffers, std::forward<Handler>(handler));
+        stream_.async_read_some(buffers, std::forward<Handler>(handler));
     }
 
     template <class ConstBuffers, class Handler>
     void async_write_some(const ConstBuffers& buffers, Handler&& handler) {
         if (head_written_)
-            return socket_.async_write_some(buffers, std::forward<Handler>(handler));
+            return stream_.async_write_some(buffers, std::forward<Handler>(handler));
         namespace net = boost::asio;
         const std::size_t n = net::buffer_size(buffers);
         const std::size_t before = head_.size();
         head_.resize(before + n);
         net::buffer_copy(net::buffer(head_.data() + before, n), buffers);
-        auto ex = net::get_associated_executor(handler, socket_.get_executor());
+        auto ex = net::get_associated_executor(handler, stream_.get_executor());
         if (head_.find("\r\n\r\n") == std::string::npos) {
             // Not the whole head yet: taken as written; Beast sends the rest at once.
             net::post(ex,
@@ -64,7 +70,7 @@ public:
         }
         head_written_ = true;
         drop_library_server_line(head_);
-        net::async_write(socket_, net::buffer(head_),
+        net::async_write(stream_, net::buffer(head_),
                          net::bind_executor(ex, [this, h = std::forward<Handler>(handler),
                                                  n](error_code ec, std::size_t) mutable {
                              head_ = {};
@@ -73,7 +79,7 @@ public:
     }
 
 private:
-    Socket socket_;
+    Stream stream_;
     std::string head_;  // the handshake response, until it is written
     bool head_written_ = false;
 };

@@ -59,7 +59,8 @@ struct Rig {
             io.context(), boost::asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), fds[1]);
         auto peer = std::make_shared<narwhal::asgi::Peer>();
         peer->server_port = -1;
-        auto s = std::make_shared<HttpSession>(std::move(server_end), ctx, io, peer);
+        auto s = std::make_shared<HttpSession>(narwhal::server::Stream(std::move(server_end)), ctx,
+                                               io, peer);
         session = s;
         s->start();
     }

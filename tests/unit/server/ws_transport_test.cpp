@@ -30,7 +30,7 @@ template <class Decorate> std::string handshake_bytes(Decorate decorate) {
     net::local::connect_pair(ours, peer);
     WsTransport::Socket generic(ioc, net::generic::stream_protocol(AF_UNIX, SOCK_STREAM),
                                 ours.release());
-    websocket::stream<WsTransport> ws(std::move(generic));
+    websocket::stream<WsTransport> ws(narwhal::server::Stream(std::move(generic)));
     ws.set_option(websocket::stream_base::decorator(decorate));
     bhttp::request<bhttp::empty_body> req{bhttp::verb::get, "/chat", 11};
     req.set(bhttp::field::host, "example.com");
