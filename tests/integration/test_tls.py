@@ -202,8 +202,7 @@ def tls13_only(certs):
 
 
 def test_min_version_tls13_refuses_a_tls12_client(tls13_only, certs):
-    error = refused(tls13_only.addr, client_context(certs, version=ssl.TLSVersion.TLSv1_2))
-    assert "SSLError" in error, error
+    refused(tls13_only.addr, client_context(certs, version=ssl.TLSVersion.TLSv1_2))
     with TlsConnection(tls13_only.addr, client_context(certs)) as conn:
         assert conn.tls.version() == "TLSv1.3"
         assert conn.get_json()["tls"]["tls_version"] == 0x0304

@@ -50,9 +50,11 @@ class TlsConnection(RawConnection):
     """A RawConnection whose socket is TLS (handshake done in the constructor)."""
 
     def __init__(self, addr: tuple[str, int], ctx: ssl.SSLContext, *,
-                 session: ssl.SSLSession | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+                 session: ssl.SSLSession | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 suppress_ragged_eofs: bool = True) -> None:
         super().__init__(addr, timeout)
-        self.sock = ctx.wrap_socket(self.sock, server_hostname=HOST, session=session)
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=HOST, session=session,
+                                    suppress_ragged_eofs=suppress_ragged_eofs)
 
     @property
     def tls(self) -> ssl.SSLSocket:
@@ -66,23 +68,30 @@ class TlsConnection(RawConnection):
         return json.loads(resp.body)
 
 
-def refused(addr: tuple[str, int], ctx: ssl.SSLContext, timeout: float = DEFAULT_TIMEOUT) -> str:
-    """Connect with `ctx` where the server must refuse the handshake; return the client-side
-    error. A TLS 1.3 client finishes its part of the handshake before the server has
-    checked the client's certificate, so the server's alert may only show at the first
-    read; the probe reads without sending a request (no unread request bytes on the
-    server's side that would turn its close into a reset)."""
+def refused(addr: tuple[str, int], ctx: ssl.SSLContext, timeout: float = DEFAULT_TIMEOUT) -> ssl.SSLError:
+    """Connect with `ctx` where the server must refuse the handshake; return the ssl error
+    the client got. A TLS 1.3 client finishes its part of the handshake before the
+    server has checked the client's certificate, so the refusal (an alert, or a close
+    without close_notify: an SSLEOFError) may only show at the first read; the probe
+    reads without sending a request (no unread request bytes on the server's side that
+    would turn its close into a reset). `ctx` is changed: an EOF without close_notify
+    must raise (Python's default ignores it)."""
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
     try:
-        with TlsConnection(addr, ctx, timeout=timeout) as conn:
-            conn.sock.settimeout(timeout)
+        with TlsConnection(addr, ctx, timeout=timeout, suppress_ragged_eofs=False) as conn:
             try:
                 data = conn.sock.recv(65536)
             except socket.timeout:
                 raise AssertionError(f"the server kept the connection open for {timeout}s after a handshake "
                                      f"it should have refused ({conn.tls.version()})") from None
+    except ssl.SSLCertVerificationError as exc:
+        raise AssertionError(f"the client refused the server's certificate, not the other way round: {exc}")
     except ssl.SSLError as exc:
-        return f"{type(exc).__name__}: {exc}"
-    raise AssertionError(f"the handshake went through: the server sent {data!r} and no TLS alert")
+        return exc
+    if not data:
+        raise AssertionError("the server closed the connection cleanly (close_notify) after a handshake it "
+                             "should have refused (the client saw no ssl error)")
+    raise AssertionError(f"the handshake went through: the server sent {data!r}")
 
 
 def client_hello() -> bytes:
