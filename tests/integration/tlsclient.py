@@ -129,9 +129,9 @@ def _length_fields(hello: bytes) -> list[tuple[int, int]]:
     return fields
 
 
-def garbage_handshakes(hello: bytes, count: int, seed: int) -> list[bytes]:
-    """`count` seeded-random variants of `hello` (bit flips, truncations, length fields set
-    to 0 or all ones, repeated chunks) and random blobs; each at least one byte long."""
+def mutations(hello: bytes, count: int, seed: int) -> list[bytes]:
+    """`count` seeded-random variants of `hello`: bit flips, truncations, a length field
+    set to 0 or all ones, repeated chunks; each at least one byte long."""
     rng = random.Random(seed)
     fields = _length_fields(hello)
 
@@ -156,14 +156,21 @@ def garbage_handshakes(hello: bytes, count: int, seed: int) -> list[bytes]:
         stop = rng.randint(start + 1, min(len(hello), start + 64))
         return hello[:stop] + hello[start:stop] * rng.randint(1, 40) + hello[stop:]
 
-    def blob() -> bytes:
-        data = rng.randbytes(rng.randint(1, 4096))
-        if rng.random() < 0.5:  # a plausible handshake record header gets past the first check
-            data = b"\x16\x03\x01" + len(data).to_bytes(2, "big") + data
-        return data
-
-    kinds = (bit_flips, truncation, length_field, repeated_chunk, blob)
+    kinds = (bit_flips, truncation, length_field, repeated_chunk)
     return [kinds[i % len(kinds)]() for i in range(count)]
+
+
+def random_blobs(count: int, seed: int) -> list[bytes]:
+    """`count` seeded-random byte strings (1 to 4096 bytes); half start with a plausible
+    handshake record header, which gets them past the first check."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        data = rng.randbytes(rng.randint(1, 4096))
+        if i % 2:
+            data = b"\x16\x03\x01" + len(data).to_bytes(2, "big") + data
+        out.append(data)
+    return out
 
 
 def server_flags(certs: Certs, *extra: str) -> list[str]:
@@ -172,23 +179,23 @@ def server_flags(certs: Certs, *extra: str) -> list[str]:
 
 
 def send_and_wait_close(addr: tuple[str, int], data: bytes, *, half_close: bool = True,
-                        timeout: float = 30.0) -> str:
+                        timeout: float = 60.0) -> tuple[str, bytes]:
     """Send `data` on a fresh connection (then, with `half_close`, end our side) and wait
-    for the server to close it; return "eof" or "reset" ("open" if it did not within
-    `timeout`, a failure guard). What the server sends before closing (an alert) is read
-    and dropped."""
+    for the server to close it. Returns ("eof" | "reset" | "open", what the server sent);
+    "open" means it did not close within `timeout` (a failure guard, not a pace)."""
+    received = b""
     with socket.create_connection(addr, timeout=timeout) as sock:
         try:
             sock.sendall(data)
             if half_close:
                 sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
-            return "reset"
+            return "reset", received
         try:
-            while sock.recv(65536):
-                pass
+            while chunk := sock.recv(65536):
+                received += chunk
         except ConnectionResetError:
-            return "reset"
+            return "reset", received
         except socket.timeout:
-            return "open"
-        return "eof"
+            return "open", received
+        return "eof", received
