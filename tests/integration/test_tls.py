@@ -28,7 +28,7 @@ import pytest
 
 import wsclient
 from conftest import serving
-from tls_certs import certs, pem_der  # noqa: F401 (certs is a fixture)
+from tls_certs import PASSWORD, certs, pem_der  # noqa: F401 (certs is a fixture)
 from tlsclient import (HOST, IANA_SUITES, TLS_VERSIONS, TlsConnection, client_context, refused,
                        server_flags)
 
@@ -242,3 +242,49 @@ def test_curl_tls12_and_tls13(server, certs):
     for flags, version in ((["--tlsv1.2", "--tls-max", "1.2"], "TLSv1.2"), (["--tlsv1.3"], "TLSv1.3")):
         proc = curl("--cacert", str(certs.ca), *flags, url(server))
         assert json.loads(proc.stdout)["tls"]["tls_version"] == TLS_VERSIONS[version], (flags, proc.stdout)
+
+
+# --- start-up variants that serve -------------------------------------------------------
+
+def _serves(server, certs, version: ssl.TLSVersion | None = None) -> dict:
+    assert server.scheme == "https", server.log()
+    with TlsConnection(server.addr, client_context(certs, version=version)) as conn:
+        info = conn.get_json()
+        check_tls_extension(info, certs, conn.tls)
+    return info
+
+
+def test_certfile_holding_the_key(narwhal, certs):
+    _serves(narwhal(APP, "--ssl-certfile", str(certs.server_combined)), certs)
+
+
+def test_encrypted_key_with_password(narwhal, certs):
+    _serves(narwhal(APP, "--ssl-certfile", str(certs.server), "--ssl-keyfile", str(certs.server_key_encrypted),
+                    "--ssl-keyfile-password", PASSWORD), certs)
+
+
+def test_tls_settings_from_environment(narwhal, certs):
+    _serves(narwhal(APP, env={"NARWHAL_SSL_CERTFILE": str(certs.server), "NARWHAL_SSL_KEYFILE": str(certs.server_key)}),
+            certs)
+
+
+def test_tls_settings_from_config_file(narwhal, certs, tmp_path):
+    config = tmp_path / "narwhal.toml"
+    config.write_text(f'ssl_certfile = "{certs.server}"\nssl_keyfile = "{certs.server_key}"\n'
+                      f'ssl_min_version = "TLSv1.3"\n')
+    server = narwhal(APP, "--config", str(config))
+    _serves(server, certs)
+    refused(server.addr, client_context(certs, version=ssl.TLSVersion.TLSv1_2))
+
+
+def test_uvicorn_defaults_are_accepted(narwhal, certs):
+    # uvicorn passes --ssl-version 17 and --ssl-ciphers TLSv1 by default.
+    server = narwhal(APP, *server_flags(certs, "--ssl-version", "17", "--ssl-ciphers", "TLSv1"))
+    for version in VERSIONS:
+        _serves(server, certs, version)
+
+
+def test_ssl_ciphers_choose_the_tls12_suite(narwhal, certs):
+    server = narwhal(APP, *server_flags(certs, "--ssl-ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256"))
+    info = _serves(server, certs, ssl.TLSVersion.TLSv1_2)
+    assert info["tls"]["cipher_suite"] == 0xC02B
