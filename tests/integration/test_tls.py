@@ -202,7 +202,8 @@ def tls13_only(certs):
 
 
 def test_min_version_tls13_refuses_a_tls12_client(tls13_only, certs):
-    refused(tls13_only.addr, client_context(certs, version=ssl.TLSVersion.TLSv1_2))
+    error = refused(tls13_only.addr, client_context(certs, version=ssl.TLSVersion.TLSv1_2))
+    assert error.reason.endswith("PROTOCOL_VERSION"), error
     with TlsConnection(tls13_only.addr, client_context(certs)) as conn:
         assert conn.tls.version() == "TLSv1.3"
         assert conn.get_json()["tls"]["tls_version"] == 0x0304

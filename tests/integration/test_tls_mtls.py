@@ -4,7 +4,9 @@
   first, the leaf is the client's PEM) and its RFC 4514 subject in
   scope["extensions"]["tls"], over https and wss.
 * Required: no certificate, a certificate from another CA, an expired certificate:
-  the handshake fails on the client's side (an ssl error), the server keeps serving
+  the handshake fails on the client's side with the alert that says why
+  (certificate_required / handshake_failure, unknown_ca, certificate_expired), the
+  server keeps serving
   a good client, and the SIGUSR1 stats line counts the failures.
 * Optional: a client without a certificate connects (chain [], name None); a
   certificate that fails verification still fails the handshake.
@@ -30,6 +32,14 @@ from tlsclient import HOST, TlsConnection, client_context, refused, server_flags
 APP = "tls_app:app"
 VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
 BAD_CLIENTS = ["no-cert", "wrong-ca", "expired"]
+
+
+def expected_alert(who: str, version: ssl.TLSVersion) -> str:
+    """The alert the server's refusal carries (the end of the client's error reason):
+    TLS 1.3 has its own alert for a missing certificate, TLS 1.2 a plain failure."""
+    if who == "no-cert":
+        return "CERTIFICATE_REQUIRED" if version == ssl.TLSVersion.TLSv1_3 else "HANDSHAKE_FAILURE"
+    return {"wrong-ca": "UNKNOWN_CA", "expired": "CERTIFICATE_EXPIRED"}[who]
 
 
 def _ctx(certs, who: str, version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
@@ -90,7 +100,8 @@ def test_required_good_client_over_wss(required, certs):
 @pytest.mark.parametrize("who", BAD_CLIENTS)
 def test_required_refuses_and_keeps_serving(required, certs, who, version):
     before = failures(required)
-    refused(required.addr, _ctx(certs, who, version))
+    error = refused(required.addr, _ctx(certs, who, version))
+    assert error.reason.endswith(expected_alert(who, version)), error
     # The server still serves a good client on a new connection...
     with TlsConnection(required.addr, _ctx(certs, "good", version)) as conn:
         check_client_seen(conn.get_json()["tls"], certs)
@@ -101,6 +112,7 @@ def test_required_refuses_and_keeps_serving(required, certs, who, version):
 def test_required_many_refusals_are_all_counted(required, certs):
     before = failures(required)
     errors = [refused(required.addr, _ctx(certs, who, version)) for who in BAD_CLIENTS for version in VERSIONS]
+    assert all(isinstance(e, ssl.SSLError) for e in errors), errors
     with TlsConnection(required.addr, _ctx(certs, "good")) as conn:
         check_client_seen(conn.get_json()["tls"], certs)
     assert failures(required) >= before + len(errors), errors
@@ -126,7 +138,8 @@ def test_optional_with_good_certificate_is_seen(optional, certs, version):
 @pytest.mark.parametrize("who", ["wrong-ca", "expired"])
 def test_optional_still_refuses_a_bad_certificate(optional, certs, who, version):
     before = failures(optional)
-    refused(optional.addr, _ctx(certs, who, version))
+    error = refused(optional.addr, _ctx(certs, who, version))
+    assert error.reason.endswith(expected_alert(who, version)), error
     with TlsConnection(optional.addr, _ctx(certs, "no-cert", version)) as conn:
         assert conn.get_json()["tls"]["client_cert_chain"] == []
     assert failures(optional) >= before + 1
