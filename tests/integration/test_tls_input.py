@@ -29,7 +29,7 @@ import pytest
 
 from conftest import APPS_DIR, run_cli, serving
 from rawhttp import TIMESTAMP, server_stats
-from tls_certs import PASSWORD, certs, pem_der  # noqa: F401 (certs is a fixture)
+from tls_certs import certs, pem_der  # noqa: F401 (certs is a fixture)
 from tlsclient import (TlsConnection, client_context, client_hello, mutations, random_blobs,
                        send_and_wait_close, server_flags)
 
@@ -174,7 +174,8 @@ def test_garbage_handshake_soak(server, certs):
         for start in range(0, len(inputs), SOAK_BATCH):
             batch = inputs[start:start + SOAK_BATCH]
             outcomes += pool.map(lambda data: send_and_wait_close(server.addr, data, timeout=GUARD), batch)
-            assert server.proc.poll() is None, f"the server died in batch {start // SOAK_BATCH}:\n{server.log()[-3000:]}"
+            assert server.proc.poll() is None, \
+                f"the server died in batch {start // SOAK_BATCH}:\n{server.log()[-3000:]}"
     still_open = [i for i, (how, _) in enumerate(outcomes) if how == "open"]
     assert not still_open, f"connections the server never closed (input index): {still_open}"
     answered = [i for i, (_, got) in enumerate(outcomes) if got.startswith(b"HTTP/")]
