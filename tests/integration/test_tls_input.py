@@ -56,8 +56,14 @@ def _start_up_cases(c, tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
                              [f"TLS: cannot read --ssl-certfile {missing}"]),
         "missing-keyfile": (["--ssl-certfile", cert, "--ssl-keyfile", str(missing)],
                             [f"TLS: cannot read --ssl-keyfile {missing}"]),
+        # As root every file is readable: a directory is the path no one can read as a file.
+        "unreadable-certfile": (["--ssl-certfile", str(directory), "--ssl-keyfile", key],
+                                [f"TLS: cannot read --ssl-certfile {directory}"]),
         "unreadable-keyfile": (["--ssl-certfile", cert, "--ssl-keyfile", str(directory)],
                                [f"TLS: cannot read --ssl-keyfile {directory}"]),
+        "unreadable-ca-certs": (["--ssl-certfile", cert, "--ssl-keyfile", key, "--ssl-cert-reqs", "2",
+                                 "--ssl-ca-certs", str(directory)],
+                                [f"TLS: cannot read --ssl-ca-certs {directory}"]),
         "missing-ca-certs": (["--ssl-certfile", cert, "--ssl-keyfile", key, "--ssl-cert-reqs", "2",
                               "--ssl-ca-certs", str(missing)],
                              [f"TLS: cannot read --ssl-ca-certs {missing}"]),
@@ -85,7 +91,8 @@ def _start_up_cases(c, tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
 
 
 START_UP_CASES = [
-    "missing-certfile", "missing-keyfile", "unreadable-keyfile", "missing-ca-certs", "no-certificate",
+    "missing-certfile", "missing-keyfile", "unreadable-certfile", "unreadable-keyfile", "missing-ca-certs",
+    "unreadable-ca-certs", "no-certificate",
     "unusable-key", "wrong-password", "encrypted-key-no-password", "mismatched-key",
     "cert-reqs-2-without-ca", "cert-reqs-1-without-ca", "keyfile-without-certfile", "no-cipher",
 ]
@@ -230,3 +237,17 @@ def test_sighup_reloads_the_certificate(narwhal, certs, tmp_path):
             assert new.get_json()["scheme"] == "https"
         assert old.get_json()["client"] == first["client"]
     assert server.proc.poll() is None
+
+
+def test_sighup_with_an_unreadable_certificate_keeps_the_current_one(narwhal, certs, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    _replace(cert, certs.server)
+    _replace(key, certs.server_key)
+    server = narwhal(APP, "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
+    cert.unlink()
+    cert.mkdir()  # the path no longer names a readable file
+    server.signal(signal.SIGHUP)
+    server.wait_for_log(r"TLS: cannot reload .*: keeping the current certificate")
+    with TlsConnection(server.addr, client_context(certs)) as conn:
+        assert conn.tls.getpeercert(binary_form=True) == pem_der(certs.server)
+        assert conn.get_json()["scheme"] == "https"
