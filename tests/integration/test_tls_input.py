@@ -239,13 +239,18 @@ def test_sighup_reloads_the_certificate(narwhal, certs, tmp_path):
     assert server.proc.poll() is None
 
 
-def test_sighup_with_an_unreadable_certificate_keeps_the_current_one(narwhal, certs, tmp_path):
+@pytest.mark.parametrize("how", ["key-of-another-cert", "cert-deleted", "cert-is-a-directory"])
+def test_sighup_with_unusable_files_keeps_the_current_certificate(narwhal, certs, tmp_path, how):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     _replace(cert, certs.server)
     _replace(key, certs.server_key)
     server = narwhal(APP, "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
-    cert.unlink()
-    cert.mkdir()  # the path no longer names a readable file
+    if how == "key-of-another-cert":  # a half-done replacement: the new key, the old certificate
+        _replace(key, certs.server_b_key)
+    else:
+        cert.unlink()
+        if how == "cert-is-a-directory":
+            cert.mkdir()  # the path names nothing readable as a file (even for root)
     server.signal(signal.SIGHUP)
     server.wait_for_log(r"TLS: cannot reload .*: keeping the current certificate")
     with TlsConnection(server.addr, client_context(certs)) as conn:
