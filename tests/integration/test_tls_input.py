@@ -2,7 +2,7 @@
 certificate reload.
 
 * Each start-up error of the TLS options exits with status 2 before serving, with
-  its stable message (missing/unreadable files, no certificate, an unusable or
+  its stable message (missing/unreadable files (a directory: the tests run as root), no certificate, an unusable or
   encrypted key without/with a wrong password, a key that does not match, client
   certificates without a CA bundle, a key file without a certificate, no cipher).
 * Plain HTTP to the TLS port, a truncated ClientHello, random bytes, and a client
@@ -13,7 +13,8 @@ certificate reload.
   own connection, in concurrent batches: every connection is closed, the process is
   alive, a good client works, and the stats count every failure.
 * SIGHUP reloads the certificate for new handshakes while an open connection goes on
-  with the old one; a broken file keeps the current certificate.
+  with the old one; a broken, deleted or unreadable file, or a key that does not match
+  the certificate, keeps the current certificate.
 """
 
 from __future__ import annotations
