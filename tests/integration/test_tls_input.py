@@ -2,9 +2,10 @@
 certificate reload.
 
 * Each start-up error of the TLS options exits with status 2 before serving, with
-  its stable message (missing/unreadable files (a directory: the tests run as root), no certificate, an unusable or
-  encrypted key without/with a wrong password, a key that does not match, client
-  certificates without a CA bundle, a key file without a certificate, no cipher).
+  its stable message (missing files; unreadable ones, made as directories, which no
+  one can read as a file, root included; no certificate; an unusable or encrypted
+  key without/with a wrong password; a key that does not match; client certificates
+  without a CA bundle; a key file without a certificate; no cipher).
 * Plain HTTP to the TLS port, a truncated ClientHello, random bytes, and a client
   that stalls halfway through its ClientHello (closed after --timeout-header): each
   connection is closed, the failure is counted in the stats line and logged at debug
