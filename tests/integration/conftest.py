@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 APPS_DIR = Path(__file__).resolve().parent / "apps"
 NARWHAL_BIN = os.environ.get("NARWHAL_BIN") or str(ROOT / "build" / "narwhal")
-READY = re.compile(r"narwhal running on (?:http://(?P<host>[^:]+):(?P<port>\d+)|(?P<other>\S+ \S+))")
+READY = re.compile(r"narwhal running on (?:(?P<scheme>https?)://(?P<host>[^:]+):(?P<port>\d+)|(?P<other>\S+ \S+))")
 
 
 class Server:
@@ -30,6 +30,7 @@ class Server:
         self.proc = proc
         self.host = host
         self.port = port
+        self.scheme = "http"  # "https" when the ready line says so (TLS is on)
         self._lines: list[str] = []
         # Re-entrant: a failing wait_for_log formats self.log() while holding it.
         self._lock = threading.RLock()
@@ -41,7 +42,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def addr(self) -> tuple[str, int]:
@@ -139,6 +140,7 @@ def launch(
         m = server.wait_for_log(READY.pattern, timeout)
         if m.group("port"):
             server.host, server.port = m.group("host"), int(m.group("port"))
+            server.scheme = m.group("scheme")
     return server
 
 
