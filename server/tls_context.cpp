@@ -11,8 +11,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace narwhal::server {
 
@@ -38,11 +38,32 @@ const unsigned char* ticket_keys() {
     return made ? keys : nullptr;
 }
 
+// With read(2), not a stream: a directory or a file that fails mid-read must become a
+// TlsError naming it, not an exception from the standard library.
 std::string read_file(const std::string& path, const char* flag) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw TlsError(fmt::format("TLS: cannot read {} {}: {}", flag, path, std::strerror(errno)));
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    auto fail = [&](int error) {
+        return TlsError(
+            fmt::format("TLS: cannot read {} {}: {}", flag, path, std::strerror(error)));
+    };
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        throw fail(errno);
+    std::string text;
+    char buffer[16384];
+    for (;;) {
+        ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n > 0) {
+            text.append(buffer, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        int error = errno;
+        ::close(fd);
+        if (n < 0)
+            throw fail(error);
+        return text;
+    }
 }
 
 std::string reason(const boost::system::error_code& ec) {

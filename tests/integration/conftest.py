@@ -181,6 +181,8 @@ def run_cli(*args: str, timeout: float = 30.0, env: dict[str, str] | None = None
     """Run narwhal to completion (for --help, --version, bad flags, start-up failures)."""
     full_env = dict(os.environ)
     full_env.pop("VIRTUAL_ENV", None)
+    full_env.pop("NARWHAL_BIN", None)  # the tests' own variables, not server settings
+    full_env.pop("NARWHAL_TEST_VENV", None)
     if env:
         full_env.update(env)
     return subprocess.run([NARWHAL_BIN, *args], capture_output=True, text=True, timeout=timeout,
