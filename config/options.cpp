@@ -210,8 +210,8 @@ constexpr Option table[] = {
         "The password of an encrypted --ssl-keyfile."),
     integer<&S::ssl_version>({"ssl_version", "--ssl-version", "NARWHAL_SSL_VERSION"}, "INT", 0,
                              int_max,
-                             "uvicorn's ssl.PROTOCOL_* number, accepted for compatibility; the "
-                             "best version from --ssl-min-version up is negotiated."),
+                             "uvicorn's ssl.PROTOCOL_* number: 17 (and 2) negotiate the best "
+                             "version from --ssl-min-version up, 5 is TLS 1.2 only."),
     integer<&S::ssl_cert_reqs>({"ssl_cert_reqs", "--ssl-cert-reqs", "NARWHAL_SSL_CERT_REQS"},
                                "0|1|2", 0, 2,
                                "Client certificates: 0 none, 1 optional, 2 required (1 and 2 "

@@ -81,9 +81,9 @@ struct Settings {
     std::string ssl_certfile;
     std::string ssl_keyfile;
     std::string ssl_keyfile_password;
-    // uvicorn's ssl.PROTOCOL_* number, accepted for compatibility: 17 is its default,
-    // PROTOCOL_TLS_SERVER (negotiate the best both sides have). narwhal always negotiates
-    // the best version from ssl_min_version up.
+    // uvicorn's ssl.PROTOCOL_* number: 17 is its default, PROTOCOL_TLS_SERVER (negotiate
+    // the best both sides have, from ssl_min_version up); 2 the same; 5 TLS 1.2 only.
+    // TLS 1.0 and 1.1 (3, 4) are refused: deprecated (RFC 8996).
     int ssl_version = 17;
     // Client certificates: 0 none (uvicorn's default), 1 optional, 2 required. 1 and 2 need
     // ssl_ca_certs; a certificate that fails verification fails the handshake either way.

@@ -125,6 +125,35 @@ void load_key(TlsConfig& tls, const config::Settings& s) {
         encrypted || !password.empty() ? " (wrong --ssl-keyfile-password?)" : "", reason(ec)));
 }
 
+// --ssl-version, as uvicorn passes it to ssl.SSLContext: a ssl.PROTOCOL_* number. The
+// negotiating ones keep narwhal's range; PROTOCOL_TLSv1_2 pins TLS 1.2; TLS 1.0 and 1.1
+// are not offered at all (RFC 8996), and a client protocol cannot serve.
+void apply_protocol(SSL_CTX* ctx, const config::Settings& s) {
+    switch (s.ssl_version) {
+    case 2:   // PROTOCOL_TLS (PROTOCOL_SSLv23)
+    case 17:  // PROTOCOL_TLS_SERVER, uvicorn's default
+        return;
+    case 5:  // PROTOCOL_TLSv1_2
+        if (s.ssl_min_version == config::Settings::TlsVersion::tls1_3)
+            throw TlsError("TLS: --ssl-version 5 (TLS 1.2 only) contradicts --ssl-min-version "
+                           "TLSv1.3");
+        SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+        return;
+    case 3:  // PROTOCOL_TLSv1
+    case 4:  // PROTOCOL_TLSv1_1
+        throw TlsError(fmt::format("TLS: --ssl-version {} asks for TLS 1.{} only, which narwhal "
+                                   "does not offer (deprecated, RFC 8996): leave the default 17",
+                                   s.ssl_version, s.ssl_version == 3 ? 0 : 1));
+    case 16:  // PROTOCOL_TLS_CLIENT
+        throw TlsError("TLS: --ssl-version 16 is ssl.PROTOCOL_TLS_CLIENT, a client's protocol: "
+                       "leave the default 17 (PROTOCOL_TLS_SERVER)");
+    default:
+        throw TlsError(fmt::format("TLS: --ssl-version {} is no ssl.PROTOCOL_* number a server "
+                                   "can use (17, the default, negotiates the best version)",
+                                   s.ssl_version));
+    }
+}
+
 void load_client_verification(TlsConfig& tls, const config::Settings& s) {
     if (s.ssl_cert_reqs == 0 && s.ssl_ca_certs.empty())
         return;
@@ -170,6 +199,7 @@ std::shared_ptr<TlsConfig> load_tls(const config::Settings& s) {
     SSL_CTX_set_min_proto_version(ctx, s.ssl_min_version == config::Settings::TlsVersion::tls1_3
                                            ? TLS1_3_VERSION
                                            : TLS1_2_VERSION);
+    apply_protocol(ctx, s);
     const char* ciphers = s.ssl_ciphers == "TLSv1" ? default_ciphers : s.ssl_ciphers.c_str();
     if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
         ERR_clear_error();

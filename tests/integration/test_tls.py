@@ -209,6 +209,17 @@ def test_min_version_tls13_refuses_a_tls12_client(tls13_only, certs):
         assert conn.get_json()["tls"]["tls_version"] == 0x0304
 
 
+def test_ssl_version_5_pins_tls12(narwhal, certs):
+    """uvicorn's --ssl-version 5 (ssl.PROTOCOL_TLSv1_2): a TLS 1.3-only client is refused,
+    a default client gets TLS 1.2."""
+    server = narwhal(APP, *server_flags(certs, "--ssl-version", "5"))
+    error = refused(server.addr, client_context(certs, version=ssl.TLSVersion.TLSv1_3))
+    assert error.reason.endswith("PROTOCOL_VERSION"), error
+    with TlsConnection(server.addr, client_context(certs)) as conn:
+        assert conn.tls.version() == "TLSv1.2"
+        assert conn.get_json()["tls"]["tls_version"] == 0x0303
+
+
 def test_default_prefers_tls13(server, certs):
     with TlsConnection(server.addr, client_context(certs)) as conn:
         assert conn.tls.version() == "TLSv1.3"

@@ -89,6 +89,10 @@ def _start_up_cases(c, tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
         "keyfile-without-certfile": (["--ssl-keyfile", key], ["--ssl-keyfile needs --ssl-certfile"]),
         "no-cipher": (["--ssl-certfile", cert, "--ssl-keyfile", key, "--ssl-ciphers", "NO-SUCH-CIPHER"],
                       ["TLS: --ssl-ciphers 'NO-SUCH-CIPHER' selects no cipher"]),
+        "ssl-version-tls1": (["--ssl-certfile", cert, "--ssl-keyfile", key, "--ssl-version", "3"],
+                             ["TLS: --ssl-version 3 asks for TLS 1.0 only"]),
+        "ssl-version-client": (["--ssl-certfile", cert, "--ssl-keyfile", key, "--ssl-version", "16"],
+                               ["TLS: --ssl-version 16 is ssl.PROTOCOL_TLS_CLIENT"]),
     }
 
 
@@ -97,6 +101,7 @@ START_UP_CASES = [
     "unreadable-ca-certs", "no-certificate",
     "unusable-key", "wrong-password", "encrypted-key-no-password", "mismatched-key",
     "cert-reqs-2-without-ca", "cert-reqs-1-without-ca", "keyfile-without-certfile", "no-cipher",
+    "ssl-version-tls1", "ssl-version-client",
 ]
 
 
