@@ -275,6 +275,7 @@ TEST_CASE("aggregate_stats: sums over live workers, and each worker", "[server][
         c.loop_lag_max_us = 1000 * static_cast<int64_t>(i + 1);
         c.cancelled = 4;
         c.abandoned = 1;
+        c.tls_handshake_failures = 5 * (i + 1);
     }
     slots[1].state = WorkerState::draining;  // still counted: it is still serving
     slots[2].state = WorkerState::stopped;   // gone: not counted
@@ -294,6 +295,7 @@ TEST_CASE("aggregate_stats: sums over live workers, and each worker", "[server][
     CHECK(r.total.loop_lag_max_us == 2000);  // the worst, not the sum
     CHECK(r.total.cancelled == 8);
     CHECK(r.total.abandoned == 2);
+    CHECK(r.total.tls_handshake_failures == 15);
 
     WorkerCounters sum;
     accumulate(sum, r.workers[0].counters);
@@ -350,11 +352,12 @@ TEST_CASE("stats_fields: the single process's stats line fields", "[server][work
     WorkerCounters c;
     c.requests = 1;
     c.loop_lag_max_us = 1500;
+    c.tls_handshake_failures = 3;
     // The same names in the same order as the "narwhal stats" line of one process.
     CHECK(stats_fields(c) ==
           "\"requests\": 1, \"shed\": 0, \"queue_timeouts\": 0, \"in_flight\": 0, \"queued\": 0, "
           "\"connections\": 0, \"loop_stalls\": 0, \"loop_lag_max_ms\": 1.5, \"cancelled\": 0, "
-          "\"abandoned\": 0");
+          "\"abandoned\": 0, \"tls_handshake_failures\": 3");
 }
 
 namespace {

@@ -105,6 +105,7 @@ TEST_CASE("WorkerSlot: publish copies the stats line's counters", "[server][work
     st.note_lag(8000);
     st.cancelled = 9;
     st.abandoned = 10;
+    st.tls_handshake_failures = 11;
     slots[0].publish(counters_of(st, 4, 5));
     auto c = slots[0].snapshot(0).counters;
     CHECK(c.requests == 1);
@@ -117,6 +118,7 @@ TEST_CASE("WorkerSlot: publish copies the stats line's counters", "[server][work
     CHECK(c.loop_lag_max_us == 8000);
     CHECK(c.cancelled == 9);
     CHECK(c.abandoned == 10);
+    CHECK(c.tls_handshake_failures == 11);
 }
 
 TEST_CASE("WorkerSlot: heartbeats per loop", "[server][worker_slots]") {
