@@ -638,9 +638,18 @@ void HttpSession::close_gracefully() {
     phase_ = Phase::closing;
     if (output_.writing())
         return;  // on_write comes back here
+    if (stream_.is_tls()) {
+        // A close_notify first: a client sees the end as clean, and OpenSSL 3.5 clients
+        // (Python 3.13's ssl among them) resume no session whose connection ended without
+        // one. The shutdown then reads until the client's own close_notify, which drains
+        // what the client still sends; the linger deadline bounds one that never answers.
+        phase_ = Phase::lingering;
+        set_wait(Wait::linger, linger_time);
+        stream_.tls().async_shutdown(
+            [self = shared_from_this()](error_code) { self->close_now(); });
+        return;
+    }
     error_code ec;
-    // Over TLS without a close_notify first: the response's framing already says where
-    // it ends, and a peer that never answers one must not hold the connection.
     stream_.socket().shutdown(net::socket_base::shutdown_send, ec);
     if (ec)
         return close_now();
@@ -663,8 +672,8 @@ void HttpSession::do_linger_read() {
 
 void HttpSession::on_linger_read(error_code ec, std::size_t) {
     reading_ = false;
-    if (phase_ == Phase::closed)
-        return;
+    if (phase_ == Phase::closed || stream_.is_tls())
+        return;  // over TLS the shutdown reads (and ends the connection) itself
     if (ec)
         return close_now();
     do_linger_read();

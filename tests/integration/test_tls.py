@@ -209,6 +209,24 @@ def test_min_version_tls13_refuses_a_tls12_client(tls13_only, certs):
         assert conn.get_json()["tls"]["tls_version"] == 0x0304
 
 
+@pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v.name)
+def test_server_close_sends_close_notify(server, certs, version):
+    """A connection the server ends (Connection: close) ends with a close_notify alert, not
+    a bare TCP close: a client that does not ignore unexpected EOFs reads a clean end, and
+    OpenSSL 3.5 clients resume only sessions that ended that way."""
+    import socket
+
+    ctx = client_context(certs, version=version)
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+    with ctx.wrap_socket(socket.create_connection(server.addr, timeout=30),
+                         server_hostname=HOST) as tls:
+        tls.sendall(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        answer = b""
+        while chunk := tls.recv(65536):  # an SSLEOFError here: no close_notify
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+
+
 def test_ssl_version_5_pins_tls12(narwhal, certs):
     """uvicorn's --ssl-version 5 (ssl.PROTOCOL_TLSv1_2): a TLS 1.3-only client is refused,
     a default client gets TLS 1.2."""
