@@ -280,9 +280,9 @@ void validate(const Settings& s, const Sources& from, Action action,
     if (!s.ssl_keyfile.empty() && s.ssl_certfile.empty())
         throw ConfigError(fmt::format("{} needs {}", from.of("ssl_keyfile"), "--ssl-certfile"));
     if (s.ssl_cert_reqs > 0 && s.ssl_ca_certs.empty())
-        throw ConfigError(fmt::format("{} needs --ssl-ca-certs (the CA certificates client "
-                                      "certificates are verified against)",
-                                      fmt::format("--ssl-cert-reqs {}", s.ssl_cert_reqs)));
+        throw ConfigError(fmt::format("--ssl-cert-reqs {} needs --ssl-ca-certs (the CA "
+                                      "certificates client certificates are verified against)",
+                                      s.ssl_cert_reqs));
     if (s.ssl_cert_reqs > 0 && s.ssl_certfile.empty())
         warnings.push_back(
             fmt::format("{}: ignored without --ssl-certfile", from.of("ssl_cert_reqs")));

@@ -144,13 +144,13 @@ bool ScopeBuilder::fill_common(PyObject* d, const asgi::RequestHead& head, const
 }
 
 int ScopeBuilder::add_tls(PyObject* extensions, const asgi::TlsInfo& tls) const {
-    if (server_cert_of_ != tls.server_cert.get()) {
+    if (server_cert_of_ != tls.server_cert) {
         const std::string& pem = *tls.server_cert;
         server_cert_ = Ref::steal(
             PyUnicode_DecodeASCII(pem.data(), static_cast<Py_ssize_t>(pem.size()), "replace"));
         if (!server_cert_)
             return -1;
-        server_cert_of_ = tls.server_cert.get();
+        server_cert_of_ = tls.server_cert;
     }
     Ref d = Ref::steal(PyDict_New());
     Ref chain = Ref::steal(PyList_New(0));

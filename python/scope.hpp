@@ -44,7 +44,9 @@ private:
     // with an error set.
     int add_tls(PyObject* extensions, const asgi::TlsInfo& tls) const;
     // The server certificate's PEM as a str, made once per loaded certificate.
-    mutable const std::string* server_cert_of_ = nullptr;
+    // Held, not only compared: a reload frees the old PEM, and a new one allocated at
+    // the same address must not be taken for it.
+    mutable std::shared_ptr<const std::string> server_cert_of_;
     mutable Ref server_cert_;
 };
 

@@ -483,8 +483,7 @@ void HttpSession::on_output_idle() {
         close_gracefully();
 }
 
-// Sends the file while the socket takes it, then waits until the socket is writable
-// again: Asio's reactor watches the socket, sendfile(2) moves the bytes.
+// Every byte of the file is out: the response may still have a last chunk to send.
 void HttpSession::finish_file() {
     if (wait_ == Wait::send)
         clear_wait();
@@ -520,6 +519,8 @@ void HttpSession::send_file_piece() {
     }
 }
 
+// Sends the file while the socket takes it, then waits until the socket is writable
+// again: Asio's reactor watches the socket, sendfile(2) moves the bytes.
 void HttpSession::do_send_file() {
     if (stream_.is_tls())
         return send_file_piece();

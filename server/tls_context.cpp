@@ -98,8 +98,21 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
     return SSL_TLSEXT_ERR_OK;
 }
 
+const std::string& key_path(const config::Settings& s) {
+    return s.ssl_keyfile.empty() ? s.ssl_certfile : s.ssl_keyfile;
+}
+
+// OpenSSL reports a key that does not fit the certificate when the key is loaded (3.x)
+// or only when the pair is checked (1.1): one message for both.
+TlsError key_mismatch(const config::Settings& s) {
+    ERR_clear_error();
+    return TlsError(fmt::format("TLS: the private key does not match the certificate "
+                                "(key {}, certificate {})",
+                                key_path(s), s.ssl_certfile));
+}
+
 void load_key(TlsConfig& tls, const config::Settings& s) {
-    const std::string& path = s.ssl_keyfile.empty() ? s.ssl_certfile : s.ssl_keyfile;
+    const std::string& path = key_path(s);
     const char* flag = s.ssl_keyfile.empty() ? "--ssl-certfile" : "--ssl-keyfile";
     std::string text = read_file(path, flag);
     // Always a callback: without one OpenSSL would prompt on the terminal for the
@@ -111,14 +124,8 @@ void load_key(TlsConfig& tls, const config::Settings& s) {
     tls.context.use_private_key(boost::asio::buffer(text), ssl::context::pem, ec);
     if (!ec)
         return;
-    bool mismatch =
-        ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH;
-    if (mismatch) {
-        ERR_clear_error();
-        throw TlsError(fmt::format("TLS: the private key does not match the certificate "
-                                   "(key {}, certificate {})",
-                                   path, s.ssl_certfile));
-    }
+    if (ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH)
+        throw key_mismatch(s);
     bool encrypted = text.find("ENCRYPTED") != std::string::npos;
     throw TlsError(fmt::format(
         "TLS: cannot load the private key from {}{}: {}", path,
@@ -187,13 +194,8 @@ std::shared_ptr<TlsConfig> load_tls(const config::Settings& s) {
         throw TlsError(fmt::format("TLS: --ssl-certfile {} holds no usable certificate: {}",
                                    s.ssl_certfile, reason(ec)));
     load_key(*tls, s);
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-        ERR_clear_error();
-        throw TlsError(fmt::format("TLS: the private key does not match the certificate "
-                                   "(key {}, certificate {})",
-                                   s.ssl_keyfile.empty() ? s.ssl_certfile : s.ssl_keyfile,
-                                   s.ssl_certfile));
-    }
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        throw key_mismatch(s);
     load_client_verification(*tls, s);
 
     SSL_CTX_set_min_proto_version(ctx, s.ssl_min_version == config::Settings::TlsVersion::tls1_3
