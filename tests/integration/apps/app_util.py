@@ -1,5 +1,6 @@
-"""Helpers the test apps share: reading the query and headers of a scope, and writing
-a JSON report (atomically, via rename) where the test can wait for it."""
+"""Helpers the test apps share: the plain lifespan protocol, reading the query and headers
+of a scope, and writing a JSON report (atomically, via rename) where the test can wait for
+it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,17 @@ import urllib.parse
 from typing import Any, MutableMapping
 
 Scope = MutableMapping[str, Any]
+
+
+async def lifespan(receive: Any, send: Any) -> None:
+    """Completes the lifespan startup and shutdown, doing nothing else."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 def query(scope: Scope) -> dict[str, str]:

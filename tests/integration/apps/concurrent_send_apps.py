@@ -27,7 +27,7 @@ import json
 import struct
 from typing import Any, Awaitable, Callable, MutableMapping
 
-from app_util import query, write_report
+from app_util import lifespan, query, write_report
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -120,13 +120,7 @@ async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await lifespan(receive, send)
     if scope["type"] == "websocket":
         return await ws_app(scope, receive, send)
     return await http_app(scope, receive, send)

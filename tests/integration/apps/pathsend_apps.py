@@ -15,23 +15,13 @@ import asyncio
 import json
 import os
 
-from app_util import query
+from app_util import lifespan, query
 from app_util import report_to_header as report
-
-
-async def _lifespan(receive, send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def app(scope, receive, send) -> None:
     if scope["type"] == "lifespan":
-        return await _lifespan(receive, send)
+        return await lifespan(receive, send)
     assert scope["type"] == "http"
     if scope["path"] == "/extensions":
         body = json.dumps(scope["extensions"]).encode()

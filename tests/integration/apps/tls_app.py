@@ -18,7 +18,7 @@ import hashlib
 import json
 from typing import Any, Awaitable, Callable, MutableMapping
 
-from app_util import query
+from app_util import lifespan, query
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,16 +40,6 @@ def connection_info(scope: Scope) -> dict[str, Any]:
 
 def pattern(length: int) -> bytes:
     return bytes(i % 251 for i in range(length))
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def _json(send: Send, payload: Any, status: int = 200) -> None:
@@ -102,7 +92,7 @@ async def _websocket(scope: Scope, receive: Receive, send: Send) -> None:
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     kind = scope["type"]
     if kind == "lifespan":
-        await _lifespan(receive, send)
+        await lifespan(receive, send)
     elif kind == "websocket":
         await _websocket(scope, receive, send)
     elif scope["path"] == "/hash":

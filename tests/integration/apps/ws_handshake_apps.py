@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, MutableMapping
 
+from app_util import lifespan
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -68,13 +70,7 @@ async def route(path: str, receive: Receive, send: Send) -> Any:
 
 async def app(scope: Scope, receive: Receive, send: Send) -> Any:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return None
+        return await lifespan(receive, send)
     if scope["type"] == "http":
         headers = [(b"content-type", b"text/plain")]
         if scope["path"] == "/length-twice":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 
-from app_util import write_report
+from app_util import lifespan, write_report
 
 PAGE = b"""<!DOCTYPE html>
 <html>
@@ -68,13 +68,7 @@ async def respond(send, status: int, ctype: bytes, body: bytes) -> None:
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await lifespan(receive, send)
     if scope["type"] == "http":
         if scope["path"] == "/" and scope["method"] == "GET":
             await respond(send, 200, b"text/html; charset=utf-8", PAGE)
