@@ -46,6 +46,9 @@ packages=(
     curl wrk nodejs npm chromium
     # callgrind for loadtests/instructions.py (instructions per request)
     valgrind
+    # real load balancers in front of narwhal in the tests (nginx's stream module sends
+    # the PROXY protocol), and the Prometheus text parser that reads /metrics
+    nginx libnginx-mod-stream haproxy python3-prometheus-client
 )
 
 # Optional groups, named on the command line: `fuzz` for `make fuzz` (libFuzzer needs
