@@ -190,6 +190,8 @@ void HttpSession::parse_head() {
     }
     clear_wait();
     first_request_arrived();
+    record_ = {};
+    record_.received = RequestRecord::clock::now();
     if (log::access_enabled()) {
         if (read.head) {
             access_method_.assign(read.head->method_view());
@@ -255,6 +257,7 @@ void HttpSession::on_admitted() {
 void HttpSession::dispatch_request() {
     phase_ = Phase::request;
     request_.id = ++ctx_.next_request_id;
+    record_.dispatched = RequestRecord::clock::now();
     request_.body_done = body_.done();
     // With "Expect: 100-continue" the body is not read (nor 100 sent) until the app asks.
     request_.expect_pending = request_.head->expect_continue && !request_.body_done;
@@ -322,6 +325,7 @@ bool HttpSession::push_event(asgi::Event::Kind kind, bool more_body) {
     ev.kind = kind;
     ev.channel = request_.channel;
     if (kind == asgi::Event::Kind::request || kind == asgi::Event::Kind::body) {
+        record_.bytes_in += request_.body_pending.size();
         ev.body = std::move(request_.body_pending);
         request_.body_pending.clear();
         ev.more_body = more_body;
@@ -346,12 +350,18 @@ void HttpSession::finish_request() {
     // A server that is shutting down answers what it has, then closes.
     const bool keep_alive =
         response_.keep_alive() && !ctx_.draining.load(std::memory_order_relaxed);
+    request_done();
     end_request();
     if (!keep_alive)
         return close_gracefully();
     phase_ = Phase::idle;
     set_wait(Wait::keep_alive, ctx_.limits.keep_alive);
     process();  // a pipelined request may already be buffered
+}
+
+void HttpSession::request_done() {
+    record_.finished = RequestRecord::clock::now();
+    record_ = {};
 }
 
 // --- commands from the interpreter ------------------------------------------------
@@ -391,6 +401,7 @@ void HttpSession::on_body(asgi::Command&& cmd) {
     std::string& out = output_.tail();
     if (!response_.head_written())
         write_head(out, cmd.body.size(), cmd.more);
+    record_.bytes_out += cmd.body.size();
     output_.count_app_bytes(response_.append_body(out, std::move(cmd.body), cmd.more));
     do_write();
 }
@@ -405,9 +416,10 @@ void HttpSession::on_file(asgi::Command&& cmd) {
     std::string& out = output_.tail();
     if (!response_.head_written())
         write_head(out, cmd.file_size, false, false);
-    if (cmd.file && response_.begin_file(out, cmd.file_size))
+    if (cmd.file && response_.begin_file(out, cmd.file_size)) {
+        record_.bytes_out = cmd.file_size;
         request_.file.emplace(std::move(cmd.file), cmd.file_size);
-    else
+    } else
         response_.end_file(out, 0);  // HEAD, 204, 304 or an empty file: the head says all
     do_write();
 }
@@ -432,6 +444,7 @@ void HttpSession::write_head(std::string& out, std::size_t first_body_size, bool
                            .body_done = request_.body_done,
                            .draining = ctx_.draining.load(std::memory_order_relaxed)},
                           first_body_size, more, ctx_.defaults, body_in_out);
+    record_.status = response_.status();
     if (log::access_enabled())
         log::access(peer_->client_label(), access_method_, access_target_, access_version_,
                     response_.status());
@@ -589,6 +602,10 @@ void HttpSession::reply_error(int status, const char* reason, const char* detail
         log::access(peer_->client_label(), known(access_method_), known(access_target_),
                     access_version_, status);
     }
+    if (record_.received == RequestRecord::clock::time_point{})
+        record_.received = RequestRecord::clock::now();  // timed out before a head came
+    record_.status = status;
+    request_done();
     phase_ = Phase::closing;
     queue_write(http::error_response(status, ctx_.defaults, detail));
 }

@@ -17,6 +17,7 @@
 #include "server/http/body_reader.hpp"
 #include "server/http/response_encoder.hpp"
 #include "server/read_buffer.hpp"
+#include "server/request_record.hpp"
 #include "server/server_context.hpp"
 #include "server/stream.hpp"
 #include "server/write_queue.hpp"
@@ -99,6 +100,9 @@ private:
     bool push_event(asgi::Event::Kind kind, bool more_body = false);
     void end_request();
     void finish_request();
+    // The request's response is complete (or was an error the server answered): its
+    // access line and metrics. Once per request that got a response.
+    void request_done();
 
     void on_start(asgi::Command&& cmd);
     void on_body(asgi::Command&& cmd);
@@ -164,6 +168,7 @@ private:
     std::string access_method_;
     std::string access_target_;
     int access_version_ = 11;
+    RequestRecord record_;
 
     WriteQueue output_;
 
