@@ -50,9 +50,13 @@ public:
     bool expect_continue = false;
     bool head_request = false;
     bool websocket = false;  // a valid WebSocket upgrade: the scope type is "websocket"
+    Span request_id{};       // --request-id-header's value (asgi/request_id.hpp); empty: none
 
     std::string_view method_view() const { return view(method); }
     std::string_view target_view() const { return view(target); }
+    std::string_view request_id_view() const { return view(request_id); }
+    // Points field `i` at a new value (the old bytes stay in the arena, unused).
+    void set_value(std::size_t i, std::string_view value) { fields_[i].value = add(value); }
 
 private:
     std::string arena_;

@@ -224,8 +224,9 @@ void write_record(Level level, std::string_view logger, std::string_view message
     write_line(level, logger, message, fields, ts);
 }
 
-void access(std::string_view client, std::string_view method, std::string_view target,
-            int http_version, int status) {
+void access(const HttpAccess& a) {
+    const std::string_view client = a.client, method = a.method, target = a.target;
+    const int http_version = a.http_version, status = a.status;
     if (!forwarding(Logger::access) && !json()) {
         // The common case, once per request: the line formatted in place. It ends with the
         // reason phrase, as uvicorn's default access format writes it ("200 OK"); the
@@ -243,7 +244,18 @@ void access(std::string_view client, std::string_view method, std::string_view t
     std::string message =
         fmt::format("{} - \"{} {} HTTP/{}\" {}", client, method, target, version, status);
     if (!forwarding(Logger::access)) {
-        write_line(Level::info, logger_name(Logger::access), message, {}, now_seconds());
+        auto parts = asgi::split_target(target);
+        std::string fields = fmt::format(
+            "\"event\": \"http\", \"client\": {}, \"method\": {}, \"path\": {}, "
+            "\"query_string\": {}, \"http_version\": \"{}\", \"status\": {}, \"bytes_out\": {}, "
+            "\"duration_s\": {:.6f}, \"queue_s\": {:.6f}, \"app_s\": {:.6f}, \"request_id\": {}, "
+            "\"user_agent\": {}, \"worker\": {}, \"interpreter\": {}",
+            json_string(client), json_string(method), json_string(parts.raw_path),
+            json_string(parts.query_string), version, status, a.bytes_out, a.duration_s, a.queue_s,
+            a.app_s, a.request_id.empty() ? std::string("null") : json_string(a.request_id),
+            a.user_agent.empty() ? std::string("null") : json_string(a.user_agent), a.worker,
+            a.interpreter);
+        write_line(Level::info, logger_name(Logger::access), message, fields, now_seconds());
         return;
     }
     Record r;
@@ -276,11 +288,13 @@ void websocket_access(const WebSocketAccess& a) {
     std::string fields = fmt::format(
         "\"event\": \"websocket\", \"client\": {}, \"path\": {}, \"query_string\": {}, "
         "\"status\": {}, \"close_code\": {}, \"closed_by\": {}, \"duration_s\": {:.6f}, "
-        "\"messages_in\": {}, \"bytes_in\": {}, \"messages_out\": {}, \"bytes_out\": {}",
+        "\"messages_in\": {}, \"bytes_in\": {}, \"messages_out\": {}, \"bytes_out\": {}, "
+        "\"request_id\": {}",
         json_string(a.client), json_string(parts.raw_path), json_string(parts.query_string),
         a.status, accepted ? std::to_string(a.close_code) : std::string("null"),
         accepted ? json_string(a.closed_by) : std::string("null"), a.seconds, a.messages_in,
-        a.bytes_in, a.messages_out, a.bytes_out);
+        a.bytes_in, a.messages_out, a.bytes_out,
+        a.request_id.empty() ? std::string("null") : json_string(a.request_id));
     submit(Level::info, Logger::access, message, fields);
 }
 

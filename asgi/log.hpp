@@ -46,9 +46,27 @@ void event(Level level, std::string_view message, std::string_view fields);
 // `s` as a JSON string literal, quotes included.
 std::string json_string(std::string_view s);
 
-// Access log line: `127.0.0.1:54321 - "GET /path HTTP/1.1" 200`.
-void access(std::string_view client, std::string_view method, std::string_view target,
-            int http_version, int status);
+// One HTTP request, logged when its response has ended.
+struct HttpAccess {
+    std::string_view client;  // "host:port" (after proxy headers) or "unix"
+    std::string_view method;  // "-" when the request line was not readable
+    std::string_view target;  // path and query, as received
+    int http_version = 11;    // 10 or 11
+    int status = 0;
+    uint64_t bytes_out = 0;       // response body bytes
+    double duration_s = 0;        // from the complete head to the response's last byte
+    double queue_s = 0;           // of that, waiting for an admission slot
+    double app_s = 0;             // of that, from the app getting the request to the end
+    std::string_view request_id;  // empty: none
+    std::string_view user_agent;  // empty: none sent
+    int worker = 0;               // the worker's process id, as watchdog reports name it
+    int interpreter = 0;
+};
+// Text: uvicorn's line, `127.0.0.1:54321 - "GET /path HTTP/1.1" 200 OK`. In --log-format
+// json the facts are members: event "http", client, method, path, query_string,
+// http_version, status, bytes_out, duration_s, queue_s, app_s, request_id, user_agent,
+// worker, interpreter.
+void access(const HttpAccess& a);
 
 // One WebSocket session, logged when it ends. Counts are of whole messages and their
 // payload bytes (before any compression); "in" is from the client.
@@ -63,12 +81,14 @@ struct WebSocketAccess {
     uint64_t bytes_in = 0;
     uint64_t messages_out = 0;
     uint64_t bytes_out = 0;
+    std::string_view request_id;  // the upgrade request's; empty: none
 };
 // `127.0.0.1:54321 - "WebSocket /chat" 1000 closed by client after 2.315 s, in: 3
 // messages 45 bytes, out: 3 messages 45 bytes` (one line); a refused handshake:
 // `... - "WebSocket /chat" 403 refused after 0.002 s`. In --log-format json the same
 // facts are members: event "websocket", client, path, query_string, status,
-// close_code, closed_by, duration_s, messages_in, bytes_in, messages_out, bytes_out.
+// close_code, closed_by, duration_s, messages_in, bytes_in, messages_out, bytes_out,
+// request_id.
 void websocket_access(const WebSocketAccess& a);
 
 // --- the Python logging bridge --------------------------------------------------------

@@ -3,6 +3,8 @@
 // the watchdog thread.
 #pragma once
 
+#include "asgi/request_id.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -49,25 +51,32 @@ public:
 
     // Loop thread, around each step of a request's coroutine. A seqlock: the watchdog
     // copies the step out and retries if the loop changed it meanwhile.
-    void step_begin(uint64_t id, std::string_view line) {
+    // `request_id`: the request's --request-id-header value (empty: none).
+    void step_begin(uint64_t id, std::string_view line, std::string_view request_id = {}) {
         seq_.fetch_add(1, std::memory_order_acq_rel);  // odd: writing
         id_.store(id, std::memory_order_relaxed);
         std::size_t n = std::min(line.size(), sizeof line_ - 1);
         for (std::size_t i = 0; i < n; ++i)
             line_[i].store(line[i], std::memory_order_relaxed);
         len_.store(n, std::memory_order_relaxed);
+        std::size_t r = std::min(request_id.size(), sizeof rid_);
+        for (std::size_t i = 0; i < r; ++i)
+            rid_[i].store(request_id[i], std::memory_order_relaxed);
+        rid_len_.store(r, std::memory_order_relaxed);
         seq_.fetch_add(1, std::memory_order_release);  // even: stable
     }
     void step_end() {
         seq_.fetch_add(1, std::memory_order_acq_rel);
         id_.store(0, std::memory_order_relaxed);
         len_.store(0, std::memory_order_relaxed);
+        rid_len_.store(0, std::memory_order_relaxed);
         seq_.fetch_add(1, std::memory_order_release);
     }
 
     struct Step {
         uint64_t id = 0;  // 0: no request step running (loop internals, lifespan, ...)
         std::string line;
+        std::string request_id;
     };
     Step current_step() const {
         for (;;) {
@@ -83,6 +92,10 @@ public:
             s.line.resize(n);
             for (std::size_t i = 0; i < n; ++i)
                 s.line[i] = line_[i].load(std::memory_order_acquire);
+            std::size_t r = rid_len_.load(std::memory_order_acquire);
+            s.request_id.resize(r);
+            for (std::size_t i = 0; i < r; ++i)
+                s.request_id[i] = rid_[i].load(std::memory_order_acquire);
             if (seq_.load(std::memory_order_relaxed) == before)
                 return s;
         }
@@ -98,6 +111,8 @@ private:
     std::atomic<uint64_t> id_{0};
     std::atomic<std::size_t> len_{0};
     std::atomic<char> line_[256]{};
+    std::atomic<std::size_t> rid_len_{0};
+    std::atomic<char> rid_[max_request_id_size]{};
 };
 
 }  // namespace narwhal::asgi

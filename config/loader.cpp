@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -270,6 +271,12 @@ void validate(const Settings& s, const Sources& from, Action action,
         throw ConfigError(
             fmt::format("{}: invalid value '' (expected a host name or address)", from.of("host")));
     }
+
+    // The request id header is sent on every response: it must be a field name.
+    if (!std::all_of(s.request_id_header.begin(), s.request_id_header.end(), is_token_char))
+        throw ConfigError(
+            fmt::format("{}: invalid value {} (expected a header name, or '' for none)",
+                        from.of("request_id_header"), quote(s.request_id_header)));
 
     // SO_REUSEPORT is a TCP port's option: say so rather than silently doing nothing.
     if (s.reuse_port && (s.workers == 0 || s.fd >= 0 || !s.uds.empty()))

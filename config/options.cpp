@@ -362,6 +362,10 @@ constexpr Option table[] = {
     header_list({"headers", "--header", "NARWHAL_HEADERS"},
                 "Add a response header to every response; repeatable. In the environment, "
                 "one NAME:VALUE per line."),
+    text<&S::request_id_header>(
+        {"request_id_header", "--request-id-header", "NARWHAL_REQUEST_ID_HEADER"}, "NAME",
+        "Request id header: kept from the request when sane, made otherwise; passed to the "
+        "app, sent back, logged. Empty: no request ids."),
     // --- logging
     choice<&S::log_level>({"log_level", "--log-level", "NARWHAL_LOG_LEVEL"}, log_level_names,
                           "Least severe log level written."),

@@ -210,6 +210,10 @@ struct Settings {
     bool server_header = true;  // uvicorn sends "server: uvicorn"; we send "server: narwhal"
     bool date_header = true;    // RFC 9110 requires Date from servers with a clock
     std::vector<std::pair<std::string, std::string>> headers;  // --header name:value defaults
+    // The request id's header (asgi/request_id.hpp): kept from the request when sane,
+    // made otherwise, and sent back. X-Request-ID is what nginx ($request_id), Heroku's
+    // router and most tracing middleware use; empty: no request ids.
+    std::string request_id_header = "X-Request-ID";
 
     // --- logging ------------------------------------------------------------
     LogLevel log_level = LogLevel::info;     // uvicorn's default

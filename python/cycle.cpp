@@ -436,12 +436,10 @@ void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled) {
     bool failed = exc != nullptr;
     if (cancelled) {
         if (s.cancel_armed)
-            log::warning("Request task cancelled because {}: {} (id {})",
-                         cancel_reason_text(s.cancel_reason), s.request_line,
-                         s.channel ? s.channel->id() : 0);
+            log::warning("Request task cancelled because {}: {} ({})",
+                         cancel_reason_text(s.cancel_reason), s.request_line, s.label());
         else if (!s.response.complete())
-            log::warning("Request task cancelled: {} (id {})", s.request_line,
-                         s.channel ? s.channel->id() : 0);
+            log::warning("Request task cancelled: {} ({})", s.request_line, s.label());
     } else if (exc && s.disconnected &&
                PyObject_IsInstance(exc, s.services->disconnected_type()) == 1) {
         // send() after the client left raised ClientDisconnected and the app let it
@@ -456,6 +454,10 @@ void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled) {
     settle_response(s, failed);
     s.task = Ref();
     finish(c);
+}
+
+std::string CycleState::label() const {
+    return asgi::request_label(channel ? channel->id() : 0, request_id);
 }
 
 void cycle_fail(CycleObject* c, PyObject* exc) {

@@ -56,6 +56,9 @@ struct CycleState {
     bool sends_parked() const { return parked_sends && !parked_sends->empty(); }
     Ref task;
     std::string request_line;  // "GET /path HTTP/1.1" for logs
+    std::string request_id;    // --request-id-header's value, for reports; empty: none
+    // How reports name the request: "id 17, request id abc".
+    std::string label() const;
     // Cancel scope (cancel_scope.hpp).
     bool cancel_armed = false;
     int cancel_attempts = 0;

@@ -273,6 +273,7 @@ void Dispatcher::start_request(asgi::Event& ev) {
     s.request_line.reserve(method.size() + target.size() + 10);
     s.request_line.append(method).append(" ").append(target);
     s.request_line.append(head.version == 10 ? " HTTP/1.0" : " HTTP/1.1");
+    s.request_id.assign(head.request_id_view());
     if (!ev.body.empty())
         s.body_queue.push_back(std::move(ev.body));
     s.body_complete = !ev.more_body;

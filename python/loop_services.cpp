@@ -126,7 +126,8 @@ void LoopServices::flush() {
 void LoopServices::step_begin(CycleObject* c) {
     current_ = c;
     if (cfg_.heartbeat_interval > 0)
-        monitor_.step_begin(c->s->channel ? c->s->channel->id() : 0, c->s->request_line);
+        monitor_.step_begin(c->s->channel ? c->s->channel->id() : 0, c->s->request_line,
+                            c->s->request_id);
 }
 
 void LoopServices::step_end() {
@@ -245,9 +246,9 @@ void LoopServices::abandon(CycleObject* c) {
         PyErr_Clear();
     }
     log::error("Request abandoned: its task ignored {} cancellations (after {}); closing the "
-               "connection: {} (id {})\n{}",
-               cancel_attempts, cancel_reason_text(s.cancel_reason), s.request_line,
-               s.channel ? s.channel->id() : 0, stack);
+               "connection: {} ({})\n{}",
+               cancel_attempts, cancel_reason_text(s.cancel_reason), s.request_line, s.label(),
+               stack);
     cycle_abandon(c);
 }
 

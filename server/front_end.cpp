@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
+#include <cctype>
 #include <csignal>
 #include <cstdlib>
 #include <random>
@@ -52,11 +53,15 @@ FrontEnd::FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* cons
         admissions_.push_back(
             std::make_unique<asgi::Admission>(static_cast<std::size_t>(s.limit_concurrency),
                                               static_cast<std::size_t>(s.limit_queue)));
-        ctx_.lanes.push_back({inbox, admissions_.back().get()});
+        ctx_.lanes.push_back(
+            {inbox, admissions_.back().get(), static_cast<int>(ctx_.lanes.size())});
     }
     ctx_.defaults.server_header = s.server_header;
     ctx_.defaults.date_header = s.date_header;
     ctx_.defaults.extra = s.headers;
+    for (char c : s.request_id_header)
+        ctx_.defaults.request_id_header +=
+            static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     // Under --workers the master counts a worker's requests and replaces it (new worker
     // first), so only a single process ends itself at the limit, as uvicorn's does.
     if (s.workers == 0 && s.limit_max_requests > 0) {

@@ -192,11 +192,22 @@ void HttpSession::parse_head() {
     first_request_arrived();
     record_ = {};
     record_.received = RequestRecord::clock::now();
+    request_id_.clear();
+    if (read.head && !ctx_.defaults.request_id_header.empty()) {
+        asgi::assign_request_id(*read.head, ctx_.defaults.request_id_header, ctx_.request_ids);
+        request_id_.assign(read.head->request_id_view());
+    }
     if (log::access_enabled()) {
+        access_user_agent_.clear();
         if (read.head) {
             access_method_.assign(read.head->method_view());
             access_target_.assign(read.head->target_view());
             access_version_ = read.head->version;
+            for (const auto& f : read.head->fields())
+                if (read.head->view(f.name) == "user-agent") {
+                    access_user_agent_.assign(read.head->view(f.value));
+                    break;
+                }
         } else {  // invalid: as much as is known (views into the buffer: before consume)
             access_method_.assign(read.method);
             access_target_.assign(read.target);
@@ -361,7 +372,29 @@ void HttpSession::finish_request() {
 
 void HttpSession::request_done() {
     record_.finished = RequestRecord::clock::now();
+    if (log::access_enabled()) {
+        auto known = [](const std::string& s) -> std::string_view {
+            if (s.empty())
+                return "-";
+            return s;
+        };
+        using seconds = std::chrono::duration<double>;
+        log::access({.client = peer_->client_label(),
+                     .method = known(access_method_),
+                     .target = known(access_target_),
+                     .http_version = access_version_,
+                     .status = record_.status,
+                     .bytes_out = record_.bytes_out,
+                     .duration_s = seconds(record_.total()).count(),
+                     .queue_s = seconds(record_.queue_wait()).count(),
+                     .app_s = seconds(record_.app_time()).count(),
+                     .request_id = request_id_,
+                     .user_agent = access_user_agent_,
+                     .worker = ctx_.pid,
+                     .interpreter = lane_.index});
+    }
     record_ = {};
+    request_id_.clear();
 }
 
 // --- commands from the interpreter ------------------------------------------------
@@ -442,12 +475,10 @@ void HttpSession::write_head(std::string& out, std::size_t first_body_size, bool
                            .head_request = request_.head_request,
                            .keep_alive = request_.keep_alive,
                            .body_done = request_.body_done,
-                           .draining = ctx_.draining.load(std::memory_order_relaxed)},
+                           .draining = ctx_.draining.load(std::memory_order_relaxed),
+                           .request_id = request_id_},
                           first_body_size, more, ctx_.defaults, body_in_out);
     record_.status = response_.status();
-    if (log::access_enabled())
-        log::access(peer_->client_label(), access_method_, access_target_, access_version_,
-                    response_.status());
 }
 
 // --- writing ----------------------------------------------------------------------
@@ -593,21 +624,13 @@ void HttpSession::on_send_file_ready(error_code ec) {
 // of the request ("-" for what is not).
 void HttpSession::reply_error(int status, const char* reason, const char* detail) {
     log::debug("{} {}: {}", status, http::reason_phrase(status), reason);
-    if (log::access_enabled()) {
-        auto known = [](const std::string& s) -> std::string_view {
-            if (s.empty())
-                return "-";
-            return s;
-        };
-        log::access(peer_->client_label(), known(access_method_), known(access_target_),
-                    access_version_, status);
-    }
     if (record_.received == RequestRecord::clock::time_point{})
         record_.received = RequestRecord::clock::now();  // timed out before a head came
     record_.status = status;
+    std::string answer = http::error_response(status, ctx_.defaults, detail, request_id_);
     request_done();
     phase_ = Phase::closing;
-    queue_write(http::error_response(status, ctx_.defaults, detail));
+    queue_write(std::move(answer));
 }
 
 // Load shedding: the request is refused with 503 (and Retry-After) before the app sees it.
@@ -703,6 +726,10 @@ void HttpSession::close_now() {
     // A cancel that fails means admitted() is on its way: on_admitted passes the slot on.
     if (phase_ == Phase::admission)
         lane_.admission->cancel(this);
+    // A response cut short (the app aborted it, the client left) still gets its line,
+    // with the status its head carried, as in uvicorn, which logs at the head.
+    if (phase_ == Phase::request && record_.status != 0)
+        request_done();
     phase_ = Phase::closed;
     if (counted_) {
         counted_ = false;

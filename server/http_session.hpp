@@ -168,7 +168,11 @@ private:
     std::string access_method_;
     std::string access_target_;
     int access_version_ = 11;
+    std::string access_user_agent_;
     RequestRecord record_;
+    // The request's id (--request-id-header), for its response, access line and error
+    // answers; kept here rather than in the record so its capacity is reused.
+    std::string request_id_;
 
     WriteQueue output_;
 

@@ -51,6 +51,7 @@ void HttpSession::on_wait_expired(Wait w) {
             access_method_.clear();  // no head was read: the request is not known
             access_target_.clear();
             access_version_ = 11;
+            access_user_agent_.clear();
             reply_error(408, "request head not complete within --timeout-header");
         }
         break;

@@ -4,11 +4,14 @@
 
 #include "asgi/admission.hpp"
 #include "asgi/inbox.hpp"
+#include "asgi/request_id.hpp"
 #include "asgi/stats.hpp"
 #include "server/http/head_scanner.hpp"
 #include "server/http/response_head.hpp"
 #include "server/interpreter_picker.hpp"
 #include "server/tls_context.hpp"
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -49,6 +52,7 @@ struct SessionLimits {
 struct InterpreterLane {
     asgi::Inbox* inbox = nullptr;
     asgi::Admission* admission = nullptr;
+    int index = 0;  // its place among the worker's interpreters, as reports number them
 };
 
 struct ServerContext {
@@ -66,6 +70,11 @@ struct ServerContext {
     // listener closed is a client sending its request now, not an idle one to close.
     std::atomic<int64_t> awaiting_first_request{0};
     std::atomic<uint64_t> next_request_id{0};
+    // Made in the worker process, after any fork: each process draws its own prefix.
+    asgi::RequestIdGenerator request_ids;
+    // This worker's process id, as access lines and watchdog reports name the worker
+    // (getpid is a system call; the context is made in the worker, after any fork).
+    const int pid = static_cast<int>(::getpid());
     // Set by the front end: resumes a listener paused at --limit-connections.
     std::function<void()> on_connection_closed;
     // --limit-max-requests of a single process (under --workers the master recycles the

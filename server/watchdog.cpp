@@ -36,7 +36,8 @@ RequestParts split_line(const std::string& line) {
 std::string request_text(const asgi::LoopMonitor::Step& step) {
     if (step.id == 0)
         return "outside any request";
-    return fmt::format("in request {} (id {})", step.line, step.id);
+    return fmt::format("in request {} ({})", step.line,
+                       asgi::request_label(step.id, step.request_id));
 }
 
 std::string request_json(const asgi::LoopMonitor::Step& step) {
@@ -45,8 +46,10 @@ std::string request_json(const asgi::LoopMonitor::Step& step) {
     auto parts = split_line(step.line);
     std::string_view path = parts.path;
     path = path.substr(0, path.find('?'));  // the ASGI path: no query string
-    return fmt::format("{{\"method\": {}, \"path\": {}, \"id\": {}}}",
-                       log::json_string(parts.method), log::json_string(path), step.id);
+    return fmt::format("{{\"method\": {}, \"path\": {}, \"id\": {}, \"request_id\": {}}}",
+                       log::json_string(parts.method), log::json_string(path), step.id,
+                       step.request_id.empty() ? std::string("null")
+                                               : log::json_string(step.request_id));
 }
 
 std::string stack_json(const std::vector<asgi::StackFrame>& frames) {

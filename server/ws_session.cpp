@@ -26,6 +26,7 @@ WsSession::WsSession(Stream stream, ServerContext& ctx, InterpreterLane lane, Io
       // Beast's own limit check (close 1009) fire first for real oversized messages.
       read_buffer_(ctx.limits.ws_max_size + 64 * 1024), timer_(ws_.get_executor()) {
     target_.assign(head->target_view());
+    request_id_text_.assign(head->request_id_view());
     // Beast's handshake works on its own request type: rebuild it from the parsed head.
     // A field sent on several lines is joined into one (RFC 9110 5.3): Beast reads only
     // the first Connection, Upgrade or Sec-WebSocket-Extensions line, while
@@ -160,8 +161,8 @@ void WsSession::do_accept(asgi::Command&& cmd) {
     // The same default fields as every HTTP response (append_response_head); without a
     // Server field Beast would name itself, which WsTransport takes out again.
     ws_.set_option(websocket::stream_base::decorator(
-        [defaults = ctx_.defaults, sub = std::move(cmd.body),
-         headers = std::move(cmd.headers)](websocket::response_type& res) {
+        [defaults = ctx_.defaults, sub = std::move(cmd.body), headers = std::move(cmd.headers),
+         rid = request_id_text_](websocket::response_type& res) {
             if (defaults.server_header)
                 res.set(bhttp::field::server, "narwhal");
             if (defaults.date_header)
@@ -170,8 +171,13 @@ void WsSession::do_accept(asgi::Command&& cmd) {
                 res.set(bhttp::field::sec_websocket_protocol, sub);
             for (const auto& [name, value] : defaults.extra)
                 res.insert(name, value);
-            for (const auto& [name, value] : headers)
+            bool app_rid = false;
+            for (const auto& [name, value] : headers) {
                 res.insert(name, value);
+                app_rid = app_rid || name == defaults.request_id_header;
+            }
+            if (!rid.empty() && !defaults.request_id_header.empty() && !app_rid)
+                res.insert(defaults.request_id_header, rid);  // the app's own id stands
         }));
     ws_.async_accept(upgrade_, [self = shared_from_this()](error_code ec) { self->on_accept(ec); });
 }
@@ -284,7 +290,10 @@ void WsSession::on_close(error_code) {
 
 void WsSession::deny(int status, std::string_view body) {
     status_ = status;
-    raw_out_ = http::server_response(status, body, ctx_.defaults);
+    std::string rid;
+    if (!request_id_text_.empty() && !ctx_.defaults.request_id_header.empty())
+        rid = ctx_.defaults.request_id_header + ": " + request_id_text_ + "\r\n";
+    raw_out_ = http::server_response(status, body, ctx_.defaults, rid);
     write_denial();
 }
 
@@ -294,7 +303,8 @@ void WsSession::deny_with_app_response() {
     status_ = deny_.status();
     raw_out_.clear();
     // Framed like any HTTP response (decide_framing), and the connection closes after it.
-    deny_.append_head(raw_out_, {.keep_alive = false}, deny_body_.size(), false, ctx_.defaults);
+    deny_.append_head(raw_out_, {.keep_alive = false, .request_id = request_id_text_},
+                      deny_body_.size(), false, ctx_.defaults);
     deny_.append_body(raw_out_, std::move(deny_body_), false);
     write_denial();
 }
@@ -382,6 +392,7 @@ void WsSession::log_access() {
         .bytes_in = bytes_in_,
         .messages_out = messages_out_,
         .bytes_out = bytes_out_,
+        .request_id = request_id_text_,
     });
 }
 
@@ -405,8 +416,9 @@ void WsSession::on_timer(error_code ec) {
             break;
         case Deadline::slow:
             log::warning("Closing a WebSocket whose client did not read {} bytes within {} ms "
-                         "(--ws-slow-consumer close): {} (id {})",
-                         outbox_bytes_, ctx_.limits.ws_send_timeout.count(), target_, request_id_);
+                         "(--ws-slow-consumer close): {} ({})",
+                         outbox_bytes_, ctx_.limits.ws_send_timeout.count(), target_,
+                         asgi::request_label(request_id_, request_id_text_));
             // The app learns now (its send() raises); the close frame may never get
             // through to a client that reads nothing, so the socket is cut after one more
             // timeout.

@@ -89,7 +89,8 @@ private:
     std::shared_ptr<const asgi::Peer> peer_;
     std::unique_ptr<asgi::RequestHead> head_;  // until start() hands it to the interpreter
     boost::beast::http::request<boost::beast::http::empty_body> upgrade_;  // until accepted
-    std::string target_;  // the upgrade request's target, for log lines
+    std::string target_;           // the upgrade request's target, for log lines
+    std::string request_id_text_;  // its --request-id-header value; empty: none
     std::shared_ptr<asgi::Channel> channel_;
     uint64_t request_id_ = 0;
 

@@ -40,6 +40,7 @@ void ResponseEncoder::append_head(std::string& out, const RequestSide& request,
     spec.app_gave_length = !framing_.add_length_header;
     spec.app_connection = facts_.connection;
     spec.close = !framing_.keep_alive;
+    spec.request_id = request.request_id;
     // One allocation for the head and, when it travels with it, the whole body.
     out.reserve(out.size() + 256 + (more || !body_in_out ? 0 : first_body_size));
     append_response_head(out, spec, defaults);

@@ -21,9 +21,10 @@ public:
     struct RequestSide {
         int version = 11;
         bool head_request = false;
-        bool keep_alive = true;  // the request allows another after it
-        bool body_done = true;   // the request body was read to its end
-        bool draining = false;   // the server is shutting down
+        bool keep_alive = true;       // the request allows another after it
+        bool body_done = true;        // the request body was read to its end
+        bool draining = false;        // the server is shutting down
+        std::string_view request_id;  // sent back (ResponseDefaults::request_id_header)
     };
 
     // The app's http.response.start, with the facts the boundary decided about its

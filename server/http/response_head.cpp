@@ -55,9 +55,15 @@ void append_response_head(std::string& out, const ResponseHeadSpec& spec,
     out.append(reason_phrase(spec.status));
     out.append("\r\n");
     append_defaults(out, defaults);
+    bool send_request_id = !spec.request_id.empty() && !defaults.request_id_header.empty();
     if (spec.app_headers)
-        for (const auto& [name, value] : *spec.app_headers)
+        for (const auto& [name, value] : *spec.app_headers) {
             append_line(out, name, value);
+            if (send_request_id && name == defaults.request_id_header)
+                send_request_id = false;  // the app's own id stands
+        }
+    if (send_request_id)
+        append_line(out, defaults.request_id_header, spec.request_id);
     if (spec.framing == Framing::content_length && !spec.app_gave_length)
         fmt::format_to(std::back_inserter(out), "content-length: {}\r\n", spec.content_length);
     else if (spec.framing == Framing::chunked)
@@ -87,10 +93,13 @@ std::string server_response(int status, std::string_view body, const ResponseDef
     return out;
 }
 
-std::string error_response(int status, const ResponseDefaults& defaults, const char* detail) {
-    std::string_view extra = status == 503   ? "retry-after: 1\r\n"
-                             : status == 426 ? "sec-websocket-version: 13\r\n"
-                                             : "";
+std::string error_response(int status, const ResponseDefaults& defaults, const char* detail,
+                           std::string_view request_id) {
+    std::string extra = status == 503   ? "retry-after: 1\r\n"
+                        : status == 426 ? "sec-websocket-version: 13\r\n"
+                                        : "";
+    if (!request_id.empty() && !defaults.request_id_header.empty())
+        append_line(extra, defaults.request_id_header, request_id);
     return server_response(
         status, detail ? std::string_view(detail) : asgi::errors::server_error(status).body,
         defaults, extra);

@@ -21,6 +21,9 @@ struct ResponseDefaults {
     bool server_header = true;
     bool date_header = true;
     HeaderList extra;  // --header defaults, sent before the app's headers
+    // --request-id-header, lowercased; empty: none. The request's id goes back on its
+    // response under this name, unless the app sent that header itself.
+    std::string request_id_header;
 };
 
 struct ResponseHeadSpec {
@@ -33,7 +36,8 @@ struct ResponseHeadSpec {
     // The app sent its own connection header (HeaderFacts::connection): it stands, and
     // the server adds none (the session has already honoured a "close" in it).
     bool app_connection = false;
-    bool close = false;  // add "connection: close"
+    bool close = false;           // add "connection: close"
+    std::string_view request_id;  // sent as defaults.request_id_header; empty: none
 };
 
 void append_response_head(std::string& out, const ResponseHeadSpec& spec,
@@ -49,7 +53,7 @@ std::string server_response(int status, std::string_view body, const ResponseDef
 // "sec-websocket-version: 13" on 426. Closes the connection, like server_response.
 // `detail`, when given, is the body instead of the status's own text.
 std::string error_response(int status, const ResponseDefaults& defaults,
-                           const char* detail = nullptr);
+                           const char* detail = nullptr, std::string_view request_id = {});
 
 // The IMF-fixdate for now, recomputed at most once per second per thread.
 std::string_view http_date();

@@ -4,7 +4,7 @@
   running --timeout-disconnect-grace later is cancelled (CancelledError at its await,
   its `finally` runs), logged with `cancelled`, the method and the path;
 * --timeout-request: the task is cancelled; 504 if the response has not started, else
-  the connection is aborted; logged with method, path and `(id N)`;
+  the connection is aborted; logged with method, path and `(id N, request id X)`;
 * level-triggered: an app that swallows CancelledError is cancelled again every
   --timeout-cancel-grace and abandoned after the 3rd time (connection closed, log
   `abandoned` with the request and a stack naming the app's file);
@@ -134,7 +134,7 @@ def test_request_deadline_before_response_gives_504(narwhal, tmp_path):
     assert elapsed >= 0.45, f"504 after {elapsed:.2f}s, before the 0.5 s --timeout-request"
     seen, _ = read_report(report)
     assert seen["cancelled"] is True and seen["finally"] is True, seen
-    wait_record(server, r"\(id \d+\)", "GET", "/ignore-disconnect")
+    wait_record(server, r"\(id \d+, request id [0-9a-f]{32}\)", "GET", "/ignore-disconnect")
     conn.close()
     assert_alive(server.addr)
 
@@ -154,7 +154,7 @@ def test_request_deadline_after_response_started_aborts_connection(narwhal, tmp_
     assert elapsed >= 0.45, f"connection closed after {elapsed:.2f}s, before the 0.5 s --timeout-request"
     seen, _ = read_report(report)
     assert seen["cancelled"] is True and seen["finally"] is True, seen
-    wait_record(server, r"\(id \d+\)", "GET", "/start-then-sleep")
+    wait_record(server, r"\(id \d+, request id [0-9a-f]{32}\)", "GET", "/start-then-sleep")
     conn.close()
 
 

@@ -121,10 +121,11 @@ def check_blocked_report(server, kind: str, took: float, stack: str = "required"
     assert re.search(rf"\b{server.pid}\b", first), f"worker pid {server.pid} missing: {first}"
     assert "interpreter 0" in first, first
     assert "GET" in first and path in first, first
+    assert re.search(r"\(id \d+, request id [0-9a-f]{32}\)", first), f"no request id: {first}"
     assert ms(first.split("blocked", 1)[1]) >= 90, f"stall so far below the 0.1 s threshold: {first}"
     with_stack = rec
     if APP_FILE not in rec and stack == "required":
-        _, with_stack = wait_records(server, "", f"(id {rid})", after=index,
+        _, with_stack = wait_records(server, "", f"(id {rid}, request id ", after=index,
                                      pred=lambda r: APP_FILE in r)[0]
     elif APP_FILE not in rec:
         later = [r for i, r in enumerate(log_records(server.log(), "")) if i > index

@@ -86,12 +86,14 @@ TEST_CASE("log: WebSocket access line, json", "[log]") {
     nlog::websocket_access(a);
     const std::string line = err.text();
     CHECK(line.rfind("{\"ts\": ", 0) == 0);
-    CHECK(line.find("\"level\": \"info\", \"logger\": \"uvicorn.access\", \"event\": "
-                    "\"websocket\", \"client\": "
-                    "\"127.0.0.1:54321\", \"path\": \"/a\\\"b\", \"query_string\": \"x=1\", "
-                    "\"status\": 101, \"close_code\": 1000, \"closed_by\": \"client\", "
-                    "\"duration_s\": 2.315400, \"messages_in\": 3, \"bytes_in\": 45, "
-                    "\"messages_out\": 4, \"bytes_out\": 60, \"message\": ") != std::string::npos);
+    CHECK(
+        line.find("\"level\": \"info\", \"logger\": \"uvicorn.access\", \"event\": "
+                  "\"websocket\", \"client\": "
+                  "\"127.0.0.1:54321\", \"path\": \"/a\\\"b\", \"query_string\": \"x=1\", "
+                  "\"status\": 101, \"close_code\": 1000, \"closed_by\": \"client\", "
+                  "\"duration_s\": 2.315400, \"messages_in\": 3, \"bytes_in\": 45, "
+                  "\"messages_out\": 4, \"bytes_out\": 60, \"request_id\": null, \"message\": ") !=
+        std::string::npos);
     CHECK(line.back() == '\n');
     CHECK(line.find('\n') == line.size() - 1);  // one line
 
@@ -110,7 +112,7 @@ TEST_CASE("log: a forwarded logger's records go to the queue, not to stderr", "[
     nlog::queue().take();
     StderrCapture err;
     nlog::set_forwarded(nlog::logger_bit(nlog::Logger::access));
-    nlog::access("127.0.0.1:5", "GET", "/x?y=1", 11, 204);
+    nlog::access({.client = "127.0.0.1:5", .method = "GET", .target = "/x?y=1", .status = 204});
     nlog::write(nlog::Level::info, "not forwarded");
     nlog::set_forwarded(0);
     auto batch = nlog::queue().take();
@@ -140,4 +142,53 @@ TEST_CASE("log: colored level names, and none in json", "[log]") {
     auto second = text.substr(text.find('\n') + 1);
     CHECK(second.find('\x1b') == std::string::npos);
     CHECK(second.find("\"logger\": \"uvicorn.error\"") != std::string::npos);
+}
+
+TEST_CASE("log: HTTP access line, text is uvicorn's whatever else is known", "[log]") {
+    LogConfig config(false);
+    StderrCapture err;
+    nlog::access({.client = "127.0.0.1:5",
+                  .method = "GET",
+                  .target = "/x?y=1",
+                  .http_version = 10,
+                  .status = 404,
+                  .bytes_out = 9,
+                  .duration_s = 0.5,
+                  .request_id = "abc",
+                  .user_agent = "curl/8"});
+    const std::regex expected(
+        "\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3} "
+        "INFO:     127\\.0\\.0\\.1:5 - \"GET /x\\?y=1 HTTP/1\\.0\" 404 Not Found\n");
+    CHECK(std::regex_match(err.text(), expected));
+}
+
+TEST_CASE("log: HTTP access line, json members", "[log]") {
+    LogConfig config(true);
+    StderrCapture err;
+    nlog::access({.client = "10.0.0.7:0",
+                  .method = "POST",
+                  .target = "/a%20b?q=\"1\"",
+                  .status = 201,
+                  .bytes_out = 1234,
+                  .duration_s = 0.25,
+                  .queue_s = 0.05,
+                  .app_s = 0.2,
+                  .request_id = "req-1",
+                  .user_agent = "httpx/0.28 \"x\"",
+                  .worker = 4242,
+                  .interpreter = 1});
+    const std::string line = err.text();
+    CHECK(line.find(
+              "\"logger\": \"uvicorn.access\", \"event\": \"http\", \"client\": "
+              "\"10.0.0.7:0\", \"method\": \"POST\", \"path\": \"/a%20b\", "
+              "\"query_string\": \"q=\\\"1\\\"\", \"http_version\": \"1.1\", \"status\": 201, "
+              "\"bytes_out\": 1234, \"duration_s\": 0.250000, \"queue_s\": 0.050000, "
+              "\"app_s\": 0.200000, \"request_id\": \"req-1\", \"user_agent\": "
+              "\"httpx/0.28 \\\"x\\\"\", \"worker\": 4242, \"interpreter\": 1, \"message\": ") !=
+          std::string::npos);
+    CHECK(line.find('\n') == line.size() - 1);
+
+    StderrCapture again;
+    nlog::access({.client = "unix", .method = "-", .target = "-", .status = 400});
+    CHECK(again.text().find("\"request_id\": null, \"user_agent\": null") != std::string::npos);
 }

@@ -722,7 +722,7 @@ TEST_CASE("Watchdog: json reports", "[server][watchdog]") {
 
     SECTION("stall and unblock, each one line") {
         Rig rig;
-        rig.monitor.step_begin(42, "GET /slow HTTP/1.1");
+        rig.monitor.step_begin(42, "GET /slow HTTP/1.1", "rid-42");
         rig.stall();
         rig.start();
         rig.tick();
@@ -743,8 +743,9 @@ TEST_CASE("Watchdog: json reports", "[server][watchdog]") {
         CHECK(number_after(line, "\"blocked_ms\": ") == 995);
         CHECK(contains(line, "\"worker\": " + std::to_string(::getpid()) + ", "));
         CHECK(contains(line, "\"interpreter\": 3, "));
-        CHECK(
-            contains(line, "\"request\": {\"method\": \"GET\", \"path\": \"/slow\", \"id\": 42}"));
+        CHECK(contains(line, "\"request\": {\"method\": \"GET\", \"path\": \"/slow\", \"id\": 42, "
+                             "\"request_id\": \"rid-42\"}"));
+        CHECK(contains(line, "(id 42, request id rid-42)"));
         CHECK(contains(line, "\"stack\": [{\"file\": \"app.py\", \"line\": 7, \"function\": "
                              "\"handler\", \"code\": \"time.sleep(1)\"}]"));
         // The human text rides along, its newlines escaped.
@@ -756,8 +757,8 @@ TEST_CASE("Watchdog: json reports", "[server][watchdog]") {
         CHECK(unblocked.front() == '{');
         CHECK(unblocked.back() == '}');
         CHECK(number_after(unblocked, "\"blocked_ms\": ") == 995);
-        CHECK(contains(unblocked,
-                       "\"request\": {\"method\": \"GET\", \"path\": \"/slow\", \"id\": 42}"));
+        CHECK(contains(unblocked, "\"request\": {\"method\": \"GET\", \"path\": \"/slow\", \"id\": "
+                                  "42, \"request_id\": \"rid-42\"}"));
     }
     SECTION("a query string is not part of the path") {
         Rig rig;
@@ -768,7 +769,7 @@ TEST_CASE("Watchdog: json reports", "[server][watchdog]") {
         rig.watchdog.stop();
         err.restore();
         CHECK(contains(err.text(), "\"request\": {\"method\": \"GET\", \"path\": \"/search\", "
-                                   "\"id\": 5}"));
+                                   "\"id\": 5, \"request_id\": null}"));
     }
     SECTION("outside any request, stack late") {
         Rig rig(FakeStackReader::Mode::later);
