@@ -10,6 +10,10 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <sys/socket.h>
 
 namespace narwhal::server {
 
@@ -54,10 +58,94 @@ void HttpSession::start() {
     counted_ = true;  // the listener counted it at accept
     awaiting_first_ = true;
     ctx_.awaiting_first_request.fetch_add(1, std::memory_order_relaxed);
+    if (ctx_.proxy.protocol)
+        return start_proxy_header();
+    proxy_trusted_ = ctx_.proxy.headers && ctx_.proxy.trusted.trusts_peer(*peer_);
+    start_stream();
+}
+
+void HttpSession::start_stream() {
     if (stream_.is_tls())
         return do_handshake();
     set_wait(Wait::keep_alive, ctx_.limits.keep_alive);
     do_read();
+}
+
+// --- PROXY protocol header ------------------------------------------------------------
+
+// The header's bytes are taken off the socket exactly: peeked, and consumed only as far
+// as they belong to the header, so a TLS handshake or the first request after it find
+// their bytes untouched in the socket.
+void HttpSession::start_proxy_header() {
+    // Only a proxy may name another client; anyone else sending one would be spoofing,
+    // and anyone else sending none is not the proxy this listener expects.
+    if (!ctx_.proxy.trusted.trusts_peer(*peer_))
+        return proxy_header_failed("peer not in --forwarded-allow-ips");
+    set_wait(Wait::proxy_header, ctx_.limits.header);
+    do_proxy_read();
+}
+
+void HttpSession::do_proxy_read() {
+    stream_.socket().async_wait(Socket::wait_read, [self = shared_from_this()](error_code ec) {
+        self->on_proxy_readable(ec);
+    });
+}
+
+void HttpSession::on_proxy_readable(error_code ec) {
+    if (phase_ == Phase::closed)
+        return;
+    if (ec)
+        return proxy_header_failed(ec.message());
+    const int fd = stream_.socket().native_handle();
+    char chunk[512];
+    ssize_t n = ::recv(fd, chunk, sizeof chunk, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return do_proxy_read();
+        return proxy_header_failed(std::strerror(errno));
+    }
+    if (n == 0)
+        return proxy_header_failed("connection closed before its PROXY header");
+    const std::size_t had = proxy_bytes_.size();
+    proxy_bytes_.append(chunk, static_cast<std::size_t>(n));
+    auto parsed = proxy_protocol::parse(proxy_bytes_, *ctx_.proxy.protocol);
+    // Consume what belongs to the header: all of it when the header is not complete yet
+    // (every byte so far is part of it), else exactly the rest of the header.
+    if (parsed.status == proxy_protocol::Parse::Status::invalid)
+        return proxy_header_failed(parsed.error);
+    const std::size_t take = parsed.status == proxy_protocol::Parse::Status::done
+                                 ? parsed.size - had
+                                 : static_cast<std::size_t>(n);
+    if (::recv(fd, chunk, take, MSG_DONTWAIT) != static_cast<ssize_t>(take))
+        return proxy_header_failed("PROXY header bytes vanished");
+    if (parsed.status == proxy_protocol::Parse::Status::incomplete)
+        return do_proxy_read();
+    on_proxy_header(parsed.header);
+}
+
+void HttpSession::on_proxy_header(const proxy_protocol::Header& header) {
+    proxy_bytes_ = {};
+    if (header.has_addresses) {
+        auto peer = std::make_shared<asgi::Peer>(*peer_);
+        peer->client_host = header.source_host;
+        peer->client_port = header.source_port;
+        peer->server_host = header.dest_host;
+        peer->server_port = header.dest_port;
+        peer_ = std::move(peer);
+    }
+    // The proxy headers of the client's requests are believed only if that client is
+    // itself a trusted proxy: the balancer in front has already named the client.
+    proxy_trusted_ = ctx_.proxy.headers && ctx_.proxy.trusted.trusts_peer(*peer_);
+    clear_wait();
+    start_stream();
+}
+
+void HttpSession::proxy_header_failed(std::string_view why) {
+    // A misconfigured balancer, or someone other than the balancer: debug level, as for
+    // failed TLS handshakes; the count says how many.
+    ctx_.stats.proxy_protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    log::debug("PROXY protocol header from {}: {}", peer_->client_label(), why);
+    close_now();
 }
 
 // --- TLS handshake ----------------------------------------------------------------
@@ -224,7 +312,10 @@ void HttpSession::upgrade_to_websocket() {
     counted_ = false;  // the connection stays counted, now as a WebSocket
     io_.remove_session(this);
     request_.head->websocket = true;
-    std::make_shared<WsSession>(std::move(stream_), ctx_, lane_, io_, peer_,
+    std::shared_ptr<const asgi::Peer> peer;
+    if (proxy_trusted_)
+        peer = forwarded_peer(*peer_, *request_.head, ctx_.proxy.trusted);
+    std::make_shared<WsSession>(std::move(stream_), ctx_, lane_, io_, peer ? peer : peer_,
                                 std::move(request_.head))
         ->start();
 }
@@ -264,6 +355,8 @@ void HttpSession::dispatch_request() {
         lane_.admission->release();
         return;
     }
+    if (proxy_trusted_)
+        request_.peer = forwarded_peer(*peer_, *request_.head, ctx_.proxy.trusted);
     // From here the slot belongs to the channel, which releases it when the cycle ends.
     request_.channel =
         std::make_shared<asgi::Channel>(request_.id, shared_from_this(), lane_.admission);
@@ -331,7 +424,7 @@ bool HttpSession::push_event(asgi::Event::Kind kind, bool more_body) {
         return true;
     }
     ev.head = std::move(request_.head);
-    ev.peer = peer_;
+    ev.peer = request_.peer ? request_.peer : peer_;
     return lane_.inbox->push_request(ev);
 }
 
@@ -433,7 +526,7 @@ void HttpSession::write_head(std::string& out, std::size_t first_body_size, bool
                            .draining = ctx_.draining.load(std::memory_order_relaxed)},
                           first_body_size, more, ctx_.defaults, body_in_out);
     if (log::access_enabled())
-        log::access(peer_->client_label(), access_method_, access_target_, access_version_,
+        log::access(request_peer().client_label(), access_method_, access_target_, access_version_,
                     response_.status());
 }
 
