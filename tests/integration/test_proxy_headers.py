@@ -14,6 +14,7 @@ proxy_app test app answers the scope's client, server and scheme.
 * From an untrusted peer (--forwarded-allow-ips 10.0.0.1), and with --no-proxy-headers,
   nothing changes.
 * $FORWARDED_ALLOW_IPS is read (below the flag); a bad list stops start-up (exit 2).
+* A peer on a Unix socket is trusted only under 'unix:' or '*'.
 * The access line names the forwarded client.
 * nginx in front of two narwhal instances, setting X-Forwarded-For
   ($proxy_add_x_forwarded_for) and X-Forwarded-Proto: the app sees the test client's
@@ -271,3 +272,19 @@ def test_nginx_http_proxy_untrusted(narwhal, balancers, tmp_path):
                       trust_env=False, timeout=GUARD) as client:
         facts = client.get("/").json()
     assert facts["client"][0] == "127.0.0.1"
+
+
+# --- Unix socket peers -------------------------------------------------------------------
+
+@pytest.mark.parametrize("allow,trusted_peer", [("127.0.0.1", False), ("unix:", True), ("*", True)])
+def test_unix_socket_peer(narwhal, tmp_path, allow, trusted_peer):
+    """A peer on a Unix socket has no address: trusted only under 'unix:' or '*'."""
+    path = str(tmp_path / "narwhal.sock")
+    narwhal(APP, "--uds", path, "--forwarded-allow-ips", allow)
+    with httpx.Client(transport=httpx.HTTPTransport(uds=path), trust_env=False, timeout=GUARD) as client:
+        facts = client.get("http://narwhal/", headers={"X-Forwarded-For": "203.0.113.9",
+                                                       "X-Forwarded-Proto": "https"}).json()
+    if trusted_peer:
+        assert facts["client"] == ["203.0.113.9", 0] and facts["scheme"] == "https", facts
+    else:
+        assert facts["client"] is None and facts["scheme"] == "http", facts
