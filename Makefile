@@ -88,14 +88,16 @@ test: format-check unit integration integration-inline asan tsan
 
 # libFuzzer, with clang, for $(FUZZ_SECONDS) each: the request path (head scanner, head
 # parser, body reader), then the WebSocket frame path (Beast's websocket::stream after the
-# handshake), then the TLS handshake with narwhal's server context. Each keeps its
+# handshake), then the TLS handshake with narwhal's server context, then the PROXY
+# protocol header parser. Each keeps its
 # working corpus in the build directory (libFuzzer reads a corpus directory recursively:
 # they are siblings, not nested).
 fuzz:
 	bash deploy/install-deps.sh fuzz
 	cmake -S . -B $(FUZZ_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNARWHAL_FUZZ=ON \
 		-DNARWHAL_TESTS=OFF -DCMAKE_CXX_COMPILER=clang++
-	cmake --build $(FUZZ_BUILD) --target http_request_fuzz ws_frame_fuzz tls_handshake_fuzz
+	cmake --build $(FUZZ_BUILD) --target http_request_fuzz ws_frame_fuzz tls_handshake_fuzz \
+		proxy_protocol_fuzz
 	mkdir -p $(FUZZ_BUILD)/corpus && cp -n tests/fuzz/corpus/http_request/* $(FUZZ_BUILD)/corpus/ || true
 	$(FUZZ_BUILD)/tests/fuzz/http_request_fuzz -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus
 	mkdir -p $(FUZZ_BUILD)/corpus-ws_frame && cp -n tests/fuzz/corpus/ws_frame/* $(FUZZ_BUILD)/corpus-ws_frame/ || true
@@ -103,6 +105,8 @@ fuzz:
 	$(FUZZ_BUILD)/tests/fuzz/ws_frame_fuzz -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus-ws_frame
 	mkdir -p $(FUZZ_BUILD)/corpus-tls && cp -n tests/fuzz/corpus/tls_client_hello/* $(FUZZ_BUILD)/corpus-tls/ || true
 	$(FUZZ_BUILD)/tests/fuzz/tls_handshake_fuzz -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus-tls
+	mkdir -p $(FUZZ_BUILD)/corpus-proxy && cp -n tests/fuzz/corpus/proxy_protocol/* $(FUZZ_BUILD)/corpus-proxy/ || true
+	$(FUZZ_BUILD)/tests/fuzz/proxy_protocol_fuzz -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus-proxy
 
 bench: build venv
 	$(PYTHON) loadtests/compare.py --narwhal-bin $(BUILD)/narwhal --venv $(VENV) $(BENCH_ARGS)

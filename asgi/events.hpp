@@ -79,7 +79,9 @@ struct Peer {
     int client_port = 0;
     std::string server_host;  // for Unix sockets the socket path
     int server_port = 0;      // -1 for Unix sockets (scope "server" gets None as the port)
-    bool tls = false;
+    // The scope's scheme is https/wss: the connection is TLS, or a trusted proxy said the
+    // client's was (X-Forwarded-Proto, Forwarded proto=). tls_info alone says TLS is here.
+    bool secure = false;
     std::shared_ptr<const TlsInfo> tls_info;  // set once the handshake is done
 
     // The client as access log lines name it: "host:port", or "unix".

@@ -17,6 +17,7 @@ struct Stats {
     std::atomic<uint64_t> cancelled{0};               // tasks cancelled by a cancel scope
     std::atomic<uint64_t> abandoned{0};               // tasks that ignored cancellation
     std::atomic<uint64_t> tls_handshake_failures{0};  // TLS connections closed before a request
+    std::atomic<uint64_t> proxy_protocol_errors{0};   // PROXY header missing, bad, or refused
     std::atomic<uint64_t> loop_stalls{0};             // watchdog reports
     std::atomic<int64_t> loop_lag_max_us{0};          // worst heartbeat delay seen
 

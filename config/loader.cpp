@@ -6,9 +6,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <map>
 #include <optional>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 namespace narwhal::config {
 namespace {
@@ -151,9 +155,11 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
 
 struct Environment {
     std::optional<std::string> config_path;
-    Layer web_concurrency;  // WEB_CONCURRENCY: uvicorn's default for --workers, lowest of all
-    Layer uvicorn;          // UVICORN_*: a uvicorn deployment's settings, below NARWHAL_*
-    Layer layer;            // NARWHAL_*
+    // WEB_CONCURRENCY and FORWARDED_ALLOW_IPS: uvicorn's defaults for --workers and
+    // --forwarded-allow-ips, lowest of all.
+    Layer web_concurrency;
+    Layer uvicorn;  // UVICORN_*: a uvicorn deployment's settings, below NARWHAL_*
+    Layer layer;    // NARWHAL_*
 };
 
 // UVICORN_* as uvicorn reads it (click's auto_envvar_prefix): the variables of options
@@ -206,6 +212,14 @@ Environment parse_environment(const std::vector<std::string>& environ,
             }
             continue;
         }
+        if (name == "FORWARDED_ALLOW_IPS") {
+            // uvicorn's default for --forwarded-allow-ips, read the same way.
+            if (!text.empty()) {
+                const Option& ips = *find_by_key("forwarded_allow_ips");
+                add(env.web_concurrency, {&ips, parse_text(ips, text, name), name});
+            }
+            continue;
+        }
         if (!name.starts_with("NARWHAL_"))
             continue;
         if (name == "NARWHAL_CONFIG") {
@@ -237,6 +251,36 @@ public:
 private:
     std::map<std::string_view, std::string> sources_;
 };
+
+// One --forwarded-allow-ips entry: an IPv4 or IPv6 address, a CIDR network of either
+// (host bits may be set, as Python's strict=False would not allow but proxies' configs
+// often have), "*" or "unix:". The address syntax is inet_pton's, the same the network
+// layer's matcher (boost::asio::ip) accepts.
+bool valid_allow_entry(std::string_view entry) {
+    if (entry == "*" || entry == "unix:")
+        return true;
+    std::string_view addr = entry;
+    std::string_view prefix;
+    if (auto slash = entry.find('/'); slash != std::string_view::npos) {
+        addr = entry.substr(0, slash);
+        prefix = entry.substr(slash + 1);
+    }
+    std::string text(addr);
+    unsigned char buf[sizeof(in6_addr)];
+    int max_prefix = 0;
+    if (::inet_pton(AF_INET, text.c_str(), buf) == 1)
+        max_prefix = 32;
+    else if (::inet_pton(AF_INET6, text.c_str(), buf) == 1)
+        max_prefix = 128;
+    else
+        return false;
+    if (entry.find('/') == std::string_view::npos)
+        return true;
+    int bits = -1;
+    auto [end, ec] = std::from_chars(prefix.data(), prefix.data() + prefix.size(), bits);
+    return ec == std::errc() && end == prefix.data() + prefix.size() && !prefix.empty() &&
+           bits >= 0 && bits <= max_prefix;
+}
 
 void validate(const Settings& s, const Sources& from, Action action,
               std::vector<std::string>& warnings) {
@@ -282,6 +326,28 @@ void validate(const Settings& s, const Sources& from, Action action,
     if (s.reuse_port && (s.workers == 0 || s.fd >= 0 || !s.uds.empty()))
         warnings.push_back(fmt::format("{}: ignored, it applies to TCP listeners under --workers",
                                        from.of("reuse_port")));
+
+    // A typo in the trusted-proxy list would silently trust nobody (or the wrong peers).
+    {
+        std::string_view list = s.forwarded_allow_ips;
+        while (true) {
+            auto comma = list.find(',');
+            std::string_view entry = list.substr(0, comma);
+            auto b = entry.find_first_not_of(" \t");
+            entry = b == std::string_view::npos
+                        ? std::string_view{}
+                        : entry.substr(b, entry.find_last_not_of(" \t") - b + 1);
+            // An empty entry (an empty list: trust no one) adds nothing.
+            if (!entry.empty() && !valid_allow_entry(entry))
+                throw ConfigError(fmt::format(
+                    "{}: invalid value {} in {} (expected IP addresses or CIDR networks, "
+                    "comma-separated, '*' or 'unix:')",
+                    from.of("forwarded_allow_ips"), quote(entry), quote(s.forwarded_allow_ips)));
+            if (comma == std::string_view::npos)
+                break;
+            list.remove_prefix(comma + 1);
+        }
+    }
 
     // TLS settings that cannot work together: stopped here, before anything is bound.
     if (!s.ssl_keyfile.empty() && s.ssl_certfile.empty())

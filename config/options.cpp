@@ -120,6 +120,7 @@ constexpr std::array<std::string_view, 6> log_level_names{"trace",   "debug", "i
 constexpr std::array<std::string_view, 2> log_format_names{"text", "json"};
 constexpr std::array<std::string_view, 2> slow_consumer_names{"wait", "close"};
 constexpr std::array<std::string_view, 2> tls_version_names{"TLSv1.2", "TLSv1.3"};
+constexpr std::array<std::string_view, 4> proxy_protocol_names{"off", "v1", "v2", "auto"};
 // uvicorn's names and order (its --http and --ws choices), so its error lists match.
 constexpr std::array<std::string_view, 3> http_impl_names{"auto", "h11", "httptools"};
 constexpr std::array<std::string_view, 5> ws_impl_names{"auto", "none", "websockets",
@@ -133,6 +134,7 @@ static_assert(static_cast<int>(LogFormat::json) == 1);
 static_assert(static_cast<int>(Settings::SlowConsumer::close) == 1);
 static_assert(static_cast<int>(Settings::TlsVersion::tls1_3) == 1);
 static_assert(static_cast<int>(HttpImpl::httptools) == 2);
+static_assert(static_cast<int>(Settings::ProxyProtocol::auto_) == 3);
 static_assert(static_cast<int>(WsImpl::wsproto) == 4);
 
 using S = Settings;
@@ -223,6 +225,20 @@ constexpr Option table[] = {
                           "narwhal's: ECDHE with AEAD only."),
     choice<&S::ssl_min_version>({"ssl_min_version", "--ssl-min-version", "NARWHAL_SSL_MIN_VERSION"},
                                 tls_version_names, "The oldest TLS version accepted."),
+    // --- proxies
+    flag<&S::proxy_headers>({"proxy_headers", "--proxy-headers", "NARWHAL_PROXY_HEADERS"}, true,
+                            "Take the client address and scheme from X-Forwarded-For, "
+                            "X-Forwarded-Proto and Forwarded headers of --forwarded-allow-ips "
+                            "peers."),
+    text<&S::forwarded_allow_ips>(
+        {"forwarded_allow_ips", "--forwarded-allow-ips", "NARWHAL_FORWARDED_ALLOW_IPS"}, "LIST",
+        "Comma-separated IPs and CIDRs of trusted proxies, '*' for any peer, 'unix:' for "
+        "Unix-socket peers. $FORWARDED_ALLOW_IPS, when set, replaces the default."),
+    choice<&S::proxy_protocol>({"proxy_protocol", "--proxy-protocol", "NARWHAL_PROXY_PROTOCOL"},
+                               proxy_protocol_names,
+                               "Expect a PROXY protocol header (v1, v2, or either with auto) first "
+                               "on every connection from a --forwarded-allow-ips peer; other "
+                               "peers are refused."),
     // --- HTTP limits
     bytes<&S::limit_request_line>(
         {"limit_request_line", "--limit-request-line", "NARWHAL_LIMIT_REQUEST_LINE"},
@@ -391,9 +407,8 @@ constexpr MetaOption meta_table[] = {
 };
 
 constexpr std::string_view uvicorn_only[] = {
-    "--reload",           "--reload-dir",          "--reload-include",
-    "--reload-exclude",   "--reload-delay",        "--proxy-headers",
-    "--no-proxy-headers", "--forwarded-allow-ips", "--h11-max-incomplete-event-size",
+    "--reload",         "--reload-dir",   "--reload-include",
+    "--reload-exclude", "--reload-delay", "--h11-max-incomplete-event-size",
 };
 
 // Options uvicorn has with the same meaning, by key. A key is uvicorn's parameter name
@@ -416,6 +431,8 @@ constexpr std::string_view uvicorn_keys[] = {
     "fd",
     "backlog",
     "workers",
+    "proxy_headers",
+    "forwarded_allow_ips",
     "limit_concurrency",
     "timeout_keep_alive",
     "timeout_graceful_shutdown",

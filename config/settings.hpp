@@ -98,6 +98,19 @@ struct Settings {
     TlsVersion ssl_min_version = TlsVersion::tls1_2;
     bool tls() const { return !ssl_certfile.empty(); }
 
+    // --- proxies -----------------------------------------------------------
+    // Behind a load balancer: honour X-Forwarded-For/-Proto and Forwarded (RFC 7239)
+    // from trusted peers, as uvicorn does by default; harmless from anyone else.
+    bool proxy_headers = true;
+    // Peers whose proxy headers (and PROXY protocol header) are believed: IPs and CIDRs,
+    // comma-separated, "*" for any peer, "unix:" for Unix-socket peers. uvicorn's
+    // default: the loopback addresses, where a local proxy runs.
+    std::string forwarded_allow_ips = "127.0.0.1,::1";
+    // PROXY protocol (HAProxy's) header expected first on every connection. Off: it
+    // would be read as garbage from a peer that sends none.
+    enum class ProxyProtocol { off, v1, v2, auto_ };
+    ProxyProtocol proxy_protocol = ProxyProtocol::off;
+
     // --- HTTP limits -------------------------------------------------------
     // The request line: longer than any sane URL, short enough to bound a slow client.
     std::size_t limit_request_line = 8190;

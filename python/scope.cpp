@@ -197,7 +197,7 @@ PyObject* ScopeBuilder::http(const asgi::RequestHead& head, const asgi::Peer& pe
     // A copy per request: an app or middleware may add to its scope's extensions. The
     // extension's own empty dict is shared (the spec reserves it; nothing writes to it).
     if (!fill_common(d, head, peer, state) ||
-        PyDict_SetItem(d, n.scheme, peer.tls ? n.scheme_https : n.scheme_http) < 0 ||
+        PyDict_SetItem(d, n.scheme, peer.secure ? n.scheme_https : n.scheme_http) < 0 ||
         !set(d, n.method, method) || !set(d, n.extensions, PyDict_Copy(http_extensions_.get())))
         return nullptr;
     if (peer.tls_info && add_tls(PyDict_GetItem(d, n.extensions), *peer.tls_info) < 0)
@@ -239,7 +239,7 @@ PyObject* ScopeBuilder::websocket(const asgi::RequestHead& head, const asgi::Pee
     Ref ext = Ref::steal(PyDict_New());
     Ref denial = Ref::steal(PyDict_New());
     if (!ext || !denial || PyDict_SetItem(ext.get(), n.websocket_http_response, denial.get()) < 0 ||
-        PyDict_SetItem(d, n.scheme, peer.tls ? n.scheme_wss : n.scheme_ws) < 0 ||
+        PyDict_SetItem(d, n.scheme, peer.secure ? n.scheme_wss : n.scheme_ws) < 0 ||
         PyDict_SetItem(d, n.subprotocols, subprotocols.get()) < 0 ||
         PyDict_SetItem(d, n.extensions, ext.get()) < 0 ||
         (peer.tls_info && add_tls(ext.get(), *peer.tls_info) < 0))

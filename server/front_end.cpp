@@ -56,6 +56,20 @@ FrontEnd::FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* cons
         ctx_.lanes.push_back(
             {inbox, admissions_.back().get(), static_cast<int>(ctx_.lanes.size())});
     }
+    ctx_.proxy.headers = s.proxy_headers;
+    ctx_.proxy.trusted = TrustedProxies::parse(s.forwarded_allow_ips);
+    switch (s.proxy_protocol) {
+    case config::Settings::ProxyProtocol::off: break;
+    case config::Settings::ProxyProtocol::v1:
+        ctx_.proxy.protocol = proxy_protocol::Version::v1;
+        break;
+    case config::Settings::ProxyProtocol::v2:
+        ctx_.proxy.protocol = proxy_protocol::Version::v2;
+        break;
+    case config::Settings::ProxyProtocol::auto_:
+        ctx_.proxy.protocol = proxy_protocol::Version::any;
+        break;
+    }
     ctx_.defaults.server_header = s.server_header;
     ctx_.defaults.date_header = s.date_header;
     ctx_.defaults.extra = s.headers;

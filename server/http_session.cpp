@@ -54,6 +54,13 @@ void HttpSession::start() {
     counted_ = true;  // the listener counted it at accept
     awaiting_first_ = true;
     ctx_.awaiting_first_request.fetch_add(1, std::memory_order_relaxed);
+    if (ctx_.proxy.protocol)
+        return start_proxy_header();
+    proxy_trusted_ = ctx_.proxy.headers && ctx_.proxy.trusted.trusts_peer(*peer_);
+    start_stream();
+}
+
+void HttpSession::start_stream() {
     if (stream_.is_tls())
         return do_handshake();
     set_wait(Wait::keep_alive, ctx_.limits.keep_alive);
@@ -237,7 +244,10 @@ void HttpSession::upgrade_to_websocket() {
     counted_ = false;  // the connection stays counted, now as a WebSocket
     io_.remove_session(this);
     request_.head->websocket = true;
-    std::make_shared<WsSession>(std::move(stream_), ctx_, lane_, io_, peer_,
+    std::shared_ptr<const asgi::Peer> peer;
+    if (proxy_trusted_)
+        peer = forwarded_peer(*peer_, *request_.head, ctx_.proxy.trusted);
+    std::make_shared<WsSession>(std::move(stream_), ctx_, lane_, io_, peer ? peer : peer_,
                                 std::move(request_.head))
         ->start();
 }
@@ -278,6 +288,8 @@ void HttpSession::dispatch_request() {
         lane_.admission->release();
         return;
     }
+    if (proxy_trusted_)
+        request_.peer = forwarded_peer(*peer_, *request_.head, ctx_.proxy.trusted);
     // From here the slot belongs to the channel, which releases it when the cycle ends.
     request_.channel =
         std::make_shared<asgi::Channel>(request_.id, shared_from_this(), lane_.admission);
@@ -346,7 +358,7 @@ bool HttpSession::push_event(asgi::Event::Kind kind, bool more_body) {
         return true;
     }
     ev.head = std::move(request_.head);
-    ev.peer = peer_;
+    ev.peer = request_.peer ? request_.peer : peer_;
     return lane_.inbox->push_request(ev);
 }
 
@@ -379,7 +391,7 @@ void HttpSession::request_done() {
             return s;
         };
         using seconds = std::chrono::duration<double>;
-        log::access({.client = peer_->client_label(),
+        log::access({.client = request_peer().client_label(),
                      .method = known(access_method_),
                      .target = known(access_target_),
                      .http_version = access_version_,

@@ -16,6 +16,7 @@
 #include "server/file_body.hpp"
 #include "server/http/body_reader.hpp"
 #include "server/http/response_encoder.hpp"
+#include "server/proxy_protocol.hpp"
 #include "server/read_buffer.hpp"
 #include "server/request_record.hpp"
 #include "server/server_context.hpp"
@@ -84,6 +85,8 @@ private:
         // The response's body is a file (http.response.pathsend): sent once the bytes
         // queued before it (the head) have left.
         std::optional<FileBody> file;
+        // The peer as a trusted proxy's headers name it; null: the connection's (peer_).
+        std::shared_ptr<const asgi::Peer> peer;
     };
 
     void do_read();
@@ -130,7 +133,17 @@ private:
 
     // What the connection is waiting for, if anything: one at a time. With the
     // request's own deadline (--timeout-request), they share one timer.
-    enum class Wait : uint8_t { none, handshake, keep_alive, header, queue, body, send, linger };
+    enum class Wait : uint8_t {
+        none,
+        proxy_header,
+        handshake,
+        keep_alive,
+        header,
+        queue,
+        body,
+        send,
+        linger
+    };
     enum class Deadline : uint8_t { wait, request };
     void set_wait(Wait w, clock::duration d);
     void clear_wait();
@@ -138,6 +151,17 @@ private:
     void on_timer(error_code ec);
     void on_wait_expired(Wait w);
     void on_request_deadline();
+
+    // PROXY protocol: its header first of all (bounded by --timeout-header), before TLS.
+    void start_proxy_header();
+    void do_proxy_read();
+    void on_proxy_readable(error_code ec);
+    void on_proxy_header(const proxy_protocol::Header& header);
+    void proxy_header_failed(std::string_view why);
+    // The connection's first bytes of its own: TLS handshake, or the first request.
+    void start_stream();
+    // The peer the current request's app and access line see.
+    const asgi::Peer& request_peer() const { return request_.peer ? *request_.peer : *peer_; }
 
     // TLS: the handshake first (bounded by --timeout-header), then the requests.
     void do_handshake();
@@ -180,7 +204,12 @@ private:
     bool awaiting_first_ = false;  // counts in ServerContext::awaiting_first_request
     void first_request_arrived();
     bool reading_ = false;
-    bool file_waiting_ = false;  // a wait for the socket to take more of a file is pending
+    bool file_waiting_ = false;
+    // The peer is a --forwarded-allow-ips proxy and --proxy-headers is on: each request's
+    // X-Forwarded-* and Forwarded fields are read.
+    bool proxy_trusted_ = false;
+    std::string proxy_bytes_;  // a PROXY header's bytes taken so far (while incomplete)  // a wait
+                               // for the socket to take more of a file is pending
 };
 
 }  // namespace narwhal::server

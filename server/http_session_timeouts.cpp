@@ -38,6 +38,10 @@ void HttpSession::on_timer(error_code ec) {
 void HttpSession::on_wait_expired(Wait w) {
     switch (w) {
     case Wait::none: break;
+    case Wait::proxy_header:
+        if (phase_ == Phase::idle)
+            proxy_header_failed("not complete within --timeout-header");
+        break;
     case Wait::handshake:
         if (phase_ == Phase::idle)
             handshake_failed("not complete within --timeout-header");

@@ -191,7 +191,7 @@ void Listener::on_accept(boost::system::error_code ec, generic::socket s) {
         peer->server_host = unix_name_;
         peer->server_port = -1;
     }
-    peer->tls = ctx_->tls != nullptr;
+    peer->secure = ctx_->tls != nullptr;
     // Counted now, not when the session starts on its thread, so the limit holds even
     // for a burst of accepts.
     ctx_->stats.connections.fetch_add(1, std::memory_order_relaxed);

@@ -9,7 +9,9 @@
 #include "server/http/head_scanner.hpp"
 #include "server/http/response_head.hpp"
 #include "server/interpreter_picker.hpp"
+#include "server/proxy_protocol.hpp"
 #include "server/tls_context.hpp"
+#include "server/trusted_proxies.hpp"
 
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 namespace narwhal::server {
@@ -47,6 +50,13 @@ struct SessionLimits {
     std::chrono::milliseconds ws_drain{5000};
 };
 
+// Behind load balancers: which peers are proxies, and what is believed from them.
+struct ProxyPolicy {
+    bool headers = false;    // --proxy-headers: X-Forwarded-* and Forwarded of trusted peers
+    TrustedProxies trusted;  // --forwarded-allow-ips
+    std::optional<proxy_protocol::Version> protocol;  // --proxy-protocol; nullopt: off
+};
+
 // One interpreter as a connection sees it: where its events go, and the admission that
 // bounds its requests in flight.
 struct InterpreterLane {
@@ -58,6 +68,7 @@ struct InterpreterLane {
 struct ServerContext {
     SessionLimits limits;
     http::ResponseDefaults defaults;
+    ProxyPolicy proxy;
     // One per interpreter of the worker (at least one), set before any connection exists.
     std::vector<InterpreterLane> lanes;
     InterpreterPicker picker;

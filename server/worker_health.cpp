@@ -187,6 +187,7 @@ void accumulate(WorkerCounters& into, const WorkerCounters& w) {
     into.cancelled += w.cancelled;
     into.abandoned += w.abandoned;
     into.tls_handshake_failures += w.tls_handshake_failures;
+    into.proxy_protocol_errors += w.proxy_protocol_errors;
 }
 
 void retire(WorkerCounters& retired, const WorkerCounters& w) {
@@ -217,10 +218,11 @@ std::string stats_fields(const WorkerCounters& c) {
     return fmt::format("\"requests\": {}, \"shed\": {}, \"queue_timeouts\": {}, "
                        "\"in_flight\": {}, \"queued\": {}, \"connections\": {}, "
                        "\"loop_stalls\": {}, \"loop_lag_max_ms\": {:.1f}, \"cancelled\": {}, "
-                       "\"abandoned\": {}, \"tls_handshake_failures\": {}",
+                       "\"abandoned\": {}, \"tls_handshake_failures\": {}, "
+                       "\"proxy_protocol_errors\": {}",
                        c.requests, c.shed, c.queue_timeouts, c.in_flight, c.queued, c.connections,
                        c.loop_stalls, c.loop_lag_max_us / 1000.0, c.cancelled, c.abandoned,
-                       c.tls_handshake_failures);
+                       c.tls_handshake_failures, c.proxy_protocol_errors);
 }
 
 std::string stats_report_fields(const StatsReport& report, const WorkerHealth::Counts& counts) {

@@ -53,6 +53,7 @@ WorkerCounters counters_of(const asgi::Stats& stats, int64_t in_flight, int64_t 
     c.cancelled = stats.cancelled.load(relaxed);
     c.abandoned = stats.abandoned.load(relaxed);
     c.tls_handshake_failures = stats.tls_handshake_failures.load(relaxed);
+    c.proxy_protocol_errors = stats.proxy_protocol_errors.load(relaxed);
     return c;
 }
 
@@ -68,6 +69,7 @@ void WorkerSlot::publish(const WorkerCounters& c) {
     cancelled.store(c.cancelled, relaxed);
     abandoned.store(c.abandoned, relaxed);
     tls_handshake_failures.store(c.tls_handshake_failures, relaxed);
+    proxy_protocol_errors.store(c.proxy_protocol_errors, relaxed);
 }
 
 WorkerSnapshot WorkerSlot::snapshot(std::size_t index) const {
@@ -91,6 +93,7 @@ WorkerSnapshot WorkerSlot::snapshot(std::size_t index) const {
     c.cancelled = cancelled.load(acquire);
     c.abandoned = abandoned.load(acquire);
     c.tls_handshake_failures = tls_handshake_failures.load(acquire);
+    c.proxy_protocol_errors = proxy_protocol_errors.load(acquire);
     return s;
 }
 
@@ -122,7 +125,7 @@ uint64_t WorkerSlots::assign(std::size_t index) {
     for (auto& beat : s.heartbeat_ns)
         beat.store(0, relaxed);
     for (auto* counter : {&s.requests, &s.shed, &s.queue_timeouts, &s.loop_stalls, &s.cancelled,
-                          &s.abandoned, &s.tls_handshake_failures})
+                          &s.abandoned, &s.tls_handshake_failures, &s.proxy_protocol_errors})
         counter->store(0, relaxed);
     for (auto* gauge : {&s.in_flight, &s.queued, &s.connections, &s.loop_lag_max_us})
         gauge->store(0, relaxed);

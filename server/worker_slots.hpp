@@ -69,6 +69,7 @@ struct WorkerCounters {
     uint64_t cancelled = 0;
     uint64_t abandoned = 0;
     uint64_t tls_handshake_failures = 0;
+    uint64_t proxy_protocol_errors = 0;
 };
 
 // The stats line's counters of one worker now: its Stats, plus the gauges the admissions
@@ -126,6 +127,7 @@ struct alignas(64) WorkerSlot {
     std::atomic<uint64_t> cancelled{0};
     std::atomic<uint64_t> abandoned{0};
     std::atomic<uint64_t> tls_handshake_failures{0};
+    std::atomic<uint64_t> proxy_protocol_errors{0};
 };
 static_assert(std::is_trivially_destructible_v<WorkerSlot>,
               "slots are unmapped, never destroyed: they may hold no resources");

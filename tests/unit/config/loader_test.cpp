@@ -231,6 +231,47 @@ TEST_CASE("workers: --workers N|auto, WEB_CONCURRENCY as its default", "[config]
                       ContainsSubstring("expected an integer 0-1024 or auto"));
 }
 
+TEST_CASE("proxies: --forwarded-allow-ips checked, FORWARDED_ALLOW_IPS as its default",
+          "[config][loader]") {
+    Settings defaults = load_args({"m:a"}).settings;
+    CHECK(defaults.proxy_headers);
+    CHECK(defaults.forwarded_allow_ips == "127.0.0.1,::1");  // uvicorn's
+    CHECK(defaults.proxy_protocol == Settings::ProxyProtocol::off);
+    CHECK_FALSE(load_args({"m:a", "--no-proxy-headers"}).settings.proxy_headers);
+    CHECK(load_args({"m:a", "--proxy-protocol", "auto"}).settings.proxy_protocol ==
+          Settings::ProxyProtocol::auto_);
+    for (const char* good : {"*", "unix:", "10.0.0.1", " 10.0.0.0/8 , fd00::/8,::1", "",
+                             "192.168.1.7/24", "::ffff:10.0.0.1", "0.0.0.0/0"}) {
+        INFO(good);
+        CHECK(load_args({"m:a", "--forwarded-allow-ips", good}).settings.forwarded_allow_ips ==
+              good);
+    }
+    for (const char* bad : {"localhost", "10.0.0.0/33", "::/129", "10.0.0.1/", "10.0.0.1/x",
+                            "10.0.0.1, *.example.com", "unix"}) {
+        INFO(bad);
+        CHECK_THROWS_WITH(load_args({"m:a", "--forwarded-allow-ips", bad}),
+                          StartsWith("--forwarded-allow-ips: invalid value"));
+    }
+    // The environment and a file are named as the source.
+    CHECK_THROWS_WITH(load_args({"m:a"}, {"NARWHAL_FORWARDED_ALLOW_IPS=nope"}),
+                      StartsWith("NARWHAL_FORWARDED_ALLOW_IPS: invalid value 'nope'"));
+    ScratchDir dir;
+    std::string file = dir.write("p.toml", "forwarded_allow_ips = \"10.0.0.1,bad\"\n");
+    CHECK_THROWS_WITH(load_args({"m:a", "--config", file.c_str()}),
+                      StartsWith(file + ": forwarded_allow_ips: invalid value 'bad'"));
+    // uvicorn's FORWARDED_ALLOW_IPS: the default, below every other source.
+    Loaded e = load_args({"m:a"}, {"FORWARDED_ALLOW_IPS=10.0.0.0/8"});
+    CHECK(e.settings.forwarded_allow_ips == "10.0.0.0/8");
+    REQUIRE(e.notes.size() == 1);
+    CHECK(e.notes[0] == "FORWARDED_ALLOW_IPS=10.0.0.0/8: honoured as --forwarded-allow-ips");
+    CHECK(load_args({"m:a", "--forwarded-allow-ips", "10.0.0.2"}, {"FORWARDED_ALLOW_IPS=10.0.0.1"})
+              .settings.forwarded_allow_ips == "10.0.0.2");
+    CHECK(load_args({"m:a"}, {"FORWARDED_ALLOW_IPS=10.0.0.1", "UVICORN_FORWARDED_ALLOW_IPS=*"})
+              .settings.forwarded_allow_ips == "*");
+    CHECK_THROWS_WITH(load_args({"m:a"}, {"FORWARDED_ALLOW_IPS=x"}),
+                      StartsWith("FORWARDED_ALLOW_IPS: invalid value 'x'"));
+}
+
 TEST_CASE("io_threads auto: the interpreter's thread does the I/O when the processes fill "
           "the CPUs",
           "[config][loader]") {

@@ -272,7 +272,7 @@ TEST_CASE("UVICORN_* names: click's prefix plus the key, for shared options only
         INFO(o.key);
         CHECK(find_by_uvicorn_env(uvicorn_env(o)) == &o);
     }
-    CHECK(shared == 41);
+    CHECK(shared == 43);
     CHECK(uvicorn_env(opt("workers")) == "UVICORN_WORKERS");
     CHECK(uvicorn_env(opt("reuse_port")).empty());  // uvicorn has no --reuse-port
 }

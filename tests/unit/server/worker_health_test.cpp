@@ -357,7 +357,7 @@ TEST_CASE("stats_fields: the single process's stats line fields", "[server][work
     CHECK(stats_fields(c) ==
           "\"requests\": 1, \"shed\": 0, \"queue_timeouts\": 0, \"in_flight\": 0, \"queued\": 0, "
           "\"connections\": 0, \"loop_stalls\": 0, \"loop_lag_max_ms\": 1.5, \"cancelled\": 0, "
-          "\"abandoned\": 0, \"tls_handshake_failures\": 3");
+          "\"abandoned\": 0, \"tls_handshake_failures\": 3, \"proxy_protocol_errors\": 0");
 }
 
 namespace {
