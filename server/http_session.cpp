@@ -192,6 +192,8 @@ void HttpSession::parse_head() {
     first_request_arrived();
     record_ = {};
     record_.received = RequestRecord::clock::now();
+    if (read.head)
+        record_.method = method_class(read.head->method_view());
     if (log::access_enabled()) {
         if (read.head) {
             access_method_.assign(read.head->method_view());
@@ -212,6 +214,8 @@ void HttpSession::parse_head() {
     request_.version = request_.head->version;
     request_.keep_alive = request_.head->keep_alive;
     request_.head_request = request_.head->head_request;
+    if (ctx_.health && answer_health())
+        return;
     admit();
 }
 
@@ -350,7 +354,8 @@ void HttpSession::finish_request() {
     // A server that is shutting down answers what it has, then closes.
     const bool keep_alive =
         response_.keep_alive() && !ctx_.draining.load(std::memory_order_relaxed);
-    request_done();
+    if (!request_.native)
+        request_done();
     end_request();
     if (!keep_alive)
         return close_gracefully();
@@ -361,6 +366,10 @@ void HttpSession::finish_request() {
 
 void HttpSession::request_done() {
     record_.finished = RequestRecord::clock::now();
+    ctx_.metrics->observe_request(record_.method, record_.status,
+                                  std::chrono::nanoseconds(record_.total()).count(),
+                                  std::chrono::nanoseconds(record_.queue_wait()).count(),
+                                  record_.bytes_in, record_.bytes_out);
     record_ = {};
 }
 

@@ -84,6 +84,8 @@ private:
         // The response's body is a file (http.response.pathsend): sent once the bytes
         // queued before it (the head) have left.
         std::optional<FileBody> file;
+        // Answered by the server itself (a health path): no access line, no metrics.
+        bool native = false;
     };
 
     void do_read();
@@ -92,6 +94,8 @@ private:
     void maybe_read();
     void parse_head();
     void upgrade_to_websocket();
+    // A health path (server/health.hpp): answered here, without the app or a slot.
+    bool answer_health();
     void admit();
     void on_admitted();
     void dispatch_request();
