@@ -16,6 +16,7 @@ import asyncio
 import os
 import re
 import signal
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -227,3 +228,29 @@ def test_workers_sum_label_and_survive_a_killed_worker(narwhal):
     assert exchange(server.addr, request("GET", "/"), check_closed=False).status == 200
     m = wait_requests(url, 15)
     assert value(m, "narwhal_http_requests_total", method="GET", status="2xx") == 11
+
+
+def test_a_hung_worker_counts_as_a_healthcheck_restart(narwhal):
+    """A worker whose loop is stuck past --timeout-worker-healthcheck is replaced by the
+    master: a restart with cause healthcheck, not exit (it died of the master's signal)."""
+    server = narwhal("pid_app:app", "--workers", "1", "--timeout-worker-healthcheck", "1",
+                     "--metrics-bind", "127.0.0.1:0")
+    url = metrics_url(server)
+    worker_pids(server, 1)
+
+    def block():
+        try:
+            exchange(server.addr, request("GET", "/block"), timeout=60)
+        except (AssertionError, OSError):
+            pass  # the worker dies under it: that is the point
+
+    client = threading.Thread(target=block, daemon=True)
+    client.start()
+    m = wait_metric(url, "narwhal_worker_restarts_total", lambda v: v == 1, timeout=60,
+                    cause="healthcheck")
+    assert value(m, "narwhal_worker_restarts_total", cause="exit") == 0
+    worker_pids(server, 2)  # the replacement is ready
+    client.join(60)
+    m = scrape(url)
+    assert value(m, "narwhal_worker_restarts_total", cause="healthcheck") == 1
+    assert value(m, "narwhal_worker_restarts_total", cause="exit") == 0
