@@ -162,3 +162,12 @@ def test_sigterm_turns_ready_503_during_the_shutdown_delay(narwhal, tmp_path):
     # A second signal ends the delay (the drain then finishes at once: nothing in flight).
     server.signal(15)
     assert server.proc.wait(GUARD) == 0
+
+
+def test_under_workers_the_worker_answers_for_itself(narwhal):
+    server = narwhal(APP, *HEALTH, "--workers", "1")
+    worker = int(server.wait_for_log(r"Worker process \[(\d+)\] is ready").group(1))
+    resp = wait_status(server, "/ready", 200)
+    detail = json.loads(resp.body)
+    assert detail["pid"] == worker != server.pid
+    assert detail["interpreters"][0]["last_beat_ms"] is not None  # beats for the master too
