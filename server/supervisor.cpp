@@ -194,7 +194,7 @@ int Supervisor::run() {
         }
         if (fds[0].revents & POLLIN)
             on_signal();
-        if (metrics_ && n > 0)
+        if (metrics_ && n >= 0)  // also on a timeout: it drops clients past their deadline
             metrics_->on_poll(std::span<const pollfd>(fds).subspan(metrics_from));
         auto now = Clock::now();
         if (stopping_ && now >= stop_deadline_ && running() > 0) {

@@ -254,3 +254,20 @@ def test_a_hung_worker_counts_as_a_healthcheck_restart(narwhal):
     m = scrape(url)
     assert value(m, "narwhal_worker_restarts_total", cause="healthcheck") == 1
     assert value(m, "narwhal_worker_restarts_total", cause="exit") == 0
+
+
+def test_orphan_tasks_and_unretrieved_exceptions_are_counted(narwhal):
+    """Both are seen only by the Python side, which counts them through the dispatcher."""
+    server = narwhal("overload_apps:router", "--timeout-orphan-tasks", "0.2",
+                     "--metrics-bind", "127.0.0.1:0")
+    url = metrics_url(server)
+    m = scrape(url)
+    assert value(m, "narwhal_tasks_orphaned_total") == 0
+    assert value(m, "narwhal_task_exceptions_unretrieved_total") == 0
+    assert exchange(server.addr, request("GET", "/spawn-orphan?s=3"), check_closed=False).body == b"spawned"
+    server.wait_for_log(r"still pending")
+    wait_metric(url, "narwhal_tasks_orphaned_total", lambda v: v == 1)
+    assert exchange(server.addr, request("GET", "/spawn-failure"), check_closed=False).body == b"spawned"
+    server.wait_for_log(r"never retrieved")
+    m = wait_metric(url, "narwhal_task_exceptions_unretrieved_total", lambda v: v == 1)
+    assert value(m, "narwhal_tasks_orphaned_total") == 1
