@@ -271,3 +271,21 @@ def test_orphan_tasks_and_unretrieved_exceptions_are_counted(narwhal):
     server.wait_for_log(r"never retrieved")
     m = wait_metric(url, "narwhal_task_exceptions_unretrieved_total", lambda v: v == 1)
     assert value(m, "narwhal_tasks_orphaned_total") == 1
+
+
+def test_scrape_answers_while_the_loop_is_stuck(narwhal, tmp_path):
+    server = narwhal("overload_apps:router", "--metrics-bind", "127.0.0.1:0")
+    url = metrics_url(server)
+    gate = tmp_path / "gate"
+    blocker = RawConnection(server.addr, timeout=GUARD)
+    try:
+        blocker.send(request("GET", "/block/gate", headers=[("x-gate", str(gate))]))
+        server.wait_for_log(r"overload_apps: blocking")
+        m = scrape(url)  # the loop is blocked until the gate file exists
+        assert value(m, "narwhal_http_requests_in_flight") == 1
+        assert not gate.exists()
+        gate.write_text("go")
+        assert blocker.read_response().status == 200
+    finally:
+        gate.write_text("go")
+        blocker.close()
