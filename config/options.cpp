@@ -331,7 +331,7 @@ constexpr Option table[] = {
         {"timeout_worker_healthcheck", "--timeout-worker-healthcheck",
          "NARWHAL_TIMEOUT_WORKER_HEALTHCHECK"},
         "With --workers: replace a worker one of whose event loops has not turned for this "
-        "long (SIGTERM, then SIGKILL). 0: never."),
+        "long (SIGTERM, then SIGKILL). 0: never. Also the --health-live-path threshold."),
     seconds<&S::timeout_worker_startup>(
         {"timeout_worker_startup", "--timeout-worker-startup", "NARWHAL_TIMEOUT_WORKER_STARTUP"},
         "With --workers: stop a worker that is not ready (app imported, lifespan startup done) "

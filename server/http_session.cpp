@@ -192,8 +192,8 @@ void HttpSession::parse_head() {
     first_request_arrived();
     record_ = {};
     record_.received = RequestRecord::clock::now();
-    if (read.head)
-        record_.method = method_class(read.head->method_view());
+    // An invalid head's method is a view into the buffer: read before the consume below.
+    record_.method = method_class(read.head ? read.head->method_view() : read.method);
     if (log::access_enabled()) {
         if (read.head) {
             access_method_.assign(read.head->method_view());
