@@ -19,7 +19,7 @@ from haproxy_fixture import HAProxy
 
 APP = "metrics_app:app"
 GUARD = 30.0
-FLAGS = ("--health-ready-path", "/ready", "--timeout-shutdown-delay", "3")
+FLAGS = ("--health-ready-path", "/ready", "--timeout-shutdown-delay", "5")
 
 
 class Load:
@@ -76,7 +76,7 @@ def test_graceful_stop_behind_haproxy_fails_no_request(narwhal, tmp_path):
         try:
             load.wait_more(200)
             first.signal(15)
-            first.wait_for_log(r"Shutting down in 3 s")
+            first.wait_for_log(r"Shutting down in 5 s")
             lb.wait_status(["s0"], "DOWN")
             assert lb.server_status("s1").startswith("UP")
             assert first.proc.wait(GUARD) == 0  # the delay ran out, it drained and exited
