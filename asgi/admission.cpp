@@ -53,4 +53,9 @@ std::size_t Admission::queued() const {
     return waiters_.size();
 }
 
+bool Admission::full() const {
+    std::lock_guard lock(mu_);
+    return limit_ != 0 && in_flight_ >= limit_ && waiters_.size() >= queue_limit_;
+}
+
 }  // namespace narwhal::asgi

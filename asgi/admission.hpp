@@ -37,6 +37,8 @@ public:
 
     std::size_t in_flight() const;
     std::size_t queued() const;
+    // Every slot taken and the queue at its limit: the next request would be refused.
+    bool full() const;
 
 private:
     mutable std::mutex mu_;

@@ -14,7 +14,8 @@ bool sane_request_id(std::string_view id) {
     if (id.empty() || id.size() > max_request_id_size)
         return false;
     for (char c : id) {
-        const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        const bool alnum =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
         if (!alnum && std::string_view("-_.:+/=@~").find(c) == std::string_view::npos)
             return false;
     }

@@ -20,6 +20,9 @@ struct Stats {
     std::atomic<uint64_t> proxy_protocol_errors{0};   // PROXY header missing, bad, or refused
     std::atomic<uint64_t> loop_stalls{0};             // watchdog reports
     std::atomic<int64_t> loop_lag_max_us{0};          // worst heartbeat delay seen
+    // Reported by the Python side (python/narwhal/_runtime.py through the dispatcher):
+    std::atomic<uint64_t> orphan_tasks{0};            // spawned tasks that outlived their request
+    std::atomic<uint64_t> unretrieved_exceptions{0};  // task exceptions never retrieved
 
     void note_lag(int64_t us) {
         int64_t seen = loop_lag_max_us.load(std::memory_order_relaxed);

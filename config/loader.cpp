@@ -348,6 +348,22 @@ void validate(const Settings& s, const Sources& from, Action action,
             list.remove_prefix(comma + 1);
         }
     }
+    // Health paths are matched against a request target's path: one that cannot be one
+    // would never match, silently.
+    for (std::string_view key : {"health_live_path", "health_ready_path"}) {
+        const std::string& path =
+            key == "health_live_path" ? s.health_live_path : s.health_ready_path;
+        if (!path.empty() && path.front() != '/')
+            throw ConfigError(
+                fmt::format("{}: invalid value {} (expected a path starting with '/')",
+                            from.of(key), quote(path)));
+    }
+    if (!s.metrics_bind.empty()) {
+        auto colon = s.metrics_bind.rfind(':');
+        if (colon == std::string::npos || colon + 1 == s.metrics_bind.size())
+            throw ConfigError(fmt::format("{}: invalid value {} (expected HOST:PORT)",
+                                          from.of("metrics_bind"), quote(s.metrics_bind)));
+    }
 
     // TLS settings that cannot work together: stopped here, before anything is bound.
     if (!s.ssl_keyfile.empty() && s.ssl_certfile.empty())

@@ -347,7 +347,7 @@ constexpr Option table[] = {
         {"timeout_worker_healthcheck", "--timeout-worker-healthcheck",
          "NARWHAL_TIMEOUT_WORKER_HEALTHCHECK"},
         "With --workers: replace a worker one of whose event loops has not turned for this "
-        "long (SIGTERM, then SIGKILL). 0: never."),
+        "long (SIGTERM, then SIGKILL). 0: never. Also the --health-live-path threshold."),
     seconds<&S::timeout_worker_startup>(
         {"timeout_worker_startup", "--timeout-worker-startup", "NARWHAL_TIMEOUT_WORKER_STARTUP"},
         "With --workers: stop a worker that is not ready (app imported, lifespan startup done) "
@@ -363,6 +363,20 @@ constexpr Option table[] = {
         "N", 0, int64_max,
         "Add a random 0-N to --limit-max-requests, drawn once per worker, so that workers are "
         "not replaced all at once."),
+    // --- health paths and metrics
+    text<&S::health_live_path>(
+        {"health_live_path", "--health-live-path", "NARWHAL_HEALTH_LIVE_PATH"}, "PATH",
+        "Answer GET/HEAD on this path natively: 200 while the event loops turn, else 503."),
+    text<&S::health_ready_path>(
+        {"health_ready_path", "--health-ready-path", "NARWHAL_HEALTH_READY_PATH"}, "PATH",
+        "Answer GET/HEAD on this path natively: 200 when live, not draining and the "
+        "admission queue is not full, else 503."),
+    text<&S::metrics_bind>({"metrics_bind", "--metrics-bind", "NARWHAL_METRICS_BIND"}, "HOST:PORT",
+                           "Serve Prometheus metrics at /metrics on this separate address."),
+    seconds<&S::timeout_shutdown_delay>(
+        {"timeout_shutdown_delay", "--timeout-shutdown-delay", "NARWHAL_TIMEOUT_SHUTDOWN_DELAY"},
+        "After the first SIGTERM, keep serving this long with the ready path answering 503 "
+        "before the listener closes. 0: close at once."),
     // --- bridge
     integer<&S::inbox_batch>({"inbox_batch", "--inbox-batch", "NARWHAL_INBOX_BATCH"}, "N", 1,
                              int64_max, "Events the interpreter takes from its inbox per wake-up."),

@@ -212,6 +212,22 @@ struct Settings {
     // are not recycled together. 0: uvicorn's and gunicorn's default, the exact limit.
     uint64_t limit_max_requests_jitter = 0;
 
+    // --- health paths and metrics (answered by C++, never by the app) ----------
+    // Paths answered on the normal listeners without entering Python: live (the loops
+    // turn within timeout_worker_healthcheck) and ready (live, not draining, admission not
+    // full). Empty: off, as in uvicorn, so no path of an app is taken over unasked.
+    std::string health_live_path;
+    std::string health_ready_path;
+    // HOST:PORT of a separate listener serving Prometheus text at /metrics (under
+    // --workers the master serves it for all workers). Empty: off; a separate port keeps
+    // the metrics off the public listener.
+    std::string metrics_bind;
+    // After the first SIGTERM, keep accepting and serving this long with the ready path
+    // answering 503, so a balancer's probes see the worker leave before its listener
+    // closes. 0: uvicorn's behaviour (close the listener at once); a balancer that drains
+    // on its own (Kubernetes endpoints, HAProxy's agent) needs no delay.
+    double timeout_shutdown_delay = 0.0;
+
     // --- bridge ------------------------------------------------------------
     // Events taken per drain of the inbox under one GIL hold: large enough to amortise
     // the wake-up, small enough that running tasks are not starved.

@@ -27,18 +27,26 @@ LoopWatch::LoopWatch(const config::Settings& settings, int interpreter, server::
                      server::WorkerSlot* slot)
     : settings_(settings), interpreter_(interpreter), front_(front),
       heartbeat_interval_(beat_interval(settings, slot != nullptr)) {
-    if (slot)
-        monitor_.on_beat = [slot, &front,
-                            loop = static_cast<std::size_t>(interpreter)](int64_t now) {
-            // At the end too: the master keeps a reaped worker's last published counts.
-            slot->publish(server::counters_of(front.context().stats,
-                                              static_cast<int64_t>(front.in_flight()),
-                                              static_cast<int64_t>(front.queued())));
-            if (now == 0)
-                slot->end_loop(loop);
-            else
-                slot->beat(loop, now);
-        };
+    // Each beat: how late it ran goes to the loop-lag histogram (the metrics endpoint);
+    // under a master, the worker's slot also gets the beat and the stats counters.
+    monitor_.on_beat = [this, slot, &front,
+                        loop = static_cast<std::size_t>(interpreter)](int64_t now) {
+        if (now != 0) {
+            if (due_ns_ != 0)
+                front.context().metrics->observe_lag(loop, now - due_ns_);
+            due_ns_ = now + static_cast<int64_t>(heartbeat_interval_ * 1e9);
+        }
+        if (!slot)
+            return;
+        // At the end too: the master keeps a reaped worker's last published counts.
+        slot->publish(server::counters_of(front.context().stats,
+                                          static_cast<int64_t>(front.in_flight()),
+                                          static_cast<int64_t>(front.queued())));
+        if (now == 0)
+            slot->end_loop(loop);
+        else
+            slot->beat(loop, now);
+    };
 }
 
 LoopWatch::~LoopWatch() { stop(); }

@@ -44,6 +44,7 @@ private:
     std::unique_ptr<python::StackReader> stacks_;
     std::unique_ptr<server::Watchdog> watchdog_;
     bool stopped_ = false;
+    int64_t due_ns_ = 0;  // when the next beat is due (loop thread only)
 };
 
 }  // namespace narwhal

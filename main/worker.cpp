@@ -10,6 +10,8 @@
 #include "python/subinterpreter.hpp"
 #include "server/front_end.hpp"
 #include "server/io_thread.hpp"
+#include "server/metrics_exposition.hpp"
+#include "server/metrics_listener.hpp"
 #include "server/supervisor.hpp"
 #include "server/tls_context.hpp"
 
@@ -21,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace narwhal {
@@ -94,9 +97,36 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
                 OtherInterpreters& others, std::vector<std::unique_ptr<asgi::Inbox>>& inboxes,
                 server::FrontEnd& front, const std::function<void()>& ready,
                 server::WorkerSlot* slot) {
+    // Under a master, observations go straight to the worker's row of its table.
+    if (slot)
+        front.context().metrics = &slot->metrics;
     std::vector<std::unique_ptr<LoopWatch>> watches;
     for (int i = 0; i < settings.interpreters; ++i)
         watches.push_back(std::make_unique<LoopWatch>(settings, i, front, slot));
+    if (auto& health = front.context().health) {
+        std::vector<const asgi::LoopMonitor*> loops;
+        for (auto& watch : watches)
+            loops.push_back(&watch->monitor());
+        health->set_loops(std::move(loops));
+    }
+    // A single process serves its own /metrics, on a thread of its own so it answers
+    // while the loops are stuck (under a master, the master serves it for all workers).
+    std::unique_ptr<server::MetricsListener> metrics;
+    if (!slot && !settings.metrics_bind.empty()) {
+        metrics = std::make_unique<server::MetricsListener>(
+            settings.metrics_bind, [&front, n = settings.interpreters] {
+                server::MetricsSample sample;
+                sample.counters = server::counters_of(front.context().stats,
+                                                      static_cast<int64_t>(front.in_flight()),
+                                                      static_cast<int64_t>(front.queued()));
+                sample.metrics = front.context().metrics;
+                sample.interpreters = static_cast<std::size_t>(n);
+                sample.start_time_seconds = server::process_start_time();
+                return server::render_metrics(sample);
+            });
+        metrics->start_thread();
+        log::info("Prometheus metrics on {}", metrics->url());
+    }
     auto& stats = front.context().stats;
     asgi::IoPump io;
     if (server::IoThread* inline_io = front.inline_io())
@@ -115,7 +145,9 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
     }
     watches[0]->start(nullptr);
 
-    front.start([&front, &inboxes, slot](int nth) {
+    auto drain_begun = std::make_shared<bool>(false);
+    front.start([&front, &inboxes, slot, drain_begun,
+                 delay = settings.timeout_shutdown_delay](int nth) {
         // I/O thread: stop taking work at once, then let the interpreters finish what
         // they have. Each signal reaches every interpreter: the second one stops the
         // waiting.
@@ -123,14 +155,26 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
             for (auto& inbox : inboxes)
                 push_shutdown(*inbox);
         };
-        if (nth != 1)
+        auto drain = [&front, shutdown, drain_begun] {
+            if (std::exchange(*drain_begun, true))
+                return;
+            front.begin_shutdown();
+            // The requests of connections accepted just before the listener closed reach
+            // the interpreters before the shutdown does, so they wait for them.
+            front.after_first_requests(shutdown);
+        };
+        if (nth != 1) {
+            drain();  // a second signal during --timeout-shutdown-delay ends the delay
             return shutdown();
-        front.begin_shutdown();
+        }
         if (slot)
             slot->set_state(server::WorkerState::draining);
-        // The requests of connections accepted just before the listener closed reach
-        // the interpreters before the shutdown does, so they wait for them.
-        front.after_first_requests(shutdown);
+        if (delay <= 0)
+            return drain();
+        // --timeout-shutdown-delay: ready probes answer 503 while the listener still
+        // serves, so a balancer takes this process out before connections are refused.
+        log::info("Shutting down in {:g} s (--timeout-shutdown-delay)", delay);
+        front.delay_shutdown(std::chrono::milliseconds(static_cast<int64_t>(delay * 1000)), drain);
     });
     // Under a master (a slot), the master printed where it runs, once (uvicorn's rule).
     if (!slot)

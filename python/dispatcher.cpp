@@ -87,6 +87,20 @@ PyObject* handle_current_request(PyObject* self, PyObject*) {
     return guarded([&] { return d->services().current_request(); });
 }
 
+// The Python side reports what only it sees, as counters of the worker's stats (the
+// metrics endpoint's narwhal_tasks_orphaned_total, ..._unretrieved_total).
+PyObject* handle_note_orphan(PyObject* self, PyObject*) {
+    if (Dispatcher* d = dispatcher_of(self))
+        d->services().stats().orphan_tasks.fetch_add(1, std::memory_order_relaxed);
+    Py_RETURN_NONE;
+}
+
+PyObject* handle_note_unretrieved(PyObject* self, PyObject*) {
+    if (Dispatcher* d = dispatcher_of(self))
+        d->services().stats().unretrieved_exceptions.fetch_add(1, std::memory_order_relaxed);
+    Py_RETURN_NONE;
+}
+
 PyObject* handle_set_task_factory(PyObject* self, PyObject* factory) {
     if (Dispatcher* d = dispatcher_of(self))
         d->set_task_factory(factory);
@@ -129,6 +143,10 @@ PyMethodDef handle_methods[] = {
     {"cancel_all", handle_cancel_all, METH_NOARGS, "Cancels every running request (shutdown)."},
     {"current_request", handle_current_request, METH_NOARGS,
      "(id, method, path) of the request whose step is running, or None."},
+    {"note_orphan", handle_note_orphan, METH_NOARGS,
+     "Counts a spawned task still pending after its request (--timeout-orphan-tasks)."},
+    {"note_unretrieved", handle_note_unretrieved, METH_NOARGS,
+     "Counts a task exception that was never retrieved."},
     {"set_task_factory", handle_set_task_factory, METH_O,
      "The task factory the app installed (or None): it creates the requests' tasks too."},
     {nullptr, nullptr, 0, nullptr},

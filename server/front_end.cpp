@@ -70,6 +70,9 @@ FrontEnd::FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* cons
         ctx_.proxy.protocol = proxy_protocol::Version::any;
         break;
     }
+    if (!s.health_live_path.empty() || !s.health_ready_path.empty())
+        ctx_.health = std::make_unique<HealthPaths>(s.health_live_path, s.health_ready_path,
+                                                    s.timeout_worker_healthcheck);
     ctx_.defaults.server_header = s.server_header;
     ctx_.defaults.date_header = s.date_header;
     ctx_.defaults.extra = s.headers;
@@ -241,6 +244,18 @@ void FrontEnd::begin_shutdown() {
     });
     for (auto& t : threads_)
         t->begin_shutdown();
+}
+
+void FrontEnd::delay_shutdown(std::chrono::milliseconds delay, std::function<void()> then) {
+    ctx_.draining.store(true);
+    threads_[0]->post([this, delay, then = std::move(then)]() mutable {
+        shutdown_delay_timer_ = std::make_unique<net::steady_timer>(threads_[0]->context());
+        shutdown_delay_timer_->expires_after(delay);
+        shutdown_delay_timer_->async_wait([then = std::move(then)](boost::system::error_code ec) {
+            if (!ec)
+                then();
+        });
+    });
 }
 
 void FrontEnd::after_first_requests(std::function<void()> then) {

@@ -41,6 +41,10 @@ public:
     // Stop accepting, close idle connections, let busy ones finish with
     // "connection: close". Any thread.
     void begin_shutdown();
+    // --timeout-shutdown-delay: draining from now (ready probes answer 503, responses
+    // close their connections) while the listener stays open; `then` runs on the first
+    // I/O thread once `delay` has passed. Any thread.
+    void delay_shutdown(std::chrono::milliseconds delay, std::function<void()> then);
     // After begin_shutdown, on the first I/O thread: runs `then` once every connection
     // accepted before the listener closed has sent its first request head or closed.
     void after_first_requests(std::function<void()> then);
@@ -70,6 +74,7 @@ private:
     std::unique_ptr<boost::asio::signal_set> reload_signal_;
     void wait_reload_signal();
     std::unique_ptr<boost::asio::steady_timer> first_requests_timer_;
+    std::unique_ptr<boost::asio::steady_timer> shutdown_delay_timer_;
     void wait_stats_signal();
     void wait_stop_signal();
     void on_stop_signal();

@@ -204,6 +204,8 @@ void HttpSession::parse_head() {
         asgi::assign_request_id(*read.head, ctx_.defaults.request_id_header, ctx_.request_ids);
         request_id_.assign(read.head->request_id_view());
     }
+    // An invalid head's method is a view into the buffer: read before the consume below.
+    record_.method = method_class(read.head ? read.head->method_view() : read.method);
     if (log::access_enabled()) {
         access_user_agent_.clear();
         if (read.head) {
@@ -230,6 +232,8 @@ void HttpSession::parse_head() {
     request_.version = request_.head->version;
     request_.keep_alive = request_.head->keep_alive;
     request_.head_request = request_.head->head_request;
+    if (ctx_.health && answer_health())
+        return;
     admit();
 }
 
@@ -373,7 +377,8 @@ void HttpSession::finish_request() {
     // A server that is shutting down answers what it has, then closes.
     const bool keep_alive =
         response_.keep_alive() && !ctx_.draining.load(std::memory_order_relaxed);
-    request_done();
+    if (!request_.native)
+        request_done();
     end_request();
     if (!keep_alive)
         return close_gracefully();
@@ -405,6 +410,10 @@ void HttpSession::request_done() {
                      .worker = ctx_.pid,
                      .interpreter = lane_.index});
     }
+    ctx_.metrics->observe_request(record_.method, record_.status,
+                                  std::chrono::nanoseconds(record_.total()).count(),
+                                  std::chrono::nanoseconds(record_.queue_wait()).count(),
+                                  record_.bytes_in, record_.bytes_out);
     record_ = {};
     request_id_.clear();
 }

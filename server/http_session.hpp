@@ -87,6 +87,8 @@ private:
         std::optional<FileBody> file;
         // The peer as a trusted proxy's headers name it; null: the connection's (peer_).
         std::shared_ptr<const asgi::Peer> peer;
+        // Answered by the server itself (a health path): no access line, no metrics.
+        bool native = false;
     };
 
     void do_read();
@@ -95,6 +97,8 @@ private:
     void maybe_read();
     void parse_head();
     void upgrade_to_websocket();
+    // A health path (server/health.hpp): answered here, without the app or a slot.
+    bool answer_health();
     void admit();
     void on_admitted();
     void dispatch_request();

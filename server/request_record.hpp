@@ -3,6 +3,8 @@
 // it, when the response ended, its status and sizes. Plain values, reset per request.
 #pragma once
 
+#include "server/metrics.hpp"
+
 #include <chrono>
 #include <cstdint>
 
@@ -11,12 +13,13 @@ namespace narwhal::server {
 struct RequestRecord {
     using clock = std::chrono::steady_clock;
 
-    clock::time_point received{};    // the head was complete (or found invalid)
-    clock::time_point dispatched{};  // handed to the app; unset: the app never had it
-    clock::time_point finished{};    // the response's last byte was written
-    int status = 0;                  // as sent; 0: no response head was sent
-    uint64_t bytes_in = 0;           // request body bytes handed to the app
-    uint64_t bytes_out = 0;          // response body bytes (the app's, or an error's)
+    clock::time_point received{};             // the head was complete (or found invalid)
+    clock::time_point dispatched{};           // handed to the app; unset: the app never had it
+    clock::time_point finished{};             // the response's last byte was written
+    int status = 0;                           // as sent; 0: no response head was sent
+    uint64_t bytes_in = 0;                    // request body bytes handed to the app
+    uint64_t bytes_out = 0;                   // response body bytes (the app's, or an error's)
+    MethodClass method = MethodClass::other;  // the metrics' method label
 
     bool reached_app() const { return dispatched != clock::time_point{}; }
     // Waiting for an admission slot (--limit-concurrency); for a request refused with 503,

@@ -6,9 +6,11 @@
 #include "asgi/inbox.hpp"
 #include "asgi/request_id.hpp"
 #include "asgi/stats.hpp"
+#include "server/health.hpp"
 #include "server/http/head_scanner.hpp"
 #include "server/http/response_head.hpp"
 #include "server/interpreter_picker.hpp"
+#include "server/metrics.hpp"
 #include "server/proxy_protocol.hpp"
 #include "server/tls_context.hpp"
 #include "server/trusted_proxies.hpp"
@@ -20,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -93,6 +96,14 @@ struct ServerContext {
     // front end with `on_request_limit`, before any connection exists.
     uint64_t request_limit = 0;
     std::function<void()> on_request_limit;
+
+    // --- health paths and metrics ------------------------------------------------
+    // --health-live-path / --health-ready-path; nullptr: none configured.
+    std::unique_ptr<HealthPaths> health;
+    // Where this worker's observations go: its own block, or under --workers its row of
+    // the master's table (set before any connection exists).
+    Metrics own_metrics;
+    Metrics* metrics = &own_metrics;
 
     // I/O threads: a request was handed to the interpreter. fetch_add returns the count
     // before this one, so exactly one thread sees the limit reached, however many count

@@ -10,8 +10,9 @@
 namespace narwhal::server {
 
 std::span<const std::string_view> restart_only_keys() {
-    static constexpr std::array<std::string_view, 7> keys = {
-        "host", "port", "uds", "fd", "reuse_port", "backlog", "env_file"};
+    // metrics_bind: the master's listener, bound once like the others.
+    static constexpr std::array<std::string_view, 8> keys = {
+        "host", "port", "uds", "fd", "reuse_port", "backlog", "env_file", "metrics_bind"};
     return keys;
 }
 

@@ -135,6 +135,18 @@ int Supervisor::run() {
         log::error("Cannot map the workers' table: {}", e.what());
         return 1;
     }
+    if (!settings_.metrics_bind.empty()) {
+        // Before the first fork; a worker closes its descriptors first thing (start_worker's
+        // masters_fds), as close-on-exec does nothing for a fork without exec.
+        try {
+            metrics_ = std::make_unique<MetricsListener>(settings_.metrics_bind,
+                                                         [this] { return render_metrics(); });
+        } catch (const std::system_error& e) {
+            log::error("{}", e.what());
+            return 1;
+        }
+        log::info("Prometheus metrics on {}", metrics_->url());
+    }
     slots_.resize(count);
     for (Slot& slot : slots_) {
         slot.id = next_id_++;
@@ -148,7 +160,15 @@ int Supervisor::run() {
             for (const auto* p : {&slot.process, &slot.successor})
                 if (*p && (*p)->ready_fd() >= 0)
                     fds.push_back({(*p)->ready_fd(), POLLIN, 0});
-        int n = ::poll(fds.data(), fds.size(), poll_timeout_ms(Clock::now()));
+        const std::size_t metrics_from = fds.size();
+        int timeout = poll_timeout_ms(Clock::now());
+        if (metrics_) {
+            metrics_->add_fds(fds);
+            int m = metrics_->timeout_ms();
+            if (m >= 0 && (timeout < 0 || m < timeout))
+                timeout = m;
+        }
+        int n = ::poll(fds.data(), fds.size(), timeout);
         if (n < 0 && errno != EINTR) {
             log::error("poll: {}", std::strerror(errno));
             kill_all(SIGKILL);
@@ -156,7 +176,7 @@ int Supervisor::run() {
         }
         // Ready reports before exits: a worker that said ready and died at once must count
         // as having started (respawn), not as a start-up failure (stop everything).
-        for (std::size_t i = 1; i < fds.size(); ++i) {
+        for (std::size_t i = 1; i < metrics_from; ++i) {
             if (!fds[i].revents)
                 continue;
             for (Slot& slot : slots_) {
@@ -174,6 +194,8 @@ int Supervisor::run() {
         }
         if (fds[0].revents & POLLIN)
             on_signal();
+        if (metrics_ && n >= 0)  // also on a timeout: it drops clients past their deadline
+            metrics_->on_poll(std::span<const pollfd>(fds).subspan(metrics_from));
         auto now = Clock::now();
         if (stopping_ && now >= stop_deadline_ && running() > 0) {
             log::warning("Workers still running after the graceful timeout: killing them");
@@ -211,6 +233,8 @@ std::unique_ptr<WorkerProcess> Supervisor::start_worker(std::size_t& row) {
     for (const Worker& w : retiring_)  // a starting worker that SIGTTOU removed
         if (w.process->ready_fd() >= 0)
             masters_fds.push_back(w.process->ready_fd());
+    if (metrics_)
+        metrics_->descriptors(masters_fds);
     if (listen_fd_ >= 0 && worker_settings_.fd != listen_fd_)
         masters_fds.push_back(listen_fd_);  // --reuse-port: the workers bind their own
     const config::Settings& ws = worker_settings_;
@@ -354,6 +378,9 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
         begin_stop("a worker's start-up failure", code);
         return;
     }
+    // Replaced on its own account, unless the health check stopped it (counted there).
+    if (terminated_.erase(pid) == 0)
+        ++restarts_.exit;
     if (slot.successor) {
         // Its replacement is already starting: it takes the position when ready.
         log::warning("Worker process [{}] {} ({}); its replacement is starting", pid,
@@ -401,8 +428,8 @@ void Supervisor::begin_stop(const char* why, int exit_status) {
     exit_status_ = exit_status;
     log::info("Stopping {} worker processes ({})", running(), why);
     kill_all(SIGTERM);
-    double worker_bound =
-        settings_.timeout_graceful_shutdown + 3 * settings_.timeout_cancel_grace + 1.0;
+    double worker_bound = settings_.timeout_shutdown_delay + settings_.timeout_graceful_shutdown +
+                          3 * settings_.timeout_cancel_grace + 1.0;
     stop_deadline_ =
         Clock::now() +
         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(worker_bound)) +

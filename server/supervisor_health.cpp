@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <string>
@@ -77,7 +78,10 @@ void Supervisor::on_health_action(const HealthAction& a) {
         start_timeouts_[a.pid] = std::move(why);
         break;
     }
-    case HealthAction::Kind::terminate: process->signal(SIGTERM); break;
+    case HealthAction::Kind::terminate:
+        terminated_.insert(a.pid);
+        process->signal(SIGTERM);
+        break;
     case HealthAction::Kind::kill:
         log::error("Worker process [{}] did not stop after SIGTERM: killing it", a.pid);
         process->signal(SIGKILL);
@@ -101,9 +105,34 @@ void Supervisor::log_stats() {
     log::event(log::Level::info, fmt::format("narwhal workers stats: {{{}}}", fields), fields);
 }
 
+std::string Supervisor::render_metrics() const {
+    auto slots = table_->snapshot();
+    StatsReport report = aggregate_stats(slots, retired_counters_);
+    Metrics total;
+    retired_metrics_.add_to(total, false);
+    for (const WorkerSnapshot& w : slots)
+        if (w.state != WorkerState::stopped)
+            (*table_)[w.index].metrics.add_to(total, true);
+    MetricsSample sample;
+    sample.counters = report.total;
+    sample.metrics = &total;
+    sample.interpreters = static_cast<std::size_t>(std::max(1, settings_.interpreters));
+    sample.master = true;
+    for (const WorkerStats& w : report.workers)
+        sample.workers.push_back({w.slot, w.pid, w.state, w.counters});
+    sample.restarts = restarts_;
+    const WorkerHealth::Counts& counts = health_.counts();
+    sample.restarts.healthcheck = counts.hung;
+    sample.restarts.max_requests = counts.recycled;
+    sample.restarts.startup_timeout = counts.start_timeouts;
+    sample.start_time_seconds = process_start_time();
+    return server::render_metrics(sample);
+}
+
 // The master reaped the row's process: its counters join the retired ones.
 void Supervisor::release_row(std::size_t row) {
     retire(retired_counters_, (*table_)[row].snapshot(row).counters);
+    (*table_)[row].metrics.add_to(retired_metrics_, false);
     table_->release(row);
 }
 

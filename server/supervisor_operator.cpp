@@ -121,6 +121,7 @@ void Supervisor::on_roll_ready(pid_t old_pid, pid_t new_pid) {
         end_roll_step();
         return;
     }
+    ++restarts_.reload;
     log::info("Rolling restart {}/{}: worker process [{}] replaced by [{}], waiting for it to "
               "drain",
               roll_.step(), roll_.total(), old_pid, new_pid);

@@ -5,6 +5,9 @@
 #pragma once
 
 #include "config/settings.hpp"
+#include "server/metrics.hpp"
+#include "server/metrics_exposition.hpp"
+#include "server/metrics_listener.hpp"
 #include "server/respawn_backoff.hpp"
 #include "server/rolling_restart.hpp"
 #include "server/supervisor.hpp"
@@ -19,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -85,6 +89,8 @@ private:
     void on_health_action(const HealthAction& action);
     void on_ready(Slot& slot, bool successor);
     void log_stats();
+    // --metrics-bind: the exposition over every worker, the reaped ones included.
+    std::string render_metrics() const;
     void release_row(std::size_t row);
     void on_signal();
     void on_child_exit(pid_t pid, int status);
@@ -129,6 +135,12 @@ private:
     std::vector<Worker> retiring_;        // replaced workers, draining
     WorkerHealth health_;
     WorkerCounters retired_counters_;  // of the workers already reaped, for SIGUSR1
+    // --metrics-bind, served from this loop; the reaped workers' observations (summed when
+    // their rows are released, so no counter goes backwards) and why workers were replaced.
+    std::unique_ptr<MetricsListener> metrics_;
+    Metrics retired_metrics_;
+    WorkerRestarts restarts_;
+    std::set<pid_t> terminated_;  // stopped by the health check, until reaped
     // Workers stopped for not becoming ready in time, until reaped: their exit is a
     // start-up failure, told as "did not become ready within N s, then <signal>".
     std::map<pid_t, std::string> start_timeouts_;

@@ -188,6 +188,8 @@ void accumulate(WorkerCounters& into, const WorkerCounters& w) {
     into.abandoned += w.abandoned;
     into.tls_handshake_failures += w.tls_handshake_failures;
     into.proxy_protocol_errors += w.proxy_protocol_errors;
+    into.orphan_tasks += w.orphan_tasks;
+    into.unretrieved_exceptions += w.unretrieved_exceptions;
 }
 
 void retire(WorkerCounters& retired, const WorkerCounters& w) {

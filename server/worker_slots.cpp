@@ -54,6 +54,8 @@ WorkerCounters counters_of(const asgi::Stats& stats, int64_t in_flight, int64_t 
     c.abandoned = stats.abandoned.load(relaxed);
     c.tls_handshake_failures = stats.tls_handshake_failures.load(relaxed);
     c.proxy_protocol_errors = stats.proxy_protocol_errors.load(relaxed);
+    c.orphan_tasks = stats.orphan_tasks.load(relaxed);
+    c.unretrieved_exceptions = stats.unretrieved_exceptions.load(relaxed);
     return c;
 }
 
@@ -70,6 +72,8 @@ void WorkerSlot::publish(const WorkerCounters& c) {
     abandoned.store(c.abandoned, relaxed);
     tls_handshake_failures.store(c.tls_handshake_failures, relaxed);
     proxy_protocol_errors.store(c.proxy_protocol_errors, relaxed);
+    orphan_tasks.store(c.orphan_tasks, relaxed);
+    unretrieved_exceptions.store(c.unretrieved_exceptions, relaxed);
 }
 
 WorkerSnapshot WorkerSlot::snapshot(std::size_t index) const {
@@ -94,6 +98,8 @@ WorkerSnapshot WorkerSlot::snapshot(std::size_t index) const {
     c.abandoned = abandoned.load(acquire);
     c.tls_handshake_failures = tls_handshake_failures.load(acquire);
     c.proxy_protocol_errors = proxy_protocol_errors.load(acquire);
+    c.orphan_tasks = orphan_tasks.load(acquire);
+    c.unretrieved_exceptions = unretrieved_exceptions.load(acquire);
     return s;
 }
 
@@ -126,9 +132,13 @@ uint64_t WorkerSlots::assign(std::size_t index) {
         beat.store(0, relaxed);
     for (auto* counter : {&s.requests, &s.shed, &s.queue_timeouts, &s.loop_stalls, &s.cancelled,
                           &s.abandoned, &s.tls_handshake_failures, &s.proxy_protocol_errors})
-        counter->store(0, relaxed);
+        for (auto* counter :
+             {&s.requests, &s.shed, &s.queue_timeouts, &s.loop_stalls, &s.cancelled, &s.abandoned,
+              &s.tls_handshake_failures, &s.orphan_tasks, &s.unretrieved_exceptions})
+            counter->store(0, relaxed);
     for (auto* gauge : {&s.in_flight, &s.queued, &s.connections, &s.loop_lag_max_us})
         gauge->store(0, relaxed);
+    s.metrics.reset();
     s.state.store(static_cast<uint32_t>(WorkerState::starting), relaxed);
     // Last, with release: whoever sees the new generation sees the cleared slot.
     return s.generation.fetch_add(1, std::memory_order_acq_rel) + 1;

@@ -29,6 +29,7 @@
 
 #include "asgi/stats.hpp"
 #include "config/settings.hpp"
+#include "server/metrics.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -70,6 +71,8 @@ struct WorkerCounters {
     uint64_t abandoned = 0;
     uint64_t tls_handshake_failures = 0;
     uint64_t proxy_protocol_errors = 0;
+    uint64_t orphan_tasks = 0;
+    uint64_t unretrieved_exceptions = 0;
 };
 
 // The stats line's counters of one worker now: its Stats, plus the gauges the admissions
@@ -128,6 +131,12 @@ struct alignas(64) WorkerSlot {
     std::atomic<uint64_t> abandoned{0};
     std::atomic<uint64_t> tls_handshake_failures{0};
     std::atomic<uint64_t> proxy_protocol_errors{0};
+    std::atomic<uint64_t> orphan_tasks{0};
+    std::atomic<uint64_t> unretrieved_exceptions{0};
+
+    // The worker's metrics observations, written in place by its I/O threads and loops
+    // (not published per beat): the master's /metrics reads them here.
+    Metrics metrics;
 };
 static_assert(std::is_trivially_destructible_v<WorkerSlot>,
               "slots are unmapped, never destroyed: they may hold no resources");

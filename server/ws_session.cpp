@@ -9,6 +9,8 @@
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <utility>
+
 namespace narwhal::server {
 
 namespace net = boost::asio;
@@ -191,6 +193,9 @@ void WsSession::on_accept(error_code ec) {
         return closed(1006);
     }
     phase_ = Phase::open;
+    ctx_.metrics->ws_sessions.fetch_add(1, std::memory_order_relaxed);
+    ctx_.metrics->ws_open.fetch_add(1, std::memory_order_relaxed);
+    counted_open_ = true;
     // An idle gateway holds many sockets: drop what the handshake no longer needs.
     upgrade_ = {};
     credit_ = ctx_.limits.ws_max_queue;
@@ -237,6 +242,8 @@ void WsSession::on_read(error_code ec, std::size_t) {
     --credit_;
     ++messages_in_;
     bytes_in_ += message.size();
+    ctx_.metrics->ws_messages_in.fetch_add(1, std::memory_order_relaxed);
+    ctx_.metrics->ws_bytes_in.fetch_add(message.size(), std::memory_order_relaxed);
     push_event(asgi::Event::Kind::ws_message, std::move(message), ws_.got_text());
     do_read();
 }
@@ -270,6 +277,8 @@ void WsSession::on_write(error_code ec, std::size_t) {
     outbox_bytes_ -= sent;
     ++messages_out_;
     bytes_out_ += sent;
+    ctx_.metrics->ws_messages_out.fetch_add(1, std::memory_order_relaxed);
+    ctx_.metrics->ws_bytes_out.fetch_add(sent, std::memory_order_relaxed);
     if (outbox_bytes_ <= ctx_.limits.send_low_water)
         timer_.clear(Deadline::slow);  // caught up
     if (sent && channel_->on_written(sent, ctx_.limits.send_low_water))
@@ -341,6 +350,8 @@ void WsSession::close_socket() {
     timer_.stop();
     ws_.next_layer().next_layer().shutdown(net::socket_base::shutdown_both, ignored);
     ws_.next_layer().next_layer().close(ignored);
+    if (std::exchange(counted_open_, false))
+        ctx_.metrics->ws_open.fetch_sub(1, std::memory_order_relaxed);
     ctx_.connection_closed();
     io_.remove_session(this);
 }
@@ -422,6 +433,7 @@ void WsSession::on_timer(error_code ec) {
             // The app learns now (its send() raises); the close frame may never get
             // through to a client that reads nothing, so the socket is cut after one more
             // timeout.
+            ctx_.metrics->ws_slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
             notify_closed(static_cast<int>(websocket::close_code::policy_error));
             close_with(static_cast<uint16_t>(websocket::close_code::policy_error), true);
             timer_.set(Deadline::hard_close, now + ctx_.limits.ws_send_timeout);

@@ -127,6 +127,7 @@ private:
     uint64_t bytes_in_ = 0;
     uint64_t messages_out_ = 0;
     uint64_t bytes_out_ = 0;
+    bool counted_open_ = false;  // counts in Metrics::ws_open (accepted, not closed yet)
 };
 
 }  // namespace narwhal::server

@@ -363,6 +363,8 @@ def _check_orphans(refs: list[weakref.ref]) -> None:
         warning(f"Task {task.get_name()} spawned by request {_describe(origin)} is still pending "
                 f"{_orphan_timeout:g}s after the request ended (--timeout-orphan-tasks)\n"
                 f"{task_stack(task)}")
+        if _dispatcher is not None:
+            _dispatcher.note_orphan()
 
 
 def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -372,6 +374,8 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
     if origin is not None:
         message = f"{message} (task spawned by request {_describe(origin)})"
     exc = context.get("exception")
+    if exc is not None and "never retrieved" in message and _dispatcher is not None:
+        _dispatcher.note_unretrieved()  # asyncio's "Task exception was never retrieved"
     if exc is not None:
         log_exception(message, exc)
     else:
