@@ -34,10 +34,17 @@ public:
         arena_.clear();
         fields_.clear();
     }
+    // Room for `bytes` of strings: a head's own size bounds what parsing it adds.
+    void reserve(std::size_t bytes) { arena_.reserve(bytes); }
     Span add(std::string_view s);
     Span add_lower(std::string_view s);
     void add_field(std::string_view name, std::string_view value) {
         Span n = add_lower(name);
+        fields_.push_back({n, add(value)});
+    }
+    // `name` is lowercase already.
+    void add_field_lowered(std::string_view name, std::string_view value) {
+        Span n = add(name);
         fields_.push_back({n, add(value)});
     }
     std::string_view view(Span s) const { return {arena_.data() + s.offset, s.size}; }

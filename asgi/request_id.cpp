@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include <chrono>
+#include <cstring>
 
 namespace narwhal::asgi {
 
@@ -32,17 +33,22 @@ uint64_t random_prefix() {
            (static_cast<uint64_t>(::getpid()) << 32);
 }
 
+// Two digits per step: this runs for every request without an id.
 void put_hex(char* out, uint64_t v) {
     constexpr char digits[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; --i, v >>= 4)
-        out[i] = digits[v & 0xf];
+    for (int i = 14; i >= 0; i -= 2, v >>= 8) {
+        out[i] = digits[(v >> 4) & 0xf];
+        out[i + 1] = digits[v & 0xf];
+    }
 }
 }  // namespace
 
-RequestIdGenerator::RequestIdGenerator() : prefix_(random_prefix()) {}
+RequestIdGenerator::RequestIdGenerator() : RequestIdGenerator(random_prefix()) {}
+
+RequestIdGenerator::RequestIdGenerator(uint64_t prefix) { put_hex(prefix_, prefix); }
 
 void RequestIdGenerator::next(char (&out)[size]) {
-    put_hex(out, prefix_);
+    std::memcpy(out, prefix_, sizeof prefix_);
     put_hex(out + 16, counter_.fetch_add(1, std::memory_order_relaxed));
 }
 
@@ -69,7 +75,7 @@ void assign_request_id(RequestHead& head, std::string_view name, RequestIdGenera
     }
     char id[RequestIdGenerator::size];
     ids.next(id);
-    head.add_field(name, {id, sizeof id});
+    head.add_field_lowered(name, {id, sizeof id});
     head.request_id = head.fields().back().value;
 }
 

@@ -23,7 +23,7 @@ bool sane_request_id(std::string_view id);
 class RequestIdGenerator {
 public:
     RequestIdGenerator();  // draws the prefix from the kernel's random source
-    explicit RequestIdGenerator(uint64_t prefix) : prefix_(prefix) {}
+    explicit RequestIdGenerator(uint64_t prefix);
 
     static constexpr std::size_t size = 32;
     // Any thread.
@@ -31,7 +31,7 @@ public:
     std::string next();
 
 private:
-    uint64_t prefix_;
+    char prefix_[16];  // the prefix's digits, written once
     std::atomic<uint64_t> counter_{0};
 };
 

@@ -31,7 +31,7 @@ void cancel_step(CycleObject* c) {
         services.stats().cancelled.fetch_add(1, std::memory_order_relaxed);
     else
         log::warning("Request task ignored cancellation, cancelling again ({} of {}): {} ({})",
-                     s.cancel_attempts, cancel_attempts, s.request_line, s.label());
+                     s.cancel_attempts, cancel_attempts, s.request_line(), s.label());
     Ref r = Ref::steal(PyObject_CallMethodNoArgs(s.task.get(), services.names().cancel));
     if (!r)
         PyErr_WriteUnraisable(s.task.get());
@@ -108,7 +108,7 @@ void scope_cancel(CycleObject* c, CancelReason why) {
         return;
     if (why == CancelReason::deadline)
         log::warning("Request deadline passed (--timeout-request {:g}s), cancelling: {} ({})",
-                     s.services->config().request_timeout, s.request_line, s.label());
+                     s.services->config().request_timeout, s.request_line(), s.label());
     if (s.cancel_armed && s.cancel_attempts > 0)
         return;  // already escalating
     s.cancel_armed = true;

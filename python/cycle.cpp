@@ -437,17 +437,17 @@ void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled) {
     if (cancelled) {
         if (s.cancel_armed)
             log::warning("Request task cancelled because {}: {} ({})",
-                         cancel_reason_text(s.cancel_reason), s.request_line, s.label());
+                         cancel_reason_text(s.cancel_reason), s.request_line(), s.label());
         else if (!s.response.complete())
-            log::warning("Request task cancelled: {} ({})", s.request_line, s.label());
+            log::warning("Request task cancelled: {} ({})", s.request_line(), s.label());
     } else if (exc && s.disconnected &&
                PyObject_IsInstance(exc, s.services->disconnected_type()) == 1) {
         // send() after the client left raised ClientDisconnected and the app let it
         // propagate: the normal end of a request nobody listens to any more.
-        log::debug("Client gone, request ended: {}", s.request_line);
+        log::debug("Client gone, request ended: {}", s.request_line());
     } else if (exc) {
         s.services->log_exception(
-            fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line), exc);
+            fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line()), exc);
     }
     if (s.sends_parked())
         release_parked_sends(s);  // before the answer is settled: their messages come first
@@ -457,13 +457,13 @@ void cycle_complete(CycleObject* c, PyObject* exc, bool cancelled) {
 }
 
 std::string CycleState::label() const {
-    return asgi::request_label(channel ? channel->id() : 0, request_id);
+    return asgi::request_label(channel ? channel->id() : 0, request_id());
 }
 
 void cycle_fail(CycleObject* c, PyObject* exc) {
     CycleState& s = *c->s;
     s.services->log_exception(
-        fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line), exc);
+        fmt::format("{} ({})", asgi::errors::exception_in_app, s.request_line()), exc);
     settle_response(s, true);
     finish(c);
 }

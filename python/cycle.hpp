@@ -55,8 +55,14 @@ struct CycleState {
     std::unique_ptr<std::vector<ParkedSend>> parked_sends;
     bool sends_parked() const { return parked_sends && !parked_sends->empty(); }
     Ref task;
-    std::string request_line;  // "GET /path HTTP/1.1" for logs
-    std::string request_id;    // --request-id-header's value, for reports; empty: none
+    // "GET /path HTTP/1.1" for logs, followed by the request's --request-id-header value
+    // (one allocation for both: this is made for every request).
+    std::string request_text;
+    std::size_t line_size = 0;
+    std::string_view request_line() const {
+        return std::string_view(request_text).substr(0, line_size);
+    }
+    std::string_view request_id() const { return std::string_view(request_text).substr(line_size); }
     // How reports name the request: "id 17, request id abc".
     std::string label() const;
     // Cancel scope (cancel_scope.hpp).

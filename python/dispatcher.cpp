@@ -288,10 +288,12 @@ void Dispatcher::start_request(asgi::Event& ev) {
     // "GET /path HTTP/1.1", for log lines and the watchdog (plain appends: this runs for
     // every request, fmt's parsing does not pay here).
     std::string_view method = head.method_view(), target = head.target_view();
-    s.request_line.reserve(method.size() + target.size() + 10);
-    s.request_line.append(method).append(" ").append(target);
-    s.request_line.append(head.version == 10 ? " HTTP/1.0" : " HTTP/1.1");
-    s.request_id.assign(head.request_id_view());
+    std::string_view request_id = head.request_id_view();
+    s.request_text.reserve(method.size() + target.size() + 10 + request_id.size());
+    s.request_text.append(method).append(" ").append(target);
+    s.request_text.append(head.version == 10 ? " HTTP/1.0" : " HTTP/1.1");
+    s.line_size = s.request_text.size();
+    s.request_text.append(request_id);
     if (!ev.body.empty())
         s.body_queue.push_back(std::move(ev.body));
     s.body_complete = !ev.more_body;

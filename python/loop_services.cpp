@@ -126,8 +126,8 @@ void LoopServices::flush() {
 void LoopServices::step_begin(CycleObject* c) {
     current_ = c;
     if (cfg_.heartbeat_interval > 0)
-        monitor_.step_begin(c->s->channel ? c->s->channel->id() : 0, c->s->request_line,
-                            c->s->request_id);
+        monitor_.step_begin(c->s->channel ? c->s->channel->id() : 0, c->s->request_line(),
+                            c->s->request_id());
 }
 
 void LoopServices::step_end() {
@@ -141,11 +141,11 @@ PyObject* LoopServices::current_request() {
         Py_RETURN_NONE;
     CycleState& s = *current_->s;
     s.spawned_tasks = true;
-    auto sp1 = s.request_line.find(' ');
-    auto sp2 = s.request_line.rfind(' ');
-    std::string method = s.request_line.substr(0, sp1);
-    std::string target =
-        sp1 == std::string::npos ? "" : s.request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+    auto sp1 = s.request_line().find(' ');
+    auto sp2 = s.request_line().rfind(' ');
+    std::string method(s.request_line().substr(0, sp1));
+    std::string target(sp1 == std::string::npos ? std::string_view()
+                                                : s.request_line().substr(sp1 + 1, sp2 - sp1 - 1));
     return Py_BuildValue("(Kss)", static_cast<unsigned long long>(s.channel ? s.channel->id() : 0),
                          method.c_str(), target.c_str());
 }
@@ -247,7 +247,7 @@ void LoopServices::abandon(CycleObject* c) {
     }
     log::error("Request abandoned: its task ignored {} cancellations (after {}); closing the "
                "connection: {} ({})\n{}",
-               cancel_attempts, cancel_reason_text(s.cancel_reason), s.request_line, s.label(),
+               cancel_attempts, cancel_reason_text(s.cancel_reason), s.request_line(), s.label(),
                stack);
     cycle_abandon(c);
 }

@@ -212,11 +212,12 @@ void HttpSession::parse_head() {
             access_method_.assign(read.head->method_view());
             access_target_.assign(read.head->target_view());
             access_version_ = read.head->version;
-            for (const auto& f : read.head->fields())
-                if (read.head->view(f.name) == "user-agent") {
-                    access_user_agent_.assign(read.head->view(f.value));
-                    break;
-                }
+            if (log::json())  // only JSON records carry it
+                for (const auto& f : read.head->fields())
+                    if (read.head->view(f.name) == "user-agent") {
+                        access_user_agent_.assign(read.head->view(f.value));
+                        break;
+                    }
         } else {  // invalid: as much as is known (views into the buffer: before consume)
             access_method_.assign(read.method);
             access_target_.assign(read.target);

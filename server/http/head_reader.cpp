@@ -38,6 +38,9 @@ void read_into(HeadRead& r, std::string_view buffered, const HeadLimits& limits,
     const std::size_t skip = 2 * scan.skip;  // empty lines before the request line, CRLF each
     const std::size_t size = scan.size - skip;
     r.head = std::make_unique<asgi::RequestHead>();
+    // The head's bytes bound its strings; the slack is for a request id the server adds
+    // (asgi/request_id.hpp): one allocation, however many fields.
+    r.head->reserve(size + 64);
     RequestParser parser(*r.head);
     // The scanner already enforced the head limits; Beast's own must not be lower.
     parser.header_limit(static_cast<std::uint32_t>(limits.head + 4));

@@ -42,7 +42,8 @@ void ResponseEncoder::append_head(std::string& out, const RequestSide& request,
     spec.close = !framing_.keep_alive;
     spec.request_id = request.request_id;
     // One allocation for the head and, when it travels with it, the whole body.
-    out.reserve(out.size() + 256 + (more || !body_in_out ? 0 : first_body_size));
+    out.reserve(out.size() + 256 + request.request_id.size() +
+                (more || !body_in_out ? 0 : first_body_size));
     append_response_head(out, spec, defaults);
 }
 
