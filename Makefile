@@ -27,7 +27,7 @@ BENCH_ARGS ?=
 # fake stacks (several MiB per thread) would count as server memory.
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=16:detect_stack_use_after_return=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build venv requirements run test unit integration integration-inline asan tsan fuzz bench format format-check clean
+.PHONY: all deps build venv requirements run test unit integration integration-inline asan tsan fuzz bench format format-check clean image
 
 all: build
 
@@ -55,6 +55,17 @@ requirements:
 
 run: build
 	./$(BUILD)/narwhal hello:app --app-dir examples --host 127.0.0.1 --port 8000
+
+# The container image with the example app (examples/container): a base made from this
+# machine's Debian release (deploy/container/make-base.sh), then a two-stage build.
+# IMAGE_APP=path/to/your/app (a folder with requirements.txt) puts your own app in.
+RELEASE ?= $(shell . /etc/os-release && echo $$VERSION_CODENAME)
+IMAGE ?= localhost/narwhal-example:latest
+IMAGE_APP ?= examples/container
+image: deps
+	bash deploy/container/make-base.sh $(RELEASE)
+	deploy/container/podman.sh build --format docker --build-arg BASE=localhost/narwhal-base:$(RELEASE) \
+		--build-arg APP_DIR=$(IMAGE_APP) -f deploy/container/Containerfile -t $(IMAGE) .
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure

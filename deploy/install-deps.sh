@@ -49,6 +49,8 @@ packages=(
     # real load balancers in front of narwhal in the tests (nginx's stream module sends
     # the PROXY protocol), and the Prometheus text parser that reads /metrics
     nginx libnginx-mod-stream haproxy python3-prometheus-client
+    # the container image: a base from Debian's packages, built and run with podman (runc)
+    podman runc debootstrap
 )
 
 # Optional groups, named on the command line: `fuzz` for `make fuzz` (libFuzzer needs
