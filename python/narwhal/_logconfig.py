@@ -284,6 +284,18 @@ def _capture_output() -> None:
     sys.stderr = _LineWriter("stderr", logging.ERROR, sys.__stderr__)
 
 
+def _whole_lines() -> None:
+    """Text mode: sys.stderr writes whole lines. CPython's stderr writes through, so
+    print() makes two writes, its text and then its newline, and narwhal's own lines
+    (access lines, reports), written by other threads, land between them. Line buffering
+    makes a printed line one write; a flush still writes a partial line at once."""
+    import sys
+
+    stream = sys.stderr
+    if isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(line_buffering=True, write_through=False)
+
+
 # --- entry points -------------------------------------------------------------------------
 
 
@@ -311,6 +323,8 @@ def install(log_config: str, level: str, json_format: bool, access_log: bool, ve
         _default_config(levelno, access_log)
     if json_format:
         _capture_output()
+    else:
+        _whole_lines()
     installed = True
 
 

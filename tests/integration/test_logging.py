@@ -74,6 +74,8 @@ def test_uvicorn_loggers_exist_with_uvicorn_defaults(narwhal):
     assert seen["uvicorn.error"]["level"] == 10  # --log-level debug
     assert seen["uvicorn.access"]["handlers"] == 1
     assert seen["uvicorn.access"]["propagate"] is False
+    # A print() to stderr is one write, never split by an access line from another thread.
+    assert seen["stderr"] == {"line_buffering": True, "write_through": False}, seen
 
 
 def test_app_records_come_out_in_narwhal_format(narwhal):

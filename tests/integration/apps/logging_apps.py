@@ -35,6 +35,8 @@ def _loggers() -> dict:
         logger = logging.getLogger(name)
         out[name] = {"known": known, "handlers": len(logger.handlers),
                      "level": logger.getEffectiveLevel(), "propagate": logger.propagate}
+    out["stderr"] = {"line_buffering": sys.stderr.line_buffering,
+                     "write_through": sys.stderr.write_through}
     return out
 
 
