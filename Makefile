@@ -17,7 +17,9 @@ UV_VERSION := 0.13.9
 GENERATOR := -G Ninja -DPython_EXECUTABLE=$(PYTHON)
 PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
 # What `make integration` and `make asan` run: a file or a selection (PYTEST_ARGS="tests/integration/x.py -k y").
-PYTEST_ARGS ?= tests/integration
+PYTEST_ARGS ?= tests/integration --ignore=$(CONTAINER_TESTS)
+# The container image's tests build it (minutes when cold): run once, by `make container`.
+CONTAINER_TESTS := tests/integration/test_container.py
 # What `make bench` adds to loadtests/compare.py (BENCH_ARGS="--servers narwhal,granian --rounds 3").
 BENCH_ARGS ?=
 # Python leaks at exit by design; the sanitizer run looks for memory errors, not leaks.
@@ -27,7 +29,7 @@ BENCH_ARGS ?=
 # fake stacks (several MiB per thread) would count as server memory.
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=16:detect_stack_use_after_return=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build venv requirements run test unit integration integration-inline asan tsan fuzz bench format format-check clean image
+.PHONY: all deps build venv requirements run test unit integration integration-inline asan tsan container fuzz bench format format-check clean image
 
 all: build
 
@@ -95,7 +97,13 @@ tsan: deps
 	cmake --build $(TSAN_BUILD) --target narwhal_unit_tests
 	TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/tests/unit/narwhal_unit_tests
 
-test: format-check unit integration integration-inline asan tsan
+# The image built as `make image` builds it, then run with podman: it serves, its
+# HEALTHCHECK passes, non-root, its virtualenv, a graceful `podman stop`, the Kubernetes
+# config on a read-only root. Cold, the image build compiles narwhal once more.
+container: deps venv
+	NARWHAL_BIN=$(CURDIR)/$(BUILD)/narwhal NARWHAL_TEST_VENV=$(abspath $(VENV)) $(PYTEST) $(CONTAINER_TESTS)
+
+test: format-check unit integration integration-inline asan tsan container
 
 # libFuzzer, with clang, for $(FUZZ_SECONDS) each: the request path (head scanner, head
 # parser, body reader), then the WebSocket frame path (Beast's websocket::stream after the

@@ -63,11 +63,11 @@ def image() -> str:
 
 
 class Container:
-    def __init__(self, image: str, *env: str) -> None:
+    def __init__(self, image: str, *run_flags: str, args: tuple[str, ...] = (), port: int | None = None) -> None:
         self.name = f"narwhal-test-{uuid.uuid4().hex[:12]}"
-        self.port = free_port()
-        flags = [f"-e=NARWHAL_PORT={self.port}", "-e=NARWHAL_HOST=127.0.0.1"] + [f"-e={e}" for e in env]
-        podman("run", "-d", "--name", self.name, *flags, image)
+        self.port = port or free_port()
+        flags = [f"-e=NARWHAL_PORT={self.port}", "-e=NARWHAL_HOST=127.0.0.1", *run_flags]
+        podman("run", "-d", "--name", self.name, *flags, image, *args)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def wait_serving(self) -> None:
@@ -147,3 +147,29 @@ def test_podman_stop_finishes_the_request_in_flight(container):
     state = container.state()
     assert state["ExitCode"] == 0, (state, container.logs())
     assert "Shutting down" in container.logs()
+
+
+def test_runs_the_kubernetes_config_on_a_read_only_root(image, tmp_path):
+    """The pod as deploy/kubernetes/ runs it: the ConfigMap's narwhal.toml mounted and
+    named by --config, the root filesystem read-only with an in-memory /tmp, user 10001.
+    Only the addresses are moved to free loopback ports (flags win over the file)."""
+    import yaml
+
+    manifests = ROOT / "deploy" / "kubernetes"
+    config = yaml.safe_load((manifests / "configmap.yaml").read_text())["data"]["narwhal.toml"]
+    toml = tmp_path / "narwhal.toml"
+    toml.write_text(config)
+    toml.chmod(0o644)
+    port, metrics = free_port(), free_port()
+    c = Container(image, "--read-only", "--tmpfs", "/tmp", "-e", "PYTHONDONTWRITEBYTECODE=1",
+                  "-v", f"{toml}:/etc/narwhal/narwhal.toml:ro,Z",
+                  args=("--config", "/etc/narwhal/narwhal.toml", "--host", "127.0.0.1", "--port", str(port),
+                        "--metrics-bind", f"127.0.0.1:{metrics}"), port=port)
+    try:
+        c.wait_serving()
+        assert httpx.get(c.url + "/readyz", timeout=GUARD).json()["ready"] is True
+        assert httpx.get(c.url + "/livez", timeout=GUARD).status_code == 200
+        assert "narwhal_http_requests_total" in httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=GUARD).text
+        assert httpx.get(c.url + "/about", timeout=GUARD).json()["uid"] == 10001
+    finally:
+        c.remove()

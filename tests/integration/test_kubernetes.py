@@ -229,7 +229,7 @@ def test_the_real_server_answers_the_deployments_probes(narwhal, tmp_path):
     # The command line wins over the file: loopback and free ports for the test, every
     # other setting the ConfigMap's.
     server = narwhal("", "--config", str(path), "--metrics-bind", "127.0.0.1:0",
-                     app_dir=ROOT / "examples")
+                     app_dir=ROOT / "examples" / "container")
     probes = {kind: container()[kind]["httpGet"]["path"]
               for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
     for kind, probe_path in probes.items():
@@ -239,7 +239,7 @@ def test_the_real_server_answers_the_deployments_probes(narwhal, tmp_path):
         detail = json.loads(resp.body)
         assert detail["status"] == "ok" and detail["pid"] == server.pid, kind
     app = probe(server.addr, "/")
-    assert app.status == 200 and app.body == b"Hello, world!\n"  # the toml's app
+    assert app.status == 200 and app.body == b"Hello from a container!\n"  # the toml's app
     # log_format = "json": the ready line is a JSON record.
     ready_line = server.wait_for_log(r"narwhal running on").string
     assert json.loads(ready_line)["level"] == "info"
@@ -253,7 +253,7 @@ def test_the_real_server_answers_the_deployments_probes(narwhal, tmp_path):
     # line so this holds however slow the machine is; a second SIGTERM ends it.
     server.stop()
     server = narwhal("", "--config", str(path), "--metrics-bind", "127.0.0.1:0",
-                     "--timeout-shutdown-delay", "60", app_dir=ROOT / "examples")
+                     "--timeout-shutdown-delay", "60", app_dir=ROOT / "examples" / "container")
     server.signal(signal.SIGTERM)
     server.wait_for_log(r'"message": "Shutting down in 60 s')
     ready = probe(server.addr, probes["readinessProbe"])
