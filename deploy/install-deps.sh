@@ -49,6 +49,9 @@ packages=(
     # real load balancers in front of narwhal in the tests (nginx's stream module sends
     # the PROXY protocol), and the Prometheus text parser that reads /metrics
     nginx libnginx-mod-stream haproxy python3-prometheus-client
+    # systemd: socket activation, Type=notify and the watchdog through libsystemd; the
+    # systemd package's systemd-analyze verifies deploy/systemd/ in the tests
+    libsystemd-dev systemd
 )
 
 # Optional groups, named on the command line: `fuzz` for `make fuzz` (libFuzzer needs

@@ -258,3 +258,49 @@ def test_without_notify_socket_nothing_is_sent(started, tmp_path):
     assert get(sock.getsockname()[1]).status == 200
     assert server.stop(signal.SIGTERM) == 0
     sock.close()
+
+
+UNITS = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
+
+
+def unit_settings(name: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in (UNITS / name).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "[")) and "=" in line:
+            key, value = line.split("=", 1)
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def test_units_agree_with_the_server(tmp_path):
+    service = unit_settings("narwhal.service")
+    assert service["Type"] == ["notify"] and service["NotifyAccess"] == ["main"]
+    assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert service["KillSignal"] == ["SIGTERM"]
+    # TimeoutStopSec covers the master's own bound on a graceful stop with the defaults
+    # (server/supervisor.cpp: delay + graceful + 3 cancel rounds + 1 s, plus 5 s margin).
+    config = subprocess.run([NARWHAL_BIN, "--print-config"], capture_output=True, text=True,
+                            check=True).stdout
+    value = {k.strip(): v.strip() for k, v in
+             (line.split("=", 1) for line in config.splitlines() if "=" in line)}
+    bound = (float(value["timeout_shutdown_delay"]) + float(value["timeout_graceful_shutdown"])
+             + 3 * float(value["timeout_cancel_grace"]) + 1 + 5)
+    assert float(service["TimeoutStopSec"][0]) >= bound
+    # The watchdog outlasts the health check, so the master replaces a hung worker first.
+    assert float(service["WatchdogSec"][0]) > float(value["timeout_worker_healthcheck"])
+    assert unit_settings("narwhal.socket")["FileDescriptorName"] == ["http"]
+    assert unit_settings("narwhal-metrics.socket")["FileDescriptorName"] == ["metrics"]
+
+    analyze = "/usr/bin/systemd-analyze"
+    if not os.access(analyze, os.X_OK):
+        pytest.skip("systemd-analyze is not installed (the systemd package): units not verified")
+    # verify checks that ExecStart= names an executable: the built binary stands in.
+    for unit in UNITS.iterdir():
+        text = unit.read_text().replace("/usr/local/bin/narwhal", NARWHAL_BIN)
+        (tmp_path / unit.name).write_text(text)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    result = subprocess.run([analyze, "verify", *names], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    # verify exits 0 on most problems; its complaints go to stderr.
+    assert result.returncode == 0 and result.stderr == "", result.stderr
