@@ -52,10 +52,10 @@ Activation take_passed_sockets(const config::Settings& settings) {
         } else if (name != "metrics" && out.http_fd < 0) {
             out.http_fd = fd;
         } else {
-            out.warnings.push_back(fmt::format(
-                "Socket {} (\"{}\") passed by systemd is not served: {}", fd, name,
-                name == "metrics" ? "metrics are off (--metrics-bind)"
-                                  : "narwhal serves one HTTP listener per process"));
+            out.warnings.push_back(
+                fmt::format("Socket {} (\"{}\") passed by systemd is not served: {}", fd, name,
+                            name == "metrics" ? "metrics are off (--metrics-bind)"
+                                              : "narwhal serves one HTTP listener per process"));
             ::close(fd);
         }
     }
@@ -91,8 +91,8 @@ void reloading(std::string_view status) {
         return;
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t usec = static_cast<uint64_t>(ts.tv_sec) * 1'000'000 +
-                    static_cast<uint64_t>(ts.tv_nsec) / 1000;
+    uint64_t usec =
+        static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
     send(fmt::format("RELOADING=1\nMONOTONIC_USEC={}\nSTATUS={}", usec, status));
 }
 

@@ -42,8 +42,7 @@ TEST_CASE("the master feeds systemd's watchdog only while every ready worker's l
     CHECK(server::systemd::workers_turning(table, now, 5 * second));
 }
 
-TEST_CASE("a single process feeds the watchdog only while its loops beat",
-          "[server][systemd]") {
+TEST_CASE("a single process feeds the watchdog only while its loops beat", "[server][systemd]") {
     asgi::LoopMonitor a, b;
     const int64_t now = 100 * second;
     std::vector<const asgi::LoopMonitor*> loops{&a, &b};
