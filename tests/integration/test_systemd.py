@@ -19,6 +19,7 @@ import pytest
 
 import rawhttp
 from conftest import APPS_DIR, NARWHAL_BIN, Server, _pump, _STARTED
+from tls_certs import certs  # noqa: F401 (a fixture)
 
 # As systemd's own exec does: LISTEN_PID is the PID of the process that reads it, known
 # only in that process; the shell sets it to its own PID and execs narwhal in its place.
@@ -304,3 +305,26 @@ def test_units_agree_with_the_server(tmp_path):
                             text=True, timeout=60)
     # verify exits 0 on most problems; its complaints go to stderr.
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["single", "workers"])
+def test_tls_applies_to_an_activated_socket(manager, started, certs, workers):
+    from tlsclient import HOST, client_context, server_flags
+
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    server = started(*server_flags(certs), *workers, sockets=[sock], names=["http"],
+                     env={"NOTIFY_SOCKET": manager.path})
+    sock.close()
+    manager.wait_for(lambda m: m.count("READY") >= 1, "READY=1")
+    server.wait_for_log(r"narwhal running on socket 3 \(https://127\.0\.0\.1:%d\)" % port)
+    ctx = client_context(certs)
+    with socket.create_connection((HOST, port), timeout=30) as raw:
+        with ctx.wrap_socket(raw, server_hostname=HOST) as tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 200 "), data[:200]
+    assert server.stop(signal.SIGTERM) == 0
+    assert manager.keys() == ["READY", "STOPPING"]
