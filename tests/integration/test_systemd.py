@@ -250,9 +250,9 @@ def test_watchdog_under_workers_comes_from_the_master(manager, started):
     sock.close()
 
 
-def test_without_notify_socket_nothing_is_sent(started, tmp_path):
-    # Outside systemd: no socket, no notification machinery, and SIGHUP keeps its
-    # behaviour (a single process without TLS has no reload).
+def test_socket_activation_without_notify_socket(started):
+    # A socket-activated service need not be Type=notify: without NOTIFY_SOCKET nothing
+    # is sent, and serving and a clean stop do not depend on it.
     sock = listening_socket()
     server = started(sockets=[sock], names=["http"])
     server.wait_for_log(r"narwhal running on socket 3")
