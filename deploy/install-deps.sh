@@ -51,6 +51,9 @@ packages=(
     nginx libnginx-mod-stream haproxy python3-prometheus-client
     # the container image: a base from Debian's packages, built and run with podman (runc)
     podman runc debootstrap
+    # systemd: socket activation, Type=notify and the watchdog through libsystemd; the
+    # systemd package's systemd-analyze verifies deploy/systemd/ in the tests
+    libsystemd-dev systemd
 )
 
 # Optional groups, named on the command line: `fuzz` for `make fuzz` (libFuzzer needs

@@ -4,6 +4,7 @@
 #include "config/loader.hpp"
 #include "main/worker.hpp"
 #include "server/supervisor.hpp"
+#include "server/systemd.hpp"
 #include "server/tls_context.hpp"
 
 #include <Python.h>
@@ -62,8 +63,15 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "narwhal: error: {}\n", e.what());
         return 2;
     }
+    // systemd: the sockets of socket activation stand in for the configured listeners;
+    // notifications and the watchdog are read from the environment once, here.
+    server::systemd::init();
+    server::systemd::Activation activation = server::systemd::take_passed_sockets(loaded.settings);
+    activation.apply(loaded.settings);
     const auto& s = loaded.settings;
     configure_logging(s);
+    for (const auto& w : activation.warnings)
+        log::warning("{}", w);
     // Through the logger, so that --log-format json output stays one object per line.
     for (const auto& w : loaded.warnings)
         log::warning("{}", w);
@@ -88,8 +96,9 @@ int main(int argc, char** argv) {
     // the socket the master bound.
     // SIGHUP: the same command line and the environment as it was at start (before the
     // env file's variables were added), so every source keeps its precedence.
-    auto reread = [argc, argv, &env]() {
+    auto reread = [argc, argv, &env, &activation]() {
         config::Loaded again = config::load(argc, argv, env);
+        activation.apply(again.settings);
         configure_logging(again.settings);
         for (const auto& w : again.warnings)
             log::warning("{}", w);
@@ -99,6 +108,7 @@ int main(int argc, char** argv) {
         s,
         [argc, argv](const config::Settings& worker, server::WorkerSlot& slot,
                      const std::function<void()>& ready) {
+            server::systemd::forget_in_child();  // the master speaks for the service
             return run_worker(worker, argc, argv, ready, &slot);
         },
         reread);

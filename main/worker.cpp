@@ -13,9 +13,12 @@
 #include "server/metrics_exposition.hpp"
 #include "server/metrics_listener.hpp"
 #include "server/supervisor.hpp"
+#include "server/systemd.hpp"
+#include "server/systemd_watchdog.hpp"
 #include "server/tls_context.hpp"
 
 #include <Python.h>
+#include <fmt/format.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -186,6 +189,14 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
         slot->set_state(server::WorkerState::ready);  // before the master hears it
     if (ready)
         ready();
+    // systemd (a no-op outside it, and in a master's workers): READY=1 now that the
+    // lifespan startup is done and the listener accepts; WATCHDOG=1 while the loops turn.
+    server::systemd::ready(fmt::format("Serving on {}", front.description()));
+    std::vector<const asgi::LoopMonitor*> loops;
+    for (auto& watch : watches)
+        loops.push_back(&watch->monitor());
+    server::systemd::WatchdogFeeder systemd_watchdog(std::move(loops),
+                                                     settings.timeout_worker_healthcheck);
 
     int status = main_loop.serve();
     if (status != 0)  // the main loop failed: the others stop too

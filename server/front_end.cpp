@@ -2,6 +2,7 @@
 
 #include "asgi/log.hpp"
 #include "server/io_thread.hpp"
+#include "server/systemd.hpp"
 #include "server/worker_health.hpp"
 
 #include <boost/asio/post.hpp>
@@ -147,7 +148,9 @@ void FrontEnd::start(std::function<void(int)> on_stop_signal) {
     wait_stop_signal();
     stats_signal_ = std::make_unique<net::signal_set>(threads_[0]->context(), SIGUSR1);
     wait_stats_signal();
-    if (ctx_.tls) {
+    // Under systemd (ExecReload= sends SIGHUP) a single process answers SIGHUP too, with
+    // RELOADING=1 then READY=1, rather than dying of it.
+    if (ctx_.tls || systemd::notifying()) {
         // A renewed certificate: new handshakes use it, open connections keep theirs.
         // (Under a master, SIGHUP goes to the master, whose rolling restart starts new
         // workers with the new files; a worker sent one directly reloads in place.)
@@ -175,6 +178,8 @@ void FrontEnd::on_stop_signal() {
         log::warning("Third stop signal: exiting without waiting.");
         std::_Exit(1);
     }
+    if (stop_signals_ == 1)
+        systemd::stopping("Draining: finishing the requests in flight");
     if (on_stop_signal_)
         on_stop_signal_(stop_signals_);
 }
@@ -192,8 +197,11 @@ void FrontEnd::wait_reload_signal() {
     reload_signal_->async_wait([this](boost::system::error_code ec, int) {
         if (ec)
             return;
+        systemd::reloading(ctx_.tls ? "Reloading the TLS certificate" : "Reloading");
         // Reading and parsing a few PEM files: short enough for the I/O thread.
-        ctx_.tls->reload();
+        if (ctx_.tls)
+            ctx_.tls->reload();
+        systemd::ready(fmt::format("Serving on {}", description()));
         wait_reload_signal();
     });
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/eventfd.h>
@@ -41,10 +42,8 @@ std::string response(int status, std::string_view reason, std::string_view type,
     return out;
 }
 
-}  // namespace
-
-MetricsListener::MetricsListener(const std::string& bind, Render render)
-    : render_(std::move(render)) {
+// Binds and listens on `bind` (HOST:PORT); returns the descriptor.
+int bind_listener(const std::string& bind) {
     auto colon = bind.rfind(':');
     std::string host = bind.substr(0, colon);
     std::string port = bind.substr(colon + 1);
@@ -59,21 +58,40 @@ MetricsListener::MetricsListener(const std::string& bind, Render render)
         rc != 0)
         throw std::system_error(EINVAL, std::system_category(),
                                 fmt::format("--metrics-bind {}: {}", bind, ::gai_strerror(rc)));
-    fd_ = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) {
+    int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
         ::freeaddrinfo(found);
         fail("--metrics-bind " + bind);
     }
     int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd_, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd_, 64) != 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 64) != 0) {
         int e = errno;
         ::freeaddrinfo(found);
-        ::close(fd_);
+        ::close(fd);
         errno = e;
         fail("--metrics-bind " + bind);
     }
     ::freeaddrinfo(found);
+    return fd;
+}
+
+// "fd:N": a listening socket passed by systemd's socket activation (server/systemd.hpp),
+// adopted as it is.
+int adopt_listener(const std::string& bind) {
+    int fd = std::stoi(bind.substr(3));
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 || ::listen(fd, 64) != 0)
+        fail("--metrics-bind " + bind);
+    return fd;
+}
+
+}  // namespace
+
+MetricsListener::MetricsListener(const std::string& bind, Render render)
+    : render_(std::move(render)) {
+    fd_ = bind.starts_with("fd:") ? adopt_listener(bind) : bind_listener(bind);
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);

@@ -3,6 +3,7 @@
 #include "asgi/log.hpp"
 #include "server/listener.hpp"
 #include "server/supervisor_state.hpp"
+#include "server/systemd.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <fmt/format.h>
@@ -82,6 +83,7 @@ bool Supervisor::bind() {
         boost::asio::io_context ioc;
         Listener listener(ioc, spec);
         bound_port_ = listener.port();
+        listen_on_ = listener.description();
         log::info("narwhal running on {} (Press CTRL+C to quit)", listener.description());
         if (reuse_port)
             log::info("Workers listen on http://{}:{} with SO_REUSEPORT", settings_.host,
@@ -162,6 +164,8 @@ int Supervisor::run() {
                     fds.push_back({(*p)->ready_fd(), POLLIN, 0});
         const std::size_t metrics_from = fds.size();
         int timeout = poll_timeout_ms(Clock::now());
+        if (int t = systemd_timeout_ms(Clock::now()); t >= 0 && (timeout < 0 || t < timeout))
+            timeout = t;
         if (metrics_) {
             metrics_->add_fds(fds);
             int m = metrics_->timeout_ms();
@@ -211,6 +215,7 @@ int Supervisor::run() {
                 next_check_ = now + check_period_;
             }
         }
+        notify_systemd(now);
     }
     log::info("Stopping parent process [{}]", ::getpid());
     return exit_status_;
@@ -427,6 +432,7 @@ void Supervisor::begin_stop(const char* why, int exit_status) {
     stopping_ = true;
     exit_status_ = exit_status;
     log::info("Stopping {} worker processes ({})", running(), why);
+    systemd::stopping(fmt::format("Stopping {} worker processes ({})", running(), why));
     kill_all(SIGTERM);
     double worker_bound = settings_.timeout_shutdown_delay + settings_.timeout_graceful_shutdown +
                           3 * settings_.timeout_cancel_grace + 1.0;

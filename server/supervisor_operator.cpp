@@ -5,6 +5,7 @@
 #include "asgi/log.hpp"
 #include "server/settings_reload.hpp"
 #include "server/supervisor_state.hpp"
+#include "server/systemd.hpp"
 
 #include <fmt/format.h>
 
@@ -39,6 +40,9 @@ Slot* Supervisor::position(RollingRestart::Id id) {
 // started from now on (listener keys excepted), and each running worker is replaced.
 void Supervisor::on_hangup() {
     log::info("Received SIGHUP: reading the configuration again");
+    // READY=1 follows from notify_systemd once the roll is over (or did not start).
+    systemd::reloading("Reloading: rolling restart of the workers");
+    systemd_reloading_ = true;
     config::Settings loaded;
     try {
         loaded = reread_();

@@ -115,6 +115,10 @@ private:
     void log_roll_done();
     bool on_added_failed(Slot& slot, pid_t pid, const std::string& how);
     Slot* position(RollingRestart::Id id);
+    // systemd (supervisor_systemd.cpp): READY=1 once every first worker is ready, READY=1
+    // again when a SIGHUP's roll is over, WATCHDOG=1 while every ready worker's loops turn.
+    void notify_systemd(Clock::time_point now);
+    int systemd_timeout_ms(Clock::time_point now) const;
 
     config::Settings settings_;  // as last loaded (start, SIGHUP); listener keys as bound
     const WorkerMain& worker_main_;
@@ -149,6 +153,10 @@ private:
     bool stopping_ = false;
     int exit_status_ = 0;
     Clock::time_point stop_deadline_;
+    std::string listen_on_;  // the listener's description, for STATUS=
+    bool systemd_ready_ = false;
+    bool systemd_reloading_ = false;
+    Clock::time_point systemd_watchdog_at_{};
 };
 
 }  // namespace narwhal::server::detail
