@@ -64,7 +64,8 @@ std::vector<std::filesystem::path> resolve_reload_dirs(const config::Settings& s
 Reloader::Reloader(const config::Settings& settings)
     : dirs_(resolve_reload_dirs(settings)),
       filter_(settings.reload_includes, settings.reload_excludes),
-      watcher_(dirs_, [this](const std::filesystem::path& dir) { return filter_.excluded_dir(dir); }),
+      watcher_(dirs_,
+               [this](const std::filesystem::path& dir) { return filter_.excluded_dir(dir); }),
       delay_(std::chrono::duration_cast<Clock::duration>(
           std::chrono::duration<double>(settings.reload_delay))) {
     std::vector<std::string> shown;

@@ -38,8 +38,7 @@ TEST_CASE("reload filter: uvicorn's defaults", "[server][reload]") {
     CHECK_FALSE(filter.matches("/src/~app.py"));
 }
 
-TEST_CASE("reload filter: includes and excludes added, defaults overridden",
-          "[server][reload]") {
+TEST_CASE("reload filter: includes and excludes added, defaults overridden", "[server][reload]") {
     ReloadFilter html({"*.html"}, {});
     CHECK(html.matches("/src/templates/index.html"));
     CHECK(html.matches("/src/app.py"));

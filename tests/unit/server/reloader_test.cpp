@@ -43,8 +43,8 @@ TEST_CASE("reloader: a matching change is due after the delay, once", "[server][
     settings.reload_dirs = {tree.root.string()};
     settings.reload_delay = 0.25;
     Reloader reloader(settings);
-    REQUIRE(reloader.dirs() == std::vector<std::filesystem::path>{
-                                   std::filesystem::weakly_canonical(tree.root)});
+    REQUIRE(reloader.dirs() ==
+            std::vector<std::filesystem::path>{std::filesystem::weakly_canonical(tree.root)});
     CHECK_FALSE(reloader.deadline());
 
     auto t0 = Reloader::Clock::now();
