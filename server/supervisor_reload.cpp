@@ -22,9 +22,10 @@ bool Supervisor::start_reloader() {
     }
     // A module rewritten within the same second at the same size has the mtime and size
     // its cached bytecode was checked against: a new worker would import the old code
-    // from __pycache__. Without bytecode files every import compiles the source. (The
-    // master is single-threaded here; the workers inherit its environment.)
-    ::setenv("PYTHONDONTWRITEBYTECODE", "1", 0);
+    // from __pycache__. Without bytecode files every import compiles the source; set
+    // even over an empty value, which Python reads as unset. (The master is
+    // single-threaded here; the workers inherit its environment.)
+    ::setenv("PYTHONDONTWRITEBYTECODE", "1", 1);
     return true;
 }
 

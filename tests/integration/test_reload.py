@@ -197,3 +197,19 @@ def test_reload_with_workers_replaces_each(narwhal, tmp_path):
     for _ in range(20):
         assert fetch(server)[0] == "v2"
     assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+
+
+def test_a_same_size_rewrite_is_imported_afresh(narwhal, tmp_path):
+    """A module rewritten at once with the same size keeps the mtime second and size that
+    cached bytecode is checked against: the new worker must compile the source, so the
+    master writes no bytecode for its workers even when the environment would."""
+    write_app(tmp_path, "v1")
+    server = narwhal("reload_app:app", "--reload", "--reload-dir", str(tmp_path), "--lifespan",
+                     "off", app_dir=tmp_path, cwd=tmp_path, env={"PYTHONDONTWRITEBYTECODE": ""})
+    wait_until(lambda: ready_pids(server) or server.proc.poll() is not None, "worker ready", 60)
+    assert fetch(server)[0] == "v1"
+    for n in range(2, 5):
+        write_app(tmp_path, f"v{n}")
+        wait_body(server, f"v{n}")
+    assert not (tmp_path / "__pycache__").exists()
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
