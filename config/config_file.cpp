@@ -80,6 +80,13 @@ Value convert(const Option& o, const detail::FileValue& v, std::string_view labe
             return headers;
         }
         break;
+    case Kind::list:
+        // An array, or one entry as a plain string (uvicorn's reload_dirs="src").
+        if (auto* list = std::get_if<std::vector<std::string>>(&value))
+            return *list;
+        if (auto* s = std::get_if<std::string>(&value))
+            return TextList{*s};
+        break;
     }
     mismatch(o, v, label);
 }

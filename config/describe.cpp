@@ -110,6 +110,12 @@ std::string toml_value(const Option& o, const Value& v) {
             items.push_back(toml_string(fmt::format("{}:{}", name, value)));
         return fmt::format("[{}]", fmt::join(items, ", "));
     }
+    case Kind::list: {
+        std::vector<std::string> items;
+        for (const std::string& item : std::get<TextList>(v))
+            items.push_back(toml_string(item));
+        return fmt::format("[{}]", fmt::join(items, ", "));
+    }
     default: return format_value(o, v);
     }
 }

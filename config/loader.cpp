@@ -24,15 +24,22 @@ const Option& app_option() {
     return *app;
 }
 
-// Repeated --header entries add up within one source; any other repeat is a plain
-// overwrite, so the last one wins when the layer is applied in order.
+// Repeated --header (and --reload-dir, ...) entries add up within one source; any other
+// repeat is a plain overwrite, so the last one wins when the layer is applied in order.
+template <typename List> void append(Assignment& earlier, Assignment& a) {
+    auto& list = std::get<List>(earlier.value);
+    auto& more = std::get<List>(a.value);
+    list.insert(list.end(), more.begin(), more.end());
+}
+
 void add(Layer& layer, Assignment a) {
-    if (a.option->kind == Kind::headers) {
+    if (a.option->kind == Kind::headers || a.option->kind == Kind::list) {
         for (Assignment& earlier : layer) {
             if (earlier.option == a.option) {
-                auto& list = std::get<HeaderList>(earlier.value);
-                auto& more = std::get<HeaderList>(a.value);
-                list.insert(list.end(), more.begin(), more.end());
+                if (a.option->kind == Kind::headers)
+                    append<HeaderList>(earlier, a);
+                else
+                    append<TextList>(earlier, a);
                 return;
             }
         }
@@ -171,9 +178,9 @@ void parse_uvicorn_variable(Environment& env, const std::string& name, std::stri
         if (text.empty())
             return;  // unset, as for NARWHAL_*
         // click splits a repeatable option's variable on whitespace; ours takes one
-        // header per line.
+        // entry per line.
         std::string value(text);
-        if (o->kind == Kind::headers)
+        if (o->kind == Kind::headers || o->kind == Kind::list)
             for (char& c : value)
                 if (c == ' ' || c == '\t')
                     c = '\n';

@@ -107,6 +107,16 @@ constexpr Option choice(Names n, std::span<const std::string_view> choices, std:
     return o;
 }
 
+template <auto Member> void set_list(Settings& s, const Value& v) {
+    s.*Member = std::get<TextList>(v);
+}
+template <auto Member> Value get_list(const Settings& s) { return s.*Member; }
+
+template <auto Member>
+constexpr Option text_list(Names n, std::string_view metavar, std::string_view help) {
+    return row(n, Kind::list, metavar, help, set_list<Member>, get_list<Member>);
+}
+
 constexpr Option header_list(Names n, std::string_view help) {
     return row(n, Kind::headers, "NAME:VALUE", help, set_headers, get_headers);
 }
@@ -377,6 +387,24 @@ constexpr Option table[] = {
         {"timeout_shutdown_delay", "--timeout-shutdown-delay", "NARWHAL_TIMEOUT_SHUTDOWN_DELAY"},
         "After the first SIGTERM, keep serving this long with the ready path answering 503 "
         "before the listener closes. 0: close at once."),
+    // --- development: --reload
+    flag<&S::reload>({"reload", "--reload", "NARWHAL_RELOAD"}, false,
+                     "Development: restart the workers (new before old) when a watched file "
+                     "changes. A master with one worker unless --workers says more."),
+    text_list<&S::reload_dirs>({"reload_dirs", "--reload-dir", "NARWHAL_RELOAD_DIRS"}, "PATH",
+                               "With --reload: watch this directory tree (repeatable). "
+                               "Default: the current directory and --app-dir."),
+    text_list<&S::reload_includes>(
+        {"reload_includes", "--reload-include", "NARWHAL_RELOAD_INCLUDES"}, "GLOB",
+        "With --reload: also restart on files whose name matches this glob (repeatable; "
+        "'*.py' always)."),
+    text_list<&S::reload_excludes>(
+        {"reload_excludes", "--reload-exclude", "NARWHAL_RELOAD_EXCLUDES"}, "GLOB",
+        "With --reload: ignore files whose name matches this glob, or this directory "
+        "(repeatable; also '.*', '.py[cod]', '.sw.*', '~*')."),
+    seconds<&S::reload_delay>({"reload_delay", "--reload-delay", "NARWHAL_RELOAD_DELAY"},
+                              "With --reload: restart this long after the last change of a "
+                              "burst."),
     // --- bridge
     integer<&S::inbox_batch>({"inbox_batch", "--inbox-batch", "NARWHAL_INBOX_BATCH"}, "N", 1,
                              int64_max, "Events the interpreter takes from its inbox per wake-up."),
@@ -421,8 +449,7 @@ constexpr MetaOption meta_table[] = {
 };
 
 constexpr std::string_view uvicorn_only[] = {
-    "--reload",         "--reload-dir",   "--reload-include",
-    "--reload-exclude", "--reload-delay", "--h11-max-incomplete-event-size",
+    "--h11-max-incomplete-event-size",
 };
 
 // Options uvicorn has with the same meaning, by key. A key is uvicorn's parameter name
@@ -472,6 +499,11 @@ constexpr std::string_view uvicorn_keys[] = {
     "ssl_cert_reqs",
     "ssl_ca_certs",
     "ssl_ciphers",
+    "reload",
+    "reload_dirs",
+    "reload_includes",
+    "reload_excludes",
+    "reload_delay",
 };
 
 std::string upper(std::string_view text) {
@@ -618,6 +650,21 @@ Value parse_text(const Option& o, std::string_view text, std::string_view label)
             invalid(o, text, label);
         return list;
     }
+    case Kind::list: {
+        // As headers: one entry per line, so the environment can carry several.
+        TextList list;
+        std::size_t start = 0;
+        while (start <= text.size()) {
+            std::size_t end = std::min(text.find('\n', start), text.size());
+            std::string_view line = trim(text.substr(start, end - start), " \t\r");
+            if (!line.empty())
+                list.emplace_back(line);
+            start = end + 1;
+        }
+        if (list.empty())
+            invalid(o, text, label);
+        return list;
+    }
     }
     invalid(o, text, label);
 }
@@ -684,6 +731,7 @@ std::string expected(const Option& o) {
     case Kind::seconds: return "a non-negative number of seconds";
     case Kind::choice: return fmt::format("one of {}", fmt::join(o.choices, ", "));
     case Kind::headers: return "NAME:VALUE";
+    case Kind::list: return fmt::format("{} entries", o.metavar);
     }
     return "a value";
 }
@@ -709,6 +757,7 @@ std::string format_value(const Option& o, const Value& v) {
             out += fmt::format("{}{}:{}", out.empty() ? "" : ", ", name, value);
         return out;
     }
+    case Kind::list: return fmt::format("{}", fmt::join(std::get<TextList>(v), ", "));
     }
     return {};
 }

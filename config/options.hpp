@@ -24,14 +24,16 @@ enum class Kind {
     seconds,  // non-negative, finite, fractional seconds
     choice,   // one of `choices`; the Value is the index, equal to the enum's value
     headers,  // "name:value" entries; repeatable on the CLI
+    list,     // text entries (paths, globs); repeatable on the CLI
 };
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
+using TextList = std::vector<std::string>;
 
 // A setting's value between a source and Settings. The alternative follows the kind:
 // flag -> bool, integer and choice -> int64_t, seconds -> double, string -> string,
-// headers -> HeaderList.
-using Value = std::variant<bool, std::int64_t, double, std::string, HeaderList>;
+// headers -> HeaderList, list -> TextList.
+using Value = std::variant<bool, std::int64_t, double, std::string, HeaderList, TextList>;
 
 struct Option {
     std::string_view key;   // config-file key, snake_case; the Settings field name

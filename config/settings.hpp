@@ -228,6 +228,21 @@ struct Settings {
     // on its own (Kubernetes endpoints, HAProxy's agent) needs no delay.
     double timeout_shutdown_delay = 0.0;
 
+    // --- development: --reload (the master restarts its workers on a source change) ---
+    // Off: production runs never watch files. On: a master (as under --workers, with one
+    // worker unless --workers says more) watches reload_dirs with inotify and replaces its
+    // workers, new before old, when a file matching the globs changes.
+    bool reload = false;
+    // Directories watched, recursively. Empty: the current directory and --app-dir.
+    std::vector<std::string> reload_dirs;
+    // File-name globs added to uvicorn's '*.py', and added to uvicorn's excluded
+    // '.*', '.py[cod]', '.sw.*', '~*' (an exclude naming a directory skips that tree).
+    std::vector<std::string> reload_includes;
+    std::vector<std::string> reload_excludes;
+    // uvicorn's: a burst of saves (an editor's write-then-rename, a checkout) becomes one
+    // restart that starts this long after the last change of the burst.
+    double reload_delay = 0.25;
+
     // --- bridge ------------------------------------------------------------
     // Events taken per drain of the inbox under one GIL hold: large enough to amortise
     // the wake-up, small enough that running tasks are not starved.

@@ -78,8 +78,9 @@ int main(int argc, char** argv) {
     for (const auto& note : loaded.notes)
         log::info("{}", note);
     std::fflush(stdout);
-    if (s.workers == 0)
+    if (s.workers == 0 && !s.reload)
         return run_worker(s, argc, argv);  // one process, as without --workers
+    // --reload: the master below, with one worker unless --workers says more.
     if (int refused = refuse_interpreters(s))
         return refused;  // before anything is bound or forked
     if (s.tls()) {

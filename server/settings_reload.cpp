@@ -10,9 +10,21 @@
 namespace narwhal::server {
 
 std::span<const std::string_view> restart_only_keys() {
-    // metrics_bind: the master's listener, bound once like the others.
-    static constexpr std::array<std::string_view, 8> keys = {
-        "host", "port", "uds", "fd", "reuse_port", "backlog", "env_file", "metrics_bind"};
+    // metrics_bind: the master's listener, bound once like the others. The reload keys:
+    // the master's inotify watch, set up once before the first fork.
+    static constexpr std::array<std::string_view, 13> keys = {"host",
+                                                              "port",
+                                                              "uds",
+                                                              "fd",
+                                                              "reuse_port",
+                                                              "backlog",
+                                                              "env_file",
+                                                              "metrics_bind",
+                                                              "reload",
+                                                              "reload_dirs",
+                                                              "reload_includes",
+                                                              "reload_excludes",
+                                                              "reload_delay"};
     return keys;
 }
 

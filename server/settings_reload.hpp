@@ -17,7 +17,7 @@ namespace narwhal::server {
 // The keys of the settings that shape the listeners the master binds once: the address
 // (host, port, uds, fd), how it is shared (reuse_port) and its queue (backlog). env_file
 // too: the master reads it into its own environment once, before the first fork, and
-// workers inherit that environment.
+// workers inherit that environment. And --reload's: the master's watch, made once.
 std::span<const std::string_view> restart_only_keys();
 
 struct SettingsReload {

@@ -130,6 +130,10 @@ int Supervisor::run() {
     log::info("Started parent process [{}]", ::getpid());
     auto count = static_cast<std::size_t>(
         settings_.workers == config::Settings::workers_auto ? usable_cpus() : settings_.workers);
+    if (count == 0)
+        count = 1;  // --reload without --workers
+    if (settings_.reload && !start_reloader())
+        return 1;
     max_positions_ = std::max(min_position_capacity, count * position_capacity_factor);
     try {
         table_ = std::make_unique<WorkerSlots>(max_positions_ * rows_per_position);
@@ -158,6 +162,9 @@ int Supervisor::run() {
 
     while (!stopping_ || running() > 0) {
         std::vector<pollfd> fds{{signal_fd_, POLLIN, 0}};
+        if (reloader_)
+            fds.push_back({reloader_->fd(), POLLIN, 0});
+        const std::size_t ready_from = fds.size();
         for (const Slot& slot : slots_)
             for (const auto* p : {&slot.process, &slot.successor})
                 if (*p && (*p)->ready_fd() >= 0)
@@ -180,7 +187,7 @@ int Supervisor::run() {
         }
         // Ready reports before exits: a worker that said ready and died at once must count
         // as having started (respawn), not as a start-up failure (stop everything).
-        for (std::size_t i = 1; i < metrics_from; ++i) {
+        for (std::size_t i = ready_from; i < metrics_from; ++i) {
             if (!fds[i].revents)
                 continue;
             for (Slot& slot : slots_) {
@@ -198,6 +205,8 @@ int Supervisor::run() {
         }
         if (fds[0].revents & POLLIN)
             on_signal();
+        if (reloader_ && fds[1].revents)
+            reloader_->on_readable(Clock::now());
         if (metrics_ && n >= 0)  // also on a timeout: it drops clients past their deadline
             metrics_->on_poll(std::span<const pollfd>(fds).subspan(metrics_from));
         auto now = Clock::now();
@@ -208,6 +217,7 @@ int Supervisor::run() {
             stop_deadline_ = now + stop_margin;  // SIGKILL is not ignored: only reaping left
         }
         if (!stopping_) {
+            reload_due(now);
             advance_roll();
             respawn_due(now);
             if (now >= next_check_) {
@@ -240,6 +250,8 @@ std::unique_ptr<WorkerProcess> Supervisor::start_worker(std::size_t& row) {
             masters_fds.push_back(w.process->ready_fd());
     if (metrics_)
         metrics_->descriptors(masters_fds);
+    if (reloader_)
+        masters_fds.push_back(reloader_->fd());
     if (listen_fd_ >= 0 && worker_settings_.fd != listen_fd_)
         masters_fds.push_back(listen_fd_);  // --reuse-port: the workers bind their own
     const config::Settings& ws = worker_settings_;
@@ -376,6 +388,8 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
     }
     if (!was_ready && on_added_failed(slot, pid, how))
         return;  // the position is gone (`slot` with it)
+    if (!was_ready && on_reload_start_failed(pid, how))
+        return;
     if (!was_ready) {
         // Import errors, a failed lifespan start-up, a port in use: the next worker would
         // fail the same way. Stop rather than crash-loop, with the worker's status.
@@ -466,6 +480,9 @@ int Supervisor::poll_timeout_ms(Clock::time_point now) const {
         for (const Slot& slot : slots_)
             if (!slot.process && slot.respawn_at && (!next || *slot.respawn_at < *next))
                 next = slot.respawn_at;
+        if (auto reload = reloader_ ? reloader_->deadline() : std::nullopt;
+            reload && *reload < *next)
+            next = reload;
     }
     if (!next)
         return -1;

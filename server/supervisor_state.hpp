@@ -8,6 +8,7 @@
 #include "server/metrics.hpp"
 #include "server/metrics_exposition.hpp"
 #include "server/metrics_listener.hpp"
+#include "server/reloader.hpp"
 #include "server/respawn_backoff.hpp"
 #include "server/rolling_restart.hpp"
 #include "server/supervisor.hpp"
@@ -120,6 +121,11 @@ private:
     void notify_systemd(Clock::time_point now);
     int systemd_timeout_ms(Clock::time_point now) const;
 
+    // supervisor_reload.cpp: --reload.
+    bool start_reloader();
+    void reload_due(Clock::time_point now);
+    bool on_reload_start_failed(pid_t pid, const std::string& how);
+
     config::Settings settings_;  // as last loaded (start, SIGHUP); listener keys as bound
     const WorkerMain& worker_main_;
     const SettingsReader& reread_;
@@ -142,6 +148,7 @@ private:
     // --metrics-bind, served from this loop; the reaped workers' observations (summed when
     // their rows are released, so no counter goes backwards) and why workers were replaced.
     std::unique_ptr<MetricsListener> metrics_;
+    std::unique_ptr<Reloader> reloader_;  // --reload: the watched trees, the debounce
     Metrics retired_metrics_;
     WorkerRestarts restarts_;
     std::set<pid_t> terminated_;  // stopped by the health check, until reaped

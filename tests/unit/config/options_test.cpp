@@ -62,6 +62,9 @@ TEST_CASE("every option names itself consistently in every source", "[config][op
             CHECK(o.flag.empty());  // positional
         } else if (o.key == "headers") {
             CHECK(o.flag == "--header");  // uvicorn's singular, repeatable flag
+        } else if (o.kind == Kind::list) {
+            CHECK(std::string(o.flag) + "s" ==
+                  dashed(o.key));  // --reload-dir, uvicorn's reload_dirs
         } else {
             CHECK(o.flag == dashed(o.key));
         }
@@ -272,7 +275,8 @@ TEST_CASE("UVICORN_* names: click's prefix plus the key, for shared options only
         INFO(o.key);
         CHECK(find_by_uvicorn_env(uvicorn_env(o)) == &o);
     }
-    CHECK(shared == 43);
+    CHECK(shared == 48);
+    CHECK(uvicorn_env(opt("reload_dirs")) == "UVICORN_RELOAD_DIRS");  // click: the parameter
     CHECK(uvicorn_env(opt("workers")) == "UVICORN_WORKERS");
     CHECK(uvicorn_env(opt("reuse_port")).empty());  // uvicorn has no --reuse-port
 }
