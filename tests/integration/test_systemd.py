@@ -218,8 +218,11 @@ def _watchdog_env(manager) -> dict[str, str]:
 def test_watchdog_stops_while_the_loop_is_blocked(manager, started, tmp_path):
     sock = listening_socket()
     port = sock.getsockname()[1]
+    # An I/O thread of its own (also in the --io-threads 0 pass): the live path, which
+    # shows the loop is stuck, answers beside a blocked loop only from one.
     server = started("--timeout-worker-healthcheck", "1", "--health-live-path", "/livez",
-                     sockets=[sock], names=["http"], env=_watchdog_env(manager))
+                     "--io-threads", "1", sockets=[sock], names=["http"],
+                     env=_watchdog_env(manager))
     manager.wait_for(lambda m: m.count("WATCHDOG") >= 3, "WATCHDOG=1 while serving")
     gate = tmp_path / "release"
     blocked = threading.Thread(target=lambda: get(port, f"/block?gate={gate}"), daemon=True)
