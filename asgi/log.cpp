@@ -211,6 +211,10 @@ std::string json_string(std::string_view s) {
     return out;
 }
 
+std::string json_string_or_null(std::string_view s) {
+    return s.empty() ? std::string("null") : json_string(s);
+}
+
 void event(Level level, std::string_view message, std::string_view fields) {
     if (!enabled(level))
         return;
@@ -252,8 +256,7 @@ void access(const HttpAccess& a) {
             "\"user_agent\": {}, \"worker\": {}, \"interpreter\": {}",
             json_string(client), json_string(method), json_string(parts.raw_path),
             json_string(parts.query_string), version, status, a.bytes_out, a.duration_s, a.queue_s,
-            a.app_s, a.request_id.empty() ? std::string("null") : json_string(a.request_id),
-            a.user_agent.empty() ? std::string("null") : json_string(a.user_agent), a.worker,
+            a.app_s, json_string_or_null(a.request_id), json_string_or_null(a.user_agent), a.worker,
             a.interpreter);
         write_line(Level::info, logger_name(Logger::access), message, fields, now_seconds());
         return;
@@ -293,8 +296,7 @@ void websocket_access(const WebSocketAccess& a) {
         json_string(a.client), json_string(parts.raw_path), json_string(parts.query_string),
         a.status, accepted ? std::to_string(a.close_code) : std::string("null"),
         accepted ? json_string(a.closed_by) : std::string("null"), a.seconds, a.messages_in,
-        a.bytes_in, a.messages_out, a.bytes_out,
-        a.request_id.empty() ? std::string("null") : json_string(a.request_id));
+        a.bytes_in, a.messages_out, a.bytes_out, json_string_or_null(a.request_id));
     submit(Level::info, Logger::access, message, fields);
 }
 

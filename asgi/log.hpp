@@ -45,6 +45,8 @@ bool json();
 void event(Level level, std::string_view message, std::string_view fields);
 // `s` as a JSON string literal, quotes included.
 std::string json_string(std::string_view s);
+// The same, or `null` for an empty `s` (a value that is absent, not empty).
+std::string json_string_or_null(std::string_view s);
 
 // One HTTP request, logged when its response has ended.
 struct HttpAccess {

@@ -48,8 +48,7 @@ std::string request_json(const asgi::LoopMonitor::Step& step) {
     path = path.substr(0, path.find('?'));  // the ASGI path: no query string
     return fmt::format("{{\"method\": {}, \"path\": {}, \"id\": {}, \"request_id\": {}}}",
                        log::json_string(parts.method), log::json_string(path), step.id,
-                       step.request_id.empty() ? std::string("null")
-                                               : log::json_string(step.request_id));
+                       log::json_string_or_null(step.request_id));
 }
 
 std::string stack_json(const std::vector<asgi::StackFrame>& frames) {
