@@ -56,6 +56,16 @@ inline constexpr std::string_view pathsend_file_unreadable =
     "http.response.pathsend: reading the file failed; connection closed:";
 inline constexpr std::string_view client_disconnected = "The client disconnected.";
 inline constexpr std::string_view receive_unsupported = "receive() is not available here.";
+// narwhal.pubsub (asgi/pubsub.hpp); {} is the message type.
+inline constexpr std::string_view pubsub_unknown_type =
+    "Unknown narwhal.pubsub message type '{}': expected narwhal.pubsub.subscribe, "
+    "narwhal.pubsub.unsubscribe or narwhal.pubsub.publish.";
+inline constexpr std::string_view pubsub_needs_socket =
+    "'{}' is only valid on an accepted, open WebSocket.";
+inline constexpr std::string_view pubsub_topic_not_str =
+    "ASGI 'topic' of a narwhal.pubsub message must be a non-empty str.";
+inline constexpr std::string_view pubsub_publish_payload =
+    "'narwhal.pubsub.publish' needs exactly one of 'text' (a str) and 'bytes' (bytes).";
 
 // The responses the server answers itself, without the app: per status, what the log
 // says happened (`summary`, also the fallback detail when no more precise one is known)

@@ -3,6 +3,7 @@
 // them into scope dicts and messages.
 #pragma once
 
+#include "asgi/pubsub.hpp"
 #include "asgi/unique_fd.hpp"
 
 #include <cstdint>
@@ -142,6 +143,11 @@ struct Command {
         ws_close,   // `status` = close code, `body` = reason; before accept: 403
         ws_credit,  // the app took `credit` messages: the socket may be read again
         file,       // http.response.pathsend: the whole body is `file_size` bytes of `file`
+        // narwhal.pubsub: carried like the cycle's other messages so they keep its order
+        // (a socket that subscribes and then publishes gets its own publication).
+        ws_subscribe,    // `body` = the topic
+        ws_unsubscribe,  // `body` = the topic
+        publish,         // `publication`; taken whatever the request's state
     };
     Kind kind = Kind::body;
     uint64_t request = 0;  // the request this belongs to; stale commands are ignored
@@ -157,6 +163,7 @@ struct Command {
     // for HEAD), and the body's length: the app's Content-Length, or the file's size.
     UniqueFd file;
     uint64_t file_size = 0;
+    PublicationPtr publication;  // publish
 };
 
 }  // namespace narwhal::asgi

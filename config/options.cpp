@@ -128,7 +128,7 @@ constexpr std::array<std::string_view, 3> loop_names{"auto", "asyncio", "uvloop"
 constexpr std::array<std::string_view, 6> log_level_names{"trace",   "debug", "info",
                                                           "warning", "error", "critical"};
 constexpr std::array<std::string_view, 2> log_format_names{"text", "json"};
-constexpr std::array<std::string_view, 2> slow_consumer_names{"wait", "close"};
+constexpr std::array<std::string_view, 3> slow_consumer_names{"wait", "close", "drop"};
 constexpr std::array<std::string_view, 2> tls_version_names{"TLSv1.2", "TLSv1.3"};
 constexpr std::array<std::string_view, 4> proxy_protocol_names{"off", "v1", "v2", "auto"};
 // uvicorn's names and order (its --http and --ws choices), so its error lists match.
@@ -340,7 +340,8 @@ constexpr Option table[] = {
     choice<&S::ws_slow_consumer>(
         {"ws_slow_consumer", "--ws-slow-consumer", "NARWHAL_WS_SLOW_CONSUMER"}, slow_consumer_names,
         "A WebSocket client that does not keep up: wait makes send() "
-        "wait; close closes it with 1008 after --ws-send-timeout."),
+        "wait; close closes it with 1008 after --ws-send-timeout; drop skips the "
+        "publications it has no room for."),
     seconds<&S::ws_send_timeout>(
         {"ws_send_timeout", "--ws-send-timeout", "NARWHAL_WS_SEND_TIMEOUT"},
         "With --ws-slow-consumer close: how long a socket's send buffer "
@@ -349,6 +350,16 @@ constexpr Option table[] = {
         {"timeout_ws_drain", "--timeout-ws-drain", "NARWHAL_TIMEOUT_WS_DRAIN"},
         "On shutdown, time open WebSockets keep working before they "
         "are closed with 1001."),
+    // --- publish/subscribe
+    integer<&S::pubsub_max_queue>(
+        {"pubsub_max_queue", "--pubsub-max-queue", "NARWHAL_PUBSUB_MAX_QUEUE"}, "N", 1, int_max,
+        "Publications queued for one subscriber before --ws-slow-consumer applies to it."),
+    text<&S::pubsub_redis>({"pubsub_redis", "--pubsub-redis", "NARWHAL_PUBSUB_REDIS"}, "URL",
+                           "Carry publications between servers through this Redis "
+                           "(redis://host:port/db or unix:///path)."),
+    text<&S::pubsub_redis_prefix>(
+        {"pubsub_redis_prefix", "--pubsub-redis-prefix", "NARWHAL_PUBSUB_REDIS_PREFIX"}, "TEXT",
+        "The Redis channel of a topic is this prefix followed by the topic."),
     seconds<&S::watchdog_threshold>(
         {"watchdog_threshold", "--watchdog-threshold", "NARWHAL_WATCHDOG_THRESHOLD"},
         "Report an event loop that has not turned for this long, with its stack. 0: off."),

@@ -181,12 +181,28 @@ struct Settings {
     // A socket whose client does not keep up: `wait` makes `await send()` wait (bounded
     // memory, the app slows down); `close` closes it with 1008 once its send buffer has
     // stayed full for ws_send_timeout, so one slow client cannot hold a broadcaster back.
-    enum class SlowConsumer { wait, close };
+    // `drop` (publications only: an app's own send() waits as with `wait`) skips what a
+    // subscriber has no room for and counts it. Publications cannot wait for one
+    // subscriber, so under `wait` and `close` a subscriber whose publication queue is
+    // full is closed with 1008 at once (docs/websocket-gateway.md).
+    enum class SlowConsumer { wait, close, drop };
     SlowConsumer ws_slow_consumer = SlowConsumer::wait;  // uvicorn's behaviour: wait
     double ws_send_timeout = 10.0;  // a client that cannot take 64 KiB in 10 s is gone
     // On shutdown, open sockets keep working this long before they get 1001: in-flight
     // messages finish, well inside the graceful timeout.
     double timeout_ws_drain = 5.0;
+
+    // --- publish/subscribe (the narwhal.pubsub extension) --------------------------
+    // Publications queued for one subscriber before --ws-slow-consumer applies to it: a
+    // burst of 1,024 broadcasts is absorbed by a client that stalls for a moment (a GC
+    // pause, a lost packet). Their bytes are shared with every other subscriber, so a
+    // queued publication costs one small entry per socket, not a copy of the message.
+    int pubsub_max_queue = 1024;
+    // Redis to carry publications between servers: redis://[:password@]host[:port][/db]
+    // or unix:///path; empty: this server's workers only.
+    std::string pubsub_redis;
+    // Each topic is the Redis channel prefix + topic, so several apps can share one Redis.
+    std::string pubsub_redis_prefix = "narwhal:";
 
     // --- watchdog -------------------------------------------------------------
     // A loop that has not turned for this long is reported with its stack: 100 ms is

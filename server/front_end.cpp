@@ -48,6 +48,8 @@ FrontEnd::FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* cons
     ctx_.limits.ws_deflate = s.ws_per_message_deflate;
     ctx_.limits.ws_close_slow_consumers =
         s.ws_slow_consumer == config::Settings::SlowConsumer::close;
+    ctx_.limits.pubsub_drop = s.ws_slow_consumer == config::Settings::SlowConsumer::drop;
+    ctx_.limits.pubsub_max_queue = static_cast<std::size_t>(s.pubsub_max_queue);
     ctx_.limits.ws_send_timeout = ms(s.ws_send_timeout);
     ctx_.limits.ws_drain = ms(s.timeout_ws_drain);
     for (asgi::Inbox* inbox : inboxes) {
@@ -96,6 +98,11 @@ FrontEnd::FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* cons
         threads_.push_back(std::make_unique<IoThread>(IoThread::Mode::inline_));
     for (int i = 0; i < s.io_threads; ++i)
         threads_.push_back(std::make_unique<IoThread>());
+    std::vector<IoThread*> io;
+    for (auto& t : threads_)
+        io.push_back(t.get());
+    pubsub_ = std::make_unique<PubSubHub>(ctx_, std::move(io));
+    ctx_.pubsub = pubsub_.get();
 }
 
 IoThread* FrontEnd::inline_io() { return threads_[0]->is_inline() ? threads_[0].get() : nullptr; }

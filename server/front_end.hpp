@@ -7,6 +7,7 @@
 #include "asgi/inbox.hpp"
 #include "config/settings.hpp"
 #include "server/listener.hpp"
+#include "server/pubsub_hub.hpp"
 #include "server/server_context.hpp"
 
 #include <boost/asio/signal_set.hpp>
@@ -54,6 +55,10 @@ public:
     IoThread* inline_io();
 
     ServerContext& context() { return ctx_; }
+    // The narwhal.pubsub fan-out, and the I/O thread its relays (the worker bus, Redis)
+    // run on: the first one, which also runs the listener and the signals.
+    PubSubHub& pubsub() { return *pubsub_; }
+    IoThread& relay_thread() { return *threads_[0]; }
     // Logs "narwhal stats: {json}" (also on SIGUSR1): the counters the metrics endpoint
     // will export (server/worker_health.hpp's stats_fields), then with several
     // interpreters each one's requests in flight and queued.
@@ -68,6 +73,7 @@ private:
     ServerContext ctx_;
     std::vector<std::unique_ptr<asgi::Admission>> admissions_;
     std::vector<std::unique_ptr<IoThread>> threads_;
+    std::unique_ptr<PubSubHub> pubsub_;  // after threads_: it posts to them
     std::unique_ptr<Listener> listener_;
     std::unique_ptr<boost::asio::signal_set> signals_;
     std::unique_ptr<boost::asio::signal_set> stats_signal_;

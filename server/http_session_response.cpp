@@ -6,6 +6,7 @@
 #include "asgi/errors.hpp"
 #include "asgi/log.hpp"
 #include "server/io_thread.hpp"
+#include "server/pubsub_hub.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -26,6 +27,8 @@ constexpr std::size_t tls_file_piece_size = 256 * 1024;
 // --- commands from the interpreter ------------------------------------------------
 
 void HttpSession::on_command(asgi::Command&& cmd) {
+    if (cmd.kind == asgi::Command::Kind::publish)
+        return ctx_.pubsub->publish(cmd.publication);  // not about this response
     if (phase_ != Phase::request || cmd.request != request_.id)
         return;  // stale: the connection closed or moved on to another request
     switch (cmd.kind) {
@@ -38,7 +41,10 @@ void HttpSession::on_command(asgi::Command&& cmd) {
     case asgi::Command::Kind::ws_accept:
     case asgi::Command::Kind::ws_send:
     case asgi::Command::Kind::ws_close:
-    case asgi::Command::Kind::ws_credit: break;  // never sent for an HTTP request
+    case asgi::Command::Kind::ws_credit:
+    case asgi::Command::Kind::ws_subscribe:
+    case asgi::Command::Kind::ws_unsubscribe:
+    case asgi::Command::Kind::publish: break;  // never sent for an HTTP request
     }
 }
 

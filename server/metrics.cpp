@@ -101,9 +101,12 @@ void Metrics::reset() {
     zero(duration);
     zero(queue_wait);
     for (auto* c : {&request_body_bytes, &response_body_bytes, &ws_sessions, &ws_messages_in,
-                    &ws_messages_out, &ws_bytes_in, &ws_bytes_out, &ws_slow_consumer_closes})
+                    &ws_messages_out, &ws_bytes_in, &ws_bytes_out, &ws_slow_consumer_closes,
+                    &pubsub_published, &pubsub_received, &pubsub_delivered, &pubsub_dropped,
+                    &pubsub_bus_lost, &pubsub_redis_reconnects, &pubsub_redis_lost})
         c->store(0, relaxed);
-    ws_open.store(0, relaxed);
+    for (auto* g : {&ws_open, &pubsub_subscriptions, &pubsub_redis_connected})
+        g->store(0, relaxed);
     for (auto& h : loop_lag)
         zero(h);
 }
@@ -125,8 +128,18 @@ void Metrics::add_to(Metrics& into, bool gauges) const {
     add(ws_bytes_in, into.ws_bytes_in);
     add(ws_bytes_out, into.ws_bytes_out);
     add(ws_slow_consumer_closes, into.ws_slow_consumer_closes);
-    if (gauges)
+    add(pubsub_published, into.pubsub_published);
+    add(pubsub_received, into.pubsub_received);
+    add(pubsub_delivered, into.pubsub_delivered);
+    add(pubsub_dropped, into.pubsub_dropped);
+    add(pubsub_bus_lost, into.pubsub_bus_lost);
+    add(pubsub_redis_reconnects, into.pubsub_redis_reconnects);
+    add(pubsub_redis_lost, into.pubsub_redis_lost);
+    if (gauges) {
         into.ws_open.fetch_add(ws_open.load(relaxed), relaxed);
+        into.pubsub_subscriptions.fetch_add(pubsub_subscriptions.load(relaxed), relaxed);
+        into.pubsub_redis_connected.fetch_add(pubsub_redis_connected.load(relaxed), relaxed);
+    }
     for (std::size_t i = 0; i < max_loops; ++i)
         add_histogram(loop_lag[i], into.loop_lag[i]);
 }

@@ -120,6 +120,34 @@ std::string render_metrics(const MetricsSample& s) {
             "WebSockets closed with 1008 for not keeping up (--ws-slow-consumer close).",
             m.ws_slow_consumer_closes.load(relaxed));
 
+    // --- publish/subscribe
+    counter(out, "narwhal_pubsub_published_total",
+            "narwhal.pubsub publications made by this server's apps.",
+            m.pubsub_published.load(relaxed));
+    counter(out, "narwhal_pubsub_received_total",
+            "Publications received from other workers and servers (the worker bus, Redis).",
+            m.pubsub_received.load(relaxed));
+    counter(out, "narwhal_pubsub_delivered_total",
+            "Publications handed to a subscribed WebSocket (one per subscriber).",
+            m.pubsub_delivered.load(relaxed));
+    counter(out, "narwhal_pubsub_dropped_total",
+            "Publications skipped for a subscriber whose queue was full (--ws-slow-consumer drop).",
+            m.pubsub_dropped.load(relaxed));
+    gauge(out, "narwhal_pubsub_subscriptions", "Subscriptions: (socket, topic) pairs.",
+          m.pubsub_subscriptions.load(relaxed));
+    counter(out, "narwhal_pubsub_bus_lost_total",
+            "Publications a sibling worker could not take (not running, or its queue full).",
+            m.pubsub_bus_lost.load(relaxed));
+    gauge(out, "narwhal_pubsub_redis_connected",
+          "Processes whose --pubsub-redis link is up (one per worker).",
+          m.pubsub_redis_connected.load(relaxed));
+    counter(out, "narwhal_pubsub_redis_reconnects_total",
+            "Times a --pubsub-redis link was re-established after it was lost.",
+            m.pubsub_redis_reconnects.load(relaxed));
+    counter(out, "narwhal_pubsub_redis_lost_total",
+            "Publications not sent to Redis because the link was down or its queue full.",
+            m.pubsub_redis_lost.load(relaxed));
+
     // --- event loops and tasks
     out.family("narwhal_event_loop_lag_seconds", "histogram",
                "How late each event loop's heartbeat ran, by interpreter.");

@@ -28,6 +28,8 @@
 
 namespace narwhal::server {
 
+class PubSubHub;
+
 struct SessionLimits {
     http::HeadLimits head;
     uint64_t body_limit = 0;
@@ -49,6 +51,10 @@ struct SessionLimits {
     std::chrono::milliseconds ws_ping_timeout{20000};
     bool ws_deflate = true;
     bool ws_close_slow_consumers = false;
+    // Publications queued per subscriber (--pubsub-max-queue); over it, drop skips them,
+    // wait and close close the socket with 1008 (publications cannot wait).
+    std::size_t pubsub_max_queue = 1024;
+    bool pubsub_drop = false;
     std::chrono::milliseconds ws_send_timeout{10000};
     std::chrono::milliseconds ws_drain{5000};
 };
@@ -104,6 +110,8 @@ struct ServerContext {
     // the master's table (set before any connection exists).
     Metrics own_metrics;
     Metrics* metrics = &own_metrics;
+    // The narwhal.pubsub fan-out (owned by the front end, made with its I/O threads).
+    PubSubHub* pubsub = nullptr;
 
     // I/O threads: a request was handed to the interpreter. fetch_add returns the count
     // before this one, so exactly one thread sees the limit reached, however many count

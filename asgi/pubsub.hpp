@@ -1,0 +1,35 @@
+// The narwhal.pubsub ASGI extension, in plain C++: its message types, the checks on
+// them, and the publication that crosses from an interpreter to the server's fan-out.
+// A publication is made once and shared, read-only, by every subscriber it goes to, in
+// every I/O thread; the network side frames each subscriber's copy from the same bytes.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace narwhal::asgi {
+
+// The key of scope["extensions"] and the prefix of the extension's message types.
+inline constexpr std::string_view pubsub_extension = "narwhal.pubsub";
+inline constexpr std::string_view pubsub_prefix = "narwhal.pubsub.";
+inline constexpr std::string_view pubsub_subscribe = "narwhal.pubsub.subscribe";
+inline constexpr std::string_view pubsub_unsubscribe = "narwhal.pubsub.unsubscribe";
+inline constexpr std::string_view pubsub_publish = "narwhal.pubsub.publish";
+
+struct Publication {
+    std::string topic;
+    std::string data;
+    bool text = true;
+};
+using PublicationPtr = std::shared_ptr<const Publication>;
+
+// What a scope may send of the extension. `websocket`: the scope is a WebSocket one;
+// `accepted`: its handshake was accepted (and it has not closed). Returns the error to
+// raise for a message type the extension does not have, or one the scope may not send
+// now; nullopt when it may.
+std::optional<std::string> check_pubsub_message(std::string_view type, bool websocket,
+                                                bool accepted);
+
+}  // namespace narwhal::asgi
