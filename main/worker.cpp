@@ -12,6 +12,8 @@
 #include "server/io_thread.hpp"
 #include "server/metrics_exposition.hpp"
 #include "server/metrics_listener.hpp"
+#include "server/pubsub_bus.hpp"
+#include "server/pubsub_bus_directory.hpp"
 #include "server/supervisor.hpp"
 #include "server/systemd.hpp"
 #include "server/systemd_watchdog.hpp"
@@ -99,7 +101,7 @@ private:
 int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
                 OtherInterpreters& others, std::vector<std::unique_ptr<asgi::Inbox>>& inboxes,
                 server::FrontEnd& front, const std::function<void()>& ready,
-                server::WorkerSlot* slot) {
+                server::WorkerSlot* slot, const std::string& bus_dir) {
     // Under a master, observations go straight to the worker's row of its table.
     if (slot)
         front.context().metrics = &slot->metrics;
@@ -148,6 +150,17 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
     }
     watches[0]->start(nullptr);
 
+    // Under a master, without --pubsub-redis: the worker bus carries publications to the
+    // other workers (server/pubsub_bus.hpp). Also with one worker: SIGTTIN and rolling
+    // restarts run others beside it. Destroyed after front.stop() below.
+    std::unique_ptr<server::PubSubBus> bus;
+    if (slot && !bus_dir.empty() && settings.pubsub_redis.empty()) {
+        bus = std::make_unique<server::PubSubBus>(
+            bus_dir, front.pubsub(), front.relay_thread(), front.context(),
+            static_cast<std::size_t>(settings.pubsub_max_queue));
+        front.pubsub().add_relay(bus.get());
+        bus->start();
+    }
     auto drain_begun = std::make_shared<bool>(false);
     front.start([&front, &inboxes, slot, drain_begun,
                  delay = settings.timeout_shutdown_delay](int nth) {
@@ -231,7 +244,7 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
 // sub-interpreters); the others have threads of their own.
 int serve(const config::Settings& settings, const std::string& venv,
           const std::shared_ptr<server::TlsStore>& tls, const std::function<void()>& ready,
-          server::WorkerSlot* slot) {
+          server::WorkerSlot* slot, const std::string& bus_dir) {
     python::AppLoop main_loop(settings, 0);
     int status = main_loop.start();
     OtherInterpreters others;
@@ -247,7 +260,7 @@ int serve(const config::Settings& settings, const std::string& venv,
         server::FrontEnd front(settings, inbox_list, tls);
         try {
             front.bind();
-            status = serve_bound(settings, main_loop, others, inboxes, front, ready, slot);
+            status = serve_bound(settings, main_loop, others, inboxes, front, ready, slot, bus_dir);
         } catch (const std::system_error& e) {
             log::error("{}", e.what());
             log::error("Cannot serve: stopping the application.");
@@ -297,6 +310,8 @@ int run_worker(const config::Settings& given, int argc, const char* const* argv,
             return 2;
         }
     }
+    // Before Python starts, so the app never sees it in its environment.
+    std::string bus_dir = server::PubSubBusDirectory::take_from_environment();
     // Like `python`, a VIRTUAL_ENV in the environment names the venv when --venv does not.
     const char* env_venv = std::getenv("VIRTUAL_ENV");
     std::string venv = !settings.venv.empty() ? settings.venv : env_venv ? env_venv : "";
@@ -312,7 +327,7 @@ int run_worker(const config::Settings& given, int argc, const char* const* argv,
     int status = 1;
     std::unique_ptr<python::LogBridge> log_bridge = python::LogBridge::start();
     if (log_bridge) {
-        status = serve(settings, venv, tls, ready, slot);
+        status = serve(settings, venv, tls, ready, slot, bus_dir);
     } else {
         PyErr_Print();
     }

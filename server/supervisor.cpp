@@ -141,6 +141,12 @@ int Supervisor::run() {
         log::error("Cannot map the workers' table: {}", e.what());
         return 1;
     }
+    try {
+        bus_dir_ = std::make_unique<PubSubBusDirectory>();
+    } catch (const std::system_error& e) {
+        // The server still serves; only narwhal.pubsub stays within each worker.
+        log::warning("Worker bus: {}; publications reach only the worker that made them", e.what());
+    }
     if (!settings_.metrics_bind.empty()) {
         // Before the first fork; a worker closes its descriptors first thing (start_worker's
         // masters_fds), as close-on-exec does nothing for a fork without exec.
@@ -329,6 +335,8 @@ void Supervisor::on_signal() {
 }
 
 void Supervisor::on_child_exit(pid_t pid, int status) {
+    if (bus_dir_)
+        bus_dir_->forget(pid);  // the other workers stop trying its socket
     std::string how = describe_wait_status(status);
     // The master's own status for a start-up failure: the worker's, or 1 when the master
     // stopped a worker that took too long (its signal is the master's, not the app's).

@@ -8,6 +8,7 @@
 #include "server/metrics.hpp"
 #include "server/metrics_exposition.hpp"
 #include "server/metrics_listener.hpp"
+#include "server/pubsub_bus_directory.hpp"
 #include "server/reloader.hpp"
 #include "server/respawn_backoff.hpp"
 #include "server/rolling_restart.hpp"
@@ -142,7 +143,10 @@ private:
     RollPhase roll_phase_ = RollPhase::none;
     pid_t roll_draining_pid_ = 0;         // the old worker of the step under way, draining
     std::unique_ptr<WorkerSlots> table_;  // shared with every worker: made before the forks
-    std::vector<Worker> retiring_;        // replaced workers, draining
+    // The worker bus's sockets (server/pubsub_bus.hpp): made before the forks, removed
+    // when the master exits; null when it could not be made.
+    std::unique_ptr<PubSubBusDirectory> bus_dir_;
+    std::vector<Worker> retiring_;  // replaced workers, draining
     WorkerHealth health_;
     WorkerCounters retired_counters_;  // of the workers already reaped, for SIGUSR1
     // --metrics-bind, served from this loop; the reaped workers' observations (summed when

@@ -1,0 +1,246 @@
+"""narwhal.pubsub across worker processes (--workers N without --pubsub-redis): the
+worker bus carries a publication made in one worker to the subscribers in every other.
+
+Real binary, real WebSocket clients (`websockets`), real HTTP: sockets are opened until
+every worker holds some (each tells its worker's pid), publications are made through
+POST /publish on a keep-alive connection whose worker is known (GET /pid first), and
+through a socket's "pub:" command. Every wait is on a condition with a generous limit.
+
+Cases: --workers 2, every socket in both workers gets every publication of both, each
+publisher's in order, and /metrics' received counter moves by them; a worker killed with
+SIGKILL is replaced and the bus links the new worker with the old one both ways;
+--workers 3, all three receive.
+
+App: apps/pubsub_app.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import re
+import signal
+import time
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from wsclient import connect
+
+APP = "pubsub_app:app"
+GUARD = 30.0  # a failure guard for every wait, never a timing
+METRICS_URL = re.compile(r"Prometheus metrics on (http://\S+/metrics)")
+READY_WORKER = re.compile(r"Worker process \[(\d+)\] is ready")
+BATCH = 100
+
+
+def ready_pids(server) -> list[int]:
+    return [int(m.group(1)) for m in READY_WORKER.finditer(server.log())]
+
+
+def wait_workers(server, count: int) -> list[int]:
+    deadline = time.monotonic() + GUARD
+    while len(ready_pids(server)) < count:
+        assert time.monotonic() < deadline and server.proc.poll() is None, server.log()
+        time.sleep(0.05)  # poll interval
+    return ready_pids(server)
+
+
+def scrape(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url, timeout=GUARD) as resp:
+        text = resp.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.labels:
+                out[sample.name] = sample.value
+    return out
+
+
+class Sub:
+    """One subscribed WebSocket and the text frames it received."""
+
+    def __init__(self, ws, pid: int) -> None:
+        self.ws, self.pid = ws, pid
+        self.got: list[str] = []
+        self.changed = asyncio.Event()
+        self.reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.ws:
+                self.got.append(message)
+                self.changed.set()
+        except Exception:  # noqa: BLE001 - a socket of a killed worker just ends
+            pass
+
+    async def wait(self, predicate, what: str) -> None:
+        deadline = time.monotonic() + GUARD
+        while not predicate(self.got):
+            left = deadline - time.monotonic()
+            assert left > 0, f"socket in worker {self.pid}: not within {GUARD}s: {what}"
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+
+async def open_subs(base: str, topics: str, pids: set[int], stack: list,
+                    limit: int = 300) -> dict[int, list[Sub]]:
+    """Opens subscribed sockets until each of `pids` holds at least one."""
+    by_pid: dict[int, list[Sub]] = {}
+    for _ in range(limit):
+        ws = await connect(f"{base}/ws?topics={topics}&ready=1")
+        stack.append(ws)
+        assert await asyncio.wait_for(ws.recv(), GUARD) == "ready"
+        await ws.send("pid")
+        answer = await asyncio.wait_for(ws.recv(), GUARD)
+        assert answer.startswith("pid:"), answer
+        pid = int(answer[4:])
+        by_pid.setdefault(pid, []).append(Sub(ws, pid))
+        if pids <= set(by_pid):
+            return by_pid
+    raise AssertionError(f"{limit} sockets and not every worker: {sorted(by_pid)} of {pids}")
+
+
+async def close_all(stack: list) -> None:
+    for ws in stack:
+        try:
+            await ws.close()
+        except Exception:  # noqa: BLE001 - a killed worker's sockets are already gone
+            pass
+
+
+def publish_batch(server, pid_wanted: int, topic: str) -> str:
+    """POST /publish (BATCH messages) on a keep-alive connection to worker `pid_wanted`,
+    found by asking each new connection's worker first. Returns the body: the messages are
+    "<body>-<i>"."""
+    for attempt in range(1000):
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=GUARD)
+        try:
+            conn.request("GET", "/pid")
+            pid = int(conn.getresponse().read())
+            if pid != pid_wanted:
+                continue
+            body = f"{pid}.{attempt}"
+            conn.request("POST", f"/publish?topic={topic}&count={BATCH}", body=body)
+            response = conn.getresponse()
+            assert response.status == 200 and response.read() == f"published {BATCH}".encode()
+            return body
+        finally:
+            conn.close()
+    raise AssertionError(f"no connection reached worker {pid_wanted}")
+
+
+def in_order(got: list[str], body: str) -> bool:
+    """All BATCH messages of `body`, each once, in order (other topics' in between)."""
+    mine = [m for m in got if m.startswith(body + "-")]
+    return mine == [f"{body}-{i}" for i in range(BATCH)]
+
+
+async def cross_until_received(sender: Sub, receiver: Sub, topic: str, tag: str) -> None:
+    """Publishes from `sender`'s worker until `receiver` (in another worker) got one: the
+    bus connects in the background, so the first ones may find it not connected yet. Then
+    waits for the last one sent, so none is still on its way when this returns."""
+    deadline = time.monotonic() + GUARD
+    n = 0
+    while not any(m.startswith(f"{tag}:") for m in receiver.got):
+        assert time.monotonic() < deadline, f"{tag}: worker {sender.pid} -> {receiver.pid}"
+        await sender.ws.send(f"pub:{topic}:{tag}:{n}")
+        n += 1
+        try:
+            await asyncio.wait_for(receiver.changed.wait(), 0.2)  # then publish again
+        except asyncio.TimeoutError:
+            pass
+        receiver.changed.clear()
+    await receiver.wait(lambda got: f"{tag}:{n - 1}" in got, f"{tag}: the last one")
+
+
+def start(narwhal, workers: int, *args: str):
+    server = narwhal(APP, "--workers", str(workers), *args)
+    return server, set(wait_workers(server, workers))
+
+
+def test_two_workers_every_socket_gets_every_publication_and_a_killed_worker_rejoins(narwhal):
+    server, pids = start(narwhal, 2, "--metrics-bind", "127.0.0.1:0")
+    url = server.wait_for_log(METRICS_URL.pattern).group(1)
+    base = f"ws://{server.host}:{server.port}"
+
+    async def scenario() -> None:
+        stack: list = []
+        try:
+            subs = await open_subs(base, "T,warm", pids, stack)
+            first, second = sorted(pids)
+            # Both directions linked before the counted publications.
+            await cross_until_received(subs[first][0], subs[second][0], "warm", "w1")
+            await cross_until_received(subs[second][0], subs[first][0], "warm", "w2")
+            before = scrape(url)
+
+            # Two POSTs in each worker.
+            batches = [await asyncio.to_thread(publish_batch, server, pid, "T")
+                       for pid in (first, second, first, second)]
+            everyone = [s for group in subs.values() for s in group]
+            for sub in everyone:
+                for body in batches:
+                    await sub.wait(lambda got, b=body: in_order(got, b), f"batch {body}")
+            total = BATCH * len(batches)
+            deadline = time.monotonic() + GUARD
+            while True:
+                after = scrape(url)
+                received = after["narwhal_pubsub_received_total"] - before[
+                    "narwhal_pubsub_received_total"]
+                if received >= total or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)  # poll interval
+            # Each publication is received once, by the other worker.
+            assert received == total, (received, total)
+            assert after["narwhal_pubsub_published_total"] - before[
+                "narwhal_pubsub_published_total"] == total
+            assert after["narwhal_pubsub_bus_lost_total"] == before[
+                "narwhal_pubsub_bus_lost_total"]
+
+            # A worker killed: its replacement joins the bus, both ways.
+            os.kill(first, signal.SIGKILL)
+            deadline = time.monotonic() + GUARD
+            while not (set(ready_pids(server)) - pids):
+                assert time.monotonic() < deadline, server.log()
+                await asyncio.sleep(0.05)  # poll interval
+            (third,) = set(ready_pids(server)) - pids
+            fresh = await open_subs(base, "T,again", {second, third}, stack)
+            await cross_until_received(fresh[third][0], fresh[second][0], "again", "new")
+            await cross_until_received(fresh[second][0], fresh[third][0], "again", "old")
+            # And the old worker's earlier sockets hear the new worker too.
+            await cross_until_received(fresh[third][0], subs[second][0], "T", "new2")
+        finally:
+            await close_all(stack)
+
+    asyncio.run(scenario())
+    assert server.proc.poll() is None, server.log()
+
+
+def test_three_workers_all_receive(narwhal):
+    server, pids = start(narwhal, 3)
+    base = f"ws://{server.host}:{server.port}"
+
+    async def scenario() -> None:
+        stack: list = []
+        try:
+            subs = await open_subs(base, "T,warm", pids, stack)
+            order = sorted(pids)
+            # Every worker reaches every other before the counted publications.
+            for a in order:
+                for b in order:
+                    if a != b:
+                        await cross_until_received(subs[a][0], subs[b][0], "warm", f"w{a}.{b}")
+            batches = [await asyncio.to_thread(publish_batch, server, pid, "T")
+                       for pid in order]
+            for group in subs.values():
+                for sub in group:
+                    for body in batches:
+                        await sub.wait(lambda got, b=body: in_order(got, b), f"batch {body}")
+        finally:
+            await close_all(stack)
+
+    asyncio.run(scenario())
