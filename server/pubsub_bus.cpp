@@ -122,11 +122,13 @@ private:
         std::size_t n = std::min(queue_.size(), write_batch);
         if (n == 0)
             return;
-        buffers_.clear();
         for (std::size_t i = 0; i < n; ++i) {
             writing_.push_back(std::move(queue_.front()));
             queue_.pop_front();
-            const Out& out = writing_.back();
+        }
+        // Only once writing_ is complete: a push_back may move its elements (the headers).
+        buffers_.clear();
+        for (const Out& out : writing_) {
             buffers_.emplace_back(out.head, sizeof out.head);
             if (!out.p->topic.empty())
                 buffers_.emplace_back(out.p->topic.data(), out.p->topic.size());

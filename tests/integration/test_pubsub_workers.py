@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import itertools
 import os
 import re
 import signal
@@ -33,6 +34,7 @@ GUARD = 30.0  # a failure guard for every wait, never a timing
 METRICS_URL = re.compile(r"Prometheus metrics on (http://\S+/metrics)")
 READY_WORKER = re.compile(r"Worker process \[(\d+)\] is ready")
 BATCH = 100
+_batch_numbers = itertools.count()  # every batch's body is different
 
 
 def ready_pids(server) -> list[int]:
@@ -58,6 +60,15 @@ def scrape(url: str) -> dict[str, float]:
     return out
 
 
+def summary(got: list[str]) -> dict[str, int]:
+    """How many messages of each batch (or warm-up tag) a socket received."""
+    counts: dict[str, int] = {}
+    for m in got:
+        key = m.rsplit("-", 1)[0] if "-" in m else m.split(":", 1)[0]
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 class Sub:
     """One subscribed WebSocket and the text frames it received."""
 
@@ -79,7 +90,8 @@ class Sub:
         deadline = time.monotonic() + GUARD
         while not predicate(self.got):
             left = deadline - time.monotonic()
-            assert left > 0, f"socket in worker {self.pid}: not within {GUARD}s: {what}"
+            assert left > 0, (f"socket in worker {self.pid}: not within {GUARD}s: {what}; "
+                              f"{len(self.got)} received: {summary(self.got)}")
             self.changed.clear()
             try:
                 await asyncio.wait_for(self.changed.wait(), left)
@@ -117,14 +129,14 @@ def publish_batch(server, pid_wanted: int, topic: str) -> str:
     """POST /publish (BATCH messages) on a keep-alive connection to worker `pid_wanted`,
     found by asking each new connection's worker first. Returns the body: the messages are
     "<body>-<i>"."""
-    for attempt in range(1000):
+    for _ in range(1000):
         conn = http.client.HTTPConnection(server.host, server.port, timeout=GUARD)
         try:
             conn.request("GET", "/pid")
             pid = int(conn.getresponse().read())
             if pid != pid_wanted:
                 continue
-            body = f"{pid}.{attempt}"
+            body = f"{pid}.{next(_batch_numbers)}"
             conn.request("POST", f"/publish?topic={topic}&count={BATCH}", body=body)
             response = conn.getresponse()
             assert response.status == 200 and response.read() == f"published {BATCH}".encode()
