@@ -9,7 +9,7 @@ through a socket's "pub:" command. Every wait is on a condition with a generous 
 Cases: --workers 2, every socket in both workers gets every publication of both, each
 publisher's in order, and /metrics' received counter moves by them; a worker killed with
 SIGKILL is replaced and the bus links the new worker with the old one both ways;
---workers 3, all three receive.
+--workers 3, all three receive (also with the I/O inline, --io-threads 0).
 
 App: apps/pubsub_app.py.
 """
@@ -25,6 +25,7 @@ import signal
 import time
 import urllib.request
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from wsclient import connect
@@ -232,8 +233,11 @@ def test_two_workers_every_socket_gets_every_publication_and_a_killed_worker_rej
     assert server.proc.poll() is None, server.log()
 
 
-def test_three_workers_all_receive(narwhal):
-    server, pids = start(narwhal, 3)
+@pytest.mark.parametrize("io_threads", ["auto", "0"])
+def test_three_workers_all_receive(narwhal, io_threads):
+    """Also with --io-threads 0, where the bus runs on the interpreter's thread between
+    loop iterations."""
+    server, pids = start(narwhal, 3, "--io-threads", io_threads)
     base = f"ws://{server.host}:{server.port}"
 
     async def scenario() -> None:
