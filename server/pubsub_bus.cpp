@@ -242,13 +242,18 @@ PubSubBus::PubSubBus(std::string dir, PubSubHub& hub, IoThread& thread, ServerCo
                      std::size_t max_queue, pid_t self)
     : dir_(std::move(dir)), hub_(hub), thread_(thread), ctx_(ctx),
       max_queue_(std::max<std::size_t>(max_queue, 1)), self_(self > 0 ? self : ::getpid()),
-      path_(PubSubBusDirectory::socket_path(dir_, self_)) {}
+      master_(::getppid()), path_(PubSubBusDirectory::socket_path(dir_, self_)) {}
 
 PubSubBus::~PubSubBus() {
     // The peers and inbound links still referenced by queued handlers go with the
     // thread's context; only this worker's name is removed here.
     if (acceptor_)
         ::unlink(path_.c_str());
+    // A master killed with SIGKILL could not remove the directory: the workers it leaves
+    // (stopped by their parent-death signal) do, the last one out succeeding. Never while
+    // the master lives: it may be about to start a worker in it.
+    if (::getppid() != master_)
+        ::rmdir(dir_.c_str());
 }
 
 void PubSubBus::start() {

@@ -104,6 +104,7 @@ private:
     ServerContext& ctx_;
     std::size_t max_queue_;
     pid_t self_;
+    pid_t master_;  // the parent when the bus started: the master that owns the directory
     std::string path_;
     std::optional<boost::asio::local::stream_protocol::acceptor> acceptor_;
     std::optional<boost::asio::steady_timer> accept_retry_;

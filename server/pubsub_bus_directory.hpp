@@ -4,8 +4,8 @@
 //
 // Why a directory of its own and not abstract sockets: its mode (0700) is the access
 // check - only this user's processes can reach the sockets - and it goes away with the
-// master, so nothing of a server is left behind when it stops (a master killed with
-// SIGKILL cannot remove it: it is a few empty names in a temporary directory).
+// master, so nothing of a server is left behind when it stops (after a master killed with
+// SIGKILL, its last worker to exit removes it).
 //
 // Why sockets named by process ID and not by the worker's row in the master's table: a
 // worker does not know its row, rows are not 0..N-1 (a replacement runs beside the worker
