@@ -50,6 +50,21 @@ def wait_workers(server, count: int) -> list[int]:
     return ready_pids(server)
 
 
+def bus_directory(pid: int) -> str:
+    """The directory of the worker bus, from the socket worker `pid` listens on (the
+    kernel shows the name it was bound to, before its rename to <pid>.sock)."""
+    bound = re.compile(rf"/narwhal-bus-[^/]+/{pid}\.sock(\.new)?$")
+    deadline = time.monotonic() + GUARD
+    while True:
+        with open("/proc/net/unix") as f:
+            for line in f:
+                path = line.split()[-1]
+                if bound.search(path):
+                    return os.path.dirname(path)
+        assert time.monotonic() < deadline, f"worker {pid} has no bus socket"
+        time.sleep(0.05)  # poll interval
+
+
 def scrape(url: str) -> dict[str, float]:
     with urllib.request.urlopen(url, timeout=GUARD) as resp:
         text = resp.read().decode()
@@ -180,12 +195,16 @@ def test_two_workers_every_socket_gets_every_publication_and_a_killed_worker_rej
     server, pids = start(narwhal, 2, "--metrics-bind", "127.0.0.1:0")
     url = server.wait_for_log(METRICS_URL.pattern).group(1)
     base = f"ws://{server.host}:{server.port}"
+    first, second = sorted(pids)
+    # The master's private directory, with a socket per worker.
+    directory = bus_directory(first)
+    assert bus_directory(second) == directory
+    assert os.stat(directory).st_mode & 0o777 == 0o700
 
     async def scenario() -> None:
         stack: list = []
         try:
             subs = await open_subs(base, "T,warm", pids, stack)
-            first, second = sorted(pids)
             # Both directions linked before the counted publications.
             await cross_until_received(subs[first][0], subs[second][0], "warm", "w1")
             await cross_until_received(subs[second][0], subs[first][0], "warm", "w2")
@@ -221,6 +240,9 @@ def test_two_workers_every_socket_gets_every_publication_and_a_killed_worker_rej
                 assert time.monotonic() < deadline, server.log()
                 await asyncio.sleep(0.05)  # poll interval
             (third,) = set(ready_pids(server)) - pids
+            # The master removed the killed worker's name when it reaped it.
+            assert bus_directory(third) == directory
+            assert f"{first}.sock" not in os.listdir(directory)
             fresh = await open_subs(base, "T,again", {second, third}, stack)
             await cross_until_received(fresh[third][0], fresh[second][0], "again", "new")
             await cross_until_received(fresh[second][0], fresh[third][0], "again", "old")
@@ -231,6 +253,9 @@ def test_two_workers_every_socket_gets_every_publication_and_a_killed_worker_rej
 
     asyncio.run(scenario())
     assert server.proc.poll() is None, server.log()
+    # A clean stop leaves nothing behind.
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
+    assert not os.path.exists(directory)
 
 
 @pytest.mark.parametrize("io_threads", ["auto", "0"])
