@@ -8,7 +8,8 @@ through a socket's "pub:" command. Every wait is on a condition with a generous 
 
 Cases: --workers 2, every socket in both workers gets every publication of both, each
 publisher's in order, and /metrics' received counter moves by them; a worker killed with
-SIGKILL is replaced and the bus links the new worker with the old one both ways;
+SIGKILL is replaced and the bus links the new worker with the old one both ways; during a
+rolling restart (SIGHUP) the draining worker and its replacement are linked both ways;
 --workers 3, all three receive (also with the I/O inline, --io-threads 0).
 
 App: apps/pubsub_app.py.
@@ -285,3 +286,28 @@ def test_three_workers_all_receive(narwhal, io_threads):
             await close_all(stack)
 
     asyncio.run(scenario())
+
+
+def test_rolling_restart_links_the_draining_worker_with_its_replacement(narwhal):
+    """SIGHUP: each new worker starts before the one it replaces drains; while it drains,
+    its sockets stay open (--timeout-ws-drain) and still hear the new worker, and back."""
+    server, pids = start(narwhal, 2, "--timeout-ws-drain", "60")
+    base = f"ws://{server.host}:{server.port}"
+    step = re.compile(r"Rolling restart 1/2: worker process \[(\d+)\] replaced by \[(\d+)\]")
+
+    async def scenario() -> None:
+        stack: list = []
+        try:
+            subs = await open_subs(base, "T", pids, stack)
+            server.signal(signal.SIGHUP)
+            m = await asyncio.to_thread(server.wait_for_log, step.pattern, GUARD)
+            old, new = int(m.group(1)), int(m.group(2))
+            # The old worker no longer accepts: new sockets reach the others.
+            fresh = await open_subs(base, "T", {new}, stack)
+            await cross_until_received(fresh[new][0], subs[old][0], "T", "to-old")
+            await cross_until_received(subs[old][0], fresh[new][0], "T", "to-new")
+        finally:
+            await close_all(stack)  # lets the draining worker finish
+
+    asyncio.run(scenario())
+    assert server.stop(signal.SIGTERM, timeout=60) == 0, server.log()
