@@ -12,6 +12,7 @@
 #include "server/io_thread.hpp"
 #include "server/metrics_exposition.hpp"
 #include "server/metrics_listener.hpp"
+#include "server/pubsub_redis.hpp"
 #include "server/supervisor.hpp"
 #include "server/systemd.hpp"
 #include "server/systemd_watchdog.hpp"
@@ -147,6 +148,15 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
         return 1;
     }
     watches[0]->start(nullptr);
+
+    // --pubsub-redis: Redis links this worker to the others and to other servers. Made
+    // before the front end starts, destroyed after it stopped (end of this function).
+    std::unique_ptr<server::PubSubRedis> redis;
+    if (!settings.pubsub_redis.empty()) {
+        redis = std::make_unique<server::PubSubRedis>(settings, front.context(), front.pubsub(),
+                                                      front.relay_thread());
+        front.pubsub().add_relay(redis.get());
+    }
 
     auto drain_begun = std::make_shared<bool>(false);
     front.start([&front, &inboxes, slot, drain_begun,
