@@ -278,3 +278,150 @@ def test_workers_of_one_server_share_through_redis(narwhal, redis):
             await close_all(socks)
 
     asyncio.run(main())
+
+
+UNREACHABLE = r"^" + TIMESTAMP + r"WARNING:\s+pubsub: Redis at \S+ unreachable: .*; retrying"
+ATTEMPT = "pubsub: connecting to Redis at "
+
+
+def attempts(server) -> int:
+    return server.log().count(ATTEMPT)
+
+
+def test_redis_killed_then_restarted(narwhal, redis):
+    """Redis killed mid-run: each server's own subscribers still get its publications,
+    those that could not go to Redis are counted lost, one warning per outage however
+    many retries fail. Redis back on the same port: the servers reconnect, subscribe
+    again, and delivery across servers resumes."""
+    a = serve(narwhal, redis, "--metrics-bind", "127.0.0.1:0", "--log-level", "debug")
+    b = serve(narwhal, redis, "--metrics-bind", "127.0.0.1:0")
+    url_a, url_b = metrics_url(a), metrics_url(b)
+
+    async def main():
+        (sa,) = await subscribed(a, "news")
+        (sb,) = await subscribed(b, "news")
+        try:
+            redis.wait_numsub("narwhal:news", 2)
+            for url in (url_a, url_b):
+                assert value(scrape(url), "narwhal_pubsub_redis_connected") == 1
+                assert value(scrape(url), "narwhal_pubsub_redis_lost_total") == 0
+
+            redis.kill()
+            for url in (url_a, url_b):
+                wait_metric(url, "narwhal_pubsub_redis_connected", lambda v: v == 0)
+            # Local fan-out goes on; Redis gets none of it.
+            await asyncio.to_thread(post, a, "/publish?topic=news&count=10", b"local")
+            assert await recv(sa, 10) == [f"local-{i}" for i in range(10)]
+            wait_metric(url_a, "narwhal_pubsub_redis_lost_total", lambda v: v == 10)
+            # Several attempts have failed since, and were not each reported.
+            seen = attempts(a)
+            wait_until(lambda: attempts(a) >= seen + 2, "two more connection attempts")
+            assert len(re.findall(UNREACHABLE, a.log(), re.M)) == 1, a.log()
+            assert len(re.findall(UNREACHABLE, b.log(), re.M)) == 1, b.log()
+
+            redis.start()
+            # Across servers again: publish on `a` until `b`'s subscriber hears one.
+            deadline = time.monotonic() + GUARD
+            n = 0
+            while True:
+                assert time.monotonic() < deadline, "no delivery across servers after restart"
+                await asyncio.to_thread(post, a, "/publish?topic=news", f"probe-{n}".encode())
+                assert await asyncio.wait_for(sa.recv(), GUARD) == f"probe-{n}"
+                n += 1
+                try:
+                    got = await asyncio.wait_for(sb.recv(), 0.5)  # poll interval
+                    assert got.startswith("probe-"), got
+                    break
+                except asyncio.TimeoutError:
+                    pass
+            # Both servers subscribed again, and said so.
+            redis.wait_numsub("narwhal:news", 2)
+            for server, url in ((a, url_a), (b, url_b)):
+                server.wait_for_log(
+                    r"pubsub: reconnected to Redis at \S+, 1 topics resubscribed", GUARD)
+                m = wait_metric(url, "narwhal_pubsub_redis_connected", lambda v: v == 1)
+                assert value(m, "narwhal_pubsub_redis_reconnects_total") == 1
+            # `b` may still get a later probe (one slower than the poll interval).
+            before_a, before_b = await fence(redis, "narwhal:news", [sa, sb])
+            assert before_a == [] and all(m.startswith("probe-") for m in before_b), before_b
+            # From `b` to `a` too, in order, once.
+            await asyncio.to_thread(post, b, "/publish?topic=news&count=5", b"back")
+            want = [f"back-{i}" for i in range(5)]
+            assert await recv(sb, 5) == want
+            assert await recv(sa, 5) == want
+            assert await fence(redis, "narwhal:news", [sa, sb]) == [[], []]
+        finally:
+            await close_all([sa, sb])
+
+    asyncio.run(main())
+
+
+def test_redis_not_running_at_start(narwhal, tmp_path):
+    """The server starts and serves its own subscribers; when Redis appears it connects."""
+    with redis_server(tmp_path, start=False) as redis:
+        server = narwhal(APP, "--pubsub-redis", redis.url)
+        server.wait_for_log(UNREACHABLE, GUARD)
+
+        async def main():
+            (ws,) = await subscribed(server, "news")
+            try:
+                await asyncio.to_thread(post, server, "/publish?topic=news", b"alone")
+                assert await asyncio.wait_for(ws.recv(), GUARD) == "alone"
+                redis.start()
+                server.wait_for_log(r"pubsub: connected to Redis at \S+, 1 topics subscribed",
+                                    GUARD)
+                redis.wait_numsub("narwhal:news", 1)
+                redis.cli("PUBLISH", "narwhal:news", "via-redis")
+                assert await asyncio.wait_for(ws.recv(), GUARD) == "via-redis"
+            finally:
+                await close_all([ws])
+
+        asyncio.run(main())
+        assert len(re.findall(UNREACHABLE, server.log(), re.M)) == 1, server.log()
+
+
+@pytest.mark.parametrize("url, why", [
+    ("localhost:6379", "expected redis://"),
+    ("redis://h:99999", "bad port"),
+    ("redis://h/db", "bad database number"),
+    ("rediss://h", "TLS"),
+])
+def test_bad_url_stops_start_up(url, why):
+    r = run_cli(APP, "--pubsub-redis", url)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "--pubsub-redis" in r.stderr and why in r.stderr, r.stderr
+    r = run_cli(APP, env={"NARWHAL_PUBSUB_REDIS": url})
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "NARWHAL_PUBSUB_REDIS" in r.stderr, r.stderr
+
+
+def test_stopped_redis_at_max_pending(narwhal, redis):
+    """A Redis that stops answering (SIGSTOP) while connected: --pubsub-redis-max-pending
+    publications wait for their replies, further ones are counted lost at once (with one
+    warning). When Redis resumes, exactly the ones that waited reach the other server."""
+    a = serve(narwhal, redis, "--metrics-bind", "127.0.0.1:0", "--pubsub-redis-max-pending", "5")
+    b = serve(narwhal, redis)
+    url = metrics_url(a)
+
+    async def main():
+        (sb,) = await subscribed(b, "news")
+        try:
+            redis.wait_numsub("narwhal:news", 1)
+            wait_metric(url, "narwhal_pubsub_redis_connected", lambda v: v == 1)
+            redis.signal(signal.SIGSTOP)
+            try:
+                # Nothing was published by `a` before: none of its replies is pending.
+                await asyncio.to_thread(post, a, "/publish?topic=news&count=8", b"m")
+                m = wait_metric(url, "narwhal_pubsub_redis_lost_total", lambda v: v >= 3)
+                assert value(m, "narwhal_pubsub_redis_lost_total") == 3
+                a.wait_for_log(r"has not answered 5 publications \(--pubsub-redis-max-pending\)")
+            finally:
+                redis.signal(signal.SIGCONT)
+            assert await recv(sb, 5) == [f"m-{i}" for i in range(5)]
+            assert await fence(redis, "narwhal:news", [sb]) == [[]]
+            assert value(scrape(url), "narwhal_pubsub_redis_lost_total") == 3
+            assert value(scrape(url), "narwhal_pubsub_redis_connected") == 1
+        finally:
+            await close_all([sb])
+
+    asyncio.run(main())
