@@ -67,18 +67,21 @@ class Redis:
     """A redis-server of this test: start() on `port` (again after stop/kill, the same
     port), stopped by PID."""
 
-    def __init__(self, tmp_path, port: int) -> None:
+    def __init__(self, tmp_path, port: int, *extra: str, cli_args: tuple[str, ...] = ()) -> None:
         self.dir = tmp_path / "redis"
         self.dir.mkdir(exist_ok=True)
         self.port = port
         self.url = f"redis://127.0.0.1:{port}"
+        self.extra = extra  # more redis-server options
+        # redis-cli's connection options: the port, unless a socket is given.
+        self.cli_args = cli_args if "-s" in cli_args else ("-p", str(port), *cli_args)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         log = open(self.dir / "redis.log", "ab")
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no"],
+             "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no", *self.extra],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_until(lambda: self.proc.poll() is not None or self.cli("PING") == "PONG",
@@ -86,7 +89,7 @@ class Redis:
         assert self.proc.poll() is None, (self.dir / "redis.log").read_text()
 
     def cli(self, *args: str, stdin: bytes | None = None) -> str:
-        r = subprocess.run([REDIS_CLI, "-p", str(self.port), *args], input=stdin,
+        r = subprocess.run([REDIS_CLI, *self.cli_args, *args], input=stdin,
                            capture_output=True, timeout=GUARD)
         return r.stdout.decode(errors="replace").strip()
 
@@ -118,8 +121,9 @@ class Redis:
 
 
 @contextmanager
-def redis_server(tmp_path, start: bool = True):
-    r = Redis(tmp_path, free_port())
+def redis_server(tmp_path, *extra: str, start: bool = True, port: int | None = None,
+                 cli_args: tuple[str, ...] = ()):
+    r = Redis(tmp_path, free_port() if port is None else port, *extra, cli_args=cli_args)
     try:
         if start:
             r.start()
@@ -425,3 +429,50 @@ def test_stopped_redis_at_max_pending(narwhal, redis):
             await close_all([sb])
 
     asyncio.run(main())
+
+
+def test_password_and_database_and_a_wrong_password(narwhal, tmp_path):
+    """AUTH and SELECT after connecting; a refused AUTH is an outage like any other,
+    reported with Redis's answer (and without the password), and retried."""
+    with redis_server(tmp_path, "--requirepass", "s3cret",
+                      cli_args=("--no-auth-warning", "-a", "s3cret")) as redis:
+        port = redis.port
+        wrong = narwhal(APP, "--pubsub-redis", f"redis://:nope@127.0.0.1:{port}")
+        m = wrong.wait_for_log(UNREACHABLE, GUARD)
+        assert "AUTH" in m.group(0) and "nope" not in m.group(0), m.group(0)
+        assert f"redis://:***@127.0.0.1:{port}" in m.group(0), m.group(0)
+        server = serve(narwhal, redis, "--pubsub-redis", f"redis://:s3cret@127.0.0.1:{port}/3")
+
+        async def main():
+            (ws,) = await subscribed(server, "news")
+            try:
+                # Pub/sub channels are not per database: a client on database 0 reaches it.
+                redis.wait_numsub("narwhal:news", 1)
+                redis.cli("PUBLISH", "narwhal:news", "authed")
+                assert await asyncio.wait_for(ws.recv(), GUARD) == "authed"
+            finally:
+                await close_all([ws])
+
+        asyncio.run(main())
+        assert "s3cret" not in server.log()
+
+
+def test_unix_socket(narwhal, tmp_path):
+    sock = tmp_path / "redis.sock"
+    with redis_server(tmp_path, "--unixsocket", str(sock), port=0,
+                      cli_args=("-s", str(sock))) as redis:
+        server = narwhal(APP, "--pubsub-redis", f"unix://{sock}")
+        server.wait_for_log(r"pubsub: connected to Redis at unix://", GUARD)
+
+        async def main():
+            (ws,) = await subscribed(server, "news")
+            try:
+                redis.wait_numsub("narwhal:news", 1)
+                await asyncio.to_thread(post, server, "/publish?topic=news", b"local")
+                assert await asyncio.wait_for(ws.recv(), GUARD) == "local"
+                redis.cli("PUBLISH", "narwhal:news", "over-unix")
+                assert await asyncio.wait_for(ws.recv(), GUARD) == "over-unix"
+            finally:
+                await close_all([ws])
+
+        asyncio.run(main())
