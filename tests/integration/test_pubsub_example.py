@@ -215,7 +215,7 @@ def test_two_workers_every_socket_in_the_room_gets_every_message(narwhal):
     async def scenario() -> None:
         stack: list = []
         try:
-            # Connections spread over both workers (SO_REUSEPORT, or the master's accept).
+            # The workers accept from one listening socket: connections spread over both.
             everyone = []
             for i in range(N_SOCKETS):
                 ws = await wsclient.connect(f"{base}/ws/w?name=s{i}")
