@@ -169,15 +169,15 @@ class Listener:
 
 
 async def until_everyone_got(publish, everyone: list[Listener], prefix: str) -> None:
-    """Publishes (prefix + a count) until every socket got one of them. A new worker links
-    to the others in the background, so the first publications may not cross yet; the
-    checks after this one publish once and expect every socket to get it."""
+    """Calls publish("warm-<count>") until every socket got a frame starting with `prefix`.
+    A new worker links to the others in the background, so the first publications may not
+    cross yet; the checks after this one publish once and expect every socket to get it."""
     deadline = time.monotonic() + GUARD
     n = 0
     while not all(any(m.startswith(prefix) for m in s.got) for s in everyone):
         missing = [s.name for s in everyone if not any(m.startswith(prefix) for m in s.got)]
         assert time.monotonic() < deadline, f"{prefix}: never reached {missing}"
-        await publish(f"{prefix}{n}")
+        await publish(f"warm-{n}")
         n += 1
         waits = [asyncio.ensure_future(s.changed.wait()) for s in everyone]
         await asyncio.wait(waits, timeout=0.2)  # then publish again
