@@ -192,6 +192,8 @@ def test_bad_messages_in_http_scope_raise_clear_errors(narwhal, case, error):
 
 @pytest.mark.parametrize("case, error", [
     ("before-accept", "RuntimeError:'narwhal.pubsub.subscribe' is only valid on an accepted"),
+    ("publish-before-accept", "RuntimeError:'narwhal.pubsub.publish' from a WebSocket handler "
+                              "needs 'websocket.accept' first."),
     ("sub-no-topic", "TypeError:ASGI 'topic' of a narwhal.pubsub message must be a non-empty"),
     ("unknown", "RuntimeError:Unknown narwhal.pubsub message type"),
     ("neither", "TypeError:'narwhal.pubsub.publish' needs exactly one of 'text'"),
