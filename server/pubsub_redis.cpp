@@ -12,6 +12,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <iterator>
 #include <string_view>
 
 namespace narwhal::server {
@@ -126,7 +127,11 @@ void PubSubRedis::on_resolved(uint64_t attempt, const boost::system::error_code&
     if (ec || results.empty())
         return fail(fmt::format("cannot resolve {}: {}", url_.host,
                                 ec ? ec.message() : std::string("no address")));
-    open(results.begin()->endpoint().address().to_string());
+    // A name with several addresses (localhost: ::1 and 127.0.0.1, a Redis bound to one
+    // of them): each failed attempt moves on to the next.
+    auto it = results.begin();
+    std::advance(it, static_cast<std::ptrdiff_t>(address_turn_ % results.size()));
+    open(it->endpoint().address().to_string());
 }
 
 void PubSubRedis::open(const std::string& host) {
@@ -233,6 +238,7 @@ void PubSubRedis::on_up() {
 
 void PubSubRedis::fail(const std::string& reason) {
     bool was_up = phase_ == Phase::up;
+    ++address_turn_;
     close_links();
     connect_timer_.cancel();
     resolver_.cancel();

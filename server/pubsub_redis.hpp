@@ -134,6 +134,7 @@ private:
     bool congestion_reported_ = false;  // one warning per stretch at --pubsub-redis-max-pending
     bool unknown_reported_ = false;     // one warning for messages of an unknown version
     std::size_t pending_ = 0;           // PUBLISH replies outstanding
+    std::size_t address_turn_ = 0;      // which of a name's addresses to try next
     RedisBackoff backoff_;
     std::mt19937_64 random_;
     boost::asio::steady_timer retry_timer_;

@@ -194,8 +194,10 @@ def test_two_servers_every_subscriber_gets_each_publication_once_in_order(narwha
 
 
 def test_plain_redis_publish_reaches_subscribers(narwhal, redis):
-    """A message without narwhal's envelope: a text frame when it is UTF-8, else binary."""
-    server = serve(narwhal, redis)
+    """A message without narwhal's envelope: a text frame when it is UTF-8, else binary.
+    (The URL names a host, resolved off the relay's thread.)"""
+    server = narwhal(APP, "--pubsub-redis", f"redis://localhost:{redis.port}")
+    server.wait_for_log(r"pubsub: connected to Redis at redis://localhost:", GUARD)
 
     async def main():
         (ws,) = await subscribed(server, "alerts")
