@@ -67,8 +67,9 @@ private:
     }
 
     void cleanup() {
-        // hiredis 0.14 may call cleanup twice (on disconnect, then on free): no hooks
-        // after the first, and none of them reaches this adapter again.
+        // hiredis runs the cleanup hook on disconnect and again on free (versions differ
+        // in whether they clear it between): after the first, no hook reaches this
+        // adapter again.
         ac_->ev = {};
         ac_ = nullptr;
         // Cancels the waits (their handlers see operation_aborted) without closing the
