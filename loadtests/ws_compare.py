@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Optional
 
 from harness import (HOST, PYTHON, REPO, Server, WsServer, check_alive, check_names,
-                     cpu_delta_seconds, csv, ensure_nofile, fmt, free_port, machine, median,
+                     cpu_delta_seconds, csv, descendants, ensure_nofile, fmt, free_port, machine,
+                     median,
                      on_sigterm, parser, print_commands, problem, ratio, rel, tree_cpu, try_start,
                      without_port, write_json)
 from servers import DEFAULT_VENV, granian_flags, ready_log, unresolved
@@ -111,6 +112,21 @@ def bench_argv(args: argparse.Namespace, mode: str, port: int, sockets: int, sec
     return argv
 
 
+def system_ticks(root: int) -> dict[tuple[int, int], int]:
+    """Kernel-mode CPU ticks (stime) of root and its descendants, keyed like tree_cpu: the
+    system-call share of the server's CPU (a fan-out's writes are mostly kernel time)."""
+    out = {}
+    for pid in descendants(root):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rindex(")") + 2:].split()
+        out[(pid, int(fields[19]))] = int(fields[12])
+    return out
+
+
 def run_bench(server: Server, argv: list[str], seconds: float, warmup: float,
               verbose: bool = True) -> dict:
     """Runs ws_bench; samples the server's and ws_bench's CPU at its measure markers."""
@@ -131,7 +147,8 @@ def run_bench(server: Server, argv: list[str], seconds: float, warmup: float,
             line = line.strip()
             if line in ("ws_bench: measure start", "ws_bench: measure end"):
                 marks[line.rsplit(" ", 1)[1]] = (time.monotonic(), tree_cpu(server.proc.pid),
-                                                 tree_cpu(proc.pid))
+                                                 tree_cpu(proc.pid),
+                                                 system_ticks(server.proc.pid))
             elif line:
                 other.append(line)
         out = proc.stdout.read()
@@ -148,17 +165,21 @@ def run_bench(server: Server, argv: list[str], seconds: float, warmup: float,
         res["error"] = f"ws_bench rc={rc}, no JSON: {(out + ' '.join(other)).strip()[-300:]}"
         return res
     if "start" in marks and "end" in marks:
-        (t0, s0, c0), (t1, s1, c1) = marks["start"], marks["end"]
+        (t0, s0, c0, k0), (t1, s1, c1, k1) = marks["start"], marks["end"]
         cpu = cpu_delta_seconds(s0, s1)
         wall = t1 - t0
         count = res.get("round_trips") if res["mode"] == "echo" else res.get("deliveries")
         res.update(server_cpu_s=cpu, client_cpu_s=cpu_delta_seconds(c0, c1),
+                   server_sys_pct=cpu_delta_seconds(k0, k1) / cpu * 100 if cpu > 0 else None,
                    cpu_us_per_msg=cpu / count * 1e6 if count else None,
+                   # the rate one fully used core would sustain: the projection for a machine
+                   # where the client does not take the server's CPU
+                   per_core=count / cpu if cpu > 0 and count else None,
                    server_cpu_pct=cpu / wall * 100 if wall > 0 else None,
                    client_cpu_pct=cpu_delta_seconds(c0, c1) / wall * 100 if wall > 0 else None)
     res["rate"] = res.get("rps") if res["mode"] == "echo" else res.get("deliveries_per_s")
     if rc != 0:
-        res["error"] = f"ws_bench rc={rc}: {' '.join(other)[-300:]}"
+        res["error"] = f"ws_bench rc={rc}: {' '.join(other)[-300:] or res.get('first_error')}"
     elif not res.get("measured"):
         res["error"] = f"nothing measured: {res.get('first_error')}"
     return res
@@ -204,6 +225,8 @@ def summarise(results: list[dict]) -> list[dict]:
             "p99_us": median([r.get("p99_us") for r in runs]),
             "fanout_p99_us": median([r.get("fanout_p99_us") for r in runs]),
             "cpu_us_per_msg": median([r.get("cpu_us_per_msg") for r in runs]),
+            "per_core": median([r.get("per_core") for r in runs]),
+            "server_sys_pct": median([r.get("server_sys_pct") for r in runs]),
             "server_cpu_pct": median([r.get("server_cpu_pct") for r in runs]),
             "client_cpu_pct": median([r.get("client_cpu_pct") for r in runs]),
             "errors": sum(r.get("errors") or 0 for r in runs),
@@ -229,14 +252,15 @@ def print_tables(rows: list[dict], rounds: int) -> None:
         how = f", {window}" if window else ""
         print(f"\n== {scenario}, {sockets} sockets{how} (median of {rounds} rounds) ==")
         print(f"{'server':<9}{unit:>15}{'p50 us':>10}{'p99 us':>10}{'CPU us/msg':>12}"
-              f"{'srv CPU%':>10}{'cli CPU%':>10}{'errors':>8}  app")
+              f"{'per core':>10}{'srv CPU%':>10}{'sys%':>6}{'cli CPU%':>10}{'errors':>8}  app")
         for r in group:
             note = f"  ({r['failed_runs']} failed runs)" if r["failed_runs"] else ""
             if r["fanout_timeouts"]:
                 note += f"  ({r['fanout_timeouts']} fan-out timeouts)"
             print(f"{r['server']:<9}{fmt(r['rate'], 0):>15}{fmt(r['p50_us'], 0):>10}"
                   f"{fmt(r['p99_us'], 0):>10}{fmt(r['cpu_us_per_msg']):>12}"
-                  f"{fmt(r['server_cpu_pct'], 0):>10}{fmt(r['client_cpu_pct'], 0):>10}"
+                  f"{fmt(r['per_core'], 0):>10}{fmt(r['server_cpu_pct'], 0):>10}"
+                  f"{fmt(r['server_sys_pct'], 0):>6}{fmt(r['client_cpu_pct'], 0):>10}"
                   f"{r['errors']:>8}  {r['app']}{note}")
         for r in group:
             if r["server"] != "uvicorn" and (r["rate_ratio"] or r["cpu_ratio"]):
@@ -252,15 +276,19 @@ def markdown(rows: list[dict], meta: dict) -> str:
            f"subscribers per second and delivery latency (publish to receipt). CPU µs/msg = "
            f"server CPU / round trips (echo) or / deliveries (broadcast). {meta['size']}-byte "
            f"text messages. load: closed loop = the next message when every subscriber got "
-           f"the previous one; window W = at most W messages on their way.", "",
+           f"the previous one; window W = at most W messages on their way. per core = "
+           f"1 / CPU per message: the rate one fully used server core would sustain. kernel = "
+           f"the share of the server's CPU spent in the kernel (system calls).", "",
            "| scenario | sockets | load | server (app) | msgs/s | p50 µs | p99 µs | CPU µs/msg "
-           "| server CPU | client CPU | errors | msgs/s vs uvicorn | CPU/msg vs uvicorn |",
-           "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| per core | server CPU | kernel | client CPU | errors | msgs/s vs uvicorn "
+           "| CPU/msg vs uvicorn |",
+           "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r['scenario']} | {r['sockets']:,} | {r['window'] or '-'} "
                    f"| {r['server']} ({r['app']}) | {fmt(r['rate'], 0)} "
                    f"| {fmt(r['p50_us'], 0)} | {fmt(r['p99_us'], 0)} "
-                   f"| {fmt(r['cpu_us_per_msg'])} | {fmt(r['server_cpu_pct'], 0)}% "
+                   f"| {fmt(r['cpu_us_per_msg'])} | {fmt(r['per_core'], 0)} "
+                   f"| {fmt(r['server_cpu_pct'], 0)}% | {fmt(r['server_sys_pct'], 0)}% "
                    f"| {fmt(r['client_cpu_pct'], 0)}% | {r['errors']} "
                    f"| {fmt(r['rate_ratio'], 2)} | {fmt(r['cpu_ratio'], 2)} |")
     out += ["", "Commands (ports vary per run):", "", "```", *meta["commands"], "```"]
