@@ -6,15 +6,22 @@
 
 namespace narwhal::asgi {
 
-std::optional<std::string> check_pubsub_message(std::string_view type, bool websocket,
-                                                bool accepted) {
+std::optional<std::string> check_pubsub_message(std::string_view type, const WebSocketState* ws) {
     if (type == pubsub_publish)
-        return std::nullopt;  // from any handler, at any time: it needs no socket
-    if (type != pubsub_subscribe && type != pubsub_unsubscribe)
-        return fmt::format(errors::pubsub_unknown_type, type);
-    if (!websocket || !accepted)
-        return fmt::format(errors::pubsub_needs_socket, type);
-    return std::nullopt;
+        return std::nullopt;
+    using Phase = WebSocketState::Phase;
+    if (type == pubsub_subscribe) {
+        if (!ws || ws->phase() != Phase::open)
+            return fmt::format(fmt::runtime(errors::pubsub_needs_socket), type);
+        return std::nullopt;
+    }
+    if (type == pubsub_unsubscribe) {
+        if (!ws ||
+            (ws->phase() != Phase::open && !(ws->phase() == Phase::closed && ws->accepted())))
+            return fmt::format(fmt::runtime(errors::pubsub_needs_socket), type);
+        return std::nullopt;
+    }
+    return fmt::format(fmt::runtime(errors::pubsub_unknown_type), type);
 }
 
 }  // namespace narwhal::asgi

@@ -4,6 +4,8 @@
 // every I/O thread; the network side frames each subscriber's copy from the same bytes.
 #pragma once
 
+#include "asgi/ws_state.hpp"
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,11 +27,11 @@ struct Publication {
 };
 using PublicationPtr = std::shared_ptr<const Publication>;
 
-// What a scope may send of the extension. `websocket`: the scope is a WebSocket one;
-// `accepted`: its handshake was accepted (and it has not closed). Returns the error to
-// raise for a message type the extension does not have, or one the scope may not send
-// now; nullopt when it may.
-std::optional<std::string> check_pubsub_message(std::string_view type, bool websocket,
-                                                bool accepted);
+// What a scope may send of the extension. publish: any scope, at any time (it needs no
+// socket: a handler may announce that its socket left). subscribe: an accepted, open
+// WebSocket. unsubscribe: one that was accepted (after its close it is a no-op: a closed
+// socket has left every topic). `ws`: the WebSocket scope's state; nullptr for http.
+// Returns the error to raise; nullopt when the message may be sent.
+std::optional<std::string> check_pubsub_message(std::string_view type, const WebSocketState* ws);
 
 }  // namespace narwhal::asgi

@@ -11,6 +11,7 @@ std::optional<std::string> WebSocketState::on_send(std::string_view type) {
     case Phase::connecting:
         if (type == "websocket.accept") {
             phase_ = Phase::open;
+            accepted_ = true;
             return std::nullopt;
         }
         if (type == "websocket.close") {

@@ -35,9 +35,12 @@ public:
 
     // The peer (or the server) closed the socket: sends are errors from now on.
     void on_closed() { phase_ = Phase::closed; }
+    // The handshake was accepted (whatever happened since).
+    bool accepted() const { return accepted_; }
 
 private:
     Phase phase_ = Phase::connecting;
+    bool accepted_ = false;
     ResponseState denial_;
 };
 

@@ -2,9 +2,11 @@
 
 #include "asgi/errors.hpp"
 #include "asgi/log.hpp"
+#include "asgi/pubsub.hpp"
 #include "python/http_cycle.hpp"
 #include "python/loop_services.hpp"
 #include "python/message_trace.hpp"
+#include "python/pubsub_send.hpp"
 #include "python/ws_cycle.hpp"
 
 #include <fmt/format.h>
@@ -56,13 +58,16 @@ PyObject* send_call(PyObject* self, PyObject* args, PyObject* kwargs) {
     }
     if (!PyUnicode_Check(type))
         return raise(PyExc_TypeError, "ASGI message 'type' must be a str.");
-    if (s.disconnected)
-        return raise(s.services->disconnected_type(), asgi::errors::client_disconnected);
     Py_ssize_t tlen;
     const char* tstr = PyUnicode_AsUTF8AndSize(type, &tlen);
     if (!tstr)
         return nullptr;
     std::string_view tview(tstr, static_cast<std::size_t>(tlen));
+    // Before the disconnect check: a handler may publish after its client left.
+    if (tview.starts_with(asgi::pubsub_prefix)) [[unlikely]]
+        return pubsub_send(so, message, tview);
+    if (s.disconnected)
+        return raise(s.services->disconnected_type(), asgi::errors::client_disconnected);
     return s.websocket ? ws_send(so, message, tview) : http_send(so, message, tview);
 }
 

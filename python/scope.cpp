@@ -1,5 +1,6 @@
 #include "python/scope.hpp"
 
+#include "asgi/pubsub.hpp"
 #include "asgi/response_state.hpp"
 #include "asgi/target.hpp"
 #include "python/py_ref.hpp"
@@ -87,8 +88,12 @@ bool ScopeBuilder::init(const Names& n, const std::string& root_path) {
     http_extensions_ = Ref::steal(PyDict_New());
     Ref pathsend_key = Ref::steal(PyUnicode_InternFromString(asgi::pathsend_type.data()));
     Ref pathsend = Ref::steal(PyDict_New());
-    if (!root || !http_extensions_ || !pathsend_key || !pathsend ||
+    pubsub_key_ =
+        Ref::steal(PyUnicode_InternFromString(std::string(asgi::pubsub_extension).c_str()));
+    Ref pubsub = Ref::steal(PyDict_New());
+    if (!root || !http_extensions_ || !pathsend_key || !pathsend || !pubsub_key_ || !pubsub ||
         PyDict_SetItem(http_extensions_.get(), pathsend_key.get(), pathsend.get()) < 0 ||
+        PyDict_SetItem(http_extensions_.get(), pubsub_key_.get(), pubsub.get()) < 0 ||
         !asgi_template_ || !http_template_ || !websocket_template_ ||
         PyDict_SetItem(asgi_template_.get(), n.version, n.v3_0) < 0 ||
         PyDict_SetItem(asgi_template_.get(), n.spec_version, n.spec_2_4) < 0)
@@ -235,10 +240,13 @@ PyObject* ScopeBuilder::websocket(const asgi::RequestHead& head, const asgi::Pee
             list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
         }
     }
-    // {"websocket.http.response": {}}: the denial-response extension.
+    // {"websocket.http.response": {}}: the denial-response extension; narwhal.pubsub.
     Ref ext = Ref::steal(PyDict_New());
     Ref denial = Ref::steal(PyDict_New());
-    if (!ext || !denial || PyDict_SetItem(ext.get(), n.websocket_http_response, denial.get()) < 0 ||
+    Ref pubsub = Ref::steal(PyDict_New());
+    if (!ext || !denial || !pubsub ||
+        PyDict_SetItem(ext.get(), n.websocket_http_response, denial.get()) < 0 ||
+        PyDict_SetItem(ext.get(), pubsub_key_.get(), pubsub.get()) < 0 ||
         PyDict_SetItem(d, n.scheme, peer.secure ? n.scheme_wss : n.scheme_ws) < 0 ||
         PyDict_SetItem(d, n.subprotocols, subprotocols.get()) < 0 ||
         PyDict_SetItem(d, n.extensions, ext.get()) < 0 ||

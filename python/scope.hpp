@@ -40,6 +40,7 @@ private:
     // {"http.response.pathsend": {}}: the extensions every http scope offers, copied
     // per request (http_pathsend.hpp).
     Ref http_extensions_;
+    Ref pubsub_key_;  // "narwhal.pubsub"
     // The `tls` extension's dict for a TLS connection, added to `extensions`; 0 or -1
     // with an error set.
     int add_tls(PyObject* extensions, const asgi::TlsInfo& tls) const;

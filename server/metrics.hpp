@@ -103,12 +103,12 @@ struct Metrics {
     std::atomic<uint64_t> ws_slow_consumer_closes{0};
 
     // narwhal.pubsub (server/pubsub_hub.hpp and its relays)
-    std::atomic<uint64_t> pubsub_published{0};  // made by this process's apps
-    std::atomic<uint64_t> pubsub_received{0};   // from other workers or servers
-    std::atomic<uint64_t> pubsub_delivered{0};  // handed to a subscribed socket
-    std::atomic<uint64_t> pubsub_dropped{0};    // skipped for a full subscriber (drop)
-    std::atomic<int64_t> pubsub_subscriptions{0};  // gauge: (socket, topic) pairs
-    std::atomic<uint64_t> pubsub_bus_lost{0};  // not handed to a sibling worker
+    std::atomic<uint64_t> pubsub_published{0};       // made by this process's apps
+    std::atomic<uint64_t> pubsub_received{0};        // from other workers or servers
+    std::atomic<uint64_t> pubsub_delivered{0};       // handed to a subscribed socket
+    std::atomic<uint64_t> pubsub_dropped{0};         // skipped for a full subscriber (drop)
+    std::atomic<int64_t> pubsub_subscriptions{0};    // gauge: (socket, topic) pairs
+    std::atomic<uint64_t> pubsub_bus_lost{0};        // not handed to a sibling worker
     std::atomic<int64_t> pubsub_redis_connected{0};  // gauge: 1 while the link is up
     std::atomic<uint64_t> pubsub_redis_reconnects{0};
     std::atomic<uint64_t> pubsub_redis_lost{0};  // publications not sent to Redis

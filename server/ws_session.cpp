@@ -78,6 +78,8 @@ void WsSession::push_event(asgi::Event::Kind kind, std::string body, bool text, 
 }
 
 void WsSession::on_command(asgi::Command&& cmd) {
+    if (cmd.kind == asgi::Command::Kind::publish)
+        return ctx_.pubsub->publish(cmd.publication);  // also after this socket closed
     if (phase_ == Phase::closed || cmd.request != request_id_)
         return;
     switch (cmd.kind) {
@@ -132,10 +134,48 @@ void WsSession::on_command(asgi::Command&& cmd) {
         note_close(1011, Closer::app);
         closed(1011);
         break;
+    case asgi::Command::Kind::ws_subscribe:
+        // The app's state said open; a close under way ends the subscription at once.
+        if ((phase_ == Phase::open || phase_ == Phase::accepting) && !close_queued_ &&
+            ctx_.pubsub->subscribe(io_, cmd.body, this))
+            topics_.push_back(std::move(cmd.body));
+        break;
+    case asgi::Command::Kind::ws_unsubscribe:
+        if (ctx_.pubsub->unsubscribe(io_, cmd.body, this))
+            std::erase(topics_, cmd.body);
+        break;
     case asgi::Command::Kind::credit:
     case asgi::Command::Kind::file:  // pathsend is an http-scope extension only
+    case asgi::Command::Kind::publish:
     case asgi::Command::Kind::release: break;
     }
+}
+
+void WsSession::on_publication(const asgi::PublicationPtr& p) {
+    if ((phase_ != Phase::open && phase_ != Phase::accepting) || close_queued_)
+        return;
+    if (pub_queued_ >= ctx_.limits.pubsub_max_queue) {
+        if (ctx_.limits.pubsub_drop) {
+            ctx_.metrics->pubsub_dropped.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        // A publication cannot wait for one subscriber: under wait and close alike, a
+        // subscriber that fell this far behind is closed rather than silently skipped.
+        log::warning("Closing a WebSocket subscriber whose client did not take {} queued "
+                     "publications (--pubsub-max-queue; --ws-slow-consumer drop would skip "
+                     "them instead): {} ({})",
+                     pub_queued_, target_, asgi::request_label(request_id_, request_id_text_));
+        return close_slow(clock::now());
+    }
+    outbox_.push_back({{}, p->text, p});
+    ++pub_queued_;
+    do_write();
+}
+
+void WsSession::leave_topics() {
+    for (const std::string& topic : topics_)
+        ctx_.pubsub->unsubscribe(io_, topic, this);
+    topics_.clear();
 }
 
 void WsSession::do_accept(asgi::Command&& cmd) {
@@ -259,8 +299,9 @@ void WsSession::do_write() {
     writing_ = true;
     auto& msg = outbox_.front();
     ws_.text(msg.text);
+    std::string_view payload = msg.payload();
     ws_.async_write(
-        net::buffer(msg.data),
+        net::buffer(payload.data(), payload.size()),
         [self = shared_from_this()](error_code ec, std::size_t n) { self->on_write(ec, n); });
 }
 
@@ -272,16 +313,20 @@ void WsSession::on_write(error_code ec, std::size_t) {
         note_close(1006, Closer::client);
         return closed(1006);
     }
-    std::size_t sent = outbox_.front().data.size();
+    const bool app_message = !outbox_.front().pub;
+    std::size_t sent = outbox_.front().payload().size();
     outbox_.pop_front();
-    outbox_bytes_ -= sent;
+    if (app_message)
+        outbox_bytes_ -= sent;
+    else
+        --pub_queued_;
     ++messages_out_;
     bytes_out_ += sent;
     ctx_.metrics->ws_messages_out.fetch_add(1, std::memory_order_relaxed);
     ctx_.metrics->ws_bytes_out.fetch_add(sent, std::memory_order_relaxed);
     if (outbox_bytes_ <= ctx_.limits.send_low_water)
         timer_.clear(Deadline::slow);  // caught up
-    if (sent && channel_->on_written(sent, ctx_.limits.send_low_water))
+    if (app_message && sent && channel_->on_written(sent, ctx_.limits.send_low_water))
         push_event(asgi::Event::Kind::drained);
     do_write();
 }
@@ -344,6 +389,7 @@ void WsSession::close_socket() {
     if (phase_ == Phase::closed)
         return;
     phase_ = Phase::closed;
+    leave_topics();
     if (log::access_enabled())
         log_access();
     error_code ignored;
@@ -371,7 +417,10 @@ void WsSession::close_with(uint16_t code, bool drop_queued) {
     if (drop_queued) {
         // Keep only the message being written now: a frame cannot be cut short.
         while (outbox_.size() > (writing_ ? 1u : 0u)) {
-            outbox_bytes_ -= outbox_.back().data.size();
+            if (outbox_.back().pub)
+                --pub_queued_;
+            else
+                outbox_bytes_ -= outbox_.back().data.size();
             outbox_.pop_back();
         }
     }
@@ -379,6 +428,15 @@ void WsSession::close_with(uint16_t code, bool drop_queued) {
     close_queued_ = true;
     close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code));
     do_write();
+}
+
+void WsSession::close_slow(clock::time_point now) {
+    // The app learns now (its send() raises); the close frame may never get through to a
+    // client that reads nothing, so the socket is cut after one more timeout.
+    ctx_.metrics->ws_slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+    notify_closed(static_cast<int>(websocket::close_code::policy_error));
+    close_with(static_cast<uint16_t>(websocket::close_code::policy_error), true);
+    set_deadline(Deadline::hard_close, now + ctx_.limits.ws_send_timeout);
 }
 
 void WsSession::note_close(int code, Closer by) {
@@ -430,13 +488,7 @@ void WsSession::on_timer(error_code ec) {
                          "(--ws-slow-consumer close): {} ({})",
                          outbox_bytes_, ctx_.limits.ws_send_timeout.count(), target_,
                          asgi::request_label(request_id_, request_id_text_));
-            // The app learns now (its send() raises); the close frame may never get
-            // through to a client that reads nothing, so the socket is cut after one more
-            // timeout.
-            ctx_.metrics->ws_slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
-            notify_closed(static_cast<int>(websocket::close_code::policy_error));
-            close_with(static_cast<uint16_t>(websocket::close_code::policy_error), true);
-            timer_.set(Deadline::hard_close, now + ctx_.limits.ws_send_timeout);
+            close_slow(now);
             break;
         case Deadline::hard_close: close_socket(); break;
         }

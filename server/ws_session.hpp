@@ -10,6 +10,7 @@
 #include "server/connection.hpp"
 #include "server/deadline_timer.hpp"
 #include "server/http/response_encoder.hpp"
+#include "server/pubsub_hub.hpp"
 #include "server/server_context.hpp"
 #include "server/ws_transport.hpp"
 
@@ -24,12 +25,15 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace narwhal::server {
 
 class IoThread;
 
-class WsSession final : public Connection, public std::enable_shared_from_this<WsSession> {
+class WsSession final : public Connection,
+                        public PubSubSubscriber,
+                        public std::enable_shared_from_this<WsSession> {
 public:
     // `lane`: the interpreter of the HTTP connection that upgraded.
     WsSession(Stream stream, ServerContext& ctx, InterpreterLane lane, IoThread& io,
@@ -41,6 +45,9 @@ public:
 
     void on_command(asgi::Command&& cmd) override;
     void on_server_shutdown() override;
+    // A publication of a topic this socket subscribes to: queued as it is (its bytes are
+    // shared), or --ws-slow-consumer applies when --pubsub-max-queue are waiting already.
+    void on_publication(const asgi::PublicationPtr& p) override;
 
 private:
     using error_code = boost::beast::error_code;
@@ -66,6 +73,10 @@ private:
     // Closes with `code` after what is being written now; queued messages are dropped
     // when `drop_queued` (a slow consumer is not owed them).
     void close_with(uint16_t code, bool drop_queued);
+    // --ws-slow-consumer: tells the app, closes with 1008 dropping what is queued, and
+    // cuts the socket if the close frame does not get through within --ws-send-timeout.
+    void close_slow(std::chrono::steady_clock::time_point now);
+    void leave_topics();
 
     // Who ended the session, for the access log line.
     enum class Closer : uint8_t { client, app, server };
@@ -100,12 +111,18 @@ private:
     std::size_t credit_ = 0;  // messages the app may still be handed before reading stops
     bool reading_ = false;
 
+    // The app's own message (`data`, counted in outbox_bytes_ and the channel's water
+    // marks), or a publication (`pub`, counted in pub_queued_): its bytes are shared.
     struct Outgoing {
         std::string data;
         bool text;
+        asgi::PublicationPtr pub;
+        std::string_view payload() const { return pub ? std::string_view(pub->data) : data; }
     };
     std::deque<Outgoing> outbox_;
     std::size_t outbox_bytes_ = 0;
+    std::size_t pub_queued_ = 0;       // publications in outbox_
+    std::vector<std::string> topics_;  // subscribed to (few per socket: a list)
     bool writing_ = false;
     DeadlineTimer<Deadline, 3> timer_;
     bool close_queued_ = false;

@@ -85,7 +85,7 @@ def wait_until(condition, what: str, timeout: float = TIMEOUT) -> None:
 
 def test_scope_offers_the_extension(server):
     r = httpx.get(server.url + "/extensions", timeout=TIMEOUT)
-    assert r.json() == {"http.response.pathsend": {}}
+    assert r.json() == {"http.response.pathsend": {}, "narwhal.pubsub": {}}
 
 
 @pytest.mark.parametrize("length", ["yes", "no"])

@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from conftest import launch
 from rawhttp import RawConnection, exchange, request, wait_for_file
+from rawws import encode_frame, raw_upgrade, read_frame, read_until_close_frame
 import wsclient
 
 APP = "ws_apps:app"
@@ -82,37 +83,6 @@ def upgrade_headers(key: str | None = KEY, version: str | None = "13",
 
 def ws_request(path: str = "/scope", method: str = "GET", **kw) -> bytes:
     return request(method, path, headers=upgrade_headers(**kw))
-
-
-# --- a minimal client-side frame codec (for the raw ping tests) --------------------------
-
-def encode_frame(opcode: int, payload: bytes = b"", fin: bool = True) -> bytes:
-    head = bytes([(0x80 if fin else 0) | opcode])
-    n = len(payload)
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-    mask = os.urandom(4)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def read_frame(conn: RawConnection) -> tuple[int, bytes] | None:
-    """(opcode, payload) of the next server frame; None at EOF. Server frames are unmasked."""
-    hdr = conn.read_exact(2)
-    if len(hdr) < 2:
-        return None
-    opcode, n = hdr[0] & 0x0F, hdr[1] & 0x7F
-    assert not hdr[1] & 0x80, "server frame is masked"
-    if n == 126:
-        n = struct.unpack("!H", conn.read_exact(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", conn.read_exact(8))[0]
-    payload = conn.read_exact(n)
-    assert len(payload) == n, f"frame cut short: {len(payload)} of {n} bytes"
-    return opcode, payload
 
 
 def raw_handshake(server, path: str, timeout: float = GUARD) -> RawConnection:
@@ -263,7 +233,7 @@ def test_scope(ws_server, tmp_path):
     assert s["server"] == [ws_server.host, ws_server.port]
     assert s["subprotocols"] == ["p1", "p2"]
     assert types["state"] == "dict" and s["state"].get("ws_apps_started") is True
-    assert s["extensions"] == {"websocket.http.response": {}}
+    assert s["extensions"] == {"websocket.http.response": {}, "narwhal.pubsub": {}}
     assert r["has_method"] is False
     assert r["first"] == {"type": "websocket.connect"}
 
@@ -564,57 +534,12 @@ def test_sigterm_closes_1001_and_exits_0(narwhal, tmp_path):
     assert r["disconnect"]["code"] == 1001, r
 
 
-def _raw_upgrade(server, path: str) -> socket.socket:
-    """A handshake on a raw socket with a small receive buffer, the 101 read."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(GUARD)
-    sock.connect(server.addr)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
-                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                 f"Sec-WebSocket-Version: 13\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock
-
-
-def _read_until_close_frame(sock: socket.socket) -> bytes:
-    """Read server frames from a raw socket until a close frame; return its payload."""
-    buf = bytearray()
-
-    def need(n: int) -> None:
-        while len(buf) < n:
-            chunk = sock.recv(1 << 20)
-            assert chunk, f"EOF before a close frame ({len(buf)} bytes of a frame pending)"
-            buf.extend(chunk)
-
-    while True:
-        need(2)
-        opcode, n, head = buf[0] & 0x0F, buf[1] & 0x7F, 2
-        assert not buf[1] & 0x80, "server frame is masked"
-        if n == 126:
-            need(4)
-            n, head = struct.unpack("!H", buf[2:4])[0], 4
-        elif n == 127:
-            need(10)
-            n, head = struct.unpack("!Q", buf[2:10])[0], 10
-        need(head + n)
-        payload = bytes(buf[head:head + n])
-        del buf[:head + n]
-        if opcode == 0x8:
-            return payload
-        assert opcode in (0x0, 0x2), f"unexpected opcode {opcode:#x} in the flood"
-
-
 def test_slow_consumer_waits_by_default(narwhal, tmp_path):
     """--ws-slow-consumer wait (default): a client that stops reading makes send() wait;
     the socket is neither closed nor flooded; when the client goes, send() raises."""
     server = narwhal(APP, "--no-ws-per-message-deflate")
     rep = tmp_path / "r.json"
-    sock = _raw_upgrade(server, "/flood?" + urllib.parse.urlencode({"report": str(rep)}))
+    sock = raw_upgrade(server, "/flood?" + urllib.parse.urlencode({"report": str(rep)}))
     try:
         time.sleep(1.0)  # the client stops reading (the behaviour under test) for a while
         assert not rep.exists(), "the app stopped sending although the client is only slow"
@@ -638,11 +563,11 @@ def test_slow_consumer_closed_with_1008(narwhal, tmp_path):
     server = narwhal(APP, "--no-ws-per-message-deflate", "--ws-slow-consumer", "close",
                      "--ws-send-timeout", "3")
     rep = tmp_path / "r.json"
-    sock = _raw_upgrade(server, "/flood?" + urllib.parse.urlencode({"report": str(rep)}))
+    sock = raw_upgrade(server, "/flood?" + urllib.parse.urlencode({"report": str(rep)}))
     try:
         server.wait_for_log(r"Closing a WebSocket whose client did not read", timeout=GUARD)
         # What the client reads from now on: whole data frames, then a close frame with 1008.
-        close = _read_until_close_frame(sock)
+        close = read_until_close_frame(sock)
         assert close[:2] == struct.pack("!H", 1008), close
         try:
             sock.sendall(encode_frame(0x8, close[:2]))  # the client's half of the close handshake
