@@ -48,12 +48,14 @@ from harness import (HOST, PYTHON, REPO, Server, WsServer, check_alive, check_na
 from servers import DEFAULT_VENV, granian_flags, ready_log, unresolved
 
 ALL_SERVERS = ("narwhal", "uvicorn", "granian")
+DEFAULT_SERVERS = ["narwhal", "uvicorn"]  # granian needs the virtualenv: ask for it
 VENV_SERVERS = ("granian",)
 # scenario -> (ws_bench mode, app module, {server: its own app module})
 SCENARIOS = {"echo": ("echo", "ws_echo", {}),
              "broadcast": ("broadcast", "ws_broadcast", {}),
              "pubsub": ("broadcast", "ws_broadcast", {"narwhal": "ws_broadcast_pubsub"})}
 DEFAULT_SOCKETS = {"echo": [1, 100, 1000], "broadcast": [100, 1000], "pubsub": [1000]}
+DEFAULT_SCENARIOS = ["echo", "broadcast"]  # pubsub needs a narwhal with the extension
 # The broadcast publisher connects here: ws_broadcast_pubsub.py does not subscribe it (so it
 # gets no copy of its own messages); ws_broadcast.py ignores the query (it skips the sender).
 PUBLISHER_PATH = "/?role=publisher"
@@ -300,8 +302,10 @@ def markdown(rows: list[dict], meta: dict) -> str:
 def parse_args() -> argparse.Namespace:
     p = parser(__doc__)
     ints = lambda s: [int(x) for x in csv(s)]  # noqa: E731
-    p.add_argument("--servers", type=csv, default=list(ALL_SERVERS))
-    p.add_argument("--scenarios", type=csv, default=list(SCENARIOS))
+    p.add_argument("--servers", type=csv, default=list(DEFAULT_SERVERS),
+                   help=f"any of {','.join(ALL_SERVERS)}")
+    p.add_argument("--scenarios", type=csv, default=list(DEFAULT_SCENARIOS),
+                   help=f"any of {','.join(SCENARIOS)}")
     p.add_argument("--echo-sockets", type=ints, default=DEFAULT_SOCKETS["echo"])
     p.add_argument("--broadcast-sockets", type=ints, default=DEFAULT_SOCKETS["broadcast"])
     p.add_argument("--pubsub-sockets", type=ints, default=DEFAULT_SOCKETS["pubsub"])
