@@ -723,10 +723,10 @@ private:
     std::vector<Pending> ring_;
     std::vector<double> fanouts_;  // µs: publish to the last subscriber's receipt
     int live_subs_ = 0, synced_ = 0, synced_at_start_ = 0;
-    int in_flight_ = 0;        // closed loop: open messages (at most --window)
+    int in_flight_ = 0;         // closed loop: open messages (at most --window)
     uint64_t oldest_open_ = 1;  // closed loop: no message before this seq is open
-    uint64_t seq_ = 0, published_ = 0, deliveries_ = 0, fanout_timeouts_ = 0,
-             skipped_ticks_ = 0, publisher_received_ = 0;
+    uint64_t seq_ = 0, published_ = 0, deliveries_ = 0, fanout_timeouts_ = 0, skipped_ticks_ = 0,
+             publisher_received_ = 0;
 };
 
 }  // namespace
