@@ -281,14 +281,15 @@ def markdown(rows: list[dict], meta: dict) -> str:
            f"the previous one; window W = at most W messages on their way. per core = "
            f"1 / CPU per message: the rate one fully used server core would sustain. kernel = "
            f"the share of the server's CPU spent in the kernel (system calls).", "",
-           "| scenario | sockets | load | server (app) | msgs/s | p50 µs | p99 µs | CPU µs/msg "
-           "| per core | server CPU | kernel | client CPU | errors | msgs/s vs uvicorn "
-           "| CPU/msg vs uvicorn |",
-           "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| scenario | sockets | load | server (app) | msgs/s | p50 µs | p99 µs "
+           "| fan-out p50 µs | CPU µs/msg | per core | server CPU | kernel | client CPU | errors "
+           "| msgs/s vs uvicorn | CPU/msg vs uvicorn |",
+           "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r['scenario']} | {r['sockets']:,} | {r['window'] or '-'} "
                    f"| {r['server']} ({r['app']}) | {fmt(r['rate'], 0)} "
                    f"| {fmt(r['p50_us'], 0)} | {fmt(r['p99_us'], 0)} "
+                   f"| {fmt(r['fanout_p50_us'], 0)} "
                    f"| {fmt(r['cpu_us_per_msg'])} | {fmt(r['per_core'], 0)} "
                    f"| {fmt(r['server_cpu_pct'], 0)}% | {fmt(r['server_sys_pct'], 0)}% "
                    f"| {fmt(r['client_cpu_pct'], 0)}% | {r['errors']} "
