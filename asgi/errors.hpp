@@ -62,6 +62,8 @@ inline constexpr std::string_view pubsub_unknown_type =
     "narwhal.pubsub.unsubscribe or narwhal.pubsub.publish.";
 inline constexpr std::string_view pubsub_needs_socket =
     "'{}' is only valid on an accepted, open WebSocket.";
+inline constexpr std::string_view pubsub_publish_before_accept =
+    "'{}' from a WebSocket handler needs 'websocket.accept' first.";
 inline constexpr std::string_view pubsub_topic_not_str =
     "ASGI 'topic' of a narwhal.pubsub message must be a non-empty str.";
 inline constexpr std::string_view pubsub_publish_payload =

@@ -7,8 +7,14 @@
 namespace narwhal::asgi {
 
 std::optional<std::string> check_pubsub_message(std::string_view type, const WebSocketState* ws) {
-    if (type == pubsub_publish)
+    if (type == pubsub_publish) {
+        // A WebSocket handler publishes once it has accepted (also after the close): a
+        // connection it has not accepted yet may still be refused, and publishing for it
+        // is most likely a mistake in the handler's order.
+        if (ws && !ws->accepted())
+            return fmt::format(fmt::runtime(errors::pubsub_publish_before_accept), type);
         return std::nullopt;
+    }
     using Phase = WebSocketState::Phase;
     if (type == pubsub_subscribe) {
         if (!ws || ws->phase() != Phase::open)

@@ -27,8 +27,9 @@ struct Publication {
 };
 using PublicationPtr = std::shared_ptr<const Publication>;
 
-// What a scope may send of the extension. publish: any scope, at any time (it needs no
-// socket: a handler may announce that its socket left). subscribe: an accepted, open
+// What a scope may send of the extension. publish: an http scope at any time, a
+// websocket scope once it has accepted (also after the close: a handler may announce
+// that its socket left). subscribe: an accepted, open
 // WebSocket. unsubscribe: one that was accepted (after its close it is a no-op: a closed
 // socket has left every topic). `ws`: the WebSocket scope's state; nullptr for http.
 // Returns the error to raise; nullopt when the message may be sent.

@@ -2,6 +2,7 @@
 
 #include "config/config_file.hpp"
 #include "config/options.hpp"
+#include "config/redis_url.hpp"
 
 #include <fmt/format.h>
 
@@ -370,6 +371,14 @@ void validate(const Settings& s, const Sources& from, Action action,
         if (colon == std::string::npos || colon + 1 == s.metrics_bind.size())
             throw ConfigError(fmt::format("{}: invalid value {} (expected HOST:PORT)",
                                           from.of("metrics_bind"), quote(s.metrics_bind)));
+    }
+
+    // The relay would only find a bad URL once the workers run, retrying for ever.
+    if (!s.pubsub_redis.empty()) {
+        std::string error;
+        if (!parse_redis_url(s.pubsub_redis, error))
+            throw ConfigError(fmt::format("{}: invalid value {} ({})", from.of("pubsub_redis"),
+                                          quote(s.pubsub_redis), error));
     }
 
     // TLS settings that cannot work together: stopped here, before anything is bound.

@@ -360,6 +360,11 @@ constexpr Option table[] = {
     text<&S::pubsub_redis_prefix>(
         {"pubsub_redis_prefix", "--pubsub-redis-prefix", "NARWHAL_PUBSUB_REDIS_PREFIX"}, "TEXT",
         "The Redis channel of a topic is this prefix followed by the topic."),
+    integer<&S::pubsub_redis_max_pending>({"pubsub_redis_max_pending", "--pubsub-redis-max-pending",
+                                           "NARWHAL_PUBSUB_REDIS_MAX_PENDING"},
+                                          "N", 1, int_max,
+                                          "Publications sent to Redis and not yet answered; "
+                                          "over it they are counted lost."),
     seconds<&S::watchdog_threshold>(
         {"watchdog_threshold", "--watchdog-threshold", "NARWHAL_WATCHDOG_THRESHOLD"},
         "Report an event loop that has not turned for this long, with its stack. 0: off."),

@@ -203,6 +203,12 @@ struct Settings {
     std::string pubsub_redis;
     // Each topic is the Redis channel prefix + topic, so several apps can share one Redis.
     std::string pubsub_redis_prefix = "narwhal:";
+    // Publications sent to Redis whose reply has not come back yet; over it they are
+    // counted lost rather than queued. 10,000 absorbs a stall of Redis (a snapshot's fork,
+    // a slow disk under appendfsync) of a second or more at thousands of broadcasts a
+    // second, while the memory held in the connection's output buffer stays bounded
+    // (10,000 x the message size), and a publication that old would arrive too late anyway.
+    int pubsub_redis_max_pending = 10000;
 
     // --- watchdog -------------------------------------------------------------
     // A loop that has not turned for this long is reported with its stack: 100 ms is

@@ -54,6 +54,9 @@ packages=(
     # systemd: socket activation, Type=notify and the watchdog through libsystemd; the
     # systemd package's systemd-analyze verifies deploy/systemd/ in the tests
     libsystemd-dev systemd
+    # --pubsub-redis: hiredis's async client carries publications between servers, and
+    # the tests start their own redis-server (and use its redis-cli)
+    libhiredis-dev redis-server
 )
 
 # Optional groups, named on the command line: `fuzz` for `make fuzz` (libFuzzer needs

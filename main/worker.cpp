@@ -14,6 +14,7 @@
 #include "server/metrics_listener.hpp"
 #include "server/pubsub_bus.hpp"
 #include "server/pubsub_bus_directory.hpp"
+#include "server/pubsub_redis.hpp"
 #include "server/supervisor.hpp"
 #include "server/systemd.hpp"
 #include "server/systemd_watchdog.hpp"
@@ -150,6 +151,15 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
     }
     watches[0]->start(nullptr);
 
+    // --pubsub-redis: Redis links this worker to the others and to other servers. Made
+    // before the front end starts, destroyed after it stopped (end of this function).
+    std::unique_ptr<server::PubSubRedis> redis;
+    if (!settings.pubsub_redis.empty()) {
+        redis = std::make_unique<server::PubSubRedis>(settings, front.context(), front.pubsub(),
+                                                      front.relay_thread());
+        front.pubsub().add_relay(redis.get());
+    }
+
     // Under a master, without --pubsub-redis: the worker bus carries publications to the
     // other workers (server/pubsub_bus.hpp). Also with one worker: SIGTTIN and rolling
     // restarts run others beside it. Destroyed after front.stop() below.
@@ -161,6 +171,7 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
         front.pubsub().add_relay(bus.get());
         bus->start();
     }
+
     auto drain_begun = std::make_shared<bool>(false);
     front.start([&front, &inboxes, slot, drain_begun,
                  delay = settings.timeout_shutdown_delay](int nth) {

@@ -130,10 +130,9 @@ uint64_t WorkerSlots::assign(std::size_t index) {
     s.started_ns.store(0, relaxed);
     for (auto& beat : s.heartbeat_ns)
         beat.store(0, relaxed);
-    for (auto* counter :
-         {&s.requests, &s.shed, &s.queue_timeouts, &s.loop_stalls, &s.cancelled, &s.abandoned,
-          &s.tls_handshake_failures, &s.proxy_protocol_errors, &s.orphan_tasks,
-          &s.unretrieved_exceptions})
+    for (auto* counter : {&s.requests, &s.shed, &s.queue_timeouts, &s.loop_stalls, &s.cancelled,
+                          &s.abandoned, &s.tls_handshake_failures, &s.proxy_protocol_errors,
+                          &s.orphan_tasks, &s.unretrieved_exceptions})
         counter->store(0, relaxed);
     for (auto* gauge : {&s.in_flight, &s.queued, &s.connections, &s.loop_lag_max_us})
         gauge->store(0, relaxed);

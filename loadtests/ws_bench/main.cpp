@@ -2,7 +2,7 @@
 //
 //   ws_bench echo      --port P [--host 127.0.0.1] [--path /] --sockets N --seconds S --size B
 //   ws_bench broadcast --port P [--host 127.0.0.1] [--path /] --sockets N --seconds S [--size B]
-//                      [--interval-ms I]
+//                      [--interval-ms I | --window W] [--publisher-path /?role=publisher]
 //   common: [--warmup W] [--connect-concurrency K] [--connect-timeout T] [--close-timeout T]
 //
 // One thread, one io_context, every socket asynchronous (Boost.Beast). permessage-deflate
@@ -18,8 +18,12 @@
 // what it receives and computes delivery latency = receive time - the embedded timestamp
 // (same process, same steady clock). By default the publisher is closed-loop: it sends the
 // next message as soon as every subscriber got the previous one (or after --fanout-timeout-ms);
-// --interval-ms I sends one every I ms instead (skipped while the previous write is pending).
-// Fan-out latency = publish to the last subscriber's receipt.
+// --window W keeps W messages in flight instead of one (the next goes out when the fan-out of
+// any earlier one completed or timed out), so a server that can fan out several messages at
+// once shows its throughput, not one message's latency; --interval-ms I sends one every I ms
+// (skipped while the previous write is pending). Fan-out latency = publish to the last
+// subscriber's receipt. The publisher connects to --publisher-path (default: --path), so an
+// app can tell it from the subscribers (e.g. "/?role=publisher") and not send it copies.
 //
 // Phases: connect all sockets (at most --connect-concurrency handshakes in flight), then
 // --warmup seconds of load that are not counted (broadcast: also until every subscriber got
@@ -69,6 +73,8 @@ struct Options {
     double warmup = 1;
     std::size_t size = 0;  // 0: mode default (echo 64, broadcast 64)
     double interval_ms = 0;
+    int window = 1;              // broadcast, closed loop: messages in flight
+    std::string publisher_path;  // broadcast: empty = path
     int connect_concurrency = 64;
     double connect_timeout = 30;
     double fanout_timeout_ms = 2000;
@@ -80,7 +86,8 @@ struct Options {
     std::fprintf(stderr,
                  "ws_bench: %s\n"
                  "usage: ws_bench echo|broadcast --port P [--host H] [--path /] [--sockets N]\n"
-                 "       [--seconds S] [--size B] [--warmup W] [--interval-ms I]\n"
+                 "       [--seconds S] [--size B] [--warmup W] [--interval-ms I | --window W]\n"
+                 "       [--publisher-path P]\n"
                  "       [--connect-concurrency K] [--connect-timeout T] [--fanout-timeout-ms T]\n"
                  "       [--sync-timeout T] [--close-timeout T]\n",
                  msg);
@@ -122,6 +129,10 @@ Options parse(int argc, char** argv) {
             o.size = static_cast<std::size_t>(num(1));
         else if (k == "--interval-ms")
             o.interval_ms = num(0);
+        else if (k == "--window")
+            o.window = static_cast<int>(num(1));
+        else if (k == "--publisher-path")
+            o.publisher_path = v;
         else if (k == "--connect-concurrency")
             o.connect_concurrency = static_cast<int>(num(1));
         else if (k == "--connect-timeout")
@@ -139,6 +150,12 @@ Options parse(int argc, char** argv) {
         usage("--port is required");
     if (o.size == 0)
         o.size = 64;
+    if (o.window > 1 && o.interval_ms > 0)
+        usage("--window and --interval-ms exclude each other");
+    if (o.window > 1 << 14)
+        usage("--window is at most 16384");  // far below the ring of tracked fan-outs
+    if (o.publisher_path.empty())
+        o.publisher_path = o.path;
     return o;
 }
 
@@ -270,6 +287,7 @@ private:
         Clock::time_point sent;
         int remaining = 0;
         bool measured = false;  // published inside the measurement window
+        bool open = false;      // closed loop: holds a place in the window until done or timed out
     };
 
     template <class F> void deadline(net::steady_timer& t, double secs, F f) {
@@ -312,7 +330,8 @@ private:
         c.ws.text(true);
         c.ws.set_option(websocket::stream_base::decorator(
             [](websocket::request_type& req) { req.set(http::field::user_agent, "ws_bench"); }));
-        c.ws.async_handshake(host_header_, opt_.path, [this, &c](error_code ec) {
+        const std::string& path = &c == publisher() ? opt_.publisher_path : opt_.path;
+        c.ws.async_handshake(host_header_, path, [this, &c](error_code ec) {
             if (phase_ != Phase::connecting)
                 return;
             if (ec) {
@@ -367,10 +386,12 @@ private:
                 }
             pub_read();
             warm_start_ = Clock::now();
-            if (opt_.interval_ms > 0)
+            if (opt_.interval_ms > 0) {
                 pub_tick();
-            else
+            } else {
                 publish();
+                sweep();
+            }
             sync_check();
         } else {
             for (auto& c : conns_)
@@ -505,9 +526,13 @@ private:
         deadline(warm_timer_, 0.01, [this] { sync_check(); });
     }
 
+    bool closed_loop() const { return opt_.interval_ms <= 0; }
+
     void publish() {
         Conn& p = *publisher();
         if (phase_ == Phase::stopping || p.state != Conn::State::open || p.writing)
+            return;
+        if (closed_loop() && in_flight_ >= opt_.window)
             return;
         const uint64_t seq = ++seq_;
         const auto now = Clock::now();
@@ -518,10 +543,13 @@ private:
                       static_cast<unsigned long long>(ns.count()));
         std::memcpy(payload_.data(), head, kHeaderLen);
         Pending& slot = ring_[seq % kRing];
-        slot = Pending{seq, now, live_subs_, phase_ == Phase::measuring};
+        if (slot.open)
+            release(slot, true);  // not finished a whole ring later: as good as timed out
+        slot = Pending{seq, now, live_subs_, phase_ == Phase::measuring, closed_loop()};
+        if (slot.open)
+            ++in_flight_;
         if (phase_ == Phase::measuring)
             ++published_;
-        awaiting_ = seq;
         p.writing = true;
         p.ws.async_write(net::buffer(payload_), [this, &p](error_code ec, std::size_t) {
             p.writing = false;
@@ -529,15 +557,42 @@ private:
                 return fail(p, errors_.write, "publisher write", ec);
             if (phase_ == Phase::stopping)
                 return close(p);
-            if (opt_.interval_ms <= 0 && awaiting_ == 0)
-                publish();  // closed loop: the fan-out finished before the write handler ran
+            if (closed_loop())
+                publish();  // a place in the window is free (also if the fan-out beat this handler)
         });
-        if (opt_.interval_ms <= 0)
-            deadline(fanout_timer_, opt_.fanout_timeout_ms / 1000.0, [this] {
-                ++fanout_timeouts_;
-                awaiting_ = 0;
-                publish();
-            });
+    }
+
+    // A message leaves the window: its fan-out completed, or it timed out.
+    void release(Pending& slot, bool timed_out) {
+        slot.open = false;
+        --in_flight_;
+        if (timed_out)
+            ++fanout_timeouts_;
+    }
+
+    // Closed loop: every 10 ms, messages whose fan-out took longer than --fanout-timeout-ms
+    // leave the window (a subscriber that died or a message the server dropped must not stall
+    // the publisher). Messages go out in sequence order, so the scan stops at the first open
+    // message still within its time; oldest_open_ skips the finished ones for good.
+    void sweep() {
+        if (phase_ == Phase::stopping)
+            return;
+        const auto limit = std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double, std::milli>(opt_.fanout_timeout_ms));
+        const auto now = Clock::now();
+        bool freed = false;
+        for (; oldest_open_ <= seq_; ++oldest_open_) {
+            Pending& slot = ring_[oldest_open_ % kRing];
+            if (slot.seq != oldest_open_ || !slot.open)
+                continue;
+            if (now - slot.sent < limit)
+                break;
+            release(slot, true);
+            freed = true;
+        }
+        if (freed)
+            publish();
+        deadline(fanout_timer_, 0.01, [this] { sweep(); });
     }
 
     void pub_tick() {
@@ -594,9 +649,8 @@ private:
             return;
         if (slot.measured && phase_ == Phase::measuring)
             fanouts_.push_back(micros(now - slot.sent));
-        if (seq == awaiting_ && opt_.interval_ms <= 0) {
-            awaiting_ = 0;
-            fanout_timer_.cancel();
+        if (slot.open) {
+            release(slot, false);
             if (!publisher()->writing)
                 net::post(io_, [this] { publish(); });
         }
@@ -617,6 +671,7 @@ private:
           << ", \"measured\": " << (measured_ ? "true" : "false");
         if (broadcast_) {
             o << ", \"interval_ms\": " << json_num(opt_.interval_ms)
+              << ", \"window\": " << (closed_loop() ? opt_.window : 0)
               << ", \"publisher_connected\": " << (publisher_ok_ ? "true" : "false")
               << ", \"synced\": " << synced_at_start_ << ", \"published\": " << published_
               << ", \"publishes_per_s\": " << json_num(secs > 0 ? published_ / secs : -1)
@@ -668,8 +723,10 @@ private:
     std::vector<Pending> ring_;
     std::vector<double> fanouts_;  // µs: publish to the last subscriber's receipt
     int live_subs_ = 0, synced_ = 0, synced_at_start_ = 0;
-    uint64_t seq_ = 0, awaiting_ = 0, published_ = 0, deliveries_ = 0, fanout_timeouts_ = 0,
-             skipped_ticks_ = 0, publisher_received_ = 0;
+    int in_flight_ = 0;         // closed loop: open messages (at most --window)
+    uint64_t oldest_open_ = 1;  // closed loop: no message before this seq is open
+    uint64_t seq_ = 0, published_ = 0, deliveries_ = 0, fanout_timeouts_ = 0, skipped_ticks_ = 0,
+             publisher_received_ = 0;
 };
 
 }  // namespace

@@ -192,6 +192,8 @@ def test_bad_messages_in_http_scope_raise_clear_errors(narwhal, case, error):
 
 @pytest.mark.parametrize("case, error", [
     ("before-accept", "RuntimeError:'narwhal.pubsub.subscribe' is only valid on an accepted"),
+    ("publish-before-accept", "RuntimeError:'narwhal.pubsub.publish' from a WebSocket handler "
+                              "needs 'websocket.accept' first."),
     ("sub-no-topic", "TypeError:ASGI 'topic' of a narwhal.pubsub message must be a non-empty"),
     ("unknown", "RuntimeError:Unknown narwhal.pubsub message type"),
     ("neither", "TypeError:'narwhal.pubsub.publish' needs exactly one of 'text'"),
@@ -226,20 +228,13 @@ BIG = 64 * 1024  # so a client that reads nothing fills the kernel's buffers qui
 
 
 def flood(server, publisher, reader, count: int) -> list:
-    """Publishes `count` BIG messages one at a time (each awaited by the publisher's own
-    answer), while `reader` (a subscriber that reads) takes everything; returns what
-    `reader` got."""
+    """Publishes `count` BIG messages one at a time, each after `reader` (a subscriber that
+    reads) got the previous one, so it is never behind; returns what `reader` got."""
     async def main():
         got = []
-
-        async def read():
-            while len(got) < count:
-                got.append(await asyncio.wait_for(reader.recv(), GUARD))
-
-        task = asyncio.create_task(read())
         for i in range(count):
             await command(publisher, f"pub:big:{i:06d}" + "x" * BIG, "ok:pub")
-        await task
+            got.append(await asyncio.wait_for(reader.recv(), GUARD))
         return got
 
     return main

@@ -96,8 +96,10 @@ async def _ws(scope, receive, send) -> None:
     q = _query(scope)
     if scope["path"] == "/ws-bad":
         case = q["case"]
-        if case == "before-accept":
-            result = await _try(send, {"type": SUB, "topic": "t"})
+        if case in ("before-accept", "publish-before-accept"):
+            message = ({"type": SUB, "topic": "t"} if case == "before-accept"
+                       else {"type": PUB, "topic": "t", "text": "x"})
+            result = await _try(send, message)
             await receive()  # websocket.connect
             await send({"type": "websocket.accept"})
             await send({"type": "websocket.send", "text": result})
