@@ -194,9 +194,6 @@ def wait_workers(server: Server, count: int) -> None:
         time.sleep(0.05)  # poll interval
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "needs the worker bus (server/pubsub_bus.*) to carry publications between the "
-    "workers: without it only the publishing worker's sockets get them"))
 def test_two_workers_every_socket_in_the_room_gets_every_message(narwhal):
     server = narwhal(APP, "--venv", str(require_venv()), "--workers", "2", app_dir=EXAMPLE)
     wait_workers(server, 2)
