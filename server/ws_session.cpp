@@ -271,6 +271,9 @@ void WsSession::do_write() {
     }
     writing_ = true;
     auto& msg = outbox_.front();
+    if (msg.pub && !ws_.next_layer().deflate())
+        return do_write_frames();
+    in_flight_ = 1;
     ws_.text(msg.text);
     std::string_view payload = msg.payload();
     ws_.async_write(
@@ -286,22 +289,29 @@ void WsSession::on_write(error_code ec, std::size_t) {
         note_close(1006, Closer::client);
         return closed(1006);
     }
-    const bool app_message = !outbox_.front().pub;
-    std::size_t sent = outbox_.front().payload().size();
-    outbox_.pop_front();
-    if (app_message)
-        outbox_bytes_ -= sent;
-    else
-        --pub_queued_;
-    ++messages_out_;
-    bytes_out_ += sent;
-    ctx_.metrics->ws_messages_out.fetch_add(1, std::memory_order_relaxed);
-    ctx_.metrics->ws_bytes_out.fetch_add(sent, std::memory_order_relaxed);
+    written(1);
+    do_write();
+}
+
+void WsSession::written(std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const bool app_message = !outbox_.front().pub;
+        std::size_t sent = outbox_.front().payload().size();
+        outbox_.pop_front();
+        if (app_message)
+            outbox_bytes_ -= sent;
+        else
+            --pub_queued_;
+        ++messages_out_;
+        bytes_out_ += sent;
+        ctx_.metrics->ws_bytes_out.fetch_add(sent, std::memory_order_relaxed);
+        if (app_message && sent && channel_->on_written(sent, ctx_.limits.send_low_water))
+            push_event(asgi::Event::Kind::drained);
+    }
+    in_flight_ = 0;
+    ctx_.metrics->ws_messages_out.fetch_add(n, std::memory_order_relaxed);
     if (outbox_bytes_ <= ctx_.limits.send_low_water)
         timer_.clear(Deadline::slow);  // caught up
-    if (app_message && sent && channel_->on_written(sent, ctx_.limits.send_low_water))
-        push_event(asgi::Event::Kind::drained);
-    do_write();
 }
 
 void WsSession::do_close() {
@@ -388,8 +398,8 @@ void WsSession::close_with(uint16_t code, bool drop_queued) {
     if (close_queued_ || phase_ == Phase::closing || phase_ == Phase::closed)
         return;
     if (drop_queued) {
-        // Keep only the message being written now: a frame cannot be cut short.
-        while (outbox_.size() > (writing_ ? 1u : 0u)) {
+        // Keep only the messages being written now: a frame cannot be cut short.
+        while (outbox_.size() > (writing_ ? in_flight_ : 0u)) {
             if (outbox_.back().pub)
                 --pub_queued_;
             else

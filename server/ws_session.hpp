@@ -61,6 +61,12 @@ private:
     void on_read(error_code ec, std::size_t n);
     void do_write();
     void on_write(error_code ec, std::size_t n);
+    // The publications at the front of the queue, up to FrameBatch::max, as one write
+    // of their frames (no permessage-deflate on this socket: else Beast writes them).
+    void do_write_frames();
+    void on_frames_written(error_code ec);
+    // `n` messages at the front were written: counted, taken off the queue.
+    void written(std::size_t n);
     void do_close();
     void on_close(error_code ec);
     void deny(int status, std::string_view body);  // a server-made HTTP answer
@@ -121,7 +127,15 @@ private:
     };
     std::deque<Outgoing> outbox_;
     std::size_t outbox_bytes_ = 0;
-    std::size_t pub_queued_ = 0;       // publications in outbox_
+    std::size_t pub_queued_ = 0;  // publications in outbox_
+    std::size_t in_flight_ = 0;   // messages at the front of outbox_ being written
+    // Headers and buffers of one frames write; made at the socket's first publication.
+    struct FrameBatch {
+        static constexpr std::size_t max = 16;  // frames per write: 32 iovecs, ~16 KiB of 1 KiB
+        uint8_t heads[max][max_frame_head];
+        boost::asio::const_buffer buffers[2 * max];
+    };
+    std::unique_ptr<FrameBatch> batch_;
     std::vector<std::string> topics_;  // subscribed to (few per socket: a list)
     bool writing_ = false;
     DeadlineTimer<Deadline, 3> timer_;

@@ -6,7 +6,10 @@
 
 #include "asgi/log.hpp"
 
+#include <boost/asio/buffer.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+
+#include <span>
 
 namespace narwhal::server {
 
@@ -30,6 +33,36 @@ void WsSession::on_publication(const asgi::PublicationPtr& p) {
     }
     outbox_.push_back({{}, p->text, p});
     ++pub_queued_;
+    do_write();
+}
+
+void WsSession::do_write_frames() {
+    // Called by do_write with writing_ set and a publication at the front.
+    if (!batch_)
+        batch_ = std::make_unique<FrameBatch>();
+    std::size_t n = 0;
+    for (auto it = outbox_.begin(); it != outbox_.end() && it->pub && n < FrameBatch::max;
+         ++it, ++n) {
+        const asgi::Publication& p = *it->pub;
+        std::size_t head = encode_frame_head(batch_->heads[n], p.text, p.data.size());
+        batch_->buffers[2 * n] = boost::asio::buffer(batch_->heads[n], head);
+        batch_->buffers[2 * n + 1] = boost::asio::buffer(p.data);
+    }
+    in_flight_ = n;
+    ws_.next_layer().async_write_frames(
+        std::span<const boost::asio::const_buffer>(batch_->buffers, 2 * n),
+        [self = shared_from_this()](error_code ec, std::size_t) { self->on_frames_written(ec); });
+}
+
+void WsSession::on_frames_written(error_code ec) {
+    writing_ = false;
+    if (phase_ == Phase::closed)
+        return;
+    if (ec) {
+        note_close(1006, Closer::client);
+        return closed(1006);
+    }
+    written(in_flight_);
     do_write();
 }
 
