@@ -68,7 +68,7 @@ PubSubRedis::PubSubRedis(const config::Settings& settings, ServerContext& ctx, P
       max_pending_(static_cast<std::size_t>(settings.pubsub_redis_max_pending)),
       origin_(redis_envelope::random_origin()), random_(std::random_device{}()),
       retry_timer_(thread.context()), connect_timer_(thread.context()),
-      resolver_(thread.context()) {
+      resolve_tick_(thread.context()), resolver_(thread.context()) {
     ctx_.metrics->pubsub_redis_connected.store(0, relaxed);
     thread_.post([this] { do_connect(); });
 }
@@ -118,12 +118,24 @@ void PubSubRedis::do_connect() {
                                             const net::ip::tcp::resolver::results_type& r) {
                                 on_resolved(attempt, ec, r);
                             });
+    if (thread_.is_inline())
+        tick_while_resolving(attempt);
+}
+
+void PubSubRedis::tick_while_resolving(uint64_t attempt) {
+    // 10 ms: a resolver answers within a few; each tick only turns the context.
+    resolve_tick_.expires_after(std::chrono::milliseconds(10));
+    resolve_tick_.async_wait([this, attempt](boost::system::error_code ec) {
+        if (!ec && attempt == attempt_ && phase_ == Phase::connecting)
+            tick_while_resolving(attempt);
+    });
 }
 
 void PubSubRedis::on_resolved(uint64_t attempt, const boost::system::error_code& ec,
                               const net::ip::tcp::resolver::results_type& results) {
     if (attempt != attempt_ || phase_ != Phase::connecting)
         return;  // timed out meanwhile
+    resolve_tick_.cancel();
     if (ec || results.empty())
         return fail(fmt::format("cannot resolve {}: {}", url_.host,
                                 ec ? ec.message() : std::string("no address")));
@@ -241,6 +253,7 @@ void PubSubRedis::fail(const std::string& reason) {
     ++address_turn_;
     close_links();
     connect_timer_.cancel();
+    resolve_tick_.cancel();
     resolver_.cancel();
     phase_ = Phase::waiting;
     // Sent before the loss but unanswered: they may or may not have reached Redis;

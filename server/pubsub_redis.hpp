@@ -94,6 +94,7 @@ private:
     void do_connect();
     void on_resolved(uint64_t attempt, const boost::system::error_code& ec,
                      const boost::asio::ip::tcp::resolver::results_type& results);
+    void tick_while_resolving(uint64_t attempt);
     void open(const std::string& host);
     bool open_link(Link& link, const std::string& host);
     void on_link_ready(Link& link);
@@ -139,6 +140,10 @@ private:
     std::mt19937_64 random_;
     boost::asio::steady_timer retry_timer_;
     boost::asio::steady_timer connect_timer_;
+    // Inline (--io-threads 0) only: Asio's resolver answers from a thread of its own, and
+    // a post from another thread does not wake a context that no thread is blocked in;
+    // this timer keeps it turning until the answer is in.
+    boost::asio::steady_timer resolve_tick_;
     boost::asio::ip::tcp::resolver resolver_;
 };
 
