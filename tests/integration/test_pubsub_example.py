@@ -28,13 +28,13 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from conftest import ROOT, Server, _pump
+from test_workers import wait_workers
 from venv_util import require_venv, serve_pypi
 import wsclient
 
 EXAMPLE = ROOT / "examples" / "pubsub_chat"
 APP = "app:app"
 GUARD = 30.0  # a failure guard for every wait, never a timing
-READY_WORKER = re.compile(r"Worker process \[(\d+)\] is ready")
 UVICORN_READY = re.compile(r"Uvicorn running on http://(?P<host>[^:]+):(?P<port>\d+)")
 
 
@@ -187,16 +187,9 @@ async def until_everyone_got(publish, everyone: list[Listener], prefix: str) -> 
             s.changed.clear()
 
 
-def wait_workers(server: Server, count: int) -> None:
-    deadline = time.monotonic() + GUARD
-    while len(READY_WORKER.findall(server.log())) < count:
-        assert time.monotonic() < deadline and server.proc.poll() is None, server.log()
-        time.sleep(0.05)  # poll interval
-
-
 def test_two_workers_every_socket_in_the_room_gets_every_message(narwhal):
     server = narwhal(APP, "--venv", str(require_venv()), "--workers", "2", app_dir=EXAMPLE)
-    wait_workers(server, 2)
+    wait_workers(server, 2, GUARD)
     base = f"ws://{server.host}:{server.port}"
     # One keep-alive connection, so every announcement comes from the same worker.
     conn = http.client.HTTPConnection(server.host, server.port, timeout=GUARD)

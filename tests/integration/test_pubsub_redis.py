@@ -25,13 +25,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from contextlib import contextmanager
 
 import pytest
 
+from balancers import free_port
 from conftest import run_cli
 from rawhttp import TIMESTAMP
 from test_metrics import metrics_url, scrape, value, wait_metric
@@ -45,12 +45,6 @@ REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
 pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER),
                                 reason="redis-server is not installed (deploy/install-deps.sh)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(cond, what: str, timeout: float = GUARD):

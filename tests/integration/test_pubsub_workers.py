@@ -29,26 +29,15 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from test_pubsub import close_all
+from test_workers import ready_pids, wait_workers
 from wsclient import connect
 
 APP = "pubsub_app:app"
 GUARD = 30.0  # a failure guard for every wait, never a timing
 METRICS_URL = re.compile(r"Prometheus metrics on (http://\S+/metrics)")
-READY_WORKER = re.compile(r"Worker process \[(\d+)\] is ready")
 BATCH = 100
 _batch_numbers = itertools.count()  # every batch's body is different
-
-
-def ready_pids(server) -> list[int]:
-    return [int(m.group(1)) for m in READY_WORKER.finditer(server.log())]
-
-
-def wait_workers(server, count: int) -> list[int]:
-    deadline = time.monotonic() + GUARD
-    while len(ready_pids(server)) < count:
-        assert time.monotonic() < deadline and server.proc.poll() is None, server.log()
-        time.sleep(0.05)  # poll interval
-    return ready_pids(server)
 
 
 def bus_directory(pid: int) -> str:
@@ -134,14 +123,6 @@ async def open_subs(base: str, topics: str, pids: set[int], stack: list,
     raise AssertionError(f"{limit} sockets and not every worker: {sorted(by_pid)} of {pids}")
 
 
-async def close_all(stack: list) -> None:
-    for ws in stack:
-        try:
-            await ws.close()
-        except Exception:  # noqa: BLE001 - a killed worker's sockets are already gone
-            pass
-
-
 def publish_batch(server, pid_wanted: int, topic: str) -> str:
     """POST /publish (BATCH messages) on a keep-alive connection to worker `pid_wanted`,
     found by asking each new connection's worker first. Returns the body: the messages are
@@ -189,7 +170,7 @@ async def cross_until_received(sender: Sub, receiver: Sub, topic: str, tag: str)
 
 def start(narwhal, workers: int, *args: str):
     server = narwhal(APP, "--workers", str(workers), *args)
-    return server, set(wait_workers(server, workers))
+    return server, set(wait_workers(server, workers, GUARD))
 
 
 def test_two_workers_every_socket_gets_every_publication_and_a_killed_worker_rejoins(narwhal):

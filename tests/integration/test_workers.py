@@ -45,6 +45,16 @@ def ready_pids(server) -> list[int]:
     return [int(m.group(1)) for m in READY_WORKER.finditer(server.log())]
 
 
+def wait_workers(server, count: int, timeout: float = 60.0) -> list[int]:
+    """The pids of the workers that said they are ready, once there are `count` (fails if
+    the master exits first)."""
+    deadline = time.monotonic() + timeout
+    while len(ready_pids(server)) < count:
+        assert time.monotonic() < deadline and server.proc.poll() is None, server.log()
+        time.sleep(0.05)  # poll interval
+    return ready_pids(server)
+
+
 def start_master(narwhal, workers: int | str = 2, *args: str, app: str = "pid_app:app",
                  env: dict[str, str] | None = None):
     server = narwhal(app, "--workers", str(workers), *args, wait=False, env=env)
