@@ -289,27 +289,29 @@ void WsSession::on_write(error_code ec, std::size_t) {
         note_close(1006, Closer::client);
         return closed(1006);
     }
-    written(1);
+    written(in_flight_);
     do_write();
 }
 
 void WsSession::written(std::size_t n) {
+    std::size_t bytes = 0;
     for (std::size_t i = 0; i < n; ++i) {
         const bool app_message = !outbox_.front().pub;
         std::size_t sent = outbox_.front().payload().size();
         outbox_.pop_front();
+        bytes += sent;
         if (app_message)
             outbox_bytes_ -= sent;
         else
             --pub_queued_;
-        ++messages_out_;
-        bytes_out_ += sent;
-        ctx_.metrics->ws_bytes_out.fetch_add(sent, std::memory_order_relaxed);
         if (app_message && sent && channel_->on_written(sent, ctx_.limits.send_low_water))
             push_event(asgi::Event::Kind::drained);
     }
     in_flight_ = 0;
+    messages_out_ += n;
+    bytes_out_ += bytes;
     ctx_.metrics->ws_messages_out.fetch_add(n, std::memory_order_relaxed);
+    ctx_.metrics->ws_bytes_out.fetch_add(bytes, std::memory_order_relaxed);
     if (outbox_bytes_ <= ctx_.limits.send_low_water)
         timer_.clear(Deadline::slow);  // caught up
 }

@@ -60,11 +60,11 @@ private:
     void do_read();
     void on_read(error_code ec, std::size_t n);
     void do_write();
+    // A write of the front in_flight_ messages (one through Beast, or frames) ended.
     void on_write(error_code ec, std::size_t n);
     // The publications at the front of the queue, up to FrameBatch::max, as one write
     // of their frames (no permessage-deflate on this socket: else Beast writes them).
     void do_write_frames();
-    void on_frames_written(error_code ec);
     // `n` messages at the front were written: counted, taken off the queue.
     void written(std::size_t n);
     void do_close();

@@ -51,19 +51,7 @@ void WsSession::do_write_frames() {
     in_flight_ = n;
     ws_.next_layer().async_write_frames(
         std::span<const boost::asio::const_buffer>(batch_->buffers, 2 * n),
-        [self = shared_from_this()](error_code ec, std::size_t) { self->on_frames_written(ec); });
-}
-
-void WsSession::on_frames_written(error_code ec) {
-    writing_ = false;
-    if (phase_ == Phase::closed)
-        return;
-    if (ec) {
-        note_close(1006, Closer::client);
-        return closed(1006);
-    }
-    written(in_flight_);
-    do_write();
+        [self = shared_from_this()](error_code ec, std::size_t n) { self->on_write(ec, n); });
 }
 
 void WsSession::leave_topics() {
