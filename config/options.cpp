@@ -100,6 +100,13 @@ template <auto Member> constexpr Option seconds(Names n, std::string_view help) 
     return row(n, Kind::seconds, "SECONDS", help, set_seconds<Member>, get_seconds<Member>);
 }
 
+// A time that 0 cannot stand for: a connect without a limit, a retry without a delay.
+template <auto Member> constexpr Option positive_seconds(Names n, std::string_view help) {
+    Option o = seconds<Member>(n, help);
+    o.positive = true;
+    return o;
+}
+
 template <auto Member>
 constexpr Option choice(Names n, std::span<const std::string_view> choices, std::string_view help) {
     Option o = row(n, Kind::choice, "", help, set_number<Member>, get_number<Member>);
@@ -365,6 +372,13 @@ constexpr Option table[] = {
                                           "N", 1, int_max,
                                           "Publications sent to Redis and not yet answered; "
                                           "over it they are counted lost."),
+    positive_seconds<&S::pubsub_redis_connect_timeout>(
+        {"pubsub_redis_connect_timeout", "--pubsub-redis-connect-timeout",
+         "NARWHAL_PUBSUB_REDIS_CONNECT_TIMEOUT"},
+        "Give up a Redis connection attempt that has not answered within this time."),
+    positive_seconds<&S::pubsub_redis_retry_max>(
+        {"pubsub_redis_retry_max", "--pubsub-redis-retry-max", "NARWHAL_PUBSUB_REDIS_RETRY_MAX"},
+        "The longest wait between attempts to reach Redis (the wait doubles from 0.1 s)."),
     seconds<&S::watchdog_threshold>(
         {"watchdog_threshold", "--watchdog-threshold", "NARWHAL_WATCHDOG_THRESHOLD"},
         "Report an event loop that has not turned for this long, with its stack. 0: off."),
@@ -646,7 +660,7 @@ Value parse_text(const Option& o, std::string_view text, std::string_view label)
         double d = 0;
         auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
         if (ec != std::errc() || end != text.data() + text.size() || text.empty() ||
-            !std::isfinite(d) || d < 0)
+            !std::isfinite(d) || d < 0 || (o.positive && d == 0))
             invalid(o, text, label);
         return d;
     }
@@ -744,7 +758,8 @@ std::string expected(const Option& o) {
         }
         return fmt::format("an integer {}-{}", o.min, o.max);
     }
-    case Kind::seconds: return "a non-negative number of seconds";
+    case Kind::seconds:
+        return o.positive ? "a positive number of seconds" : "a non-negative number of seconds";
     case Kind::choice: return fmt::format("one of {}", fmt::join(o.choices, ", "));
     case Kind::headers: return "NAME:VALUE";
     case Kind::list: return fmt::format("{} entries", o.metavar);

@@ -46,6 +46,7 @@ struct Option {
     std::int64_t max = 0;
     std::span<const std::string_view> choices = {};
     bool negatable = false;  // flags only: --no-<name> sets false
+    bool positive = false;   // seconds only: 0 is refused (a time that cannot be "none")
     // Integers only: a word that stands for a computed value (--workers auto), stored as
     // auto_number, which lies outside [min, max] so that it cannot be given as a number.
     std::string_view auto_word = {};

@@ -209,6 +209,14 @@ struct Settings {
     // second, while the memory held in the connection's output buffer stays bounded
     // (10,000 x the message size), and a publication that old would arrive too late anyway.
     int pubsub_redis_max_pending = 10000;
+    // Until both connections have answered their PING: a host that drops packets would
+    // otherwise hold a connect for the kernel's SYN retries (about two minutes). 5 s is far
+    // above a healthy connect and AUTH round trip, even to another region.
+    double pubsub_redis_connect_timeout = 5.0;
+    // The wait between attempts doubles from 0.1 s (a restarting Redis, or a failover, is
+    // back within a few hundred ms) up to this: a Redis down for long costs each worker
+    // one attempt per few seconds, not a tight loop.
+    double pubsub_redis_retry_max = 5.0;
 
     // --- watchdog -------------------------------------------------------------
     // A loop that has not turned for this long is reported with its stack: 100 ms is

@@ -23,10 +23,9 @@ namespace {
 
 constexpr auto relaxed = std::memory_order_relaxed;
 
-// Until both connections have answered their PING: a host that drops packets would
-// otherwise hold a connect for the kernel's SYN retries (about two minutes). 5 s is far
-// above a healthy connect and AUTH round trip, even to another region.
-constexpr std::chrono::seconds connect_timeout{5};
+std::chrono::milliseconds to_ms(double seconds) {
+    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
 
 // The handshake's steps, passed as the reply's private data.
 enum class Step : uintptr_t { auth, select, ping };
@@ -66,9 +65,11 @@ PubSubRedis::PubSubRedis(const config::Settings& settings, ServerContext& ctx, P
       }()),
       shown_url_(config::display_redis_url(url_)), prefix_(settings.pubsub_redis_prefix),
       max_pending_(static_cast<std::size_t>(settings.pubsub_redis_max_pending)),
-      origin_(redis_envelope::random_origin()), random_(std::random_device{}()),
-      retry_timer_(thread.context()), connect_timer_(thread.context()),
-      resolve_tick_(thread.context()), resolver_(thread.context()) {
+      connect_timeout_(to_ms(settings.pubsub_redis_connect_timeout)),
+      origin_(redis_envelope::random_origin()), backoff_(to_ms(settings.pubsub_redis_retry_max)),
+      random_(std::random_device{}()), retry_timer_(thread.context()),
+      connect_timer_(thread.context()), resolve_tick_(thread.context()),
+      resolver_(thread.context()) {
     ctx_.metrics->pubsub_redis_connected.store(0, relaxed);
     thread_.post([this] { do_connect(); });
 }
@@ -100,10 +101,12 @@ void PubSubRedis::do_connect() {
     phase_ = Phase::connecting;
     uint64_t attempt = ++attempt_;
     log::debug("pubsub: connecting to Redis at {}", shown_url_);
-    connect_timer_.expires_after(connect_timeout);
+    // Until both connections have answered their PING (--pubsub-redis-connect-timeout).
+    connect_timer_.expires_after(connect_timeout_);
     connect_timer_.async_wait([this, attempt](boost::system::error_code ec) {
         if (!ec && attempt == attempt_ && phase_ == Phase::connecting)
-            fail("no answer within 5 s");
+            fail(fmt::format("no answer within {} s",
+                             std::chrono::duration<double>(connect_timeout_).count()));
     });
     if (url_.unix_socket())
         return open(url_.path);
@@ -270,7 +273,9 @@ void PubSubRedis::fail(const std::string& reason) {
 
 void PubSubRedis::schedule_retry() {
     uint64_t attempt = attempt_;
-    retry_timer_.expires_after(backoff_.next(random_));
+    auto delay = backoff_.next(random_);
+    log::debug("pubsub: next Redis attempt in {} ms", delay.count());
+    retry_timer_.expires_after(delay);
     retry_timer_.async_wait([this, attempt](boost::system::error_code ec) {
         if (!ec && attempt == attempt_ && phase_ == Phase::waiting)
             do_connect();

@@ -38,28 +38,30 @@ class IoThread;
 class PubSubHub;
 struct ServerContext;
 
-// The delay before the next connection attempt: 100 ms doubling to 5 s, each drawn
-// between half and all of that (jitter).
+// The delay before the next connection attempt: 100 ms doubling to `cap`
+// (--pubsub-redis-retry-max), each drawn between half and all of that (jitter).
 class RedisBackoff {
 public:
     // 100 ms: a Redis restarting (or a failover) is back within a few hundred ms, and
-    // publications are lost meanwhile, so the first tries come quickly. 5 s: a Redis down
-    // for long costs each worker one connect attempt per few seconds, not a tight loop.
+    // publications are lost meanwhile, so the first tries come quickly.
     static constexpr std::chrono::milliseconds first{100};
-    static constexpr std::chrono::milliseconds cap{5000};
+
+    explicit RedisBackoff(std::chrono::milliseconds cap)
+        : cap_(std::max(cap, std::chrono::milliseconds(1))), delay_(std::min(first, cap_)) {}
 
     // Jitter: after a Redis restart every worker of every server retries; drawn delays
     // spread their reconnects instead of landing them all in the same instant.
     std::chrono::milliseconds next(std::mt19937_64& random) {
         auto base = delay_;
-        delay_ = std::min(delay_ * 2, cap);
+        delay_ = std::min(delay_ * 2, cap_);
         std::uniform_int_distribution<int64_t> half(base.count() / 2, base.count());
         return std::chrono::milliseconds(half(random));
     }
-    void reset() { delay_ = first; }
+    void reset() { delay_ = std::min(first, cap_); }
 
 private:
-    std::chrono::milliseconds delay_ = first;
+    std::chrono::milliseconds cap_;
+    std::chrono::milliseconds delay_;
 };
 
 class PubSubRedis final : public PubSubRelay {
@@ -123,6 +125,7 @@ private:
     const std::string shown_url_;  // without the password
     const std::string prefix_;
     const std::size_t max_pending_;
+    const std::chrono::milliseconds connect_timeout_;  // --pubsub-redis-connect-timeout
     // Made here, in the worker process (after the fork): each process its own.
     const uint64_t origin_;
 

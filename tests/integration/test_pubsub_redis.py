@@ -400,6 +400,74 @@ def test_bad_url_stops_start_up(url, why):
     assert "NARWHAL_PUBSUB_REDIS" in r.stderr, r.stderr
 
 
+@contextmanager
+def silent_listener():
+    """A port that accepts connections and never answers, as a hung Redis (or a balancer
+    in front of a dead one) does. Yields (port, a function counting the accepted ones)."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed at the end
+                return
+            accepted.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], lambda: len(accepted)
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (a close alone does not)
+        listener.close()
+        thread.join(GUARD)
+        for conn in accepted:
+            conn.close()
+
+
+def test_connect_timeout_and_retry_max(narwhal):
+    """An attempt whose connections get no answer is abandoned after
+    --pubsub-redis-connect-timeout; the wait before the next one never exceeds
+    --pubsub-redis-retry-max. Meanwhile the server serves its own subscribers."""
+    with silent_listener() as (port, accepted):
+        server = narwhal(APP, "--pubsub-redis", f"redis://127.0.0.1:{port}",
+                         "--pubsub-redis-connect-timeout", "0.3", "--pubsub-redis-retry-max", "0.2",
+                         "--log-level", "debug")
+        m = server.wait_for_log(UNREACHABLE, GUARD)
+        assert "no answer within 0.3 s" in m.group(0), m.group(0)
+        delays = wait_until(
+            lambda: [int(d) for d in re.findall(r"next Redis attempt in (\d+) ms", server.log())]
+            if server.log().count("next Redis attempt in") >= 5 else None,
+            "five retries")
+        # Drawn between half and all of 100 ms, then of the 200 ms cap (not 400, 800, ...).
+        assert 50 <= delays[0] <= 100 and all(100 <= d <= 200 for d in delays[1:]), delays
+        assert accepted() >= 2 * 5, accepted()  # a subscriber and a publisher connection each
+        assert len(re.findall(UNREACHABLE, server.log(), re.M)) == 1, server.log()
+
+        async def main():
+            (ws,) = await subscribed(server, "news")
+            try:
+                await asyncio.to_thread(post, server, "/publish?topic=news", b"local")
+                assert await asyncio.wait_for(ws.recv(), GUARD) == "local"
+            finally:
+                await close_all([ws])
+
+        asyncio.run(main())
+        assert server.stop() == 0, server.log()
+
+
+@pytest.mark.parametrize("flag", ["--pubsub-redis-connect-timeout", "--pubsub-redis-retry-max"])
+def test_redis_times_must_be_positive(flag):
+    r = run_cli(APP, "--pubsub-redis", "redis://127.0.0.1:1", flag, "0")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert flag in r.stderr and "a positive number of seconds" in r.stderr, r.stderr
+
+
 def test_stopped_redis_at_max_pending(narwhal, redis):
     """A Redis that stops answering (SIGSTOP) while connected: --pubsub-redis-max-pending
     publications wait for their replies, further ones are counted lost at once (with one
