@@ -62,6 +62,8 @@ void entry(std::string& out, std::string_view left, std::vector<std::string> wor
 std::string left_column(const Option& o) {
     switch (o.kind) {
     case Kind::flag:
+        if (o.takes_boolean)
+            return fmt::format("{} [BOOLEAN] / --no-{}", o.flag, o.flag.substr(2));
         return o.negatable ? fmt::format("{} / --no-{}", o.flag, o.flag.substr(2))
                            : std::string(o.flag);
     case Kind::choice: return fmt::format("{} [{}]", o.flag, fmt::join(o.choices, "|"));

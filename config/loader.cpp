@@ -142,7 +142,15 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
         } else if (name == "--help" || name == "--version") {
             no_value();  // the bare forms returned early in eager_action
         } else if (const Option* o = find_by_flag(name)) {
-            if (o->kind == Kind::flag) {
+            if (o->kind == Kind::flag && o->takes_boolean) {
+                // A following boolean is the value (uvicorn's `--ws-per-message-deflate
+                // False`); anything else is the next argument. No APP spells a boolean.
+                std::optional<std::string_view> text = inline_value;
+                if (!text && i + 1 < argc && parse_boolean(argv[i + 1]))
+                    text = argv[++i];
+                add(cl.layer,
+                    {o, text ? parse_text(*o, *text, name) : Value{true}, std::string(name)});
+            } else if (o->kind == Kind::flag) {
                 no_value();
                 add(cl.layer, {o, true, std::string(name)});
             } else {

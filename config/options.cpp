@@ -73,6 +73,14 @@ template <auto Member> constexpr Option flag(Names n, bool negatable, std::strin
     return o;
 }
 
+// A switch that also takes a boolean, as uvicorn's `type=bool` options do: uvicorn's
+// `--ws-per-message-deflate False` and narwhal's bare switch and --no- form all work.
+template <auto Member> constexpr Option boolean_flag(Names n, std::string_view help) {
+    Option o = flag<Member>(n, true, help);
+    o.takes_boolean = true;
+    return o;
+}
+
 template <auto Member>
 constexpr Option integer(Names n, std::string_view metavar, std::int64_t min, std::int64_t max,
                          std::string_view help) {
@@ -341,9 +349,9 @@ constexpr Option table[] = {
         {"ws_ping_timeout", "--ws-ping-timeout", "NARWHAL_WS_PING_TIMEOUT"},
         "Close a WebSocket whose peer stays silent this long after a "
         "ping."),
-    flag<&S::ws_per_message_deflate>(
+    boolean_flag<&S::ws_per_message_deflate>(
         {"ws_per_message_deflate", "--ws-per-message-deflate", "NARWHAL_WS_PER_MESSAGE_DEFLATE"},
-        true, "Offer permessage-deflate compression (RFC 7692)."),
+        "Offer permessage-deflate compression (RFC 7692)."),
     choice<&S::ws_slow_consumer>(
         {"ws_slow_consumer", "--ws-slow-consumer", "NARWHAL_WS_SLOW_CONSUMER"}, slow_consumer_names,
         "A WebSocket client that does not keep up: wait makes send() "
@@ -633,17 +641,23 @@ std::string uvicorn_env_of_flag(std::string_view flag) {
     return name;
 }
 
+std::optional<bool> parse_boolean(std::string_view text) {
+    // The spellings environment variables use for booleans in the wild.
+    for (std::string_view yes : {"1", "true", "yes", "on"})
+        if (iequals(text, yes))
+            return true;
+    for (std::string_view no : {"0", "false", "no", "off"})
+        if (iequals(text, no))
+            return false;
+    return std::nullopt;
+}
+
 Value parse_text(const Option& o, std::string_view text, std::string_view label) {
     switch (o.kind) {
     case Kind::string: return std::string(text);
     case Kind::flag:
-        // The spellings environment variables use for booleans in the wild.
-        for (std::string_view yes : {"1", "true", "yes", "on"})
-            if (iequals(text, yes))
-                return true;
-        for (std::string_view no : {"0", "false", "no", "off"})
-            if (iequals(text, no))
-                return false;
+        if (auto b = parse_boolean(text))
+            return *b;
         invalid(o, text, label);
     case Kind::integer: {
         if (!o.auto_word.empty() && text == o.auto_word)

@@ -8,6 +8,7 @@
 #include "config/settings.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -46,7 +47,10 @@ struct Option {
     std::int64_t max = 0;
     std::span<const std::string_view> choices = {};
     bool negatable = false;  // flags only: --no-<name> sets false
-    bool positive = false;   // seconds only: 0 is refused (a time that cannot be "none")
+    // Flags only: also takes a boolean, `--x false` or `--x=false`, as the uvicorn options
+    // declared `type=bool` do (--ws-per-message-deflate); bare, it still means true.
+    bool takes_boolean = false;
+    bool positive = false;  // seconds only: 0 is refused (a time that cannot be "none")
     // Integers only: a word that stands for a computed value (--workers auto), stored as
     // auto_number, which lies outside [min, max] so that it cannot be given as a number.
     std::string_view auto_word = {};
@@ -88,6 +92,8 @@ std::string uvicorn_env_of_flag(std::string_view flag);
 // Conversions shared by every source. `label` names the source and starts each error
 // message: "--port: invalid value 'abc' (expected an integer 0-65535)".
 Value parse_text(const Option& option, std::string_view text, std::string_view label);
+// true/false for the spellings of a boolean (1/0, true/false, yes/no, on/off, any case).
+std::optional<bool> parse_boolean(std::string_view text);
 Value check_integer(const Option& option, std::int64_t number, std::string_view label);
 Value check_seconds(const Option& option, double seconds, std::string_view label);
 Value check_choice(const Option& option, std::string_view name, std::string_view label);

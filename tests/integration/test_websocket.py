@@ -473,7 +473,8 @@ def test_no_pings_by_default_within_short_time(ws_server):
         assert read_frame(conn) == (0x1, b"x")
 
 
-@pytest.mark.parametrize("flags", [(), ("--ws-per-message-deflate",)])
+@pytest.mark.parametrize("flags", [(), ("--ws-per-message-deflate",),
+                                   ("--ws-per-message-deflate", "True")])
 def test_permessage_deflate_negotiated(narwhal, flags):
     server = narwhal(APP, *flags)
     text = "compress me " * 20000
@@ -489,8 +490,11 @@ def test_permessage_deflate_negotiated(narwhal, flags):
     assert got == text
 
 
-def test_permessage_deflate_disabled(narwhal):
-    server = narwhal(APP, "--no-ws-per-message-deflate")
+# narwhal's switch, and uvicorn's command line.
+@pytest.mark.parametrize("flags", [("--no-ws-per-message-deflate",),
+                                   ("--ws-per-message-deflate", "False")])
+def test_permessage_deflate_disabled(narwhal, flags):
+    server = narwhal(APP, *flags)
 
     async def main():
         async with connect(uri(server, "/echo")) as ws:

@@ -78,6 +78,23 @@ TEST_CASE("CLI: booleans take no value; negations where listed", "[config][loade
                       StartsWith("no such option: --no-factory"));
 }
 
+TEST_CASE("CLI: --ws-per-message-deflate takes uvicorn's boolean value too", "[config][loader]") {
+    auto deflate = [](std::initializer_list<const char*> args) {
+        return load_args(args).settings.ws_per_message_deflate;
+    };
+    CHECK_FALSE(deflate({"m:a", "--ws-per-message-deflate", "False"}));  // uvicorn's spelling
+    CHECK_FALSE(deflate({"m:a", "--ws-per-message-deflate=0"}));
+    CHECK(deflate({"--no-ws-per-message-deflate", "--ws-per-message-deflate", "true", "m:a"}));
+    CHECK_FALSE(deflate({"--no-ws-per-message-deflate", "m:a"}));
+    // Bare, before the APP or another option, it is the switch it was.
+    CHECK(deflate({"--no-ws-per-message-deflate", "--ws-per-message-deflate", "m:a"}));
+    Loaded a = load_args({"--ws-per-message-deflate", "--port", "9", "m:a"});
+    CHECK(a.settings.ws_per_message_deflate);
+    CHECK(a.settings.port == 9);
+    CHECK_THROWS_WITH(load_args({"m:a", "--ws-per-message-deflate=maybe"}),
+                      ContainsSubstring("--ws-per-message-deflate: invalid value 'maybe'"));
+}
+
 TEST_CASE("--reload and its repeatable lists", "[config][loader]") {
     Loaded a =
         load_args({"m:a", "--reload", "--reload-dir", "src", "--reload-dir=lib", "--reload-include",
