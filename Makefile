@@ -16,6 +16,12 @@ REQUIREMENTS := tests/requirements/frameworks.txt
 UV_VERSION := 0.13.9
 GENERATOR := -G Ninja -DPython_EXECUTABLE=$(PYTHON)
 PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
+# Integration tests in parallel pytest-xdist processes: they mostly wait on the servers
+# they start (each on its own ephemeral port, stopped by PID), so 2 halves the time on a
+# 2-core machine. A file's tests stay together, in order, as in one process.
+# PYTEST_JOBS=0 runs them all in this process.
+PYTEST_JOBS ?= 2
+PYTEST_PARALLEL := $(PYTEST) -n $(PYTEST_JOBS) --dist loadfile
 # What `make integration` and `make asan` run: a file or a selection (PYTEST_ARGS="tests/integration/x.py -k y").
 PYTEST_ARGS ?= tests/integration --ignore=$(CONTAINER_TESTS)
 # The container image's tests build it (minutes when cold): run once, by `make container`.
@@ -73,14 +79,14 @@ unit: build
 	cd $(BUILD) && ctest --output-on-failure
 
 integration: build venv
-	NARWHAL_BIN=$(CURDIR)/$(BUILD)/narwhal NARWHAL_TEST_VENV=$(abspath $(VENV)) $(PYTEST) $(PYTEST_ARGS)
+	NARWHAL_BIN=$(CURDIR)/$(BUILD)/narwhal NARWHAL_TEST_VENV=$(abspath $(VENV)) $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The integration tests again with the interpreter's thread doing the network I/O
 # (--io-threads 0, what --io-threads auto picks when the workers fill the CPUs). Not
 # test_interpreters.py: several interpreters need an I/O thread.
 integration-inline: build venv
 	NARWHAL_IO_THREADS=0 NARWHAL_BIN=$(CURDIR)/$(BUILD)/narwhal NARWHAL_TEST_VENV=$(abspath $(VENV)) \
-		$(PYTEST) $(PYTEST_ARGS) --ignore=tests/integration/test_interpreters.py
+		$(PYTEST_PARALLEL) $(PYTEST_ARGS) --ignore=tests/integration/test_interpreters.py
 
 # The unit and integration tests again, against an AddressSanitizer + UBSan build.
 asan: deps venv
@@ -88,7 +94,7 @@ asan: deps venv
 	cmake --build $(ASAN_BUILD)
 	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure
 	$(ASAN_ENV) NARWHAL_BIN=$(CURDIR)/$(ASAN_BUILD)/narwhal NARWHAL_TEST_VENV=$(abspath $(VENV)) \
-		$(PYTEST) $(PYTEST_ARGS)
+		$(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The unit tests (inbox, channel, admission, loop monitor, watchdog: the cross-thread
 # parts) under ThreadSanitizer.

@@ -39,7 +39,8 @@ packages=(
     # PyYAML: --log-config reads .yaml/.yml logging configurations with it
     python3-yaml
     # Python test and app dependencies
-    python3-pytest python3-httpx python3-websockets python3-starlette python3-fastapi
+    python3-pytest python3-pytest-xdist python3-httpx python3-websockets python3-starlette
+    python3-fastapi
     "$form_parser" python3-django python3-quart python3-falcon python3-anyio
     python3-uvloop python3-httptools python3-uvicorn python3-django-channels
     # clients and load tools; real WebSocket clients (node `ws`, headless Chromium)
