@@ -54,10 +54,6 @@ std::string hint(std::string_view wrong, const std::vector<std::string>& candida
 }
 
 [[noreturn]] void no_such_option(std::string_view name) {
-    for (std::string_view f : unsupported_uvicorn_flags())
-        if (f == name)
-            throw ConfigError(fmt::format(
-                "no such option: {} (a uvicorn option that narwhal does not support)", name));
     std::vector<std::string> flags;
     for (const Option& o : options()) {
         if (o.flag.empty())
@@ -141,7 +137,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
             cl.print_config = true;
         } else if (name == "--help" || name == "--version") {
             no_value();  // the bare forms returned early in eager_action
-        } else if (const Option* o = find_by_flag(name)) {
+        } else if (const Option* o = find_by_flag(name); o || (o = find_by_uvicorn_alias(name))) {
             if (o->kind == Kind::flag && o->takes_boolean) {
                 // A following boolean is the value (uvicorn's `--ws-per-message-deflate
                 // False`); anything else is the next argument. No APP spells a boolean.
@@ -179,27 +175,19 @@ struct Environment {
 };
 
 // UVICORN_* as uvicorn reads it (click's auto_envvar_prefix): the variables of options
-// narwhal shares are honoured; those of uvicorn options narwhal lacks are named in a
-// warning rather than silently dropped; others are not uvicorn's and stay unread.
-void parse_uvicorn_variable(Environment& env, const std::string& name, std::string_view text,
-                            std::vector<std::string>& warnings) {
-    if (const Option* o = find_by_uvicorn_env(name)) {
-        if (text.empty())
-            return;  // unset, as for NARWHAL_*
-        // click splits a repeatable option's variable on whitespace; ours takes one
-        // entry per line.
-        std::string value(text);
-        if (o->kind == Kind::headers || o->kind == Kind::list)
-            for (char& c : value)
-                if (c == ' ' || c == '\t')
-                    c = '\n';
-        add(env.uvicorn, {o, parse_text(*o, value, name), name});
-        return;
-    }
-    for (std::string_view flag : unsupported_uvicorn_flags())
-        if (uvicorn_env_of_flag(flag) == name)
-            warnings.push_back(fmt::format(
-                "{}: ignored, {} is a uvicorn option that narwhal does not support", name, flag));
+// narwhal shares are honoured; others are not uvicorn's and stay unread.
+void parse_uvicorn_variable(Environment& env, const std::string& name, std::string_view text) {
+    const Option* o = find_by_uvicorn_env(name);
+    if (!o || text.empty())
+        return;  // not uvicorn's; or unset, as for NARWHAL_*
+    // click splits a repeatable option's variable on whitespace; ours takes one entry per
+    // line.
+    std::string value(text);
+    if (o->kind == Kind::headers || o->kind == Kind::list)
+        for (char& c : value)
+            if (c == ' ' || c == '\t')
+                c = '\n';
+    add(env.uvicorn, {o, parse_text(*o, value, name), name});
 }
 
 Environment parse_environment(const std::vector<std::string>& environ,
@@ -216,7 +204,7 @@ Environment parse_environment(const std::vector<std::string>& environ,
         std::string name = entry.substr(0, eq);
         std::string_view text = std::string_view(entry).substr(eq + 1);
         if (name.starts_with("UVICORN_")) {
-            parse_uvicorn_variable(env, name, text, warnings);
+            parse_uvicorn_variable(env, name, text);
             continue;
         }
         if (name == "WEB_CONCURRENCY") {

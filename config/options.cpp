@@ -147,7 +147,7 @@ constexpr Option table[] = {
     bytes<&S::limit_request_head>(
         {"limit_request_head", "--limit-request-head", "NARWHAL_LIMIT_REQUEST_HEAD"},
         "Largest request head (request line and all header fields); a larger one is "
-        "answered 431."),
+        "answered 431. uvicorn's --h11-max-incomplete-event-size sets it too."),
     bytes<&S::limit_request_field_size>({"limit_request_field_size", "--limit-request-field-size",
                                          "NARWHAL_LIMIT_REQUEST_FIELD_SIZE"},
                                         "Longest header field line; a longer one is answered 431."),
@@ -362,8 +362,14 @@ constexpr MetaOption meta_table[] = {
     {"--help", "", "Show this message and exit."},
 };
 
-constexpr std::string_view uvicorn_only[] = {
-    "--h11-max-incomplete-event-size",
+// uvicorn flags that are one of narwhal's settings under another name.
+struct UvicornAlias {
+    std::string_view flag, key;
+};
+constexpr UvicornAlias uvicorn_aliases[] = {
+    // h11 buffers at most this much of an event it has not completely received; for a
+    // request that is its head (a body arrives as Data events of any size).
+    {"--h11-max-incomplete-event-size", "limit_request_head"},
 };
 
 // Options uvicorn has with the same meaning, by key. A key is uvicorn's parameter name
@@ -439,7 +445,6 @@ template <typename Field> const Option* find(std::string_view wanted, Field fiel
 
 std::span<const Option> options() { return table; }
 std::span<const MetaOption> meta_options() { return meta_table; }
-std::span<const std::string_view> unsupported_uvicorn_flags() { return uvicorn_only; }
 
 const Option* find_by_key(std::string_view key) { return find(key, &Option::key); }
 const Option* find_by_flag(std::string_view flag) { return find(flag, &Option::flag); }
@@ -452,12 +457,22 @@ std::string uvicorn_env(const Option& option) {
     return {};
 }
 
+const Option* find_by_uvicorn_alias(std::string_view flag) {
+    for (const UvicornAlias& a : uvicorn_aliases)
+        if (a.flag == flag)
+            return find_by_key(a.key);
+    return nullptr;
+}
+
 const Option* find_by_uvicorn_env(std::string_view name) {
     if (!name.starts_with("UVICORN_"))
         return nullptr;
     for (const Option& o : table)
         if (!o.key.empty() && name == uvicorn_env(o))
             return &o;
+    for (const UvicornAlias& a : uvicorn_aliases)
+        if (name == uvicorn_env_of_flag(a.flag))
+            return find_by_key(a.key);
     return nullptr;
 }
 

@@ -75,9 +75,6 @@ struct Assignment {
 
 std::span<const Option> options();
 std::span<const MetaOption> meta_options();
-// uvicorn flags narwhal does not implement; named in the error so that a uvicorn
-// command line fails with a reason instead of a bare "no such option".
-std::span<const std::string_view> unsupported_uvicorn_flags();
 
 const Option* find_by_key(std::string_view key);
 const Option* find_by_flag(std::string_view flag);  // exact match; "--no-x" is not found
@@ -85,7 +82,10 @@ const Option* find_by_env(std::string_view name);
 // uvicorn's environment variable for an option it shares with narwhal, "UVICORN_PORT"
 // (click's auto_envvar_prefix: UVICORN_ and the parameter name); empty for narwhal's own.
 std::string uvicorn_env(const Option& option);
-const Option* find_by_uvicorn_env(std::string_view name);
+const Option* find_by_uvicorn_env(std::string_view name);  // aliases' variables too
+// The setting a uvicorn flag of another name stands for: --h11-max-incomplete-event-size
+// is --limit-request-head. Null for other flags.
+const Option* find_by_uvicorn_alias(std::string_view flag);
 // "--reload-dir" -> "UVICORN_RELOAD_DIR": the variable of a uvicorn flag narwhal lacks.
 std::string uvicorn_env_of_flag(std::string_view flag);
 

@@ -119,6 +119,8 @@ SHARED = {
     "UVICORN_HEADERS": ("x-a:1 x-b:2", "headers", ["x-a:1", "x-b:2"]),
     "UVICORN_LOG_LEVEL": ("debug", "log_level", "debug"),
     "UVICORN_ACCESS_LOG": ("false", "access_log", False),
+    # uvicorn's name for the same bound (see test_h11_max_incomplete_event_size_...).
+    "UVICORN_H11_MAX_INCOMPLETE_EVENT_SIZE": ("20000", "limit_request_head", 20000),
 }
 
 
@@ -128,6 +130,24 @@ def test_uvicorn_variable_is_read(name):
     r = run_cli("--print-config", env={name: value})
     assert r.returncode == 0, r.stdout + r.stderr
     assert tomllib.loads(r.stdout)[key] == shown
+
+
+def test_h11_max_incomplete_event_size_bounds_the_request_head(narwhal):
+    """uvicorn's --h11-max-incomplete-event-size: the most h11 buffers of a request it has
+    not completely received, its head. narwhal's --limit-request-head under uvicorn's
+    name: a head just within it is served, one byte more is answered 431."""
+    limit = 2048
+    server = narwhal("env_app:app", "--h11-max-incomplete-event-size", str(limit))
+    base = b"GET / HTTP/1.1\r\nhost: t\r\nx-pad: \r\n\r\n"
+
+    def request(total: int) -> bytes:
+        pad = b"v" * (total - len(base))
+        return base.replace(b"x-pad: ", b"x-pad: " + pad)
+
+    assert len(request(limit)) == limit
+    ok = rawhttp.exchange(server.addr, request(limit), check_closed=False)
+    assert ok.status == 200, server.log()
+    assert rawhttp.exchange(server.addr, request(limit + 1)).status == 431
 
 
 def test_uvicorn_variables_rank_below_narwhal_and_cli():

@@ -143,9 +143,6 @@ TEST_CASE("CLI errors name the option", "[config][loader]") {
     CHECK_THROWS_WITH(load_args({"m:a", "--prot", "1"}),
                       Equals("no such option: --prot (did you mean --port?)"));
     CHECK_THROWS_WITH(load_args({"m:a", "-p", "1"}), Equals("no such option: -p"));
-    CHECK_THROWS_WITH(
-        load_args({"m:a", "--h11-max-incomplete-event-size", "1"}),
-        ContainsSubstring("no such option: --h11-max-incomplete-event-size (a uvicorn option"));
     CHECK_THROWS_WITH(load_args({"m:a", "--workers", "-1"}),
                       Equals("--workers: invalid value '-1' (expected an integer 0-1024 or auto)"));
     CHECK_THROWS_WITH(load_args({"m:a", "--lifespan", "maybe"}),
@@ -226,12 +223,23 @@ TEST_CASE("environment: UVICORN_* below NARWHAL_* below the CLI", "[config][load
     CHECK(c.notes.empty());
 }
 
-TEST_CASE("environment: uvicorn variables narwhal cannot honour warn", "[config][loader]") {
-    Loaded a = load_args({"m:a"}, {"UVICORN_H11_MAX_INCOMPLETE_EVENT_SIZE=1"});
-    REQUIRE(a.warnings.size() == 1);
-    CHECK(a.warnings[0] == "UVICORN_H11_MAX_INCOMPLETE_EVENT_SIZE: ignored, "
-                           "--h11-max-incomplete-event-size is a uvicorn option that narwhal "
-                           "does not support");
+TEST_CASE("uvicorn's --h11-max-incomplete-event-size is --limit-request-head", "[config][loader]") {
+    CHECK(load_args({"m:a", "--h11-max-incomplete-event-size", "65536"})
+              .settings.limit_request_head == 65536);
+    CHECK(load_args({"m:a", "--h11-max-incomplete-event-size=4096"}).settings.limit_request_head ==
+          4096);
+    // One setting under two names: the last one given wins, as for a repeated flag.
+    CHECK(load_args(
+              {"m:a", "--limit-request-head", "1000", "--h11-max-incomplete-event-size", "2000"})
+              .settings.limit_request_head == 2000);
+    Loaded env = load_args({"m:a"}, {"UVICORN_H11_MAX_INCOMPLETE_EVENT_SIZE=20000"});
+    CHECK(env.settings.limit_request_head == 20000);
+    CHECK(env.warnings.empty());
+    CHECK(load_args({"m:a"}, {"UVICORN_H11_MAX_INCOMPLETE_EVENT_SIZE=20000",
+                              "NARWHAL_LIMIT_REQUEST_HEAD=30000"})
+              .settings.limit_request_head == 30000);  // NARWHAL_* above UVICORN_*
+    CHECK_THROWS_WITH(load_args({"m:a", "--h11-max-incomplete-event-size", "0"}),
+                      StartsWith("--h11-max-incomplete-event-size: invalid value '0'"));
 }
 
 TEST_CASE("interpreters: 1 to 16, the loops a worker's slot tracks", "[config][loader]") {

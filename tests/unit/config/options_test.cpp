@@ -296,11 +296,13 @@ TEST_CASE("an integer with an auto word: --workers N|auto", "[config][options]")
     CHECK_THROWS(check_integer(w, Settings::workers_auto, "workers"));
 }
 
-TEST_CASE("uvicorn-only flags are not in the table", "[config][options]") {
-    for (std::string_view f : unsupported_uvicorn_flags()) {
-        INFO(f);
-        CHECK(find_by_flag(f) == nullptr);
-    }
+TEST_CASE("uvicorn aliases name a setting of the table", "[config][options]") {
+    const Option* head = find_by_uvicorn_alias("--h11-max-incomplete-event-size");
+    REQUIRE(head != nullptr);
+    CHECK(head->key == "limit_request_head");
+    CHECK(find_by_flag("--h11-max-incomplete-event-size") == nullptr);  // not listed twice
+    CHECK(find_by_uvicorn_alias("--port") == nullptr);
+    CHECK(find_by_uvicorn_env("UVICORN_H11_MAX_INCOMPLETE_EVENT_SIZE") == head);
 }
 
 TEST_CASE("quote escapes control characters", "[config][options]") {
