@@ -405,9 +405,10 @@ void validate(const Settings& s, const Sources& from, Action action,
 }
 
 // The log lines that make uvicorn compatibility visible: each UVICORN_* variable read,
-// and what --http/--ws (which pick one of uvicorn's implementations) mean here.
+// and what --http/--ws (which pick one of uvicorn's implementations) and --http2 mean here.
 void describe_uvicorn_compat(const Settings& s, const Sources& from, const Layer& uvicorn,
-                             const Layer& web_concurrency, std::vector<std::string>& notes) {
+                             const Layer& web_concurrency, std::vector<std::string>& notes,
+                             std::vector<std::string>& warnings) {
     for (const Assignment& a : web_concurrency) {
         std::string winner = from.of(a.option->key);
         const Option& o = *a.option;
@@ -432,6 +433,11 @@ void describe_uvicorn_compat(const Settings& s, const Sources& from, const Layer
     if (!from.is_default("http"))
         notes.push_back(fmt::format("{} {}: served by narwhal's own HTTP/1.1 implementation",
                                     from.of("http"), choice_name("http", s)));
+    if (s.http2)
+        warnings.push_back(fmt::format(
+            "{}: narwhal serves HTTP/1.1 only; TLS clients negotiate it with ALPN (browsers "
+            "and HTTP/2 libraries fall back), clients that assume HTTP/2 without asking fail",
+            from.of("http2")));
     if (s.ws == WsImpl::none)
         notes.push_back(fmt::format("{} none: WebSocket is off; upgrade requests are served as "
                                     "plain HTTP requests, as uvicorn does",
@@ -467,7 +473,8 @@ Loaded load(int argc, const char* const* argv, const std::vector<std::string>& e
         }
     }
     validate(out.settings, sources, out.action, out.warnings);
-    describe_uvicorn_compat(out.settings, sources, env.uvicorn, env.web_concurrency, out.notes);
+    describe_uvicorn_compat(out.settings, sources, env.uvicorn, env.web_concurrency, out.notes,
+                            out.warnings);
     return out;
 }
 

@@ -23,7 +23,7 @@ constexpr std::array<std::string_view, 3> slow_consumer_names{"wait", "close", "
 constexpr std::array<std::string_view, 2> tls_version_names{"TLSv1.2", "TLSv1.3"};
 constexpr std::array<std::string_view, 4> proxy_protocol_names{"off", "v1", "v2", "auto"};
 // uvicorn's names and order (its --http and --ws choices), so its error lists match.
-constexpr std::array<std::string_view, 3> http_impl_names{"auto", "h11", "httptools"};
+constexpr std::array<std::string_view, 4> http_impl_names{"auto", "h11", "httptools", "zttp"};
 constexpr std::array<std::string_view, 5> ws_impl_names{"auto", "none", "websockets",
                                                         "websockets-sansio", "wsproto"};
 
@@ -34,7 +34,7 @@ static_assert(static_cast<int>(LogLevel::critical) == 5);
 static_assert(static_cast<int>(LogFormat::json) == 1);
 static_assert(static_cast<int>(Settings::SlowConsumer::close) == 1);
 static_assert(static_cast<int>(Settings::TlsVersion::tls1_3) == 1);
-static_assert(static_cast<int>(HttpImpl::httptools) == 2);
+static_assert(static_cast<int>(HttpImpl::zttp) == 3);
 static_assert(static_cast<int>(Settings::ProxyProtocol::auto_) == 3);
 static_assert(static_cast<int>(WsImpl::wsproto) == 4);
 
@@ -49,6 +49,10 @@ constexpr Option table[] = {
                       "Look for APP in this directory, by putting it first on sys.path."),
     flag<&S::factory>({"factory", "--factory", "NARWHAL_FACTORY"}, false,
                       "Treat APP as a zero-argument callable that returns the application."),
+    flag<&S::reset_contextvars>(
+        {"reset_contextvars", "--reset-contextvars", "NARWHAL_RESET_CONTEXTVARS"}, false,
+        "Run each request's task in a new, empty contextvars.Context: context set in the "
+        "lifespan or at import is not seen by requests."),
     choice<&S::interface>({"interface", "--interface", "NARWHAL_INTERFACE"}, interface_names,
                           "ASGI interface of the application; auto detects ASGI 3 or 2."),
     choice<&S::lifespan>({"lifespan", "--lifespan", "NARWHAL_LIFESPAN"}, lifespan_names,
@@ -60,6 +64,9 @@ constexpr Option table[] = {
     choice<&S::http>({"http", "--http", "NARWHAL_HTTP"}, http_impl_names,
                      "Accepted for uvicorn command lines: narwhal always serves HTTP/1.1 with "
                      "its own implementation."),
+    flag<&S::http2>({"http2", "--http2", "NARWHAL_HTTP2"}, false,
+                    "Accepted for uvicorn command lines: narwhal serves HTTP/1.1 only (TLS "
+                    "clients negotiate it with ALPN), and logs a warning."),
     choice<&S::ws>({"ws", "--ws", "NARWHAL_WS"}, ws_impl_names,
                    "Accepted for uvicorn command lines: narwhal serves WebSocket with its own "
                    "implementation; none turns WebSocket off (upgrade requests reach the app "
@@ -379,6 +386,8 @@ constexpr std::string_view uvicorn_keys[] = {
     "app",
     "app_dir",
     "factory",
+    "reset_contextvars",
+    "http2",
     "interface",
     "lifespan",
     "loop",

@@ -18,7 +18,7 @@ enum class LogFormat { text, json };
 // uvicorn's protocol implementation choices, accepted so that its command lines run
 // unchanged; narwhal serves HTTP/1.1 and WebSocket itself whichever is named, and
 // WsImpl::none turns WebSocket off as in uvicorn.
-enum class HttpImpl { auto_, h11, httptools };
+enum class HttpImpl { auto_, h11, httptools, zttp };
 enum class WsImpl { auto_, none, websockets, websockets_sansio, wsproto };
 
 struct Settings {
@@ -30,6 +30,13 @@ struct Settings {
     LifespanMode lifespan = LifespanMode::auto_;  // tolerate apps without lifespan support
     LoopKind loop = LoopKind::auto_;  // uvloop when importable: the fastest loop available
     HttpImpl http = HttpImpl::auto_;  // uvicorn's default; the value only selects a log line
+    // uvicorn's HTTP/2 (with --http zttp): narwhal serves HTTP/1.1 only, and says so. Off,
+    // as in uvicorn.
+    bool http2 = false;
+    // Each request's task in a new, empty contextvars.Context (uvicorn's flag of the same
+    // name): nothing set in the lifespan or at import leaks into requests. Off, as in
+    // uvicorn: a task copies the context it is created in, as asyncio does.
+    bool reset_contextvars = false;
     WsImpl ws = WsImpl::auto_;  // uvicorn's default; any value but none is narwhal's WebSocket
     std::string root_path;      // empty: the app is mounted at the root
     std::string env_file;       // empty: load no dotenv file

@@ -175,6 +175,7 @@ bool AppLoop::attach(asgi::Inbox& inbox, asgi::Stats& stats, asgi::LoopMonitor& 
     cfg.cancel_grace = settings_.timeout_cancel_grace;
     cfg.request_timeout = settings_.timeout_request;
     cfg.heartbeat_interval = heartbeat_interval;
+    cfg.reset_contextvars = settings_.reset_contextvars;
     monitor.thread_ident.store(PyThread_get_thread_ident());
     services_ = LoopServices::create(native.get(), stats, monitor, cfg, loop.get(), runtime_.get(),
                                      log_exception.get(), disconnected.get());

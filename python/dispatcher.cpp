@@ -195,12 +195,14 @@ std::unique_ptr<Dispatcher> Dispatcher::create(asgi::Inbox& inbox, LoopServices&
     if (asyncio)
         d->task_type_ = Ref::steal(PyObject_GetAttrString(asyncio.get(), "Task"));
     d->loop_kwnames_ = Ref::steal(Py_BuildValue("(s)", "loop"));
+    d->loop_context_kwnames_ = Ref::steal(Py_BuildValue("(ss)", "loop", "context"));
+    d->context_kwnames_ = Ref::steal(Py_BuildValue("(s)", "context"));
     auto* h = PyObject_New(DispatcherObject, services.types().dispatcher_type);
     if (h)
         h->d = d.get();
     d->handle_ = Ref::steal(reinterpret_cast<PyObject*>(h));
-    if (!d->task_type_ || !d->loop_kwnames_ || !d->handle_ ||
-        !d->scopes_.init(services.names(), services.config().root_path))
+    if (!d->task_type_ || !d->loop_kwnames_ || !d->loop_context_kwnames_ || !d->context_kwnames_ ||
+        !d->handle_ || !d->scopes_.init(services.names(), services.config().root_path))
         return nullptr;
     d->drain_again_ = Ref::steal(PyObject_GetAttrString(d->handle_.get(), "drain"));
     Ref flush = Ref::steal(PyObject_GetAttrString(d->handle_.get(), "_flush"));
@@ -313,13 +315,20 @@ void Dispatcher::start_request(asgi::Event& ev) {
     Ref step = coro ? Ref::steal(new_request_step(c, coro.get())) : Ref();
     // Not loop.create_task: narwhal's factory (which tracks tasks the app spawns) is not
     // for the request's own task. A factory the app installed is (it may trace requests).
-    PyObject* args[] = {step.get(), loop_.get()};
+    // --reset-contextvars: a new, empty Context, passed as loop.create_task passes one.
+    Ref context = services_.config().reset_contextvars ? Ref::steal(PyContext_New()) : Ref();
+    PyObject* args[] = {step.get(), loop_.get(), context.get()};
     Ref task;
-    if (step && app_task_factory_) {
-        PyObject* fargs[] = {loop_.get(), step.get()};
-        task = Ref::steal(PyObject_Vectorcall(app_task_factory_.get(), fargs, 2, nullptr));
+    if (services_.config().reset_contextvars && !context) {
+        task = Ref();  // PyContext_New failed: its error is set
+    } else if (step && app_task_factory_) {
+        PyObject* fargs[] = {loop_.get(), step.get(), context.get()};
+        task = Ref::steal(PyObject_Vectorcall(app_task_factory_.get(), fargs, 2,
+                                              context ? context_kwnames_.get() : nullptr));
     } else if (step) {
-        task = Ref::steal(PyObject_Vectorcall(task_type_.get(), args, 1, loop_kwnames_.get()));
+        task = Ref::steal(
+            PyObject_Vectorcall(task_type_.get(), args, 1,
+                                context ? loop_context_kwnames_.get() : loop_kwnames_.get()));
     }
     if (!task) {
         Ref exc = Ref::steal(fetch_exception());

@@ -54,8 +54,9 @@ private:
 
     asgi::Inbox& inbox_;
     LoopServices& services_;
-    Ref handle_, app_, loop_, state_, on_shutdown_, task_type_, loop_kwnames_, drain_again_,
-        app_task_factory_;
+    // loop_context_kwnames_: ("loop", "context"), for --reset-contextvars.
+    Ref handle_, app_, loop_, state_, on_shutdown_, task_type_, loop_kwnames_,
+        loop_context_kwnames_, context_kwnames_, drain_again_, app_task_factory_;
     ScopeBuilder scopes_;
     std::vector<asgi::Event> batch_;
     bool drain_scheduled_ = false;

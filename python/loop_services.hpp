@@ -37,6 +37,7 @@ struct LoopConfig {
     double cancel_grace = 1.0;
     double request_timeout = 0.0;
     double heartbeat_interval = 0.05;  // 0: no heartbeat (watchdog off)
+    bool reset_contextvars = false;    // each request's task in a new, empty Context
 };
 
 class LoopServices {

@@ -96,7 +96,7 @@ def test_unknown_flag(flag):
     ("--log-level", "loud"),
     ("--interface", "asgi9"),
     ("--timeout-keep-alive", "-1"),
-    ("--http", "zttp"),
+    ("--http", "h3"),
     ("--ws", "nope"),
 ])
 def test_bad_flag_value(flag, value):

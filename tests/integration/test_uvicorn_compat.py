@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 import tomllib
@@ -15,6 +16,7 @@ import pytest
 
 from conftest import APPS_DIR, NARWHAL_BIN, READY, Server, _pump, run_cli
 import rawhttp
+from venv_util import pinned, require_venv
 
 TIMEOUT = httpx.Timeout(15.0)
 FACTORY_WARNING = ("ASGI app factory detected. Using it, but please consider setting the "
@@ -43,6 +45,7 @@ def _lines(server, needle: str) -> list[str]:
     ("h11", "wsproto"),
     ("httptools", "websockets"),
     ("auto", "websockets-sansio"),
+    ("zttp", "auto"),
 ])
 def test_uvicorn_http_and_ws_choices_are_served_by_narwhal(narwhal, http, ws):
     server = narwhal("env_app:app", "--http", http, "--ws", ws)
@@ -52,6 +55,35 @@ def test_uvicorn_http_and_ws_choices_are_served_by_narwhal(narwhal, http, ws):
     server.wait_for_log(ws_note)
     assert len(_lines(server, http_note)) == 1, server.log()
     assert len(_lines(server, ws_note)) == 1, server.log()
+
+
+def test_http2_is_answered_with_http11_and_a_warning(narwhal):
+    """uvicorn's --http2 (with --http zttp): narwhal has no HTTP/2. It starts, says so once
+    as a warning, and serves HTTP/1.1, which every client that negotiates accepts."""
+    server = narwhal("env_app:app", "--http", "zttp", "--http2")
+    resp = _get(server)
+    assert resp.status_code == 200 and resp.http_version == "HTTP/1.1"
+    warning = "--http2: narwhal serves HTTP/1.1 only"
+    server.wait_for_log(re.escape(warning))
+    assert len(_lines(server, warning)) == 1, server.log()
+    assert all("WARNING" in line for line in _lines(server, warning)), server.log()
+
+
+def test_every_flag_of_the_pinned_uvicorn_is_accepted():
+    """Each flag the pinned uvicorn's --help lists (tests/requirements/frameworks.txt) is
+    one narwhal knows: a uvicorn command line never fails on "no such option"."""
+    venv = require_venv()
+    helptext = subprocess.run([str(venv / "bin" / "python"), "-m", "uvicorn", "--help"],
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+    flags = sorted(set(re.findall(r"(?:^\s+|/ )(--[a-z0-9][a-z0-9-]*)", helptext, re.M)))
+    assert len(flags) > 40 and "--reload" in flags, helptext
+    unknown = []
+    for flag in flags:
+        # A flag that needs a value fails on the missing value; an unknown one on its name.
+        r = run_cli("--print-config", flag, timeout=15)
+        if "no such option" in r.stderr:
+            unknown.append(flag)
+    assert not unknown, f"uvicorn {pinned('uvicorn')} flags narwhal lacks: {unknown}"
 
 
 UPGRADE = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
@@ -78,8 +110,8 @@ def test_websocket_is_on_otherwise(narwhal, flags):
 
 
 @pytest.mark.parametrize("flag,value,choices", [
-    ("--http", "zttp", "auto, h11, httptools"),
-    ("--http", "http2", "auto, h11, httptools"),
+    ("--http", "h3", "auto, h11, httptools, zttp"),
+    ("--http", "http2", "auto, h11, httptools, zttp"),
     ("--ws", "socketio", "auto, none, websockets, websockets-sansio, wsproto"),
 ])
 def test_uvicorn_choices_in_the_error(flag, value, choices):
@@ -119,6 +151,8 @@ SHARED = {
     "UVICORN_HEADERS": ("x-a:1 x-b:2", "headers", ["x-a:1", "x-b:2"]),
     "UVICORN_LOG_LEVEL": ("debug", "log_level", "debug"),
     "UVICORN_ACCESS_LOG": ("false", "access_log", False),
+    "UVICORN_RESET_CONTEXTVARS": ("true", "reset_contextvars", True),
+    "UVICORN_HTTP2": ("true", "http2", True),
     # uvicorn's name for the same bound (see test_h11_max_incomplete_event_size_...).
     "UVICORN_H11_MAX_INCOMPLETE_EVENT_SIZE": ("20000", "limit_request_head", 20000),
 }
@@ -148,6 +182,20 @@ def test_h11_max_incomplete_event_size_bounds_the_request_head(narwhal):
     ok = rawhttp.exchange(server.addr, request(limit), check_closed=False)
     assert ok.status == 200, server.log()
     assert rawhttp.exchange(server.addr, request(limit + 1)).status == 431
+
+
+@pytest.mark.parametrize("app", ["contextvars_app:app", "contextvars_app:app_with_factory"])
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_reset_contextvars(narwhal, app, loop):
+    """uvicorn's --reset-contextvars: each request's task runs in a new, empty context, so
+    a variable set at import is not seen (both servers answer "import unset" without the
+    flag, "unset unset" with it; the lifespan's own task never leaks into requests). Also
+    through a task factory the app installed."""
+    plain = narwhal(app, "--loop", loop)
+    reset = narwhal(app, "--loop", loop, "--reset-contextvars")
+    for _ in range(2):  # a request's own set() reaches no later request
+        assert _get(plain).text == "import unset"
+        assert _get(reset).text == "unset unset"
 
 
 def test_uvicorn_variables_rank_below_narwhal_and_cli():

@@ -179,8 +179,9 @@ TEST_CASE("uvicorn's --http and --ws are accepted and explained", "[config][load
     CHECK_THAT(none.notes[0], StartsWith("--ws none: WebSocket is off; upgrade requests are "
                                          "served as plain HTTP requests"));
     // uvicorn's choices in uvicorn's order.
-    CHECK_THROWS_WITH(load_args({"m:a", "--http", "zttp"}),
-                      Equals("--http: invalid choice 'zttp' (choose from auto, h11, httptools)"));
+    CHECK_THROWS_WITH(
+        load_args({"m:a", "--http", "h3"}),
+        Equals("--http: invalid choice 'h3' (choose from auto, h11, httptools, zttp)"));
     CHECK_THROWS_WITH(load_args({"m:a", "--ws", "yes"}),
                       Equals("--ws: invalid choice 'yes' (choose from auto, none, websockets, "
                              "websockets-sansio, wsproto)"));

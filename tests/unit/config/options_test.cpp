@@ -250,7 +250,7 @@ TEST_CASE("--http and --ws choices are uvicorn's and index their enums", "[confi
     CHECK(s.ws == WsImpl::websockets_sansio);
     opt("ws").set(s, check_choice(opt("ws"), "none", "x"));
     CHECK(s.ws == WsImpl::none);
-    CHECK(expected(opt("http")) == "one of auto, h11, httptools");
+    CHECK(expected(opt("http")) == "one of auto, h11, httptools, zttp");
     CHECK(expected(opt("ws")) == "one of auto, none, websockets, websockets-sansio, wsproto");
 }
 
@@ -275,7 +275,7 @@ TEST_CASE("UVICORN_* names: click's prefix plus the key, for shared options only
         INFO(o.key);
         CHECK(find_by_uvicorn_env(uvicorn_env(o)) == &o);
     }
-    CHECK(shared == 48);
+    CHECK(shared == 50);
     CHECK(uvicorn_env(opt("reload_dirs")) == "UVICORN_RELOAD_DIRS");  // click: the parameter
     CHECK(uvicorn_env(opt("workers")) == "UVICORN_WORKERS");
     CHECK(uvicorn_env(opt("reuse_port")).empty());  // uvicorn has no --reuse-port
