@@ -286,6 +286,20 @@ bool valid_allow_entry(std::string_view entry) {
            bits >= 0 && bits <= max_prefix;
 }
 
+// h11 bounds only the whole head: under uvicorn, --h11-max-incomplete-event-size 65536
+// lets a single 40 KB cookie through. Given under that name, the bound also lifts the
+// request-line and field-size limits to it, unless they were set themselves.
+void apply_h11_bound(Settings& s, const Sources& from) {
+    constexpr std::string_view h11 = "--h11-max-incomplete-event-size";
+    const std::string source = from.of("limit_request_head");
+    if (source != h11 && source != uvicorn_env_of_flag(h11))
+        return;
+    if (from.is_default("limit_request_line"))
+        s.limit_request_line = std::max(s.limit_request_line, s.limit_request_head);
+    if (from.is_default("limit_request_field_size"))
+        s.limit_request_field_size = std::max(s.limit_request_field_size, s.limit_request_head);
+}
+
 void validate(const Settings& s, const Sources& from, Action action,
               std::vector<std::string>& warnings) {
     if (s.app.empty()) {
@@ -472,6 +486,7 @@ Loaded load(int argc, const char* const* argv, const std::vector<std::string>& e
             sources.set(a.option->key, a.source);
         }
     }
+    apply_h11_bound(out.settings, sources);
     validate(out.settings, sources, out.action, out.warnings);
     describe_uvicorn_compat(out.settings, sources, env.uvicorn, env.web_concurrency, out.notes,
                             out.warnings);

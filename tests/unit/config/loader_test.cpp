@@ -239,6 +239,20 @@ TEST_CASE("uvicorn's --h11-max-incomplete-event-size is --limit-request-head", "
     CHECK(load_args({"m:a"}, {"UVICORN_H11_MAX_INCOMPLETE_EVENT_SIZE=20000",
                               "NARWHAL_LIMIT_REQUEST_HEAD=30000"})
               .settings.limit_request_head == 30000);  // NARWHAL_* above UVICORN_*
+    // h11 bounds the whole head only: one field or the request line may use all of it.
+    Settings big = load_args({"m:a", "--h11-max-incomplete-event-size", "65536"}).settings;
+    CHECK(big.limit_request_field_size == 65536);
+    CHECK(big.limit_request_line == 65536);
+    Settings set = load_args({"m:a", "--h11-max-incomplete-event-size", "65536",
+                              "--limit-request-field-size", "9000"})
+                       .settings;
+    CHECK(set.limit_request_field_size == 9000);  // set itself: kept
+    Settings small = load_args({"m:a", "--h11-max-incomplete-event-size", "4096"}).settings;
+    CHECK(small.limit_request_field_size == Settings{}.limit_request_field_size);
+    CHECK(load_args({"m:a"}, {"UVICORN_H11_MAX_INCOMPLETE_EVENT_SIZE=20000"})
+              .settings.limit_request_field_size == 20000);
+    CHECK(load_args({"m:a", "--limit-request-head", "65536"}).settings.limit_request_field_size ==
+          Settings{}.limit_request_field_size);  // narwhal's own flag: the limits stay apart
     CHECK_THROWS_WITH(load_args({"m:a", "--h11-max-incomplete-event-size", "0"}),
                       StartsWith("--h11-max-incomplete-event-size: invalid value '0'"));
 }
