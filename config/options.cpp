@@ -51,8 +51,8 @@ constexpr Option table[] = {
                       "Treat APP as a zero-argument callable that returns the application."),
     flag<&S::reset_contextvars>(
         {"reset_contextvars", "--reset-contextvars", "NARWHAL_RESET_CONTEXTVARS"}, false,
-        "Run each request's task in a new, empty contextvars.Context: context set in the "
-        "lifespan or at import is not seen by requests."),
+        "Run each request's task in a new, empty contextvars.Context: context variables "
+        "set at import or by instrumentation outside any request are not seen by requests."),
     choice<&S::interface>({"interface", "--interface", "NARWHAL_INTERFACE"}, interface_names,
                           "ASGI interface of the application; auto detects ASGI 3 or 2."),
     choice<&S::lifespan>({"lifespan", "--lifespan", "NARWHAL_LIFESPAN"}, lifespan_names,
