@@ -290,7 +290,7 @@ bool valid_allow_entry(std::string_view entry) {
 // lets a single 40 KB cookie through. Given under that name, the bound also lifts the
 // request-line and field-size limits to it, unless they were set themselves.
 void apply_h11_bound(Settings& s, const Sources& from) {
-    constexpr std::string_view h11 = "--h11-max-incomplete-event-size";
+    constexpr std::string_view h11 = h11_max_incomplete_event_size;
     const std::string source = from.of("limit_request_head");
     if (source != h11 && source != uvicorn_env_of_flag(h11))
         return;

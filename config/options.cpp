@@ -376,7 +376,7 @@ struct UvicornAlias {
 constexpr UvicornAlias uvicorn_aliases[] = {
     // h11 buffers at most this much of an event it has not completely received; for a
     // request that is its head (a body arrives as Data events of any size).
-    {"--h11-max-incomplete-event-size", "limit_request_head"},
+    {h11_max_incomplete_event_size, "limit_request_head"},
 };
 
 // Options uvicorn has with the same meaning, by key. A key is uvicorn's parameter name

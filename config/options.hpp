@@ -85,6 +85,7 @@ std::string uvicorn_env(const Option& option);
 const Option* find_by_uvicorn_env(std::string_view name);  // aliases' variables too
 // The setting a uvicorn flag of another name stands for: --h11-max-incomplete-event-size
 // is --limit-request-head. Null for other flags.
+inline constexpr std::string_view h11_max_incomplete_event_size = "--h11-max-incomplete-event-size";
 const Option* find_by_uvicorn_alias(std::string_view flag);
 // "--reload-dir" -> "UVICORN_RELOAD_DIR": the variable of a uvicorn flag narwhal lacks.
 std::string uvicorn_env_of_flag(std::string_view flag);
