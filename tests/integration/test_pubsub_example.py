@@ -25,7 +25,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 from conftest import ROOT, Server, _pump
 from test_workers import wait_workers
@@ -139,33 +138,8 @@ def test_page_and_bad_announce(server):
 N_SOCKETS = 8
 
 
-class Listener:
+class Listener(wsclient.Collector):
     """A socket in the room whose frames are collected in the background."""
-
-    def __init__(self, ws, name: str) -> None:
-        self.ws, self.name = ws, name
-        self.got: list[str] = []
-        self.changed = asyncio.Event()
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        try:
-            async for message in self.ws:
-                self.got.append(message)
-                self.changed.set()
-        except ConnectionClosed:  # a failed check is reported by wait(), not here
-            pass
-
-    async def wait(self, predicate, what: str) -> None:
-        deadline = time.monotonic() + GUARD
-        while not predicate(self.got):
-            left = deadline - time.monotonic()
-            assert left > 0, f"{self.name}: not within {GUARD}s: {what}; got {self.got}"
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), left)
-            except asyncio.TimeoutError:
-                pass
 
 
 async def until_everyone_got(publish, everyone: list[Listener], prefix: str) -> None:

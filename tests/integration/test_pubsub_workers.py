@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from test_pubsub import close_all
 from test_workers import ready_pids, wait_workers
-from wsclient import connect
+from wsclient import Collector, connect
 
 APP = "pubsub_app:app"
 GUARD = 30.0  # a failure guard for every wait, never a timing
@@ -75,34 +75,13 @@ def summary(got: list[str]) -> dict[str, int]:
     return counts
 
 
-class Sub:
+class Sub(Collector):
     """One subscribed WebSocket and the text frames it received."""
 
     def __init__(self, ws, pid: int) -> None:
-        self.ws, self.pid = ws, pid
-        self.got: list[str] = []
-        self.changed = asyncio.Event()
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        try:
-            async for message in self.ws:
-                self.got.append(message)
-                self.changed.set()
-        except Exception:  # noqa: BLE001 - a socket of a killed worker just ends
-            pass
-
-    async def wait(self, predicate, what: str) -> None:
-        deadline = time.monotonic() + GUARD
-        while not predicate(self.got):
-            left = deadline - time.monotonic()
-            assert left > 0, (f"socket in worker {self.pid}: not within {GUARD}s: {what}; "
-                              f"{len(self.got)} received: {summary(self.got)}")
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), left)
-            except asyncio.TimeoutError:
-                pass
+        super().__init__(ws, f"socket in worker {pid}",
+                         lambda got: f"{len(got)} received: {summary(got)}")
+        self.pid = pid
 
 
 async def open_subs(base: str, topics: str, pids: set[int], stack: list,

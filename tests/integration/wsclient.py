@@ -11,7 +11,9 @@ negotiated extensions live. The tests use only what this module exports (a bare
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import time
 
 try:  # websockets >= 13
     from websockets.asyncio.client import connect as _connect
@@ -59,3 +61,38 @@ def connect(url: str, headers: list[tuple[str, str]] | None = None, **kw):
     if headers:
         kw[_HEADERS_ARG] = headers
     return _connect(url, **_NO_PROXY, **kw)
+
+
+class Collector:
+    """A connected socket whose messages are collected in the background (`got`), and a
+    wait for what has arrived. `name` starts a failure message; `describe(got)` says what
+    came (all of it by default)."""
+
+    GUARD = 30.0  # a failure guard for every wait, never a timing
+
+    def __init__(self, ws, name: str, describe=None) -> None:
+        self.ws, self.name = ws, name
+        self.describe = describe or (lambda got: f"got {got}")
+        self.got: list = []
+        self.changed = asyncio.Event()
+        self.reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.ws:
+                self.got.append(message)
+                self.changed.set()
+        except Exception:  # noqa: BLE001 - the socket ended (a close, a killed worker): a
+            pass  # failed check is reported by wait(), not here
+
+    async def wait(self, predicate, what: str) -> None:
+        deadline = time.monotonic() + self.GUARD
+        while not predicate(self.got):
+            left = deadline - time.monotonic()
+            assert left > 0, (f"{self.name}: not within {self.GUARD}s: {what}; "
+                              f"{self.describe(self.got)}")
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
