@@ -9,6 +9,8 @@ task of the socket that sent the message, so a slow subscriber slows the fan-out
 a plain HTTP request gets 404.
 """
 
+from ws_common import lifespan, not_found
+
 CONNECTED = set()
 
 
@@ -45,15 +47,6 @@ async def app(scope, receive, send):
         finally:
             CONNECTED.discard(send)
     elif kind == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                CONNECTED.clear()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send, on_shutdown=CONNECTED.clear)
     elif kind == "http":
-        await send({"type": "http.response.start", "status": 404,
-                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"9")]})
-        await send({"type": "http.response.body", "body": b"not found"})
+        await not_found(send)

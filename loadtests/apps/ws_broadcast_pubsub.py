@@ -16,6 +16,8 @@ lifespan protocol; a plain HTTP request gets 404.
 
 from urllib.parse import parse_qs
 
+from ws_common import lifespan, not_found
+
 TOPIC = "all"
 PUBLISH = "narwhal.pubsub.publish"
 SUBSCRIBE = "narwhal.pubsub.subscribe"
@@ -49,14 +51,6 @@ async def app(scope, receive, send):
             elif message["type"] == "websocket.disconnect":
                 return
     elif kind == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
     elif kind == "http":
-        await send({"type": "http.response.start", "status": 404,
-                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"9")]})
-        await send({"type": "http.response.body", "body": b"not found"})
+        await not_found(send)

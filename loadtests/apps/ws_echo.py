@@ -3,6 +3,8 @@
 Handles the lifespan protocol; a plain HTTP request gets 404.
 """
 
+from ws_common import lifespan, not_found
+
 
 async def app(scope, receive, send):
     kind = scope["type"]
@@ -21,14 +23,6 @@ async def app(scope, receive, send):
             elif message["type"] == "websocket.disconnect":
                 return
     elif kind == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
     elif kind == "http":
-        await send({"type": "http.response.start", "status": 404,
-                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"9")]})
-        await send({"type": "http.response.body", "body": b"not found"})
+        await not_found(send)
