@@ -30,23 +30,37 @@ namespace websocket = boost::beast::websocket;
 namespace {
 const std::string beast_line = std::string("Server: ") + BOOST_BEAST_VERSION_STRING + "\r\n";
 
-// The bytes a Beast handshake through WsTransport puts on the wire, with `decorate`
-// applied to the response.
-template <class Decorate> std::string handshake_bytes(Decorate decorate) {
-    net::io_context ioc;
-    net::local::stream_protocol::socket ours(ioc), peer(ioc);
+// A Beast server stream through WsTransport on one end of a local socket pair; the
+// other end is `peer`, for the test to read and write raw bytes.
+websocket::stream<WsTransport> server_end(net::io_context& ioc,
+                                          net::local::stream_protocol::socket& peer) {
+    net::local::stream_protocol::socket ours(ioc);
     net::local::connect_pair(ours, peer);
     WsTransport::Socket generic(ioc, net::generic::stream_protocol(AF_UNIX, SOCK_STREAM),
                                 ours.release());
-    websocket::stream<WsTransport> ws(narwhal::server::Stream(std::move(generic)));
-    ws.set_option(websocket::stream_base::decorator(decorate));
-    bhttp::request<bhttp::empty_body> req{bhttp::verb::get, "/chat", 11};
-    req.set(bhttp::field::host, "example.com");
+    return websocket::stream<WsTransport>(narwhal::server::Stream(std::move(generic)));
+}
+
+// A client's WebSocket upgrade request for `target` on `host`.
+bhttp::request<bhttp::empty_body> upgrade_request(const char* target, const char* host) {
+    bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
+    req.set(bhttp::field::host, host);
     req.set(bhttp::field::upgrade, "websocket");
     req.set(bhttp::field::connection, "Upgrade");
     req.set(bhttp::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
     req.set(bhttp::field::sec_websocket_version, "13");
+    return req;
+}
+
+// The bytes a Beast handshake through WsTransport puts on the wire, with `decorate`
+// applied to the response.
+template <class Decorate> std::string handshake_bytes(Decorate decorate) {
+    net::io_context ioc;
+    net::local::stream_protocol::socket peer(ioc);
+    websocket::stream<WsTransport> ws = server_end(ioc, peer);
+    ws.set_option(websocket::stream_base::decorator(decorate));
     boost::beast::error_code accepted = net::error::would_block;
+    const auto req = upgrade_request("/chat", "example.com");
     ws.async_accept(req, [&](boost::beast::error_code ec) { accepted = ec; });
     std::string out;
     net::async_read_until(peer, net::dynamic_buffer(out), "\r\n\r\n",
@@ -148,17 +162,9 @@ TEST_CASE("ws_transport: the session's frames and Beast's control frames never i
           "[ws_transport]") {
     const bool frames_first = GENERATE(true, false);
     net::io_context ioc;
-    net::local::stream_protocol::socket ours(ioc), peer(ioc);
-    net::local::connect_pair(ours, peer);
-    WsTransport::Socket generic(ioc, net::generic::stream_protocol(AF_UNIX, SOCK_STREAM),
-                                ours.release());
-    websocket::stream<WsTransport> ws(narwhal::server::Stream(std::move(generic)));
-    bhttp::request<bhttp::empty_body> req{bhttp::verb::get, "/", 11};
-    req.set(bhttp::field::host, "h");
-    req.set(bhttp::field::upgrade, "websocket");
-    req.set(bhttp::field::connection, "Upgrade");
-    req.set(bhttp::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
-    req.set(bhttp::field::sec_websocket_version, "13");
+    net::local::stream_protocol::socket peer(ioc);
+    websocket::stream<WsTransport> ws = server_end(ioc, peer);
+    const auto req = upgrade_request("/", "h");
     ws.async_accept(req, [](boost::beast::error_code ec) { REQUIRE_FALSE(ec); });
     std::string head;
     net::async_read_until(peer, net::dynamic_buffer(head), "\r\n\r\n",
