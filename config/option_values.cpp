@@ -34,6 +34,19 @@ std::string_view trim(std::string_view s, std::string_view ws = " \t") {
     return s.substr(b, s.find_last_not_of(ws) - b + 1);
 }
 
+// Headers and lists: one entry per line, so the environment can carry several in one
+// variable. Blank lines are skipped; each entry is trimmed.
+template <class F> void for_each_entry(std::string_view text, F on_entry) {
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        std::size_t end = std::min(text.find('\n', start), text.size());
+        std::string_view line = trim(text.substr(start, end - start), " \t\r");
+        if (!line.empty())
+            on_entry(line);
+        start = end + 1;
+    }
+}
+
 bool iequals(std::string_view a, std::string_view b) {
     auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
     return std::equal(a.begin(), a.end(), b.begin(), b.end(),
@@ -102,31 +115,16 @@ Value parse_text(const Option& o, std::string_view text, std::string_view label)
     }
     case Kind::choice: return check_choice(o, text, label);
     case Kind::headers: {
-        // One entry per line, so the environment can carry several in one variable.
         HeaderList list;
-        std::size_t start = 0;
-        while (start <= text.size()) {
-            std::size_t end = std::min(text.find('\n', start), text.size());
-            std::string_view line = trim(text.substr(start, end - start), " \t\r");
-            if (!line.empty())
-                list.push_back(parse_header(line, label));
-            start = end + 1;
-        }
+        for_each_entry(text,
+                       [&](std::string_view line) { list.push_back(parse_header(line, label)); });
         if (list.empty())
             invalid(o, text, label);
         return list;
     }
     case Kind::list: {
-        // As headers: one entry per line, so the environment can carry several.
         TextList list;
-        std::size_t start = 0;
-        while (start <= text.size()) {
-            std::size_t end = std::min(text.find('\n', start), text.size());
-            std::string_view line = trim(text.substr(start, end - start), " \t\r");
-            if (!line.empty())
-                list.emplace_back(line);
-            start = end + 1;
-        }
+        for_each_entry(text, [&](std::string_view line) { list.emplace_back(line); });
         if (list.empty())
             invalid(o, text, label);
         return list;

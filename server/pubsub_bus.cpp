@@ -73,15 +73,21 @@ public:
     // The peer is gone for good (its name left the directory).
     void close() {
         phase_ = Phase::closed;
+        drop_connection();
+        timer_.cancel();
+    }
+
+private:
+    // The socket is closed and what waits in its queue counted lost; handlers of that
+    // connection still to come are stale (conn_ moves on).
+    void drop_connection() {
         ++conn_;
         bus_.lose(queue_.size());
         queue_.clear();
         error_code ignored;
         socket_.close(ignored);
-        timer_.cancel();
     }
 
-private:
     enum class Phase { connecting, connected, waiting, closed };
     struct Out {
         asgi::PublicationPtr p;
@@ -159,11 +165,7 @@ private:
         if (phase_ == Phase::connected)
             log::debug("Worker bus: worker [{}] {} ({})", pid_, what, ec.message());
         phase_ = Phase::waiting;
-        ++conn_;
-        bus_.lose(queue_.size());
-        queue_.clear();
-        error_code ignored;
-        socket_.close(ignored);
+        drop_connection();
         timer_.expires_after(backoff_);
         backoff_ = std::min(backoff_ * 2, retry_max);
         timer_.async_wait([self = shared_from_this(), conn = conn_](const error_code& e) {
