@@ -15,23 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import statistics
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import websockets
 
-REPO = Path(__file__).resolve().parent.parent
+from harness import REPO, cpu_delta_seconds, tree_cpu
+
 APPS = REPO / "tests" / "integration" / "apps"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def burst_cost(binary: str, args: argparse.Namespace) -> list[float]:
@@ -59,7 +53,7 @@ async def burst_cost(binary: str, args: argparse.Namespace) -> list[float]:
         url = f"http://127.0.0.1:{port}/publish?topic=t&count={args.messages}"
         costs = []
         for _ in range(args.bursts):
-            before = cpu_seconds(proc.pid)
+            before = tree_cpu(proc.pid)
             await asyncio.to_thread(
                 lambda: urllib.request.urlopen(urllib.request.Request(url, data=body)).read())
 
@@ -68,7 +62,8 @@ async def burst_cost(binary: str, args: argparse.Namespace) -> list[float]:
                     await ws.recv()
 
             await asyncio.gather(*(drain(ws) for ws in socks))
-            costs.append((cpu_seconds(proc.pid) - before) / (args.sockets * args.messages) * 1e6)
+            cpu = cpu_delta_seconds(before, tree_cpu(proc.pid))
+            costs.append(cpu / (args.sockets * args.messages) * 1e6)
         for ws in socks:
             await ws.close()
         return costs
