@@ -33,8 +33,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # ---------------------------------------------------------------- /proc
 
-def proc_times() -> dict[tuple[int, int], tuple[int, int]]:
-    """(pid, starttime) -> (ppid, utime+stime ticks) for every process."""
+def proc_times(kernel_only: bool = False) -> dict[tuple[int, int], tuple[int, int]]:
+    """(pid, starttime) -> (ppid, utime+stime ticks) for every process; with
+    `kernel_only`, stime alone (time in system calls)."""
     out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -45,16 +46,18 @@ def proc_times() -> dict[tuple[int, int], tuple[int, int]]:
         except OSError:
             continue  # exited meanwhile
         fields = data[data.rindex(")") + 2:].split()  # fields[0] is field 3 (state)
-        out[(int(entry), int(fields[19]))] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        ticks = int(fields[12]) if kernel_only else int(fields[11]) + int(fields[12])
+        out[(int(entry), int(fields[19]))] = (int(fields[1]), ticks)
     return out
 
 
-def tree_cpu(root: int) -> dict[tuple[int, int], int]:
-    """CPU ticks of root and all its descendants, keyed by (pid, starttime).
+def tree_cpu(root: int, kernel_only: bool = False) -> dict[tuple[int, int], int]:
+    """CPU ticks of root and all its descendants, keyed by (pid, starttime); with
+    `kernel_only`, their kernel-mode ticks alone.
 
     /proc/<pid>/stat utime/stime already include all threads of the process.
     """
-    procs = proc_times()
+    procs = proc_times(kernel_only)
     children: dict[int, list[tuple[int, int]]] = {}
     for key, (ppid, _) in procs.items():
         children.setdefault(ppid, []).append(key)

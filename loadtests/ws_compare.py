@@ -41,8 +41,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness import (HOST, PYTHON, REPO, Server, WsServer, check_alive, check_names,
-                     cpu_delta_seconds, csv, descendants, ensure_nofile, fmt, free_port, machine,
-                     median,
+                     cpu_delta_seconds, csv, ensure_nofile, fmt, free_port, machine, median,
                      on_sigterm, parser, print_commands, problem, ratio, rel, tree_cpu, try_start,
                      without_port, write_json)
 from servers import DEFAULT_VENV, granian_flags, ready_log, unresolved
@@ -114,21 +113,6 @@ def bench_argv(args: argparse.Namespace, mode: str, port: int, sockets: int, sec
     return argv
 
 
-def system_ticks(root: int) -> dict[tuple[int, int], int]:
-    """Kernel-mode CPU ticks (stime) of root and its descendants, keyed like tree_cpu: the
-    system-call share of the server's CPU (a fan-out's writes are mostly kernel time)."""
-    out = {}
-    for pid in descendants(root):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rindex(")") + 2:].split()
-        out[(pid, int(fields[19]))] = int(fields[12])
-    return out
-
-
 def run_bench(server: Server, argv: list[str], seconds: float, warmup: float,
               verbose: bool = True) -> dict:
     """Runs ws_bench; samples the server's and ws_bench's CPU at its measure markers."""
@@ -150,7 +134,9 @@ def run_bench(server: Server, argv: list[str], seconds: float, warmup: float,
             if line in ("ws_bench: measure start", "ws_bench: measure end"):
                 marks[line.rsplit(" ", 1)[1]] = (time.monotonic(), tree_cpu(server.proc.pid),
                                                  tree_cpu(proc.pid),
-                                                 system_ticks(server.proc.pid))
+                                                 # the system-call share of the server's
+                                                 # CPU (a fan-out's writes are mostly kernel)
+                                                 tree_cpu(server.proc.pid, kernel_only=True))
             elif line:
                 other.append(line)
         out = proc.stdout.read()
