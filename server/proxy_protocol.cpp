@@ -1,6 +1,7 @@
 #include "server/proxy_protocol.hpp"
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/endian/conversion.hpp>
 
 #include <charconv>
 #include <cstring>
@@ -93,7 +94,7 @@ Parse parse_v1(std::string_view bytes) {
     return p;
 }
 
-uint16_t read16(const unsigned char* b) { return static_cast<uint16_t>((b[0] << 8) | b[1]); }
+uint16_t read16(const unsigned char* b) { return boost::endian::load_big_u16(b); }
 
 Parse parse_v2(std::string_view bytes) {
     if (!may_start_with(bytes, v2_signature))

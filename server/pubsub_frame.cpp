@@ -1,5 +1,7 @@
 #include "server/pubsub_frame.hpp"
 
+#include <boost/endian/conversion.hpp>
+
 #include <cstring>
 #include <memory>
 
@@ -8,15 +10,11 @@ namespace narwhal::server {
 namespace {
 
 void put_u32(char* out, uint32_t v) {
-    for (int i = 0; i < 4; ++i)
-        out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+    boost::endian::store_little_u32(reinterpret_cast<unsigned char*>(out), v);
 }
 
 uint32_t get_u32(const char* in) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i)
-        v |= static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
-    return v;
+    return boost::endian::load_little_u32(reinterpret_cast<const unsigned char*>(in));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "server/ws_transport.hpp"
 
+#include <boost/endian/conversion.hpp>
+
 namespace narwhal::server {
 
 void drop_library_server_line(std::string& head) {
@@ -31,13 +33,11 @@ std::size_t encode_frame_head(uint8_t* out, bool text, std::size_t size) {
     }
     if (size <= 0xFFFF) {
         out[1] = 126;
-        out[2] = static_cast<uint8_t>(size >> 8);
-        out[3] = static_cast<uint8_t>(size);
+        boost::endian::store_big_u16(out + 2, static_cast<uint16_t>(size));
         return 4;
     }
     out[1] = 127;
-    for (int i = 0; i < 8; ++i)
-        out[2 + i] = static_cast<uint8_t>(static_cast<uint64_t>(size) >> (8 * (7 - i)));
+    boost::endian::store_big_u64(out + 2, static_cast<uint64_t>(size));
     return 10;
 }
 
