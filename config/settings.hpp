@@ -3,12 +3,19 @@
 // fields, and docs/configuration.md lists the same keys.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace narwhal::config {
+
+// A time setting (seconds, fractions allowed) as the duration timers take; below a
+// millisecond counts as none.
+inline std::chrono::milliseconds milliseconds_of(double seconds) {
+    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
 
 enum class LifespanMode { auto_, on, off };
 enum class LoopKind { auto_, asyncio, uvloop };

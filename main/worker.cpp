@@ -173,36 +173,36 @@ int serve_bound(const config::Settings& settings, python::AppLoop& main_loop,
     }
 
     auto drain_begun = std::make_shared<bool>(false);
-    front.start([&front, &inboxes, slot, drain_begun,
-                 delay = settings.timeout_shutdown_delay](int nth) {
-        // I/O thread: stop taking work at once, then let the interpreters finish what
-        // they have. Each signal reaches every interpreter: the second one stops the
-        // waiting.
-        auto shutdown = [&inboxes] {
-            for (auto& inbox : inboxes)
-                push_shutdown(*inbox);
-        };
-        auto drain = [&front, shutdown, drain_begun] {
-            if (std::exchange(*drain_begun, true))
-                return;
-            front.begin_shutdown();
-            // The requests of connections accepted just before the listener closed reach
-            // the interpreters before the shutdown does, so they wait for them.
-            front.after_first_requests(shutdown);
-        };
-        if (nth != 1) {
-            drain();  // a second signal during --timeout-shutdown-delay ends the delay
-            return shutdown();
-        }
-        if (slot)
-            slot->set_state(server::WorkerState::draining);
-        if (delay <= 0)
-            return drain();
-        // --timeout-shutdown-delay: ready probes answer 503 while the listener still
-        // serves, so a balancer takes this process out before connections are refused.
-        log::info("Shutting down in {:g} s (--timeout-shutdown-delay)", delay);
-        front.delay_shutdown(std::chrono::milliseconds(static_cast<int64_t>(delay * 1000)), drain);
-    });
+    front.start(
+        [&front, &inboxes, slot, drain_begun, delay = settings.timeout_shutdown_delay](int nth) {
+            // I/O thread: stop taking work at once, then let the interpreters finish what
+            // they have. Each signal reaches every interpreter: the second one stops the
+            // waiting.
+            auto shutdown = [&inboxes] {
+                for (auto& inbox : inboxes)
+                    push_shutdown(*inbox);
+            };
+            auto drain = [&front, shutdown, drain_begun] {
+                if (std::exchange(*drain_begun, true))
+                    return;
+                front.begin_shutdown();
+                // The requests of connections accepted just before the listener closed reach
+                // the interpreters before the shutdown does, so they wait for them.
+                front.after_first_requests(shutdown);
+            };
+            if (nth != 1) {
+                drain();  // a second signal during --timeout-shutdown-delay ends the delay
+                return shutdown();
+            }
+            if (slot)
+                slot->set_state(server::WorkerState::draining);
+            if (delay <= 0)
+                return drain();
+            // --timeout-shutdown-delay: ready probes answer 503 while the listener still
+            // serves, so a balancer takes this process out before connections are refused.
+            log::info("Shutting down in {:g} s (--timeout-shutdown-delay)", delay);
+            front.delay_shutdown(config::milliseconds_of(delay), drain);
+        });
     // Under a master (a slot), the master printed where it runs, once (uvicorn's rule).
     if (!slot)
         log::info("narwhal running on {} (Press CTRL+C to quit)", front.description());

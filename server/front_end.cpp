@@ -30,9 +30,7 @@ FrontEnd::FrontEnd(const config::Settings& settings, std::span<asgi::Inbox* cons
     ctx_.limits.read_window = s.read_window;
     ctx_.limits.send_high_water = s.send_high_water;
     ctx_.limits.send_low_water = s.send_low_water;
-    auto ms = [](double seconds) {
-        return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-    };
+    auto ms = config::milliseconds_of;
     ctx_.limits.keep_alive = ms(s.timeout_keep_alive);
     ctx_.limits.header = ms(s.timeout_header);
     ctx_.limits.body = ms(s.timeout_body);

@@ -23,10 +23,6 @@ namespace {
 
 constexpr auto relaxed = std::memory_order_relaxed;
 
-std::chrono::milliseconds to_ms(double seconds) {
-    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-}
-
 // The handshake's steps, passed as the reply's private data.
 enum class Step : uintptr_t { auth, select, ping };
 
@@ -65,8 +61,9 @@ PubSubRedis::PubSubRedis(const config::Settings& settings, ServerContext& ctx, P
       }()),
       shown_url_(config::display_redis_url(url_)), prefix_(settings.pubsub_redis_prefix),
       max_pending_(static_cast<std::size_t>(settings.pubsub_redis_max_pending)),
-      connect_timeout_(to_ms(settings.pubsub_redis_connect_timeout)),
-      origin_(redis_envelope::random_origin()), backoff_(to_ms(settings.pubsub_redis_retry_max)),
+      connect_timeout_(config::milliseconds_of(settings.pubsub_redis_connect_timeout)),
+      origin_(redis_envelope::random_origin()),
+      backoff_(config::milliseconds_of(settings.pubsub_redis_retry_max)),
       random_(std::random_device{}()), retry_timer_(thread.context()),
       connect_timer_(thread.context()), resolve_tick_(thread.context()),
       resolver_(thread.context()) {
