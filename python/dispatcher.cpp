@@ -316,19 +316,20 @@ void Dispatcher::start_request(asgi::Event& ev) {
     // Not loop.create_task: narwhal's factory (which tracks tasks the app spawns) is not
     // for the request's own task. A factory the app installed is (it may trace requests).
     // --reset-contextvars: a new, empty Context, passed as loop.create_task passes one.
-    Ref context = services_.config().reset_contextvars ? Ref::steal(PyContext_New()) : Ref();
-    PyObject* args[] = {step.get(), loop_.get(), context.get()};
+    const bool fresh = services_.config().reset_contextvars;
+    Ref context = step && fresh ? Ref::steal(PyContext_New()) : Ref();
     Ref task;
-    if (services_.config().reset_contextvars && !context) {
-        task = Ref();  // PyContext_New failed: its error is set
-    } else if (step && app_task_factory_) {
-        PyObject* fargs[] = {loop_.get(), step.get(), context.get()};
-        task = Ref::steal(PyObject_Vectorcall(app_task_factory_.get(), fargs, 2,
-                                              context ? context_kwnames_.get() : nullptr));
-    } else if (step) {
-        task = Ref::steal(
-            PyObject_Vectorcall(task_type_.get(), args, 1,
-                                context ? loop_context_kwnames_.get() : loop_kwnames_.get()));
+    if (step && (!fresh || context)) {  // else the error that stopped it is set
+        if (app_task_factory_) {
+            PyObject* args[] = {loop_.get(), step.get(), context.get()};
+            task = Ref::steal(PyObject_Vectorcall(app_task_factory_.get(), args, 2,
+                                                  context ? context_kwnames_.get() : nullptr));
+        } else {
+            PyObject* args[] = {step.get(), loop_.get(), context.get()};
+            task = Ref::steal(
+                PyObject_Vectorcall(task_type_.get(), args, 1,
+                                    context ? loop_context_kwnames_.get() : loop_kwnames_.get()));
+        }
     }
     if (!task) {
         Ref exc = Ref::steal(fetch_exception());
